@@ -1,0 +1,80 @@
+"""Dense layer forward and backward, written as the three products of backprop.
+
+forward:  f = h_in·Ωᵀ + β                 (gemm A·Bᵀ), then h_out = a(f)
+backward: ∂L/∂Ω = δᵀ·h_in                 (gemm Aᵀ·B)
+          ∂L/∂β = Σ_rows δ
+          ∂L/∂h_in = δ·Ω                  (gemm A·B)
+The caller turns ∂L/∂h_in into the previous layer's δ with activation_backward.
+Gradients are overwritten (gemm with β = 0), so nothing needs zeroing between steps.
+"""
+import numpy as np
+from cython cimport floating
+from nncli._kernels.gemm cimport gemm
+from nncli._kernels.activations cimport activation_forward, IDENTITY
+
+
+cdef void dense_forward(floating *f, floating *h_out, const floating *h_in,
+                        const floating *W, const floating *b,
+                        Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out,
+                        int activation, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef floating *fr
+    # Bias first, then accumulate the product onto it: one pass over f fewer.
+    for r in range(B):
+        fr = f + r * n_out
+        for j in range(n_out):
+            fr[j] = b[j]
+    gemm(False, True, B, n_out, n_in, h_in, n_in, W, n_in, <floating>1, f, n_out, n_threads)
+    if activation != IDENTITY or h_out != f:
+        activation_forward(h_out, f, B * n_out, activation)
+
+
+cdef void dense_backward(floating *dh_in, floating *dW, floating *db, const floating *df,
+                         const floating *h_in, const floating *W,
+                         Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out,
+                         int n_threads) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef const floating *dr
+    gemm(True, False, n_out, n_in, B, df, n_out, h_in, n_in, <floating>0, dW, n_in, n_threads)
+    for j in range(n_out):
+        db[j] = 0
+    for r in range(B):
+        dr = df + r * n_out
+        for j in range(n_out):
+            db[j] += dr[j]
+    if dh_in != NULL:
+        gemm(False, False, B, n_in, n_out, df, n_out, W, n_in, <floating>0, dh_in, n_in, n_threads)
+
+
+def forward(floating[:, ::1] h_in, floating[:, ::1] W, floating[::1] b, int activation):
+    """(f, a(f)) of one layer (testing)."""
+    cdef Py_ssize_t B = h_in.shape[0], n_in = h_in.shape[1], n_out = W.shape[0]
+    if W.shape[1] != n_in or b.shape[0] != n_out:
+        raise ValueError("shapes of h_in, W and b do not fit")
+    dt = np.float32 if floating is float else np.float64
+    f_arr = np.empty((B, n_out), dtype=dt)
+    h_arr = np.empty((B, n_out), dtype=dt)
+    cdef floating[:, ::1] f = f_arr, h = h_arr
+    if B and n_out:
+        with nogil:
+            dense_forward(&f[0, 0], &h[0, 0], &h_in[0, 0] if n_in else NULL,
+                          &W[0, 0] if n_in else NULL, &b[0], B, n_in, n_out, activation, 1)
+    return f_arr, h_arr
+
+
+def backward(floating[:, ::1] df, floating[:, ::1] h_in, floating[:, ::1] W):
+    """(dh_in, dW, db) of one layer given its δ = dL/df (testing)."""
+    cdef Py_ssize_t B = df.shape[0], n_out = df.shape[1], n_in = h_in.shape[1]
+    if h_in.shape[0] != B or W.shape[0] != n_out or W.shape[1] != n_in:
+        raise ValueError("shapes of df, h_in and W do not fit")
+    dt = np.float32 if floating is float else np.float64
+    dh_arr = np.empty((B, n_in), dtype=dt)
+    dW_arr = np.zeros((n_out, n_in), dtype=dt)
+    db_arr = np.zeros(n_out, dtype=dt)
+    cdef floating[:, ::1] dh = dh_arr, dW = dW_arr
+    cdef floating[::1] db = db_arr
+    if B and n_in and n_out:
+        with nogil:
+            dense_backward(&dh[0, 0], &dW[0, 0], &db[0], &df[0, 0], &h_in[0, 0], &W[0, 0],
+                           B, n_in, n_out, 1)
+    return dh_arr, dW_arr, db_arr

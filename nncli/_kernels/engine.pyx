@@ -1,0 +1,333 @@
+"""The fused training loop: one call per epoch, no Python and no allocation inside it.
+
+Shapes, with B the batch size (≤ the buffer capacity), L layers, n_k the width of layer k
+(n_0 inputs, n_L outputs):
+    xb  B×n_0    the gathered input rows          yb  B×n_L   the gathered targets
+    F_k B×n_k+1  pre-activations of layer k       H_k B×n_k+1 a_k(F_k) (H_k is F_k for identity)
+    D0, D1       B×max(n) ping-pong buffers for δ = ∂L/∂f and ∂L/∂h
+φ and ∂L/∂φ are flat arrays of P numbers: for each layer Ω_k (n_k+1 × n_k, row-major) then β_k.
+
+Each step walks: gather → forward (dense_forward per layer, bias and activation fused into the
+product's output pass) → loss and ∂L/∂z → backward (dense_backward per layer, δ through a′)
+→ optim_step over φ. The Engine owns the buffers (allocated once per batch capacity) and hands
+raw pointers to fused-type kernels; dtype is chosen once per call, not per element.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython cimport floating
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from libc.math cimport isfinite
+from libc.stdint cimport int64_t
+
+from nncli._kernels.activations cimport activation_backward, IDENTITY
+from nncli._kernels.losses cimport loss_forward_backward, loss_output_transform
+from nncli._kernels.dense cimport dense_forward, dense_backward
+from nncli._kernels.optim cimport optim_step, OptimConfig
+
+cnp.import_array()
+
+
+cdef struct Net:
+    int L                   # number of layers
+    int loss                # LossCode
+    int n_threads
+    Py_ssize_t P            # number of parameters
+    Py_ssize_t *sizes       # L+1 widths
+    int *acts               # L activation codes
+    Py_ssize_t *w_off       # L offsets of Ω_k in φ
+    Py_ssize_t *b_off       # L offsets of β_k in φ
+    void *phi
+    void *grad
+    void *xb
+    void *yb
+    void **F                # L buffers
+    void **H                # L buffers (H[k] == F[k] for identity activations)
+    void *d0
+    void *d1
+
+
+cdef inline void gather_rows(floating *dst, const floating *src, const int64_t *idx,
+                             Py_ssize_t B, Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(B):
+        memcpy(dst + r * width, src + idx[r] * width, width * sizeof(floating))
+
+
+cdef void net_forward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
+    """Forward pass over the B rows in net.xb; keeps every F_k and H_k."""
+    cdef int k
+    cdef const floating *h_in = <floating *>net.xb
+    for k in range(net.L):
+        dense_forward(<floating *>net.F[k], <floating *>net.H[k], h_in,
+                      phi + net.w_off[k], phi + net.b_off[k],
+                      B, net.sizes[k], net.sizes[k + 1], net.acts[k], net.n_threads)
+        h_in = <floating *>net.H[k]
+
+
+cdef double net_backward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
+    """Loss of the batch (sum over rows) and ∂(mean loss)/∂φ into net.grad."""
+    cdef int k, L = net.L
+    cdef floating *grad = <floating *>net.grad
+    cdef floating *delta = <floating *>net.d0
+    cdef floating *other = <floating *>net.d1
+    cdef floating *tmp
+    cdef floating *dh_in
+    cdef Py_ssize_t m = net.sizes[L]
+    cdef double total
+    total = loss_forward_backward(delta, <floating *>net.H[L - 1], <floating *>net.yb,
+                                  B, m, net.loss, <double>B)
+    activation_backward(delta, delta, <floating *>net.F[L - 1], <floating *>net.H[L - 1],
+                        B * m, net.acts[L - 1])
+    for k in range(L - 1, -1, -1):
+        dh_in = other if k > 0 else NULL
+        dense_backward(dh_in, grad + net.w_off[k], grad + net.b_off[k], delta,
+                       <floating *>net.H[k - 1] if k > 0 else <floating *>net.xb,
+                       phi + net.w_off[k], B, net.sizes[k], net.sizes[k + 1], net.n_threads)
+        if k > 0:
+            activation_backward(other, other, <floating *>net.F[k - 1], <floating *>net.H[k - 1],
+                                B * net.sizes[k], net.acts[k - 1])
+            tmp = delta
+            delta = other
+            other = tmp
+    return total
+
+
+cdef double run_epoch(Net *net, floating *phi, const floating *X, const floating *Y,
+                      const int64_t *idx, Py_ssize_t N, Py_ssize_t batch,
+                      floating *s1, floating *s2, OptimConfig *cfg) noexcept nogil:
+    """One pass over idx in batches; returns the mean training loss (NaN/inf stops early)."""
+    cdef Py_ssize_t start, B, n_in = net.sizes[0], m = net.sizes[net.L]
+    cdef double total = 0.0
+    start = 0
+    while start < N:
+        B = batch if start + batch <= N else N - start
+        gather_rows(<floating *>net.xb, X, idx + start, B, n_in)
+        gather_rows(<floating *>net.yb, Y, idx + start, B, m)
+        net_forward(net, phi, B)
+        total += net_backward(net, phi, B)
+        if not isfinite(total):
+            return total
+        optim_step(phi, <floating *>net.grad, s1, s2, net.P, cfg)
+        start += B
+    return total / N
+
+
+cdef double run_eval(Net *net, floating *phi, const floating *X, const floating *Y,
+                     floating *out, Py_ssize_t N, Py_ssize_t cap, bint transform) noexcept nogil:
+    """Forward over X in chunks; copies outputs to `out` (if not NULL) and returns the
+    summed loss against Y (if not NULL)."""
+    cdef Py_ssize_t start = 0, B, n_in = net.sizes[0], m = net.sizes[net.L]
+    cdef double total = 0.0
+    cdef floating *z
+    while start < N:
+        B = cap if start + cap <= N else N - start
+        memcpy(net.xb, X + start * n_in, B * n_in * sizeof(floating))
+        net_forward(net, phi, B)
+        z = <floating *>net.H[net.L - 1]
+        if Y != NULL:
+            total += loss_forward_backward(<floating *>NULL, z, Y + start * m, B, m,
+                                           net.loss, <double>B)
+        if out != NULL:
+            memcpy(out + start * m, z, B * m * sizeof(floating))
+            if transform:
+                loss_output_transform(out + start * m, B, m, net.loss)
+        start += B
+    return total
+
+
+cdef inline void *data_of(cnp.ndarray a):
+    return cnp.PyArray_DATA(a)
+
+
+cdef class Engine:
+    """Owns the per-batch buffers of one network and runs its kernels.
+
+    Engine(sizes, activations, loss, phi, grad, capacity, n_threads): `phi` and `grad` are the
+    network's flat arrays (float32 or float64, length P), used in place.
+    """
+    cdef Net net
+    cdef readonly object dtype
+    cdef readonly Py_ssize_t capacity
+    cdef bint is_double
+    cdef object _keep          # Python references that keep the buffers alive
+
+    def __cinit__(self):
+        self.net.sizes = NULL
+        self.net.acts = NULL
+        self.net.w_off = NULL
+        self.net.b_off = NULL
+        self.net.F = NULL
+        self.net.H = NULL
+
+    def __init__(self, sizes, activations, int loss, cnp.ndarray phi, cnp.ndarray grad,
+                 Py_ssize_t capacity, int n_threads=1):
+        cdef int L = len(sizes) - 1, k
+        cdef Py_ssize_t off = 0, widest
+        if L < 1 or len(activations) != L:
+            raise ValueError("need at least two sizes and one activation per layer")
+        if phi.dtype != grad.dtype or phi.dtype not in (np.float32, np.float64):
+            raise ValueError("phi and grad must share a float32 or float64 dtype")
+        if not (phi.flags.c_contiguous and grad.flags.c_contiguous and phi.ndim == 1):
+            raise ValueError("phi and grad must be contiguous 1-D arrays")
+        self.dtype = phi.dtype
+        self.is_double = phi.dtype == np.float64
+        self.capacity = max(1, capacity)
+        self.net.L = L
+        self.net.loss = loss
+        self.net.n_threads = max(1, n_threads)
+        self.net.sizes = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
+        self.net.acts = <int *>malloc(L * sizeof(int))
+        self.net.w_off = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
+        self.net.b_off = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
+        self.net.F = <void **>malloc(L * sizeof(void *))
+        self.net.H = <void **>malloc(L * sizeof(void *))
+        if (self.net.sizes == NULL or self.net.acts == NULL or self.net.w_off == NULL
+                or self.net.b_off == NULL or self.net.F == NULL or self.net.H == NULL):
+            raise MemoryError()
+        for k in range(L + 1):
+            self.net.sizes[k] = sizes[k]
+        for k in range(L):
+            self.net.acts[k] = activations[k]
+            self.net.w_off[k] = off
+            off += self.net.sizes[k] * self.net.sizes[k + 1]
+            self.net.b_off[k] = off
+            off += self.net.sizes[k + 1]
+        if phi.shape[0] != off or grad.shape[0] != off:
+            raise ValueError(f"phi has {phi.shape[0]} values, the layers need {off}")
+        self.net.P = off
+        widest = max(sizes)
+        cap = self.capacity
+        keep = [phi, grad]
+        def buf(n):
+            a = np.zeros(max(1, n), dtype=self.dtype)
+            keep.append(a)
+            return a
+        self.net.phi = data_of(phi)
+        self.net.grad = data_of(grad)
+        self.net.xb = data_of(buf(cap * sizes[0]))
+        self.net.yb = data_of(buf(cap * sizes[L]))
+        for k in range(L):
+            self.net.F[k] = data_of(buf(cap * sizes[k + 1]))
+            if activations[k] == IDENTITY:
+                self.net.H[k] = self.net.F[k]
+            else:
+                self.net.H[k] = data_of(buf(cap * sizes[k + 1]))
+        self.net.d0 = data_of(buf(cap * widest))
+        self.net.d1 = data_of(buf(cap * widest))
+        self._keep = keep
+
+    def __dealloc__(self):
+        free(self.net.sizes)
+        free(self.net.acts)
+        free(self.net.w_off)
+        free(self.net.b_off)
+        free(self.net.F)
+        free(self.net.H)
+
+    @property
+    def n_threads(self):
+        return self.net.n_threads
+
+    @n_threads.setter
+    def n_threads(self, int n):
+        self.net.n_threads = max(1, n)
+
+    cdef void _check(self, cnp.ndarray a, Py_ssize_t width, str name) except *:
+        if a.dtype != self.dtype:
+            raise ValueError(f"{name} must be {self.dtype}, got {a.dtype}")
+        if a.ndim != 2 or not a.flags.c_contiguous or a.shape[1] != width:
+            raise ValueError(f"{name} must be a C-contiguous (N, {width}) array")
+
+    def train_epoch(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray idx, Py_ssize_t batch_size,
+                    cnp.ndarray s1, cnp.ndarray s2, int code, double lr, double momentum,
+                    double beta2, double eps, double weight_decay, double clip_norm, long step):
+        """Train one epoch over the rows idx (in that order). Returns (mean loss, step)."""
+        cdef Net *net = &self.net
+        self._check(X, net.sizes[0], "X")
+        self._check(Y, net.sizes[net.L], "Y")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError("X and Y have different numbers of rows")
+        if idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous:
+            raise ValueError("idx must be a contiguous int64 array")
+        if batch_size < 1 or batch_size > self.capacity:
+            raise ValueError(f"batch size must be in 1..{self.capacity}")
+        for s in (s1, s2):
+            if s.dtype != self.dtype or s.ndim != 1 or s.shape[0] != net.P or not s.flags.c_contiguous:
+                raise ValueError("optimiser states must be contiguous arrays like phi")
+        cdef Py_ssize_t N = idx.shape[0]
+        if N and (idx.min() < 0 or idx.max() >= X.shape[0]):
+            raise ValueError("idx holds a row number outside X")
+        cdef OptimConfig cfg
+        cfg.code = code
+        cfg.lr = lr
+        cfg.momentum = momentum
+        cfg.beta2 = beta2
+        cfg.eps = eps
+        cfg.weight_decay = weight_decay
+        cfg.clip_norm = clip_norm
+        cfg.step = step
+        cdef void *px = data_of(X)
+        cdef void *py = data_of(Y)
+        cdef const int64_t *pidx = <int64_t *>data_of(idx)
+        cdef void *p1 = data_of(s1)
+        cdef void *p2 = data_of(s2)
+        cdef double loss = 0.0
+        if N == 0:
+            return float("nan"), step
+        with nogil:
+            if self.is_double:
+                loss = run_epoch(net, <double *>net.phi, <double *>px, <double *>py, pidx, N,
+                                 batch_size, <double *>p1, <double *>p2, &cfg)
+            else:
+                loss = run_epoch(net, <float *>net.phi, <float *>px, <float *>py, pidx, N,
+                                 batch_size, <float *>p1, <float *>p2, &cfg)
+        return loss, cfg.step
+
+    def evaluate(self, cnp.ndarray X, cnp.ndarray Y=None, bint outputs=False, bint transform=True):
+        """(mean loss or None, outputs or None) of the network on X (and Y), in chunks."""
+        cdef Net *net = &self.net
+        self._check(X, net.sizes[0], "X")
+        if Y is not None:
+            self._check(Y, net.sizes[net.L], "Y")
+            if Y.shape[0] != X.shape[0]:
+                raise ValueError("X and Y have different numbers of rows")
+        cdef Py_ssize_t N = X.shape[0]
+        out = np.empty((N, net.sizes[net.L]), dtype=self.dtype) if outputs else None
+        cdef void *px = data_of(X)
+        cdef void *py = data_of(Y) if Y is not None else NULL
+        cdef void *po = data_of(out) if out is not None else NULL
+        cdef double total = 0.0
+        if N:
+            with nogil:
+                if self.is_double:
+                    total = run_eval(net, <double *>net.phi, <double *>px, <double *>py,
+                                     <double *>po, N, self.capacity, transform)
+                else:
+                    total = run_eval(net, <float *>net.phi, <float *>px, <float *>py,
+                                     <float *>po, N, self.capacity, transform)
+        loss = (total / N if N else float("nan")) if Y is not None else None
+        return loss, out
+
+    def loss_and_gradient(self, cnp.ndarray X, cnp.ndarray Y):
+        """Mean loss over all rows of X; ∂L/∂φ is written into the grad array. One batch:
+        the capacity must be at least the number of rows."""
+        cdef Net *net = &self.net
+        self._check(X, net.sizes[0], "X")
+        self._check(Y, net.sizes[net.L], "Y")
+        cdef Py_ssize_t N = X.shape[0]
+        if N != Y.shape[0] or N < 1 or N > self.capacity:
+            raise ValueError(f"need 1..{self.capacity} rows in X and Y alike")
+        cdef void *px = data_of(X)
+        cdef void *py = data_of(Y)
+        cdef double total
+        with nogil:
+            memcpy(net.xb, px, N * net.sizes[0] * (8 if self.is_double else 4))
+            memcpy(net.yb, py, N * net.sizes[net.L] * (8 if self.is_double else 4))
+            if self.is_double:
+                net_forward(net, <double *>net.phi, N)
+                total = net_backward(net, <double *>net.phi, N)
+            else:
+                net_forward(net, <float *>net.phi, N)
+                total = net_backward(net, <float *>net.phi, N)
+        return total / N

@@ -1,0 +1,22 @@
+/* Our matrix multiply: row-major C[M×N] = op(A)[M×K] · op(B)[K×N] + beta·C.
+ *
+ * op(A) = A (stored M×K, row stride lda) when trans_a == 0, else Aᵀ (A stored K×M).
+ * op(B) = B (stored K×N, row stride ldb) when trans_b == 0, else Bᵀ (B stored N×K).
+ * beta is 0 (overwrite: C is never read) or 1 (accumulate).
+ * n_threads is an upper bound on OpenMP threads; results are identical for a fixed
+ * n_threads because K is never split (each C element has one fixed summation order).
+ *
+ * One source (gemm_impl.c) is compiled twice, for float and for double (see gemm.c). */
+#ifndef NNCLI_GEMM_H
+#define NNCLI_GEMM_H
+
+void nn_gemm_f32(int trans_a, int trans_b, long M, long N, long K,
+                 const float *A, long lda, const float *B, long ldb,
+                 float beta, float *C, long ldc, int n_threads);
+void nn_gemm_f64(int trans_a, int trans_b, long M, long N, long K,
+                 const double *A, long lda, const double *B, long ldb,
+                 double beta, double *C, long ldc, int n_threads);
+/* Which code path runs on this CPU: "avx2" or "generic". */
+const char *nn_gemm_isa(void);
+
+#endif

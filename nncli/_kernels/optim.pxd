@@ -1,0 +1,27 @@
+# Optimiser update rules over the flat parameter vector φ and its gradient.
+from cython cimport floating
+
+cpdef enum OptimizerCode:
+    SGD = 0          # φ −= α·g  (gd, sgd and mini-batch: only the batch size differs)
+    MOMENTUM = 1     # v = μv + g;  φ −= α·v
+    NESTEROV = 2     # v = μv + g;  φ −= α·(g + μv)
+    RMSPROP = 3      # s = ρs + (1−ρ)g²;  φ −= α·g/(√s + ε)
+    ADAGRAD = 4      # s += g²;  φ −= α·g/(√s + ε)
+    ADAM = 5         # m, v moments with bias correction
+    ADAMW = 6        # Adam with decoupled weight decay
+
+cdef struct OptimConfig:
+    int code
+    double lr
+    double momentum      # μ (momentum, nesterov) or β1 (adam, adamw)
+    double beta2         # β2 (adam, adamw) or ρ (rmsprop)
+    double eps
+    double weight_decay  # L2: g += λφ (adamw: φ −= αλφ instead)
+    double clip_norm     # 0: no clipping; else scale g so that ‖g‖₂ ≤ clip_norm
+    long step            # updates done so far (Adam's t − 1); incremented by optim_step
+
+cdef void optim_step(floating *phi,        # INOUT P parameters
+                     floating *grad,       # INOUT P gradient (modified by decay/clipping)
+                     floating *s1,         # INOUT P first state (velocity, m, or Σg²)
+                     floating *s2,         # INOUT P second state (v), may be NULL if unused
+                     Py_ssize_t P, OptimConfig *cfg) noexcept nogil

@@ -1,0 +1,170 @@
+"""The network: layer sizes, activations, a loss, and one flat parameter vector φ.
+
+φ holds, layer after layer, Ω_k (n_{k+1} × n_k, row-major) then β_k (n_{k+1}); ``weights``
+and ``biases`` are views into it, so an optimiser step, a checkpoint or a gradient check
+works on one array. The 3→3→3→1 network has P = 9+3 + 9+3 + 3+1 = 28 parameters.
+"""
+import numpy as np
+
+from nncli._kernels.engine import Engine
+from nncli.functions import ACTIVATIONS, INITS, LOSSES, lookup
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def default_threads():
+    """All cores this process may use (respects OMP_NUM_THREADS and CPU affinity)."""
+    import os
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        n = min(n, int(env))
+    return max(1, n)
+
+
+class Network:
+    """A multi-layer perceptron with its parameters in one contiguous array.
+
+    layers: widths [n_inputs, hidden..., n_outputs].
+    activations: one name for every hidden layer, or a list with one per hidden layer, or one
+        per layer (hidden layers then the output layer). The output activation defaults to
+        identity: cross-entropy and bce include their softmax/sigmoid in the loss.
+    """
+
+    def __init__(self, layers, activations="relu", loss="mse", dtype="float32",
+                 init="auto", seed=None, phi=None):
+        layers = [int(n) for n in layers]
+        if len(layers) < 2 or min(layers) < 1:
+            raise ValueError("layers needs at least an input and an output width, all ≥ 1")
+        self.layers = layers
+        self.loss = lookup(LOSSES, loss, "loss").name
+        self.activations = self._resolve_activations(activations)
+        if dtype not in DTYPES and np.dtype(dtype).name not in DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, not {dtype}")
+        self.dtype = np.dtype(dtype)
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
+        self.init = init
+        self.phi = np.zeros(self.n_params, dtype=self.dtype)
+        self.grad = np.zeros(self.n_params, dtype=self.dtype)
+        self._engine = None
+        self._views()
+        if phi is not None:
+            phi = np.asarray(phi)
+            if phi.shape != (self.n_params,):
+                raise ValueError(f"phi has shape {phi.shape}, the layers need ({self.n_params},)")
+            self.phi[:] = phi
+        else:
+            self.initialize(np.random.default_rng(seed))
+
+    def _resolve_activations(self, activations):
+        n_layers = len(self.layers) - 1
+        names = [activations] * (n_layers - 1) if isinstance(activations, str) else list(activations)
+        if len(names) == n_layers - 1:
+            names = names + ["identity"]
+        if len(names) != n_layers:
+            raise ValueError(f"{n_layers} layers need {n_layers - 1} hidden activations "
+                             f"(or {n_layers} with the output's), got {len(names)}")
+        for name in names:
+            lookup(ACTIVATIONS, name, "activation")
+        if LOSSES[self.loss].output != "value" and names[-1] != "identity":
+            raise ValueError(f"the {self.loss} loss applies its own output function; "
+                             f"the output activation must be identity, not {names[-1]}")
+        return names
+
+    # -- the flat parameter vector -------------------------------------------------------
+    @property
+    def n_params(self):
+        return sum(a * b + b for a, b in zip(self.layers[:-1], self.layers[1:]))
+
+    def layer_slices(self):
+        """[(slice of Ω_k, slice of β_k)] into φ, in order."""
+        out, off = [], 0
+        for n_in, n_out in zip(self.layers[:-1], self.layers[1:]):
+            out.append((slice(off, off + n_in * n_out), slice(off + n_in * n_out, off + n_in * n_out + n_out)))
+            off += n_in * n_out + n_out
+        return out
+
+    def _views(self):
+        self.weights, self.biases, self.grad_weights, self.grad_biases = [], [], [], []
+        for (w, b), n_in, n_out in zip(self.layer_slices(), self.layers[:-1], self.layers[1:]):
+            self.weights.append(self.phi[w].reshape(n_out, n_in))
+            self.biases.append(self.phi[b])
+            self.grad_weights.append(self.grad[w].reshape(n_out, n_in))
+            self.grad_biases.append(self.grad[b])
+
+    def initialize(self, rng, init=None):
+        """Random Ω, zero β. 'auto' picks He for relu-like layers and Glorot otherwise."""
+        init = init or self.init
+        for W, b, act in zip(self.weights, self.biases, self.activations):
+            n_out, n_in = W.shape
+            kind = ACTIVATIONS[act].init if init == "auto" else init
+            if kind == "he":
+                W[:] = rng.normal(0.0, np.sqrt(2.0 / n_in), W.shape)
+            elif kind == "glorot":
+                lim = np.sqrt(6.0 / (n_in + n_out))
+                W[:] = rng.uniform(-lim, lim, W.shape)
+            elif kind == "normal":
+                W[:] = rng.normal(0.0, 0.01, W.shape)
+            else:  # uniform, as PyTorch's default Linear init
+                lim = 1.0 / np.sqrt(n_in)
+                W[:] = rng.uniform(-lim, lim, W.shape)
+            b[:] = 0
+
+    # -- kernels -------------------------------------------------------------------------
+    def engine(self, capacity, n_threads=None):
+        """The kernel engine with buffers for batches of up to `capacity` rows (cached)."""
+        n_threads = n_threads or default_threads()
+        e = self._engine
+        if e is None or e.capacity < capacity:
+            e = Engine(self.layers, [ACTIVATIONS[a].code for a in self.activations],
+                       LOSSES[self.loss].code, self.phi, self.grad, capacity, n_threads)
+            self._engine = e
+        e.n_threads = n_threads
+        return e
+
+    def as_input(self, X):
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if X.ndim == 1:
+            X = X.reshape(-1, 1) if self.layers[0] == 1 else X.reshape(1, -1)
+        if X.ndim != 2 or X.shape[1] != self.layers[0]:
+            raise ValueError(f"X must have {self.layers[0]} columns, got shape {X.shape}")
+        return X
+
+    def as_target(self, Y, n_rows):
+        Y = np.ascontiguousarray(Y, dtype=self.dtype)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1) if self.layers[-1] == 1 else Y.reshape(1, -1)
+        if Y.shape != (n_rows, self.layers[-1]):
+            raise ValueError(f"Y must have shape ({n_rows}, {self.layers[-1]}), got {Y.shape}")
+        return Y
+
+    def forward(self, X, n_threads=None):
+        """Raw outputs f_K (logits for cross-entropy/bce)."""
+        X = self.as_input(X)
+        return self.engine(min(len(X), 4096) or 1, n_threads).evaluate(X, outputs=True, transform=False)[1]
+
+    def predict(self, X, n_threads=None):
+        """Outputs as the loss reads them: probabilities for cross-entropy/bce, else values."""
+        X = self.as_input(X)
+        return self.engine(min(len(X), 4096) or 1, n_threads).evaluate(X, outputs=True, transform=True)[1]
+
+    def loss_value(self, X, Y, n_threads=None):
+        """Mean loss over the rows of X, Y."""
+        X = self.as_input(X)
+        Y = self.as_target(Y, len(X))
+        return self.engine(min(len(X), 4096) or 1, n_threads).evaluate(X, Y)[0]
+
+    def loss_and_gradient(self, X, Y, n_threads=None):
+        """(mean loss, ∂L/∂φ as a new flat array of length P) over all rows at once."""
+        X = self.as_input(X)
+        Y = self.as_target(Y, len(X))
+        loss = self.engine(len(X), n_threads).loss_and_gradient(X, Y)
+        return loss, self.grad.copy()
+
+    def copy(self):
+        return Network(self.layers, self.activations, self.loss, self.dtype.name, self.init, phi=self.phi)
+
+    def __repr__(self):
+        arch = "→".join(map(str, self.layers))
+        return f"Network({arch}, activations={self.activations}, loss={self.loss!r}, P={self.n_params}, {self.dtype.name})"

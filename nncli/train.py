@@ -1,0 +1,240 @@
+"""The epoch driver: shuffle, one kernel call per epoch, validate, schedule, stop.
+
+Python runs once per epoch; everything per batch (gather, forward, loss, backward, update)
+happens inside ``Engine.train_epoch`` without the GIL. A `Trainer` carries all the state of a
+run — φ, the optimiser's moments, the shuffling generator, the schedule, the early-stopping
+bookkeeping and the history — so a checkpoint can capture it and a resumed run continues bit
+for bit as if never interrupted.
+"""
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from nncli.errors import DivergenceError
+from nncli.functions import LOSSES, lookup
+from nncli.optim import Optimizer
+from nncli.schedules import SCHEDULES
+
+EXPLODE_FACTOR = 1e4   # a loss this many times its first value (and above 1e4) has exploded
+
+
+@dataclass
+class EpochRecord:
+    epoch: int                 # 1-based
+    train_loss: float          # mean loss over the epoch's batches, as trained
+    val_loss: float            # NaN without validation data
+    metrics: dict              # e.g. {"val_accuracy": 0.97}
+    lr: float
+    seconds: float             # wall time of this epoch
+
+
+@dataclass
+class History:
+    records: list = field(default_factory=list)
+    stopped_early: bool = False
+    best_epoch: int = None     # epoch whose φ was kept (early stopping), else None
+    samples: int = 0           # rows processed in training steps
+    seconds: float = 0.0
+
+    def column(self, name):
+        return [getattr(r, name) if hasattr(r, name) else r.metrics.get(name) for r in self.records]
+
+    @property
+    def train_loss(self):
+        return self.column("train_loss")
+
+    @property
+    def val_loss(self):
+        return self.column("val_loss")
+
+    @property
+    def metric_names(self):
+        return list(self.records[0].metrics) if self.records else []
+
+    @property
+    def samples_per_second(self):
+        return self.samples / self.seconds if self.seconds > 0 else float("nan")
+
+
+def accuracy(outputs, Y, loss):
+    """Share of rows whose predicted class is the target's (softmax: argmax; bce: > 0.5)."""
+    if loss == "cross_entropy":
+        return float(np.mean(outputs.argmax(1) == Y.argmax(1)))
+    return float(np.mean((outputs > 0.5) == (Y > 0.5)))
+
+
+class Trainer:
+    """One training run of `network` on (X, Y). See `train` for the options."""
+
+    def __init__(self, network, X, Y, *, optimizer="adam", lr=None, batch_size=32, epochs=100,
+                 seed=0, validation=None, validation_fraction=0.0, early_stopping=None,
+                 schedule="constant", schedule_options=None, n_threads=None):
+        self.net = network
+        X = network.as_input(X)
+        Y = network.as_target(Y, len(X))
+        if len(X) == 0:
+            raise ValueError("no training rows")
+        if epochs < 0:
+            raise ValueError("epochs must not be negative")
+        seeds = np.random.SeedSequence(seed if seed is not None else None)
+        split_seed, shuffle_seed = seeds.spawn(2)
+        if validation is None and validation_fraction:
+            if not 0 < validation_fraction < 1:
+                raise ValueError("validation_fraction must lie in (0, 1)")
+            perm = np.random.default_rng(split_seed).permutation(len(X))
+            n_val = max(1, int(round(len(X) * validation_fraction)))
+            if n_val >= len(X):
+                raise ValueError("validation_fraction leaves no training rows")
+            val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+            X, Y, validation = X[tr], Y[tr], (X[val], Y[val])
+        if validation is not None:
+            Xv = network.as_input(validation[0])
+            validation = (Xv, network.as_target(validation[1], len(Xv)))
+        self.X, self.Y, self.validation = np.ascontiguousarray(X), np.ascontiguousarray(Y), validation
+        if batch_size in (None, "full", 0):
+            batch_size = len(self.X)
+        if int(batch_size) < 1:
+            raise ValueError("batch size must be at least 1")
+        self.batch_size = min(int(batch_size), len(self.X))
+        self.epochs = int(epochs)
+        if isinstance(optimizer, str):
+            optimizer = Optimizer(optimizer, lr=lr)
+        self.opt = optimizer.bind(network.n_params, network.dtype)
+        sched_cls = lookup(SCHEDULES, schedule, "schedule")
+        self.schedule = sched_cls(self.opt.lr, self.epochs, **(schedule_options or {}))
+        self.patience = early_stopping
+        self.n_threads = n_threads
+        self.rng = np.random.default_rng(shuffle_seed)
+        self.epoch = 0                     # epochs completed
+        self.best_loss = math.inf
+        self.best_phi = None
+        self.bad_epochs = 0
+        self.best_epoch = None
+        self.history = History()
+        self.first_loss = None
+        self.last_finite = None
+
+    # -- checkpointing -------------------------------------------------------------------
+    def state_dict(self):
+        """Everything (besides the data) needed to continue this run exactly."""
+        return {
+            "epoch": self.epoch, "rng": self.rng.bit_generator.state,
+            "optimizer": self.opt.state_dict(), "schedule": self.schedule.state_dict(),
+            "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "best_epoch": self.best_epoch,
+            "first_loss": self.first_loss, "last_finite": self.last_finite,
+            "history": [asdict(r) for r in self.history.records],
+            "samples": self.history.samples, "seconds": self.history.seconds,
+        }
+
+    def arrays(self):
+        """The state arrays of a checkpoint: φ, optimiser moments, best φ so far."""
+        out = {"phi": self.net.phi, "opt_s1": self.opt.s1, "opt_s2": self.opt.s2}
+        if self.best_phi is not None:
+            out["best_phi"] = self.best_phi
+        return out
+
+    def load_state(self, state, arrays):
+        self.epoch = int(state["epoch"])
+        self.rng.bit_generator.state = state["rng"]
+        self.opt.step_count = int(state["optimizer"]["step_count"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.best_loss = float(state["best_loss"])
+        self.bad_epochs = int(state["bad_epochs"])
+        self.best_epoch = state["best_epoch"]
+        self.first_loss = state["first_loss"]
+        self.last_finite = state["last_finite"]
+        self.history.records = [EpochRecord(**r) for r in state["history"]]
+        self.history.samples = int(state["samples"])
+        self.history.seconds = float(state["seconds"])
+        self.net.phi[:] = arrays["phi"]
+        self.opt.s1[:] = arrays["opt_s1"]
+        self.opt.s2[:] = arrays["opt_s2"]
+        self.best_phi = np.array(arrays["best_phi"]) if "best_phi" in arrays else None
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, callbacks=()):
+        """Train until `epochs` or early stopping; returns the History. A callback returning
+        True stops training after that epoch."""
+        net, opt = self.net, self.opt
+        engine = net.engine(self.batch_size, self.n_threads)
+        classifier = LOSSES[net.loss].output != "value"
+        while self.epoch < self.epochs:
+            t0 = time.perf_counter()
+            lr = self.schedule.lr(self.epoch)
+            idx = self.rng.permutation(len(self.X)).astype(np.int64)
+            loss, opt.step_count = engine.train_epoch(
+                self.X, self.Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
+            self.epoch += 1
+            self._check_divergence(loss)
+            val_loss, metrics = math.nan, {}
+            if self.validation is not None:
+                val_loss, out = engine.evaluate(*self.validation, outputs=classifier)
+                if classifier:
+                    metrics["val_accuracy"] = accuracy(out, self.validation[1], net.loss)
+            seconds = time.perf_counter() - t0
+            record = EpochRecord(self.epoch, float(loss), float(val_loss), metrics, lr, seconds)
+            self.history.records.append(record)
+            self.history.samples += len(self.X)
+            self.history.seconds += seconds
+            monitored = val_loss if self.validation is not None else loss
+            self.schedule.observe(monitored)
+            stop = self._early_stopping(monitored)
+            for cb in callbacks:
+                stop = bool(cb(record, self)) or stop
+            if stop:
+                break
+        if self.patience is not None and self.best_phi is not None:
+            net.phi[:] = self.best_phi
+            self.history.best_epoch = self.best_epoch
+        return self.history
+
+    def _check_divergence(self, loss):
+        if self.first_loss is None and math.isfinite(loss):
+            self.first_loss = float(loss)
+        exploded = (math.isfinite(loss) and self.first_loss is not None
+                    and loss > 1e4 and loss > EXPLODE_FACTOR * self.first_loss)
+        if not math.isfinite(loss) or exploded:
+            last = (f"last finite loss {self.last_finite:.6g}" if self.last_finite is not None
+                    else "no finite loss before it")
+            what = "became " + str(loss) if not exploded else f"exploded to {loss:.3g}"
+            raise DivergenceError(
+                f"training diverged at epoch {self.epoch}: the loss {what} ({last}). "
+                "Try a lower learning rate (--lr), gradient clipping (--clip-norm), "
+                "or standardised inputs.", epoch=self.epoch, last_finite_loss=self.last_finite)
+        self.last_finite = float(loss)
+
+    def _early_stopping(self, monitored):
+        if self.patience is None:
+            return False
+        if monitored < self.best_loss:
+            self.best_loss, self.bad_epochs = monitored, 0
+            self.best_phi = self.net.phi.copy()
+            self.best_epoch = self.epoch
+            return False
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            self.history.stopped_early = True
+            return True
+        return False
+
+
+def train(network, X, Y, *, optimizer="adam", lr=None, batch_size=32, epochs=100, seed=0,
+          validation=None, validation_fraction=0.0, early_stopping=None, schedule="constant",
+          schedule_options=None, callbacks=(), n_threads=None):
+    """Train `network` in place on inputs X (N×n_in) and targets Y (N×n_out); return History.
+
+    optimizer: a name from OPTIMIZERS or an `Optimizer`; lr its learning rate (default: the
+    optimiser's). batch_size: 1 is SGD, None/'full' is full-batch gradient descent.
+    validation: (Xv, Yv), or validation_fraction of the rows held out. early_stopping: patience
+    in epochs on the validation loss (training loss without validation); the best φ is restored.
+    schedule: constant, step, exponential, cosine or plateau. callbacks: callables
+    cb(record, trainer), called after each epoch; returning True stops training.
+    Same seed and thread count give the same φ, bit for bit.
+    """
+    trainer = Trainer(network, X, Y, optimizer=optimizer, lr=lr, batch_size=batch_size,
+                      epochs=epochs, seed=seed, validation=validation,
+                      validation_fraction=validation_fraction, early_stopping=early_stopping,
+                      schedule=schedule, schedule_options=schedule_options, n_threads=n_threads)
+    return trainer.run(callbacks)

@@ -1,0 +1,134 @@
+"""Each kernel against its plain numpy reference, both dtypes, awkward shapes."""
+import numpy as np
+import pytest
+
+from nncli._kernels import activations as k_act
+from nncli._kernels import dense as k_dense
+from nncli._kernels import gemm as k_gemm
+from nncli._kernels import losses as k_loss
+from nncli.functions import ACTIVATIONS, LOSSES
+
+from conftest import TOL
+from reference import ACT, loss as ref_loss
+
+SHAPES = [(1, 1, 1), (1, 3, 3), (3, 1, 3), (2, 3, 1), (7, 13, 5), (17, 33, 9), (6, 16, 1),
+          (13, 17, 257), (64, 10, 128), (97, 55, 300), (0, 4, 3), (4, 0, 3), (4, 3, 0)]
+
+
+def gemm_tol(dtype, K):
+    # Rounding grows with the length of each dot product.
+    return dict(rtol=1e-4 if dtype == np.float32 else 1e-11, atol=(1e-4 if dtype == np.float32 else 1e-11) * max(1, K) ** 0.5)
+
+
+@pytest.mark.parametrize("M,N,K", SHAPES)
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemm_matches_numpy(M, N, K, ta, tb, dtype, rng):
+    A = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+    expected = (A.T if ta else A).astype(np.float64) @ (B.T if tb else B).astype(np.float64)
+    got = k_gemm.matmul(A, B, trans_a=ta, trans_b=tb)
+    assert got.dtype == dtype and got.shape == (M, N)
+    np.testing.assert_allclose(got, expected, **gemm_tol(dtype, K))
+
+
+@pytest.mark.parametrize("M,N,K", [(5, 7, 3), (33, 65, 129), (1, 1, 1)])
+def test_gemm_beta_overwrites_and_accumulates(M, N, K, dtype, rng):
+    A = rng.standard_normal((M, K)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)
+    out = np.full((M, N), np.nan, dtype=dtype)  # NaN in C must not leak through β = 0
+    k_gemm.matmul(A, B, out=out)
+    np.testing.assert_allclose(out, A.astype(float) @ B, **gemm_tol(dtype, K))
+    k_gemm.matmul(A, B, out=out, accumulate=True)
+    np.testing.assert_allclose(out, 2 * (A.astype(float) @ B), **gemm_tol(dtype, K))
+
+
+def test_gemm_large_threaded_is_deterministic(dtype, rng):
+    A = rng.standard_normal((300, 700)).astype(dtype)
+    B = rng.standard_normal((700, 500)).astype(dtype)
+    one = k_gemm.matmul(A, B, n_threads=2)
+    two = k_gemm.matmul(A, B, n_threads=2)
+    assert one.tobytes() == two.tobytes()
+    np.testing.assert_allclose(one, A.astype(float) @ B, **gemm_tol(dtype, 700))
+
+
+def test_gemm_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="inner dimensions"):
+        k_gemm.matmul(np.ones((2, 3)), np.ones((4, 2)))
+
+
+def test_gemm_reports_isa():
+    assert k_gemm.isa() in ("avx2", "generic")
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+@pytest.mark.parametrize("n", [0, 1, 7, 100])
+def test_activation_forward_backward(name, n, dtype, rng):
+    f = (rng.standard_normal(n) * 3).astype(dtype)
+    f[::3] = -f[::3]
+    code = ACTIVATIONS[name].code
+    h = k_act.forward(f, code)
+    fwd, der = ACT[name]
+    np.testing.assert_allclose(h, fwd(f.astype(np.float64)), **TOL[dtype])
+    dh = rng.standard_normal(n).astype(dtype)
+    df = k_act.backward(dh, f, h, code)
+    np.testing.assert_allclose(df, dh * der(f.astype(np.float64)), rtol=TOL[dtype]["rtol"] * 10,
+                               atol=TOL[dtype]["atol"] * 10)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus", "tanh", "elu"])
+def test_activations_are_stable_for_large_inputs(name):
+    f = np.array([-1e4, -800.0, 800.0, 1e4])
+    h = k_act.forward(f, ACTIVATIONS[name].code)
+    assert np.all(np.isfinite(h))
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("B,m", [(1, 1), (1, 3), (5, 2), (13, 4)])
+def test_loss_and_gradient(name, B, m, dtype, rng):
+    z = (rng.standard_normal((B, m)) * 2).astype(dtype)
+    if name == "cross_entropy":
+        y = np.eye(m, dtype=dtype)[rng.integers(0, m, B)]
+    elif name == "bce":
+        y = rng.integers(0, 2, (B, m)).astype(dtype)
+    else:
+        y = rng.standard_normal((B, m)).astype(dtype)
+    value, grad = k_loss.loss_and_grad(z, y, LOSSES[name].code)
+    ref_value, ref_grad = ref_loss(name, z, y)
+    np.testing.assert_allclose(value, ref_value, **TOL[dtype])
+    np.testing.assert_allclose(grad, ref_grad, **TOL[dtype])
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "bce"])
+def test_fused_losses_are_stable_for_huge_logits(name):
+    z = np.array([[1000.0, -1000.0], [-1000.0, 1000.0]])
+    y = np.array([[1.0, 0.0], [1.0, 0.0]])
+    value, grad = k_loss.loss_and_grad(z, y, LOSSES[name].code)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    assert value > 100  # the second row is confidently wrong
+
+
+def test_output_transform_softmax_and_sigmoid():
+    z = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    p = k_loss.output_transform(z.copy(), LOSSES["cross_entropy"].code)
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    np.testing.assert_allclose(p[0], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum())
+    s = k_loss.output_transform(np.array([[-800.0, 0.0, 800.0]]), LOSSES["bce"].code)
+    np.testing.assert_allclose(s, [[0.0, 0.5, 1.0]])
+
+
+@pytest.mark.parametrize("B,n_in,n_out", [(1, 1, 1), (1, 3, 3), (5, 7, 2), (32, 17, 33), (3, 64, 1)])
+@pytest.mark.parametrize("act", ["relu", "tanh", "identity"])
+def test_dense_forward_backward(B, n_in, n_out, act, dtype, rng):
+    h_in = rng.standard_normal((B, n_in)).astype(dtype)
+    W = rng.standard_normal((n_out, n_in)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    f, h = k_dense.forward(h_in, W, b, ACTIVATIONS[act].code)
+    f_ref = h_in.astype(float) @ W.T + b
+    np.testing.assert_allclose(f, f_ref, **gemm_tol(dtype, n_in))
+    np.testing.assert_allclose(h, ACT[act][0](f.astype(float)), **gemm_tol(dtype, n_in))
+    df = rng.standard_normal((B, n_out)).astype(dtype)
+    dh, dW, db = k_dense.backward(df, h_in, W)
+    np.testing.assert_allclose(dW, df.T.astype(float) @ h_in, **gemm_tol(dtype, B))
+    np.testing.assert_allclose(db, df.astype(float).sum(0), **gemm_tol(dtype, B))
+    np.testing.assert_allclose(dh, df.astype(float) @ W, **gemm_tol(dtype, n_out))

@@ -1,0 +1,116 @@
+"""One hand-worked update per optimiser: φ = [1, −2], g = [0.5, 1], the arithmetic in comments."""
+import math
+
+import numpy as np
+import pytest
+
+from nncli.optim import OPTIMIZERS, Optimizer
+from nncli.schedules import SCHEDULES
+
+
+def one_step(name, dtype=np.float64, steps=1, **kw):
+    opt = Optimizer(name, **kw)
+    phi = np.array([1.0, -2.0], dtype=dtype)
+    for _ in range(steps):
+        opt.step(phi, np.array([0.5, 1.0], dtype=dtype))
+    return phi, opt
+
+
+def test_sgd():
+    phi, _ = one_step("sgd", lr=0.1)
+    # φ − α·g = [1 − 0.05, −2 − 0.1]
+    np.testing.assert_allclose(phi, [0.95, -2.1])
+
+
+def test_gd_is_sgd():
+    assert OPTIMIZERS["gd"].code == OPTIMIZERS["sgd"].code
+
+
+def test_momentum_two_steps():
+    phi, opt = one_step("momentum", lr=0.1, momentum=0.9, steps=2)
+    # v1 = g = [0.5, 1]; φ1 = [0.95, −2.1]
+    # v2 = 0.9·v1 + g = [0.95, 1.9]; φ2 = φ1 − 0.1·v2 = [0.855, −2.29]
+    np.testing.assert_allclose(phi, [0.855, -2.29])
+    np.testing.assert_allclose(opt.s1, [0.95, 1.9])
+
+
+def test_nesterov():
+    phi, _ = one_step("nesterov", lr=0.1, momentum=0.9)
+    # v = g; φ −= α(g + μv) = 0.1·1.9·g = [0.095, 0.19]
+    np.testing.assert_allclose(phi, [0.905, -2.19])
+
+
+def test_rmsprop():
+    phi, _ = one_step("rmsprop", lr=0.01, beta2=0.9, eps=0.0)
+    # s = 0.1·g² = [0.025, 0.1]; φ −= 0.01·g/√s = 0.01·[0.5/0.158114, 1/0.316228] = 0.01·√10·[1, 1]
+    np.testing.assert_allclose(phi, [1 - 0.01 * math.sqrt(10), -2 - 0.01 * math.sqrt(10)])
+
+
+def test_adagrad():
+    phi, _ = one_step("adagrad", lr=0.1, eps=0.0)
+    # s = g²; φ −= 0.1·g/|g| = [0.1, 0.1]
+    np.testing.assert_allclose(phi, [0.9, -2.1])
+
+
+def test_adam_first_step_moves_by_lr():
+    phi, opt = one_step("adam", lr=0.01, eps=0.0)
+    # m = 0.1g, v = 0.001g²; m̂ = g, v̂ = g² → φ −= 0.01·sign(g)
+    np.testing.assert_allclose(phi, [0.99, -2.01])
+    assert opt.step_count == 1
+
+
+def test_adam_second_step():
+    phi, _ = one_step("adam", lr=0.01, eps=0.0, steps=2)
+    # Same g twice: m̂ = g and v̂ = g² again, so another 0.01·sign(g).
+    np.testing.assert_allclose(phi, [0.98, -2.02])
+
+
+def test_adamw_decays_weights_directly():
+    phi, _ = one_step("adamw", lr=0.01, eps=0.0, weight_decay=0.1)
+    # φ ← φ − α·λ·φ = [0.999, −1.998], then the Adam step −0.01·sign(g)
+    np.testing.assert_allclose(phi, [0.989, -2.008])
+
+
+def test_l2_weight_decay_adds_to_the_gradient():
+    phi, _ = one_step("sgd", lr=0.1, weight_decay=0.5)
+    # g + λφ = [0.5 + 0.5, 1 − 1] = [1, 0]
+    np.testing.assert_allclose(phi, [0.9, -2.0])
+
+
+def test_clip_by_global_norm():
+    phi, _ = one_step("sgd", lr=1.0, clip_norm=0.5)
+    # ‖g‖ = √1.25; g·0.5/‖g‖ = [0.2236, 0.4472]
+    np.testing.assert_allclose(phi, [1 - 0.5 * 0.5 / math.sqrt(1.25), -2 - 0.5 / math.sqrt(1.25)])
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_float32_matches_float64(name):
+    a, _ = one_step(name, dtype=np.float32, steps=3)
+    b, _ = one_step(name, dtype=np.float64, steps=3)
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kw,match", [(dict(lr=-1), "positive"), (dict(lr=0), "positive"),
+                                      (dict(momentum=1.5), "momentum"), (dict(eps=-1), "negative")])
+def test_bad_hyperparameters(kw, match):
+    with pytest.raises(ValueError, match=match):
+        Optimizer("adam", **kw)
+
+
+def test_unknown_optimizer():
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        Optimizer("lbfgs")
+
+
+def test_schedules():
+    assert SCHEDULES["constant"](0.1, 10).lr(9) == 0.1
+    step = SCHEDULES["step"](1.0, 9)
+    assert [step.lr(e) for e in (0, 2, 3, 6, 8)] == [1.0, 1.0, 0.1, pytest.approx(0.01), pytest.approx(0.01)]
+    exp = SCHEDULES["exponential"](1.0, 11)
+    assert exp.lr(10) == pytest.approx(0.01)
+    cos = SCHEDULES["cosine"](1.0, 11)
+    assert cos.lr(0) == 1.0 and cos.lr(5) == pytest.approx(0.5) and cos.lr(10) == pytest.approx(0.0)
+    plateau = SCHEDULES["plateau"](1.0, 100, patience=2)
+    for loss in [1.0, 1.0, 1.0, 1.0]:
+        plateau.observe(loss)
+    assert plateau.lr(4) == 0.5
