@@ -1,0 +1,773 @@
+"""Data: CSV to float arrays for training, and a Schema that lets predict do it again.
+
+``read_csv`` / ``iter_csv_chunks`` (in :mod:`nncli.csvio`) read a CSV into a
+:class:`Table` of columns. ``prepare_training`` picks the target and feature
+columns, infers the task, encodes and standardises, and returns
+:class:`TrainingData` whose ``schema`` records every decision.
+``encode_features`` / ``encode_targets`` / ``decode_outputs`` apply a stored
+Schema to new data at predict and evaluate time.
+
+Encoding rules (documented for users in the README):
+
+* A column is *numeric* unless most of its non-missing cells are not numbers;
+  then it is *boolean* (every value true/false/yes/no, any case) or
+  *categorical*. A non-number in a numeric column is an error naming the cell.
+* Missing cells: empty, ``NA``, ``NaN``, ``null`` (any case) and non-finite
+  numbers (``inf``). They are an error unless ``impute`` is ``'mean'`` or
+  ``'median'`` (numbers and booleans; a categorical column takes its most
+  frequent category) or ``'drop'`` (training drops those rows; at predict time,
+  where every input row needs an output row, missing values are filled with the
+  training mean / most frequent category). Targets are never imputed: a missing
+  target is an error unless ``impute='drop'``.
+* Numbers beyond float32's range (|x| > 3.4e38) are an error: we may train in float32.
+* Numeric and boolean features are standardised (mean 0, std 1 over the training
+  rows; a constant column keeps std 1). Categorical features are one-hot encoded
+  over the sorted training vocabulary; an unseen category at predict time
+  encodes as all zeros.
+* Task, when not given: a text or boolean target is classification; integers
+  with at most 20 distinct values (and at most half as many as rows) are
+  classification; anything else regression. Several targets: regression.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nncli.csvio import (  # noqa: F401  (re-exported: the public reading API)
+    MISSING_TOKENS,
+    Column,
+    Table,
+    format_number,
+    iter_csv_chunks,
+    parse_cells,
+    read_csv,
+)
+from nncli.errors import ConfigError, DataError, ModelFileError
+
+TASKS = ("classification", "regression", "reconstruct")
+IMPUTE_CHOICES = ("mean", "median", "drop")
+INPUT_KINDS = ("numeric", "boolean", "categorical")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+BOOLEAN_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+MAX_INTEGER_CLASSES = 20
+SCHEMA_VERSION = 1
+
+
+# --------------------------------------------------------------------------- #
+# Schema
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class InputColumn:
+    """One input column as training saw it and predict must encode it."""
+
+    name: str
+    kind: str  # 'numeric' | 'boolean' | 'categorical'
+    mean: float = 0.0  # numeric, boolean: subtracted (0 without standardisation)
+    std: float = 1.0  # numeric, boolean: divided by (1 without standardisation)
+    vocabulary: list[str] | None = None  # categorical: sorted training categories
+    impute: float | str | None = None  # value for missing cells; None: missing is an error
+
+    @property
+    def width(self) -> int:
+        return len(self.vocabulary) if self.kind == "categorical" else 1
+
+    def feature_names(self) -> list[str]:
+        if self.kind == "categorical":
+            return [f"{self.name}={v}" for v in self.vocabulary]
+        return [self.name]
+
+
+@dataclass
+class Schema:
+    """Everything predict needs to turn a CSV into network inputs and outputs back
+    into labels or numbers. JSON-serialisable through :meth:`to_dict`."""
+
+    task: str
+    columns: list[str]  # the training file's columns, in order
+    inputs: list[InputColumn]
+    target_names: list[str]
+    target_kind: str | None = None  # 'numeric' | 'categorical'; None for reconstruct
+    classes: list[str] | None = None  # classification: class labels, in output order
+    target_mean: list[float] | None = None  # regression: per target
+    target_std: list[float] | None = None
+    id_column: str | None = None
+    impute: str | None = None
+    standardize: bool = True
+    has_header: bool = True
+
+    @property
+    def n_features(self) -> int:
+        return sum(c.width for c in self.inputs)
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "classification":
+            return len(self.classes)
+        if self.task == "reconstruct":
+            return self.n_features
+        return len(self.target_names)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [n for c in self.inputs for n in c.feature_names()]
+
+    def to_dict(self) -> dict:
+        inputs = []
+        for c in self.inputs:
+            d = {"name": c.name, "kind": c.kind}
+            if c.kind == "categorical":
+                d["vocabulary"] = list(c.vocabulary)
+            else:
+                d["mean"], d["std"] = float(c.mean), float(c.std)
+            d["impute"] = c.impute if c.impute is None or isinstance(c.impute, str) else float(c.impute)
+            inputs.append(d)
+        return {
+            "version": SCHEMA_VERSION,
+            "task": self.task,
+            "columns": list(self.columns),
+            "has_header": self.has_header,
+            "id_column": self.id_column,
+            "impute": self.impute,
+            "standardize": self.standardize,
+            "inputs": inputs,
+            "targets": {
+                "names": list(self.target_names),
+                "kind": self.target_kind,
+                "classes": None if self.classes is None else list(self.classes),
+                "mean": None if self.target_mean is None else [float(v) for v in self.target_mean],
+                "std": None if self.target_std is None else [float(v) for v in self.target_std],
+            },
+            "n_features": self.n_features,
+            "n_outputs": self.n_outputs,
+        }
+
+    @classmethod
+    def from_dict(cls, d) -> Schema:
+        """Rebuild and validate a Schema; ModelFileError says what does not fit."""
+        return _schema_from_dict(d)
+
+
+def _bad(msg):
+    return ModelFileError(f"model schema: {msg}")
+
+
+def _keys(d, where, required, optional=()):
+    if not isinstance(d, dict):
+        raise _bad(f"{where} must be an object, not {type(d).__name__}")
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise _bad(f"{where} lacks {', '.join(missing)}")
+    extra = [k for k in d if k not in required and k not in optional]
+    if extra:
+        raise _bad(f"{where} has unknown field(s) {', '.join(map(str, extra))}")
+
+
+def _str(v, where, allow_none=False):
+    if v is None and allow_none:
+        return None
+    if not isinstance(v, str) or not v:
+        raise _bad(f"{where} must be a non-empty string, not {v!r}")
+    return v
+
+
+def _strs(v, where, min_len=0, unique=True):
+    if not isinstance(v, list) or len(v) < min_len:
+        raise _bad(f"{where} must be a list of at least {min_len} strings")
+    out = [_str(x, f"{where}[{i}]") for i, x in enumerate(v)]
+    if unique and len(set(out)) != len(out):
+        raise _bad(f"{where} has duplicates")
+    return out
+
+
+def _num(v, where, positive=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _bad(f"{where} must be a finite number, not {v!r}")
+    if positive and not v > 0:
+        raise _bad(f"{where} must be positive, not {v!r}")
+    return float(v)
+
+
+def _schema_from_dict(d) -> Schema:
+    _keys(d, "schema", ("version", "task", "columns", "has_header", "id_column", "impute",
+                        "standardize", "inputs", "targets", "n_features", "n_outputs"))
+    if d["version"] != SCHEMA_VERSION or isinstance(d["version"], bool):
+        raise _bad(f"version {d['version']!r} is not supported (expected {SCHEMA_VERSION})")
+    task = d["task"]
+    if task not in TASKS:
+        raise _bad(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    columns = _strs(d["columns"], "columns", min_len=1)
+    for k in ("has_header", "standardize"):
+        if not isinstance(d[k], bool):
+            raise _bad(f"{k} must be true or false")
+    id_column = _str(d["id_column"], "id_column", allow_none=True)
+    if id_column is not None and id_column not in columns:
+        raise _bad(f"id_column {id_column!r} is not one of the columns")
+    if d["impute"] is not None and d["impute"] not in IMPUTE_CHOICES:
+        raise _bad(f"impute must be null or one of {', '.join(IMPUTE_CHOICES)}")
+    if not isinstance(d["inputs"], list) or not d["inputs"]:
+        raise _bad("inputs must be a non-empty list")
+    inputs = []
+    for i, c in enumerate(d["inputs"]):
+        where = f"inputs[{i}]"
+        if not isinstance(c, dict):
+            raise _bad(f"{where} must be an object")
+        kind = c.get("kind")
+        if kind == "categorical":
+            _keys(c, where, ("name", "kind", "vocabulary", "impute"))
+            vocab = _strs(c["vocabulary"], f"{where}.vocabulary", min_len=1)
+            imp = c["impute"]
+            if imp is not None and imp not in vocab:
+                raise _bad(f"{where}.impute must be null or one of its vocabulary")
+            ic = InputColumn(_str(c["name"], f"{where}.name"), kind, vocabulary=vocab, impute=imp)
+        elif kind in ("numeric", "boolean"):
+            _keys(c, where, ("name", "kind", "mean", "std", "impute"))
+            imp = None if c["impute"] is None else _num(c["impute"], f"{where}.impute")
+            ic = InputColumn(_str(c["name"], f"{where}.name"), kind,
+                             mean=_num(c["mean"], f"{where}.mean"),
+                             std=_num(c["std"], f"{where}.std", positive=True), impute=imp)
+        else:
+            raise _bad(f"{where}.kind must be one of {', '.join(INPUT_KINDS)}, not {kind!r}")
+        if ic.name not in columns:
+            raise _bad(f"input {ic.name!r} is not one of the columns")
+        if ic.name == id_column:
+            raise _bad(f"input {ic.name!r} is the id column")
+        inputs.append(ic)
+    if len({c.name for c in inputs}) != len(inputs):
+        raise _bad("inputs has duplicate names")
+    t = d["targets"]
+    _keys(t, "targets", ("names", "kind", "classes", "mean", "std"))
+    names = _strs(t["names"], "targets.names", min_len=0)
+    kind, classes, mean, std = t["kind"], None, None, None
+    if task == "reconstruct":
+        if names != [c.name for c in inputs] or kind is not None or any(
+                t[k] is not None for k in ("classes", "mean", "std")):
+            raise _bad("a reconstruct model's targets are its inputs, with no classes or scaling")
+    else:
+        if not names:
+            raise _bad("targets.names must not be empty")
+        for n in names:
+            if n not in columns:
+                raise _bad(f"target {n!r} is not one of the columns")
+            if n in {c.name for c in inputs} or n == id_column:
+                raise _bad(f"target {n!r} is also an input or the id column")
+        if task == "classification":
+            if len(names) != 1 or kind not in ("numeric", "categorical"):
+                raise _bad("classification needs one target of kind numeric or categorical")
+            classes = _strs(t["classes"], "targets.classes", min_len=2)
+            if t["mean"] is not None or t["std"] is not None:
+                raise _bad("classification targets have no mean/std")
+        else:
+            if kind != "numeric" or t["classes"] is not None:
+                raise _bad("regression targets are numeric and have no classes")
+            for k in ("mean", "std"):
+                if not isinstance(t[k], list) or len(t[k]) != len(names):
+                    raise _bad(f"targets.{k} must be a list of {len(names)} numbers")
+            mean = [_num(v, f"targets.mean[{i}]") for i, v in enumerate(t["mean"])]
+            std = [_num(v, f"targets.std[{i}]", positive=True) for i, v in enumerate(t["std"])]
+    schema = Schema(task, columns, inputs, names, kind, classes, mean, std, id_column,
+                    d["impute"], d["standardize"], d["has_header"])
+    for k in ("n_features", "n_outputs"):
+        v = d[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v != getattr(schema, k):
+            raise _bad(f"{k} is {v!r} but the inputs and targets make {getattr(schema, k)}")
+    return schema
+
+
+# --------------------------------------------------------------------------- #
+# Column analysis
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class _Cells:
+    """A column seen as numbers (numeric, boolean) or stripped text (categorical)."""
+
+    kind: str
+    missing: np.ndarray  # bool (n,)
+    values: np.ndarray | None = None  # float64, NaN where missing
+    text: list[str] | None = None  # categorical: stripped cells ('' where missing)
+    bad: list[tuple[int, str]] = field(default_factory=list)  # non-numbers in a numeric column
+
+
+def _analyse(col: Column) -> _Cells:
+    if not col.is_text:
+        values = col.values
+        return _Cells("numeric", ~np.isfinite(values), values=values, bad=col.bad)
+    values, bad = parse_cells(col.text)
+    n_numbers = int(np.isfinite(values).sum())
+    if len(bad) <= n_numbers and (bad or n_numbers):
+        return _Cells("numeric", ~np.isfinite(values), values=values, bad=bad)
+    text = [s.strip() for s in col.text]
+    missing = np.fromiter((s.lower() in MISSING_TOKENS for s in text), bool, len(text))
+    words = {s.lower() for s, m in zip(text, missing) if not m}
+    if words and words <= BOOLEAN_WORDS.keys():
+        values = np.array([BOOLEAN_WORDS.get(s.lower(), np.nan) for s in text], np.float64)
+        return _Cells("boolean", missing, values=values)
+    return _Cells("categorical", missing, text=[("" if m else s) for s, m in zip(text, missing)])
+
+
+def _check_numbers(table: Table, j: int, cells: _Cells):
+    """Raise for a non-number or a float32 overflow in a numeric column."""
+    if cells.bad:
+        row, s = cells.bad[0]
+        more = f" ({len(cells.bad) - 1} more non-numbers in this column)" if len(cells.bad) > 1 else ""
+        raise DataError(f"{table.where(row, j)}: cannot read {s!r} as a number{more}")
+    v = cells.values
+    with np.errstate(invalid="ignore"):
+        big = np.abs(v) > FLOAT32_MAX
+    big &= np.isfinite(v)
+    if big.any():
+        row = int(np.argmax(big))
+        raise DataError(f"{table.where(row, j)}: {float(v[row])!r} is too large "
+                        f"(at most {FLOAT32_MAX:.4g} in magnitude)")
+
+
+def _missing_error(table: Table, j: int, row: int, what="value") -> DataError:
+    col = table.columns[j]
+    s = col.text[row].strip() if col.is_text else None
+    v = None if col.is_text else col.values[row]
+    shown = f" ({s!r})" if s else (f" ({float(v)!r})" if v is not None and not np.isnan(v) else "")
+    fix = ("use --impute drop to drop such rows" if what == "target value"
+           else "use --impute mean|median|drop")
+    return DataError(f"{table.where(row, j)}: missing {what}{shown}; fill it in, or {fix}")
+
+
+def _as_list(keys):
+    if keys is None:
+        return []
+    if isinstance(keys, (str, int, np.integer)):
+        return [keys]
+    return list(keys)
+
+
+# --------------------------------------------------------------------------- #
+# Training data
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class TrainingData:
+    """Encoded training arrays and the schema that produced them."""
+
+    X: np.ndarray  # float64 (N, n_features), C-contiguous
+    Y: np.ndarray  # float64 (N, n_outputs); for reconstruct, the same array as X
+    schema: Schema
+    task: str
+    feature_names: list[str]
+    ids: list[str] | None  # the id column's text per row
+    line_numbers: np.ndarray  # int64 (N,): line in the file of each row
+    labels: np.ndarray | None = None  # classification: int class index per row (for splits)
+
+
+def prepare_training(table: Table, *, target=None, features=None, drop=None, id_column=None,
+                     task=None, standardize=True, impute=None) -> TrainingData:
+    """Choose columns, infer the task, encode, standardise: see the module docstring."""
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    if impute is not None and impute not in IMPUTE_CHOICES:
+        raise ConfigError(f"impute must be one of {', '.join(IMPUTE_CHOICES)}, not {impute!r}")
+    names = table.names
+    ncols = len(names)
+    id_idx = None if id_column is None else table.index_of(id_column)
+    drop_idx = {table.index_of(k) for k in _as_list(drop)}
+
+    # -- targets
+    if task == "reconstruct":
+        if _as_list(target):
+            raise ConfigError("task 'reconstruct' learns its inputs: give no target")
+        target_idx = []
+    elif target is None:
+        target_idx = [max(j for j in range(ncols) if j != id_idx)] if ncols > 1 else [0]
+    else:
+        target_idx = [table.index_of(k) for k in _as_list(target)]
+        if not target_idx:
+            raise ConfigError("no target column given")
+        if len(set(target_idx)) != len(target_idx):
+            raise ConfigError("a target column is given twice")
+    for j in target_idx:
+        if j == id_idx:
+            raise ConfigError(f"column {names[j]!r} cannot be both the id and a target")
+        if j in drop_idx:
+            raise ConfigError(f"column {names[j]!r} is the target; it cannot be dropped")
+
+    # -- features
+    if features is not None:
+        feat_idx = []
+        for k in _as_list(features):
+            j = table.index_of(k)
+            if j in target_idx:
+                raise ConfigError(f"column {names[j]!r} is the target; it cannot also be a feature")
+            if j == id_idx:
+                raise ConfigError(f"column {names[j]!r} is the id column; it cannot be a feature")
+            if j not in feat_idx and j not in drop_idx:
+                feat_idx.append(j)
+    else:
+        feat_idx = [j for j in range(ncols)
+                    if j not in target_idx and j != id_idx and j not in drop_idx]
+    if not feat_idx:
+        if ncols - (id_idx is not None) - len(target_idx) <= 0:
+            raise DataError(f"{table.source}: no column is left to learn from "
+                            f"(columns: {', '.join(map(repr, names))})")
+        raise ConfigError("the options leave no feature column")
+
+    # -- look at every column used
+    cells = {j: _analyse(table.columns[j]) for j in feat_idx + target_idx}
+    for j in feat_idx:
+        if cells[j].kind == "numeric":
+            _check_numbers(table, j, cells[j])
+
+    # -- task
+    if task != "reconstruct":
+        if len(target_idx) > 1:
+            if task == "classification":
+                raise ConfigError("classification takes one target column; "
+                                  "several targets mean multi-output regression")
+            task = "regression"
+        tcells = [cells[j] for j in target_idx]
+        for j, c in zip(target_idx, tcells):
+            if c.kind == "numeric":
+                _check_numbers(table, j, c)
+            elif task == "regression" or len(target_idx) > 1:
+                row = int(np.argmin(c.missing))
+                raise DataError(f"{table.where(row, j)}: the target holds text "
+                                f"({table.columns[j].as_text()[row].strip()!r}); "
+                                f"a regression target must be numeric")
+        if task is None:
+            task = "classification" if _looks_categorical(tcells[0]) else "regression"
+
+    # -- missing values: rows to keep
+    keep = None
+    for j in target_idx:
+        miss = cells[j].missing
+        if miss.any():
+            if impute == "drop":
+                keep = ~miss if keep is None else keep & ~miss
+            else:
+                raise _missing_error(table, j, int(np.argmax(miss)), "target value")
+    for j in feat_idx:
+        miss = cells[j].missing
+        if miss.any():
+            if impute is None:
+                raise _missing_error(table, j, int(np.argmax(miss)))
+            if impute == "drop":
+                keep = ~miss if keep is None else keep & ~miss
+    if keep is not None:
+        if not keep.any():
+            raise DataError(f"{table.source}: no row is left after dropping rows with missing values")
+        if keep.all():
+            keep = None
+
+    def rows(a):
+        return a if keep is None else a[keep]
+
+    # -- inputs
+    inputs = []
+    for j in feat_idx:
+        c = cells[j]
+        if c.kind == "categorical":
+            text = rows(np.array(c.text, dtype=object))
+            miss = rows(c.missing)
+            present = text[~miss]
+            if not len(present):
+                raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values")
+            vocab, counts = np.unique(present.astype(str), return_counts=True)
+            fill = str(vocab[int(np.argmax(counts))]) if impute else None
+            inputs.append(InputColumn(names[j], "categorical", vocabulary=[str(v) for v in vocab],
+                                      impute=fill))
+        else:
+            v = rows(c.values)
+            ok = np.isfinite(v)
+            if not ok.any():
+                raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values")
+            fill = None
+            if impute is not None:
+                fill = float(np.median(v[ok]) if impute == "median" else np.mean(v[ok]))
+            mean, std = 0.0, 1.0
+            if standardize:
+                filled = v if fill is None or ok.all() else np.where(ok, v, fill)
+                mean = float(np.mean(filled))
+                std = float(np.std(filled))
+                if not std > 0 or not math.isfinite(std):
+                    std = 1.0
+            inputs.append(InputColumn(names[j], c.kind, mean=mean, std=std, impute=fill))
+
+    n = table.n_rows if keep is None else int(keep.sum())
+    schema = Schema(task, list(names), inputs, [], has_header=table.has_header,
+                    id_column=None if id_idx is None else names[id_idx], impute=impute,
+                    standardize=bool(standardize))
+    X = np.empty((n, schema.n_features), np.float64)
+    col_at = 0
+    for j, ic in zip(feat_idx, inputs):
+        c = cells[j]
+        if ic.kind == "categorical":
+            _one_hot_into(X[:, col_at:col_at + ic.width], list(rows(np.array(c.text, dtype=object))),
+                          rows(c.missing), ic)
+        else:
+            _numbers_into(X[:, col_at], rows(c.values), ic)
+        col_at += ic.width
+
+    # -- targets
+    labels = None
+    if task == "reconstruct":
+        schema.target_names = [ic.name for ic in inputs]
+        Y = X
+    elif task == "classification":
+        j = target_idx[0]
+        c = cells[j]
+        schema.target_names = [names[j]]
+        if c.kind == "numeric":
+            v = rows(c.values)
+            uniq = np.unique(v)
+            schema.target_kind = "numeric"
+            schema.classes = [format_number(x) for x in uniq.tolist()]
+            labels = np.searchsorted(uniq, v).astype(np.int64)
+        else:
+            text = [s.strip() for s in rows(np.array(table.columns[j].as_text(), dtype=object))]
+            uniq = sorted(set(text))
+            schema.target_kind = "categorical"
+            schema.classes = uniq
+            index = {s: i for i, s in enumerate(uniq)}
+            labels = np.fromiter((index[s] for s in text), np.int64, len(text))
+        if len(schema.classes) < 2:
+            raise DataError(f"{table.source}: the target column {names[j]!r} has only one class "
+                            f"({schema.classes[0]!r}); classification needs at least two")
+        Y = np.zeros((n, len(schema.classes)), np.float64)
+        Y[np.arange(n), labels] = 1.0
+    else:
+        schema.target_names = [names[j] for j in target_idx]
+        schema.target_kind = "numeric"
+        Y = np.empty((n, len(target_idx)), np.float64)
+        schema.target_mean, schema.target_std = [], []
+        for k, j in enumerate(target_idx):
+            v = rows(cells[j].values)
+            mean, std = 0.0, 1.0
+            if standardize:
+                mean, std = float(np.mean(v)), float(np.std(v))
+                if not std > 0 or not math.isfinite(std):
+                    std = 1.0
+            schema.target_mean.append(mean)
+            schema.target_std.append(std)
+            Y[:, k] = v if (mean, std) == (0.0, 1.0) else (v - mean) / std
+
+    ids = None
+    if id_idx is not None:
+        ids = table.columns[id_idx].as_text()
+        ids = ids if keep is None else [s for s, k in zip(ids, keep) if k]
+    return TrainingData(X, Y, schema, task, schema.feature_names, ids,
+                        rows(table.line_numbers), labels)
+
+
+def _looks_categorical(c: _Cells) -> bool:
+    if c.kind != "numeric":
+        return True
+    v = c.values[~c.missing]
+    if not len(v) or not np.all(v == np.round(v)):
+        return False
+    distinct = len(np.unique(v))
+    return distinct <= MAX_INTEGER_CLASSES and distinct <= len(v) / 2
+
+
+def _numbers_into(out, v, ic: InputColumn, table=None, j=None):
+    """out[:] = standardised v, missing cells filled with ic.impute (or an error)."""
+    ok = np.isfinite(v)
+    if not ok.all():
+        if ic.impute is None:
+            raise _missing_error(table, j, int(np.argmin(ok)))
+        v = np.where(ok, v, ic.impute)
+    if ic.mean == 0.0 and ic.std == 1.0:
+        out[:] = v
+    else:
+        np.subtract(v, ic.mean, out=out)
+        out /= ic.std
+
+
+def _one_hot_into(out, text, missing, ic: InputColumn, table=None, j=None):
+    """out (n, width) = one-hot of text over ic.vocabulary; unseen → zeros."""
+    out[:] = 0.0
+    index = {s: i for i, s in enumerate(ic.vocabulary)}
+    for r, (s, m) in enumerate(zip(text, missing)):
+        if m:
+            if ic.impute is None:
+                raise _missing_error(table, j, r)
+            s = ic.impute
+        i = index.get(s)
+        if i is None and s:
+            i = index.get(_canonical(s))
+        if i is not None:
+            out[r, i] = 1.0
+
+
+def _canonical(s: str) -> str:
+    """Numeric-looking text in canonical number form ('7.0' → '7'), else unchanged."""
+    try:
+        return format_number(float(s))
+    except ValueError:
+        return s
+
+
+# --------------------------------------------------------------------------- #
+# Predict and evaluate
+# --------------------------------------------------------------------------- #
+
+
+def _match_columns(table: Table, schema: Schema, wanted: list[str]) -> list[int]:
+    if table.named:
+        absent = [n for n in wanted if n not in table.names]
+        if absent:
+            raise DataError(f"{table.source}: missing column(s) the model needs: "
+                            f"{', '.join(map(repr, absent))} (the file has: "
+                            f"{', '.join(map(repr, table.names))})")
+        return [table.names.index(n) for n in wanted]
+    width = len(table.names)
+    if width == len(schema.columns):
+        return [schema.columns.index(n) for n in wanted]
+    inputs = [c.name for c in schema.inputs]
+    if width == len(inputs) and all(n in inputs for n in wanted):
+        return [inputs.index(n) for n in wanted]
+    raise DataError(f"{table.source}: without a header the file must have the training file's "
+                    f"{len(schema.columns)} columns ({', '.join(map(repr, schema.columns))}) or just "
+                    f"the {len(inputs)} input columns, in that order; it has {width}")
+
+
+def encode_features(table: Table, schema: Schema) -> np.ndarray:
+    """Inputs of ``table`` encoded as training encoded them: float64 (N, n_features).
+
+    Columns are matched by name when the table is named (header or ``columns=``;
+    extra columns are ignored), by position otherwise. Missing values are
+    filled per the schema (an error when training had no imputation).
+    """
+    idx = _match_columns(table, schema, [c.name for c in schema.inputs])
+    X = np.empty((table.n_rows, schema.n_features), np.float64)
+    at = 0
+    for j, ic in zip(idx, schema.inputs):
+        col = table.columns[j]
+        if ic.kind == "numeric":
+            values, bad = col.as_numbers()
+            _check_numbers(table, j, _Cells("numeric", None, values=values, bad=bad))
+            _numbers_into(X[:, at], values, ic, table, j)
+        else:
+            text = [s.strip() for s in col.as_text()]
+            missing = [s.lower() in MISSING_TOKENS for s in text]
+            if ic.kind == "boolean":
+                values = np.empty(len(text), np.float64)
+                for r, (s, m) in enumerate(zip(text, missing)):
+                    if m:
+                        values[r] = np.nan
+                    elif s.lower() in BOOLEAN_WORDS:
+                        values[r] = BOOLEAN_WORDS[s.lower()]
+                    else:
+                        raise DataError(f"{table.where(r, j)}: expected true/false or yes/no, "
+                                        f"found {s!r}")
+                _numbers_into(X[:, at], values, ic, table, j)
+            else:
+                _one_hot_into(X[:, at:at + ic.width], text, missing, ic, table, j)
+        at += ic.width
+    return X
+
+
+def encode_targets(table: Table, schema: Schema, *, scaled=True) -> np.ndarray:
+    """Targets of ``table`` as training encoded them, for evaluation: float64 (N, n_outputs).
+
+    Classification: one-hot over ``schema.classes`` (an unknown label is an error).
+    Regression: standardised with the training statistics when ``scaled``
+    (the space the network's loss is computed in), original units otherwise.
+    Reconstruct: the encoded features.
+    """
+    if schema.task == "reconstruct":
+        return encode_features(table, schema)
+    idx = _match_columns(table, schema, schema.target_names)
+    n = table.n_rows
+    if schema.task == "classification":
+        j = idx[0]
+        col = table.columns[j]
+        index = {s: i for i, s in enumerate(schema.classes)}
+        Y = np.zeros((n, len(schema.classes)), np.float64)
+        for r, s in enumerate(col.as_text()):
+            s = s.strip()
+            if s.lower() in MISSING_TOKENS:
+                raise _missing_error(table, j, r, "target value")
+            i = index.get(s)
+            if i is None and schema.target_kind == "numeric":
+                i = index.get(_canonical(s))
+            if i is None:
+                raise DataError(f"{table.where(r, j)}: unknown class {s!r}; the model knows "
+                                f"{', '.join(map(repr, schema.classes))}")
+            Y[r, i] = 1.0
+        return Y
+    Y = np.empty((n, len(idx)), np.float64)
+    for k, j in enumerate(idx):
+        values, bad = table.columns[j].as_numbers()
+        _check_numbers(table, j, _Cells("numeric", None, values=values, bad=bad))
+        ok = np.isfinite(values)
+        if not ok.all():
+            raise _missing_error(table, j, int(np.argmin(ok)), "target value")
+        Y[:, k] = (values - schema.target_mean[k]) / schema.target_std[k] if scaled else values
+    return Y
+
+
+def labels_from_proba(proba, schema: Schema) -> np.ndarray:
+    """Class label (str) per row: the most probable class.
+
+    ``proba`` is (N, n_classes), or (N, 1) / (N,) holding P(second class) for a
+    two-class model with a single sigmoid output.
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    classes = np.asarray(schema.classes, dtype=object)
+    if p.ndim == 1 or p.shape[1] == 1:
+        if len(classes) != 2:
+            raise ValueError("a single probability column needs a two-class model")
+        return classes[(p.reshape(-1) >= 0.5).astype(np.int64)]
+    if p.shape[1] != len(classes):
+        raise ValueError(f"proba has {p.shape[1]} columns for {len(classes)} classes")
+    return classes[np.argmax(p, axis=1)]
+
+
+def decode_outputs(raw, schema: Schema):
+    """Network outputs to user values: class labels (classification), numbers in the
+    target's units (regression), or the raw encoded outputs (reconstruct)."""
+    if schema.task == "classification":
+        return labels_from_proba(raw, schema)
+    raw = np.asarray(raw, dtype=np.float64)
+    if schema.task == "regression":
+        return raw * np.asarray(schema.target_std) + np.asarray(schema.target_mean)
+    return raw
+
+
+# --------------------------------------------------------------------------- #
+# Splits
+# --------------------------------------------------------------------------- #
+
+
+def stratified_split(labels, n: int, fraction: float, rng: np.random.Generator):
+    """``(train_idx, val_idx)``, sorted int64 arrays, for a validation ``fraction``.
+
+    With ``labels`` (one per row), each class gives ``round(fraction * size)``
+    rows to validation but keeps at least one for training; without, a random
+    split that keeps at least one training row. Deterministic for a given rng.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise ConfigError(f"the validation fraction must be in [0, 1), not {fraction!r}")
+    if n < 1:
+        raise DataError("no rows to split")
+    if labels is None:
+        perm = rng.permutation(n)
+        k = min(int(round(fraction * n)), n - 1)
+        return np.sort(perm[k:]).astype(np.int64), np.sort(perm[:k]).astype(np.int64)
+    labels = np.asarray(labels)
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} rows")
+    _, inverse = np.unique(labels, return_inverse=True)
+    val = []
+    for c in range(int(inverse.max()) + 1):
+        members = rng.permutation(np.flatnonzero(inverse == c))
+        k = min(int(round(fraction * len(members))), len(members) - 1)
+        val.append(members[:k])
+    val_idx = np.sort(np.concatenate(val)).astype(np.int64)
+    mask = np.ones(n, bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask).astype(np.int64), val_idx
