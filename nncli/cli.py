@@ -1,0 +1,127 @@
+"""The `nncli` command: a Click group whose commands live in nncli/commands/.
+
+This module only wires commands together and turns what can go wrong into one line on
+stderr and an exit code: 0 success, 1 an error in the data, a model file or I/O,
+2 a usage error (Click's), 130 interrupted. No command lets a traceback reach the user.
+"""
+import errno
+import importlib
+import os
+import sys
+
+import click
+
+from nncli._version import __version__
+
+# name → module in nncli.commands; each module defines `command` (a click.Command).
+COMMANDS = {
+    "train": "train",
+    "predict": "predict",
+    "evaluate": "evaluate",
+    "info": "info",
+    "plot-loss": "plot_loss",
+    "gradcheck": "gradcheck",
+    "descend": "descend",
+    "plot-fit": "plot_fit",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (keeps `--help` fast)."""
+
+    def list_commands(self, ctx):
+        return [name for name, mod in COMMANDS.items() if _exists(mod)]
+
+    def get_command(self, ctx, name):
+        mod = COMMANDS.get(name)
+        if mod is None or not _exists(mod):
+            return None
+        return importlib.import_module(f"nncli.commands.{mod}").command
+
+    def invoke(self, ctx):
+        # Library errors become Click's "Error: …" (exit 1) here, so CliRunner sees what a
+        # user sees.
+        from nncli.errors import NncliError
+        try:
+            return super().invoke(ctx)
+        except NncliError as e:
+            raise click.ClickException(str(e)) from None
+
+
+def _exists(mod):
+    return os.path.exists(os.path.join(os.path.dirname(__file__), "commands", f"{mod}.py"))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nncli")
+def cli():
+    """Train multi-layer perceptrons on CSV data.
+
+    \b
+    Examples:
+      nncli train data/iris.csv                      # → iris.npz, iris.loss.csv
+      nncli predict iris.npz data/iris.csv --proba   # CSV on stdout
+      cat data/iris.csv | nncli predict iris.npz - | head
+      nncli evaluate iris.npz data/iris.csv
+      nncli plot-loss iris.loss.csv -o loss.png
+
+    Exit codes: 0 success, 1 error (data, model file, I/O), 2 usage error, 130 interrupted.
+    """
+
+
+def main(argv=None):
+    """Entry point: run the CLI, mapping every failure to a message and an exit code."""
+    from nncli.errors import NncliError
+    try:
+        # Without standalone mode Click returns the exit code of ctx.exit(n), and raises the
+        # rest for us to report; commands return nothing.
+        code = cli.main(args=argv, prog_name="nncli", standalone_mode=False)
+    except click.exceptions.Abort:
+        _quiet_exit("Aborted.", 130)
+    except click.ClickException as e:
+        e.show()
+        _exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        _exit(e.exit_code)
+    except NncliError as e:  # raised outside a command (should not happen, but never a traceback)
+        _quiet_exit(f"Error: {e}", e.exit_code)
+    except KeyboardInterrupt:
+        _quiet_exit("Interrupted.", 130)
+    except BrokenPipeError:
+        _broken_pipe()
+    except MemoryError:
+        _quiet_exit("Error: out of memory", 1)
+    except OSError as e:
+        if e.errno == errno.EPIPE:
+            _broken_pipe()
+        where = f": {e.filename}" if e.filename else ""
+        _quiet_exit(f"Error: {e.strerror or e}{where}", 1)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _broken_pipe():
+    # The reader went away (`nncli predict … | head`): stop quietly, like other Unix tools.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def _quiet_exit(message, code):
+    try:
+        click.echo(message, err=True)
+    except OSError:
+        pass
+    _exit(code)
+
+
+def _exit(code):
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _broken_pipe()
+    except OSError:
+        pass
+    sys.exit(code)

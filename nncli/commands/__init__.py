@@ -1,0 +1,1 @@
+"""One module per `nncli` command; each defines `command` (see nncli/cli.py)."""

@@ -1,0 +1,64 @@
+"""nncli evaluate MODEL DATA: metrics of a model on labelled data."""
+import json
+
+import click
+
+from nncli.commands.options import csv_input_options, read_kwargs
+
+
+@click.command("evaluate")
+@click.argument("model", type=click.Path(dir_okay=True))
+@click.argument("data", type=click.Path(dir_okay=False, allow_dash=True))
+@csv_input_options
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--json", "json_out", is_flag=True, help="Print the metrics as one JSON object.")
+def command(model, data, threads, json_out, **csv_opts):
+    """Score MODEL on DATA, a CSV with the target column(s).
+
+    Regression: MSE, RMSE, MAE, R² (original units). Classification: accuracy, log-loss,
+    precision/recall/F1 per class and the confusion matrix. Reconstruct: the mean
+    reconstruction error.
+
+    \b
+    Example:
+      nncli evaluate iris.npz data/iris.csv
+    """
+    from nncli import data as D
+    from nncli.model_io import load_model
+    from nncli.predicting import Evaluation, evaluate_chunk, metrics, model_schema
+    loaded = load_model(model)
+    schema = model_schema(loaded, model)
+    ev = Evaluation(schema.task)
+    for table in D.iter_csv_chunks(data, **read_kwargs(csv_opts)):
+        evaluate_chunk(ev, loaded.network, schema, table, threads)
+    result = metrics(ev, schema)
+    if json_out:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(render(result))
+
+
+def render(m):
+    lines = [f"rows      {m['rows']}"]
+    if m["task"] == "classification":
+        lines += [f"accuracy  {m['accuracy']:.4f}", f"log-loss  {m['log_loss']:.4f}", ""]
+        w = max(len("class"), *(len(c) for c in m["classes"]))
+        lines.append(f"{'class':<{w}}  precision  recall      f1  support")
+        for c, s in m["per_class"].items():
+            lines.append(f"{c:<{w}}  {s['precision']:9.4f}  {s['recall']:6.4f}  {s['f1']:6.4f}  {s['support']:7d}")
+        lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
+        cw = max(w, *(len(str(v)) for row in m["confusion_matrix"] for v in row))
+        lines.append(" " * (w + 2) + "  ".join(f"{c:>{cw}}" for c in m["classes"]))
+        for c, row in zip(m["classes"], m["confusion_matrix"]):
+            lines.append(f"{c:<{w}}  " + "  ".join(f"{v:>{cw}}" for v in row))
+    elif m["task"] == "regression":
+        r2 = "—" if m["r2"] is None else f"{m['r2']:.4f}"
+        lines += [f"mse       {m['mse']:.6g}", f"rmse      {m['rmse']:.6g}",
+                  f"mae       {m['mae']:.6g}", f"r2        {r2}"]
+        if len(m["per_target"]) > 1:
+            lines.append("")
+            for t, s in m["per_target"].items():
+                lines.append(f"{t}: mse {s['mse']:.6g}  rmse {s['rmse']:.6g}  mae {s['mae']:.6g}  r2 {s['r2']}")
+    else:
+        lines.append(f"mean reconstruction error  {m['reconstruction_error']:.6g}")
+    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""nncli info MODEL: what a model file holds."""
+import json
+
+import click
+
+
+@click.command("info")
+@click.argument("model", type=click.Path(dir_okay=True))
+@click.option("--json", "json_out", is_flag=True, help="Print everything as one JSON object.")
+def command(model, json_out):
+    """Show a model's architecture, task, training configuration and final metrics.
+
+    \b
+    Example:
+      nncli info iris.npz
+    """
+    from nncli.model_io import load_model
+    loaded = load_model(model)
+    net, meta = loaded.network, loaded.meta
+    layers = []
+    for k, (n_in, n_out, act) in enumerate(zip(net.layers[:-1], net.layers[1:], net.activations), 1):
+        layers.append({"layer": k, "inputs": n_in, "outputs": n_out, "activation": act,
+                       "params": n_in * n_out + n_out})
+    info = {"model": model, "nncli_version": meta.get("nncli_version"), "task": meta.get("task"),
+            "loss": net.loss, "dtype": net.dtype.name, "layers": layers, "n_params": net.n_params,
+            "inputs": meta.get("feature_names"), "config": meta.get("config"),
+            "data_sha256": meta.get("data_sha256"), "train_rows": meta.get("train_rows"),
+            "val_rows": meta.get("val_rows"), "epochs_run": meta.get("epochs_run"),
+            "metrics": meta.get("metrics"), "checkpoint": "checkpoint" in meta}
+    if json_out:
+        click.echo(json.dumps(info))
+        return
+    out = [f"model      {model}  (nncli {info['nncli_version']}, {info['dtype']})",
+           f"task       {info['task'] or '—'}   loss {info['loss']}",
+           f"network    {'→'.join(map(str, net.layers))}   {net.n_params} parameters", "",
+           "layer  in → out   activation    params"]
+    for l in layers:
+        out.append(f"{l['layer']:>5}  {l['inputs']:>3} → {l['outputs']:<4} {l['activation']:<12} {l['params']:>7}")
+    if info["inputs"]:
+        shown = ", ".join(info["inputs"][:12]) + (" …" if len(info["inputs"]) > 12 else "")
+        out += ["", f"inputs     {shown}"]
+    if info["config"]:
+        c = info["config"]
+        keys = ["optimizer", "lr", "batch_size", "epochs", "schedule", "val_split", "early_stopping",
+                "weight_decay", "clip_norm", "seed", "threads"]
+        out.append("training   " + "  ".join(f"{k}={c.get(k)}" for k in keys if c.get(k) not in (None, 0.0)))
+    if info["data_sha256"]:
+        out.append(f"data       sha256 {info['data_sha256'][:16]}…  {info['train_rows']} training rows, "
+                   f"{info['val_rows']} validation rows, {info['epochs_run']} epochs")
+    if info["metrics"]:
+        out.append("metrics    " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in info["metrics"].items() if v is not None))
+    if info["checkpoint"]:
+        out.append("checkpoint yes (resume with: nncli train DATA --resume " + model + ")")
+    click.echo("\n".join(out))

@@ -1,0 +1,56 @@
+"""nncli predict MODEL [DATA]: stream predictions as CSV."""
+import sys
+
+import click
+
+from nncli.commands.options import csv_input_options, read_kwargs
+
+
+@click.command("predict")
+@click.argument("model", type=click.Path(dir_okay=True, allow_dash=False))
+@click.argument("data", type=click.Path(dir_okay=False, allow_dash=True), default="-")
+@csv_input_options
+@click.option("--proba", is_flag=True, help="Add one probability column per class.")
+@click.option("--id", "id_column", default=None, metavar="COL", help="Copy this input column through, first.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file (atomically) instead of stdout.")
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=16384, show_default=True,
+              help="Rows read, predicted and written at a time.")
+def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_opts):
+    """Predict for every row of DATA (a CSV file, or - / nothing for stdin); CSV to stdout.
+
+    Classification prints the label (and with --proba one probability per class);
+    regression one column per target in the original units; an autoencoder
+    (reconstruct) the reconstruction and its reconstruction_error.
+
+    \b
+    Examples:
+      nncli predict iris.npz data/iris.csv --proba
+      cat data/iris.csv | nncli predict iris.npz - | sort | uniq -c
+      nncli predict curve.npz new.csv -o predictions.csv
+    """
+    from nncli import data as D
+    from nncli.model_io import atomic_path, load_model
+    from nncli.predicting import format_rows, model_schema, output_header, predict_chunk
+    loaded = load_model(model)
+    schema = model_schema(loaded, model)
+    if proba and schema.task != "classification":
+        raise click.UsageError("--proba applies to classification models only")
+    chunks = D.iter_csv_chunks(data, chunk_rows=chunk_rows,
+                               keep_text=[id_column] if id_column else None, **read_kwargs(csv_opts))
+
+    def write_all(out):
+        out.write(",".join(output_header(schema, proba, id_column)) + "\n")
+        for table in chunks:
+            ids = table.column(id_column).as_text() if id_column else None
+            cols = predict_chunk(loaded.network, schema, table, proba, threads)
+            out.write(format_rows(cols, ids))
+            out.flush()
+
+    if output:
+        with atomic_path(output) as tmp:
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                write_all(f)
+    else:
+        write_all(sys.stdout)

@@ -1,0 +1,136 @@
+"""nncli train DATA: fit a network to a CSV file, write the model and the loss log."""
+import json
+import math
+import os
+import signal
+
+import click
+
+from nncli.commands.options import (BatchSize, CommaList, column_key, csv_input_options,
+                                    default_output, echo_err, positive_int, read_kwargs)
+from nncli.functions import ACTIVATIONS, INITS, LOSSES
+from nncli.optim import OPTIMIZERS
+from nncli.schedules import SCHEDULES
+
+# Options that are not part of the training configuration stored in the model.
+NOT_CONFIG = {"data", "config", "output", "loss_log", "quiet", "log_every", "json_out",
+              "checkpoint", "checkpoint_every", "resume", "save_diverged", "val_data"}
+
+
+def load_config_file(ctx, param, path):
+    """--config FILE.toml: its keys become defaults, so the command line wins."""
+    if path is None:
+        return None
+    import tomllib
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as e:
+        raise click.BadParameter(f"cannot read {path}: {e.strerror}", ctx, param) from None
+    except tomllib.TOMLDecodeError as e:
+        raise click.BadParameter(f"{path} is not valid TOML: {e}", ctx, param) from None
+    doc = doc.get("train", doc)   # either top-level keys or a [train] table
+    known = {p.name: p for p in ctx.command.params}
+    defaults = {}
+    for key, value in doc.items():
+        name = key.replace("-", "_")
+        name = {"json": "json_out", "standardise": "standardize"}.get(name, name)
+        if name not in known or name in ("config", "data"):
+            raise click.BadParameter(f"{path}: unknown option {key!r}", ctx, param)
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        defaults[name] = value
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return path
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=True,
+              callback=load_config_file, help="TOML file with any of these options (the command line wins).")
+@csv_input_options
+@click.option("--target", type=CommaList(column_key), default=None, metavar="COL[,COL...]",
+              help="Target column(s) by name or index (negative from the end). Default: the last column.")
+@click.option("--features", type=CommaList(column_key), default=None, metavar="COL,...",
+              help="Input columns (default: all but the target, --id and --drop).")
+@click.option("--drop", type=CommaList(column_key), default=None, metavar="COL,...", help="Columns to leave out.")
+@click.option("--id", "id", default=None, metavar="COL", help="An identifier column: never an input.")
+@click.option("--task", type=click.Choice(["classification", "regression", "reconstruct"]), default=None,
+              help="Default: from the target (text or few integers → classification). "
+                   "reconstruct: an autoencoder, the target is the input.")
+@click.option("--standardize/--no-standardize", default=True, show_default=True,
+              help="Scale numeric inputs (and regression targets) to mean 0, std 1.")
+@click.option("--impute", type=click.Choice(["mean", "median", "drop"]), default=None,
+              help="What to do with missing values (default: stop with an error naming the cell).")
+@click.option("--layers", type=CommaList(positive_int, metavar="N,N,..."), default="64,32", show_default=True,
+              help="Hidden layer widths ('' for none).")
+@click.option("--activation", type=CommaList(choices=list(ACTIVATIONS), metavar="NAME[,NAME...]"),
+              default="relu", show_default=True,
+              help=f"Hidden activation, or one per hidden layer: {', '.join(ACTIVATIONS)}.")
+@click.option("--loss", type=click.Choice(list(LOSSES)), default=None,
+              help="Default: cross_entropy for classification, mse otherwise.")
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Learning rate (default: the optimiser's, 0.001 for adam).")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Momentum μ (momentum, nesterov; default 0.9).")
+@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=None, help="Adam β1 (0.9).")
+@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Adam β2 (0.999), RMSProp ρ (0.99).")
+@click.option("--eps", type=click.FloatRange(min=0), default=None, help="ε of adaptive methods.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="L2 penalty (decoupled for adamw).")
+@click.option("--clip-norm", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Clip the gradient to this global norm (0: off).")
+@click.option("--batch-size", type=BatchSize(), default=32, show_default=True,
+              help="Rows per update: 1 is SGD, 'full' is full-batch gradient descent.")
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--schedule", type=click.Choice(list(SCHEDULES)), default="constant", show_default=True,
+              help="Learning-rate schedule.")
+@click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
+              help="Share of rows held out for validation (stratified for classification).")
+@click.option("--val-data", type=click.Path(dir_okay=False), default=None,
+              help="Validation CSV (instead of --val-split).")
+@click.option("--early-stopping", type=click.IntRange(min=1), default=None, metavar="PATIENCE",
+              help="Stop after this many epochs without a better validation loss; keep the best model.")
+@click.option("--init", type=click.Choice(INITS), default="auto", show_default=True,
+              help="Weight initialisation (auto: He for relu-like layers, Glorot otherwise).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds init, split and shuffling.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Model file (default: the data file's name with .npz, in this folder).")
+@click.option("--loss-log", type=click.Path(dir_okay=False), default=None,
+              help="Loss log CSV (default: beside the model, NAME.loss.csv).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Save a resumable checkpoint here during training.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Epochs between checkpoints.")
+@click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Continue the run saved in this checkpoint (its options are used).")
+@click.option("--save-diverged", is_flag=True, help="Write the model even if training diverges.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress, no summary on stderr.")
+@click.option("--log-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Epochs between progress lines when stderr is not a terminal.")
+@click.option("--json", "json_out", is_flag=True, help="Print the final summary as JSON on stdout.")
+def command(**opts):
+    """Train a network on DATA (a CSV file, or - for stdin).
+
+    \b
+    Examples:
+      nncli train data/iris.csv
+      nncli train data/curve.csv --layers 32,32 --activation tanh --epochs 300
+      nncli train data/large.csv --target label --batch-size 128 --threads 2 -o large.npz
+      cat data/xor.csv | nncli train - --layers 4 --activation tanh --lr 0.05 --batch-size full
+      nncli train data/three.csv --config run.toml --epochs 50
+    """
+    from nncli.commands.train_run import run
+    # SIGTERM behaves like Ctrl-C: stop, write nothing half-done.
+    signal.signal(signal.SIGTERM, _terminate)
+    summary = run(opts, {k: v for k, v in opts.items() if k not in NOT_CONFIG})
+    if opts["json_out"]:
+        click.echo(json.dumps(summary, allow_nan=False))
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt

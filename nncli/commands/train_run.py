@@ -1,0 +1,131 @@
+"""The body of `nncli train`: read, build, train with progress/log/checkpoints, save."""
+import math
+import os
+
+from nncli import data as D
+from nncli import pipeline
+from nncli.commands.options import default_output, echo_err, read_kwargs
+from nncli.errors import ConfigError, DivergenceError, ModelFileError
+from nncli.model_io import load_model, save_model
+from nncli.progress import LossLog, Progress
+
+
+def run(opts, config):
+    """Train per the CLI options `opts`; `config` is the part stored in the model."""
+    output = opts["output"] or default_output(opts["data"], ".npz")
+    loss_log_path = opts["loss_log"] or _beside(output, ".loss.csv")
+    state = None
+    if opts["resume"]:
+        config, state = _resume_config(opts["resume"])
+    table = D.read_csv(opts["data"], **read_kwargs(config if opts["resume"] else opts))
+    if state is not None and state["data_sha256"] != table.sha256:
+        raise ConfigError(f"{opts['data']} is not the data the checkpoint {opts['resume']} was "
+                          "trained on (its sha256 differs)")
+    data = pipeline.prepare_data(table, config)
+    net = pipeline.build_network(data, config)
+    val_table = D.read_csv(opts["val_data"], **read_kwargs(opts)) if opts["val_data"] else None
+    X, Y, validation = pipeline.split_validation(data, config, val_table)
+    trainer = pipeline.make_trainer(net, X, Y, validation, config)
+    # Store what was resolved, not what was left to defaults.
+    config.update(task=data.task, loss=net.loss, lr=trainer.opt.lr)
+    if state is not None:
+        trainer.load_state(state["checkpoint"], state["arrays"])
+    _check_writable(output)
+
+    callbacks = []
+    progress = None
+    if not opts["quiet"]:
+        progress = Progress(trainer.epochs, every=opts["log_every"])
+        callbacks.append(progress)
+    metric_names = ["val_accuracy"] if validation is not None and data.task == "classification" else []
+    log = LossLog(loss_log_path, metric_names, trainer.history.records)
+    callbacks.append(log)
+    if opts["checkpoint"]:
+        callbacks.append(_checkpointer(opts["checkpoint"], opts["checkpoint_every"], net, data,
+                                       config, table.sha256))
+    if not opts["quiet"]:
+        echo_err(f"Training {_describe(net)} on {len(X)} rows"
+                 + (f", validating on {len(validation[0])}" if validation else "")
+                 + f" ({data.task}, {net.loss}, {config.get('optimizer')}).")
+    try:
+        trainer.run(callbacks)
+    except DivergenceError:
+        if opts["save_diverged"]:
+            meta = pipeline.model_meta(net, data, config, trainer, table.sha256)
+            meta["diverged"] = True
+            save_model(output, net, meta)
+        raise
+    finally:
+        log.close()
+        if progress is not None and trainer.history.records and trainer.epoch < trainer.epochs:
+            progress.close()
+    meta = pipeline.model_meta(net, data, config, trainer, table.sha256)
+    save_model(output, net, meta)
+    summary = {"model": output, "loss_log": loss_log_path, "task": data.task,
+               "layers": net.layers, "n_params": net.n_params, "epochs": trainer.epoch,
+               "stopped_early": trainer.history.stopped_early,
+               "best_epoch": trainer.history.best_epoch,
+               "seconds": round(trainer.history.seconds, 6),
+               "samples_per_second": _finite(trainer.history.samples_per_second),
+               **{k: _finite(v) for k, v in meta["metrics"].items() if k != "epoch"}}
+    if not opts["quiet"]:
+        echo_err(_summary_line(summary))
+    return summary
+
+
+def _finite(v):
+    return v if isinstance(v, (int, str)) or (v is not None and math.isfinite(v)) else None
+
+
+def _describe(net):
+    return "→".join(map(str, net.layers)) + f" network ({net.n_params} parameters)"
+
+
+def _summary_line(s):
+    parts = [f"train loss {s['train_loss']:.4g}"]
+    if s.get("val_loss") is not None:
+        parts.append(f"val loss {s['val_loss']:.4g}")
+    if s.get("val_accuracy") is not None:
+        parts.append(f"val accuracy {s['val_accuracy']:.4f}")
+    rate = f", {s['samples_per_second']:,.0f} samples/s" if s["samples_per_second"] else ""
+    stop = f", stopped early, kept epoch {s['best_epoch']}" if s["stopped_early"] else ""
+    return (f"Done: {s['epochs']} epochs in {s['seconds']:.2f} s{rate}{stop}; {', '.join(parts)}.\n"
+            f"Model: {s['model']}   loss log: {s['loss_log']}")
+
+
+def _beside(model_path, suffix):
+    base = model_path[:-4] if model_path.lower().endswith(".npz") else model_path
+    return base + suffix
+
+
+def _check_writable(path):
+    """Fail before training, not after, when the model cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"cannot write {path}: folder {folder} is not writable")
+    if os.path.isdir(path):
+        raise ConfigError(f"cannot write {path}: it is a directory")
+
+
+def _checkpointer(path, every, net, data, config, sha256):
+    def save(record, trainer):
+        if record.epoch % every == 0 or record.epoch == trainer.epochs:
+            meta = pipeline.model_meta(net, data, config, trainer, sha256)
+            meta["checkpoint"] = trainer.state_dict()
+            save_model(path, net, meta, trainer.arrays())
+        return False
+    return save
+
+
+def _resume_config(path):
+    model = load_model(path)
+    meta = model.meta
+    if "checkpoint" not in meta or not {"opt_s1", "opt_s2"} <= set(model.arrays):
+        raise ModelFileError(f"{path} is a model, not a checkpoint (train with --checkpoint)")
+    if not isinstance(meta.get("config"), dict):
+        raise ModelFileError(f"{path}: the checkpoint has no training configuration")
+    arrays = dict(model.arrays, phi=model.network.phi)
+    return meta["config"], {"checkpoint": meta["checkpoint"], "arrays": arrays,
+                            "data_sha256": meta.get("data_sha256")}

@@ -1,0 +1,206 @@
+"""Model and checkpoint files: one .npz of plain arrays plus a JSON `meta` document.
+
+Never unpickled: arrays load with ``allow_pickle=False``, and `meta` is UTF-8 JSON stored as
+bytes. Every field is validated against the others before a Network is built from it, so a
+truncated, foreign or hostile file gives one clear ModelFileError. Files are written to a
+temporary file in the same folder and moved into place with ``os.replace``: a crash, a full
+disk or Ctrl-C never leaves half a file under the real name.
+
+A checkpoint is a model file with the training state added: arrays ``opt_s1``, ``opt_s2``
+(and ``best_phi``), and ``meta["checkpoint"]`` holding `Trainer.state_dict()`.
+"""
+import contextlib
+import json
+import math
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nncli._version import __version__
+from nncli.errors import ModelFileError, NncliError
+from nncli.functions import ACTIVATIONS, LOSSES
+from nncli.network import DTYPES, Network
+
+FORMAT = "nncli-model"
+FORMAT_VERSION = 1
+ARRAY_KEYS = {"phi", "meta", "opt_s1", "opt_s2", "best_phi"}
+
+
+@dataclass
+class Model:
+    """A loaded model: the network and everything else the file says about it."""
+    network: Network
+    meta: dict
+    arrays: dict = field(default_factory=dict)   # checkpoint state arrays, if any
+
+    @property
+    def schema(self):
+        """The data schema (nncli.data.Schema) or None for a model made through the API."""
+        if self.meta.get("schema") is None:
+            return None
+        from nncli.data import Schema
+        return Schema.from_dict(self.meta["schema"])
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; on success move it into place, else delete it."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as e:
+        raise NncliError(f"cannot write {path}: {e.strerror or e}") from None
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise NncliError(f"cannot write {path}: {e.strerror or e}") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path):
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def build_meta(network, **fields):
+    """The meta document of `network`, plus any fields given (schema, config, metrics...)."""
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "nncli_version": __version__,
+            "layers": network.layers, "activations": network.activations, "loss": network.loss,
+            "dtype": network.dtype.name, "init": network.init, "n_params": network.n_params}
+    meta.update(fields)
+    return meta
+
+
+def save_model(path, network, meta=None, arrays=None):
+    """Write `network` (and checkpoint `arrays`) to `path` atomically."""
+    meta = build_meta(network) if meta is None else meta
+    payload = {"phi": network.phi,
+               "meta": np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)}
+    payload.update(arrays or {})
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def load_model(path):
+    """Read and validate a model (or checkpoint) file; raises ModelFileError on anything wrong."""
+    path = os.fspath(path)
+    name = path
+    if os.path.isdir(path):
+        raise ModelFileError(f"{name} is a directory, not a model file")
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise ModelFileError(f"cannot read model file {name}: {e.strerror or e}") from None
+    with f:
+        if f.read(4) != b"PK\x03\x04":
+            raise ModelFileError(f"{name} is not an nncli model file (not an .npz archive)")
+        f.seek(0)
+        try:
+            with np.load(f, allow_pickle=False) as npz:
+                keys = set(npz.files)
+                if not {"phi", "meta"} <= keys:
+                    missing = ", ".join(sorted({"phi", "meta"} - keys))
+                    raise ModelFileError(f"{name} is not an nncli model file (no {missing} entry)")
+                unknown = keys - ARRAY_KEYS
+                if unknown:
+                    raise ModelFileError(f"{name} is not an nncli model file (unexpected entries: {', '.join(sorted(unknown))})")
+                arrays = {k: npz[k] for k in keys}
+        except ModelFileError:
+            raise
+        except ValueError as e:
+            if "pickle" in str(e):
+                raise ModelFileError(f"{name} is not an nncli model file: it holds a pickled "
+                                     "object array, which nncli never loads") from None
+            raise ModelFileError(f"{name} is not a readable nncli model file ({e})") from None
+        except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
+            raise ModelFileError(f"{name} is corrupt or truncated ({e})") from None
+    meta = _parse_meta(arrays.pop("meta"), name)
+    return _build(meta, arrays, name)
+
+
+def _parse_meta(raw, name):
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(f"{name}: the meta entry is not UTF-8 JSON bytes")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ModelFileError(f"{name}: the meta entry is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{name} is not an nncli model file (meta has no format '{FORMAT}')")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise ModelFileError(f"{name}: model format version {version!r} is not supported "
+                             f"(this nncli {__version__} reads version {FORMAT_VERSION})")
+    return meta
+
+
+def _field(meta, key, kind, name):
+    value = meta.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ModelFileError(f"{name}: meta field '{key}' is missing or not a {kind.__name__ if isinstance(kind, type) else kind[0].__name__}")
+    return value
+
+
+def _build(meta, arrays, name):
+    layers = _field(meta, "layers", list, name)
+    if len(layers) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1_000_000 for n in layers):
+        raise ModelFileError(f"{name}: meta field 'layers' must list at least two widths between 1 and 1000000")
+    activations = _field(meta, "activations", list, name)
+    if len(activations) != len(layers) - 1 or not all(isinstance(a, str) and a in ACTIVATIONS for a in activations):
+        raise ModelFileError(f"{name}: meta field 'activations' must name one known activation per layer")
+    loss = _field(meta, "loss", str, name)
+    if loss not in LOSSES:
+        raise ModelFileError(f"{name}: unknown loss {loss!r} in meta")
+    dtype = _field(meta, "dtype", str, name)
+    if dtype not in DTYPES:
+        raise ModelFileError(f"{name}: meta field 'dtype' must be float32 or float64")
+    phi = arrays.pop("phi")
+    n_params = sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+    _check_vector(phi, n_params, dtype, "phi", name)
+    for key, value in arrays.items():
+        _check_vector(value, n_params, dtype, key, name)
+    try:
+        network = Network(layers, activations, loss, dtype=dtype, init=meta.get("init", "auto")
+                          if meta.get("init") in ("auto", "he", "glorot", "normal", "uniform") else "auto",
+                          phi=phi)
+    except ValueError as e:
+        raise ModelFileError(f"{name}: {e}") from None
+    model = Model(network, meta, arrays)
+    if meta.get("schema") is not None:
+        schema = model.schema   # validates, raising ModelFileError
+        if schema.n_features != layers[0] or schema.n_outputs != layers[-1]:
+            raise ModelFileError(f"{name}: the data schema ({schema.n_features} inputs, "
+                                 f"{schema.n_outputs} outputs) does not fit the layers {layers}")
+    return model
+
+
+def _check_vector(a, n_params, dtype, key, name):
+    if a.ndim != 1 or a.dtype != np.dtype(dtype):
+        raise ModelFileError(f"{name}: '{key}' must be a 1-D {dtype} array, got {a.ndim}-D {a.dtype}")
+    if a.shape[0] != n_params:
+        raise ModelFileError(f"{name}: '{key}' holds {a.shape[0]} values but the layers need {n_params}")
+    if key in ("phi", "best_phi") and not np.all(np.isfinite(a)):
+        raise ModelFileError(f"{name}: '{key}' contains NaN or infinite parameters")
+
+
+def json_safe(value):
+    """Replace non-finite floats (JSON has none) by None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

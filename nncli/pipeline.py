@@ -1,0 +1,119 @@
+"""From a CSV table and resolved options to a trained model: what `nncli train` does,
+without the terminal. Each step is a function so the CLI and tests can use them alone.
+
+Options are a plain dict (the resolved configuration, stored in the model as it is):
+target, features, drop, id, task, standardize, impute, layers (hidden widths),
+activation, loss, optimizer, lr, momentum, beta1, beta2, eps, weight_decay, clip_norm,
+batch_size, epochs, schedule, val_split, early_stopping, init, seed, dtype, threads.
+"""
+import numpy as np
+
+from nncli import data as D
+from nncli.errors import ConfigError, DataError
+from nncli.functions import LOSSES
+from nncli.model_io import build_meta, json_safe
+from nncli.network import Network
+from nncli.optim import OPTIMIZERS, Optimizer
+from nncli.train import Trainer
+
+DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse", "reconstruct": "mse"}
+
+
+def prepare_data(table, opts):
+    """TrainingData from a table and the column/task options."""
+    return D.prepare_training(
+        table, target=opts.get("target"), features=opts.get("features"), drop=opts.get("drop"),
+        id_column=opts.get("id"), task=opts.get("task"),
+        standardize=opts.get("standardize", True), impute=opts.get("impute"))
+
+
+def resolve_loss(opts, task):
+    loss = opts.get("loss") or DEFAULT_LOSS[task]
+    if LOSSES[loss].task != ("classification" if task == "classification" else "regression"):
+        kind = "a classification" if task == "classification" else f"a {task}"
+        raise ConfigError(f"the {loss} loss does not fit {kind} task; "
+                          f"use --loss {DEFAULT_LOSS[task]} (the default) or set --task")
+    return loss
+
+
+def build_network(data, opts):
+    """The Network for this data: inputs and outputs from the schema, hidden layers from opts."""
+    loss = resolve_loss(opts, data.task)
+    hidden = list(opts.get("layers") or [])
+    acts = opts.get("activation") or ["relu"]
+    if len(acts) == 1:
+        acts = acts * len(hidden)
+    if len(acts) != len(hidden):
+        raise ConfigError(f"--activation gives {len(acts)} names for {len(hidden)} hidden layers; "
+                          "give one name, or one per hidden layer")
+    layers = [data.schema.n_features, *hidden, data.schema.n_outputs]
+    try:
+        return Network(layers, acts, loss, dtype=opts.get("dtype", "float32"),
+                       init=opts.get("init", "auto"), seed=opts.get("seed"))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def split_validation(data, opts, val_table=None):
+    """(train X, train Y, validation (X, Y) or None) per --val-split / --val-data."""
+    if val_table is not None:
+        Xv = D.encode_features(val_table, data.schema)
+        Yv = D.encode_targets(val_table, data.schema)
+        return data.X, data.Y, (Xv, Yv)
+    fraction = opts.get("val_split") or 0.0
+    if not fraction:
+        return data.X, data.Y, None
+    if len(data.X) < 2:
+        raise DataError("too few rows to hold out a validation set; use --val-split 0")
+    rng = np.random.default_rng(np.random.SeedSequence(opts.get("seed")).spawn(3)[2])
+    train_idx, val_idx = D.stratified_split(data.labels, len(data.X), fraction, rng)
+    if len(val_idx) == 0:
+        return data.X, data.Y, None
+    return data.X[train_idx], data.Y[train_idx], (data.X[val_idx], data.Y[val_idx])
+
+
+def make_optimizer(opts):
+    name = opts.get("optimizer") or "adam"
+    spec = OPTIMIZERS[name]
+    beta1 = opts.get("beta1") if name in ("adam", "adamw") else opts.get("momentum")
+    try:
+        return Optimizer(name, lr=opts.get("lr") or spec.lr, momentum=beta1, beta2=opts.get("beta2"),
+                         eps=opts.get("eps"), weight_decay=opts.get("weight_decay") or 0.0,
+                         clip_norm=opts.get("clip_norm") or 0.0)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def make_trainer(net, X, Y, validation, opts):
+    batch = opts.get("batch_size", 32)
+    try:
+        return Trainer(net, X, Y, optimizer=make_optimizer(opts),
+                       batch_size=None if batch == "full" else int(batch),
+                       epochs=opts.get("epochs", 100), seed=opts.get("seed"),
+                       validation=validation, early_stopping=opts.get("early_stopping"),
+                       schedule=opts.get("schedule") or "constant",
+                       n_threads=opts.get("threads"))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def final_metrics(trainer):
+    """Last epoch's losses and metrics (the kept epoch's, with early stopping)."""
+    h = trainer.history
+    if not h.records:
+        return {}
+    r = h.records[(h.best_epoch or len(h.records)) - 1]
+    out = {"epoch": r.epoch, "train_loss": r.train_loss, "val_loss": r.val_loss, **r.metrics}
+    return json_safe(out)
+
+
+def model_meta(net, data, opts, trainer, sha256):
+    """The meta document of a trained model: everything `info` and `predict` need."""
+    h = trainer.history
+    return build_meta(
+        net, task=data.task, schema=data.schema.to_dict(), feature_names=data.feature_names,
+        config=json_safe(dict(opts)), seed=opts.get("seed"), data_sha256=sha256,
+        train_rows=int(len(trainer.X)), val_rows=int(len(trainer.validation[0])) if trainer.validation else 0,
+        epochs_run=len(h.records), stopped_early=h.stopped_early, best_epoch=h.best_epoch,
+        train_seconds=h.seconds, samples_per_second=json_safe(h.samples_per_second),
+        metrics=final_metrics(trainer))
