@@ -13,16 +13,16 @@ import click
 
 from nncli._version import __version__
 
-# name → module in nncli.commands; each module defines `command` (a click.Command).
+# name → (module in nncli.commands defining `command`, one-line help for `nncli --help`).
 COMMANDS = {
-    "train": "train",
-    "predict": "predict",
-    "evaluate": "evaluate",
-    "info": "info",
-    "plot-loss": "plot_loss",
-    "gradcheck": "gradcheck",
-    "descend": "descend",
-    "plot-fit": "plot_fit",
+    "train": ("train", "Train a network on a CSV file; write the model and loss log."),
+    "predict": ("predict", "Stream predictions for a CSV file as CSV."),
+    "evaluate": ("evaluate", "Score a model on labelled data."),
+    "info": ("info", "Show what a model file holds."),
+    "plot-loss": ("plot_loss", "Draw loss curves from loss logs (image or terminal)."),
+    "gradcheck": ("gradcheck", "Check backprop's gradient against finite differences."),
+    "descend": ("descend", "Watch optimisers descend a 2-parameter loss surface."),
+    "plot-fit": ("plot_fit", "Plot 1-D models' curves over their data."),
 }
 
 
@@ -30,13 +30,20 @@ class LazyGroup(click.Group):
     """Imports a command's module only when that command runs (keeps `--help` fast)."""
 
     def list_commands(self, ctx):
-        return [name for name, mod in COMMANDS.items() if _exists(mod)]
+        return [name for name, (mod, _) in COMMANDS.items() if _exists(mod)]
 
     def get_command(self, ctx, name):
-        mod = COMMANDS.get(name)
+        mod, _ = COMMANDS.get(name, (None, None))
         if mod is None or not _exists(mod):
             return None
         return importlib.import_module(f"nncli.commands.{mod}").command
+
+    def format_commands(self, ctx, formatter):
+        # From the table above, without importing every command (and numpy) for --help.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx):
         # Library errors become Click's "Error: …" (exit 1) here, so CliRunner sees what a
