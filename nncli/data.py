@@ -288,26 +288,31 @@ class _Cells:
     """A column seen as numbers (numeric, boolean) or stripped text (categorical)."""
 
     kind: str
-    missing: np.ndarray  # bool (n,)
+    text_missing: np.ndarray | None = None  # categorical: bool (n,)
     values: np.ndarray | None = None  # float64, NaN where missing
     text: list[str] | None = None  # categorical: stripped cells ('' where missing)
     bad: list[tuple[int, str]] = field(default_factory=list)  # non-numbers in a numeric column
+
+    @property
+    def missing(self) -> np.ndarray:
+        """bool (n,): computed on demand for numbers (not kept: it would cost memory)."""
+        return self.text_missing if self.values is None else ~np.isfinite(self.values)
 
 
 def _analyse(col: Column) -> _Cells:
     if not col.is_text:
         values = col.values
-        return _Cells("numeric", ~np.isfinite(values), values=values, bad=col.bad)
+        return _Cells("numeric", values=values, bad=col.bad)
     values, bad = parse_cells(col.text)
     n_numbers = int(np.isfinite(values).sum())
     if len(bad) <= n_numbers and (bad or n_numbers):
-        return _Cells("numeric", ~np.isfinite(values), values=values, bad=bad)
+        return _Cells("numeric", values=values, bad=bad)
     text = [s.strip() for s in col.text]
     missing = np.fromiter((s.lower() in MISSING_TOKENS for s in text), bool, len(text))
     words = {s.lower() for s, m in zip(text, missing) if not m}
     if words and words <= BOOLEAN_WORDS.keys():
         values = np.array([BOOLEAN_WORDS.get(s.lower(), np.nan) for s in text], np.float64)
-        return _Cells("boolean", missing, values=values)
+        return _Cells("boolean", values=values)
     return _Cells("categorical", missing, text=[("" if m else s) for s, m in zip(text, missing)])
 
 
@@ -648,7 +653,7 @@ def encode_features(table: Table, schema: Schema) -> np.ndarray:
         col = table.columns[j]
         if ic.kind == "numeric":
             values, bad = col.as_numbers()
-            _check_numbers(table, j, _Cells("numeric", None, values=values, bad=bad))
+            _check_numbers(table, j, _Cells("numeric", values=values, bad=bad))
             _numbers_into(X[:, at], values, ic, table, j)
         else:
             text = [s.strip() for s in col.as_text()]
@@ -702,7 +707,7 @@ def encode_targets(table: Table, schema: Schema, *, scaled=True) -> np.ndarray:
     Y = np.empty((n, len(idx)), np.float64)
     for k, j in enumerate(idx):
         values, bad = table.columns[j].as_numbers()
-        _check_numbers(table, j, _Cells("numeric", None, values=values, bad=bad))
+        _check_numbers(table, j, _Cells("numeric", values=values, bad=bad))
         ok = np.isfinite(values)
         if not ok.all():
             raise _missing_error(table, j, int(np.argmin(ok)), "target value")
