@@ -12,8 +12,8 @@ Names are imported on first use (PEP 562), so `nncli --help` does not pay for nu
 from nncli._version import __version__
 
 _EXPORTS = {
-    "Network": "nncli.network", "train": "nncli.train", "Trainer": "nncli.train",
-    "History": "nncli.train", "Optimizer": "nncli.optim", "OPTIMIZERS": "nncli.optim",
+    "Network": "nncli.network", "train": "nncli.training", "Trainer": "nncli.training",
+    "History": "nncli.training", "Optimizer": "nncli.optim", "OPTIMIZERS": "nncli.optim",
     "ACTIVATIONS": "nncli.functions", "LOSSES": "nncli.functions", "SCHEDULES": "nncli.schedules",
     "load_model": "nncli.model_io", "save_model": "nncli.model_io",
     "NncliError": "nncli.errors", "DataError": "nncli.errors", "ModelFileError": "nncli.errors",

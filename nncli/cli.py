@@ -7,6 +7,7 @@ stderr and an exit code: 0 success, 1 an error in the data, a model file or I/O,
 import errno
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -46,13 +47,44 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx):
-        # Library errors become Click's "Error: …" (exit 1) here, so CliRunner sees what a
-        # user sees.
+        # Library errors, I/O errors and Ctrl-C become Click's "Error: …" here, with their
+        # exit code, so CliRunner sees what a user sees; usage errors are shortened to one line.
         from nncli.errors import NncliError
         try:
             return super().invoke(ctx)
         except NncliError as e:
-            raise click.ClickException(str(e)) from None
+            raise _error(str(e), e.exit_code) from None
+        except KeyboardInterrupt as e:   # SIGINT, or SIGTERM (see main)
+            raise _error(str(e) or "interrupted", 130) from None
+        except click.UsageError as e:
+            if isinstance(e, OneLineUsageError):
+                raise
+            raise OneLineUsageError(e.format_message(), e.ctx) from None
+        except MemoryError:
+            raise _error("out of memory", 1) from None
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise PipeClosed() from None
+            where = f"{e.filename}: " if e.filename else ""
+            raise _error(f"{where}{e.strerror or e}", 1) from None
+
+
+class OneLineUsageError(click.UsageError):
+    """Click's usage error as one line on stderr: what is wrong, and where help is."""
+
+    def show(self, file=None):
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"Error: {self.format_message()}{hint}", err=True, file=file)
+
+
+class PipeClosed(Exception):
+    """stdout's reader went away (`nncli predict … | head`): main() ends quietly."""
+
+
+def _error(message, exit_code):
+    e = click.ClickException(message)
+    e.exit_code = exit_code
+    return e
 
 
 def _exists(mod):
@@ -79,12 +111,19 @@ def cli():
 def main(argv=None):
     """Entry point: run the CLI, mapping every failure to a message and an exit code."""
     from nncli.errors import NncliError
+    # SIGTERM behaves like Ctrl-C: stop, clean up, write nothing half-done.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         # Without standalone mode Click returns the exit code of ctx.exit(n), and raises the
         # rest for us to report; commands return nothing.
         code = cli.main(args=argv, prog_name="nncli", standalone_mode=False)
     except click.exceptions.Abort:
-        _quiet_exit("Aborted.", 130)
+        _quiet_exit("Error: interrupted", 130)
+    except PipeClosed:
+        _broken_pipe()
+    except click.UsageError as e:   # before a command runs (`nncli --bad`, `nncli nope`)
+        OneLineUsageError(e.format_message(), e.ctx).show()
+        _exit(e.exit_code)
     except click.ClickException as e:
         e.show()
         _exit(e.exit_code)
@@ -93,7 +132,7 @@ def main(argv=None):
     except NncliError as e:  # raised outside a command (should not happen, but never a traceback)
         _quiet_exit(f"Error: {e}", e.exit_code)
     except KeyboardInterrupt:
-        _quiet_exit("Interrupted.", 130)
+        _quiet_exit("Error: interrupted", 130)
     except BrokenPipeError:
         _broken_pipe()
     except MemoryError:
@@ -104,6 +143,10 @@ def main(argv=None):
         where = f": {e.filename}" if e.filename else ""
         _quiet_exit(f"Error: {e.strerror or e}{where}", 1)
     _exit(code if isinstance(code, int) else 0)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _broken_pipe():

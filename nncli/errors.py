@@ -30,4 +30,7 @@ class DivergenceError(NncliError):
 
 
 class ConfigError(NncliError):
-    """Options or a config file contradict each other or are out of range."""
+    """Options or a config file contradict each other or do not fit the data: a usage
+    error (exit code 2), like Click's own option validation."""
+
+    exit_code = 2

@@ -49,7 +49,20 @@ class Model:
 def atomic_path(path):
     """Yield a temporary path beside `path`; on success move it into place, else delete it."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise NncliError(f"cannot write {path}: it is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # A device or a pipe (/dev/stdout, /dev/full, a FIFO): write to it directly, since
+        # os.replace would put a regular file in its place.
+        try:
+            yield path
+        except OSError as e:
+            raise NncliError(f"cannot write {path}: {e.strerror or e}") from None
+        return
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise NncliError(f"cannot write {path}: {folder} {what}")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as e:
@@ -57,6 +70,10 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); give it the permissions a new file gets.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as e:
         _remove(tmp)
@@ -126,6 +143,11 @@ def load_model(path):
             raise ModelFileError(f"{name} is not a readable nncli model file ({e})") from None
         except (zipfile.BadZipFile, EOFError, OSError, KeyError) as e:
             raise ModelFileError(f"{name} is corrupt or truncated ({e})") from None
+        except Exception as e:
+            # zipfile and numpy's .npy header parser raise many kinds of errors on damaged
+            # bytes (NotImplementedError, tokenize errors, a huge shape's MemoryError...).
+            raise ModelFileError(f"{name} is corrupt or truncated "
+                                 f"({type(e).__name__}: {e})") from None
     meta = _parse_meta(arrays.pop("meta"), name)
     return _build(meta, arrays, name)
 
@@ -153,7 +175,33 @@ def _field(meta, key, kind, name):
     return value
 
 
+# Descriptive meta fields: when present and not null, each must have its type.
+OPTIONAL_FIELDS = {
+    "nncli_version": (str, "a string"), "init": (str, "a string"), "task": (str, "a string"),
+    "feature_names": (list, "a list of strings"), "config": (dict, "an object"),
+    "seed": (int, "a whole number"), "data_sha256": (str, "a string"),
+    "n_params": (int, "a whole number"), "train_rows": (int, "a whole number"),
+    "val_rows": (int, "a whole number"), "epochs_run": (int, "a whole number"),
+    "best_epoch": (int, "a whole number"), "stopped_early": (bool, "true or false"),
+    "diverged": (bool, "true or false"), "train_seconds": ((int, float), "a number"),
+    "samples_per_second": ((int, float), "a number"), "metrics": (dict, "an object"),
+    "checkpoint": (dict, "an object"),
+}
+
+
+def _check_optional(meta, name):
+    for key, (kind, what) in OPTIONAL_FIELDS.items():
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ModelFileError(f"{name}: meta field '{key}' must be {what}, not {value!r:.40}")
+    if not all(isinstance(s, str) for s in meta.get("feature_names") or []):
+        raise ModelFileError(f"{name}: meta field 'feature_names' must be a list of strings")
+
+
 def _build(meta, arrays, name):
+    _check_optional(meta, name)
     layers = _field(meta, "layers", list, name)
     if len(layers) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1_000_000 for n in layers):
         raise ModelFileError(f"{name}: meta field 'layers' must list at least two widths between 1 and 1000000")

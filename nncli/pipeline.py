@@ -14,7 +14,7 @@ from nncli.functions import LOSSES
 from nncli.model_io import build_meta, json_safe
 from nncli.network import Network
 from nncli.optim import OPTIMIZERS, Optimizer
-from nncli.train import Trainer
+from nncli.training import Trainer
 
 DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse", "reconstruct": "mse"}
 

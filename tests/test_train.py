@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from nncli import DivergenceError, Network, train
-from nncli.train import Trainer
+from nncli.training import Trainer
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 XOR_Y = np.array([[0], [1], [1], [0]], dtype=float)

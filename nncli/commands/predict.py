@@ -41,12 +41,15 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_op
                                keep_text=[id_column] if id_column else None, **read_kwargs(csv_opts))
 
     def write_all(out):
-        out.write(",".join(output_header(schema, proba, id_column)) + "\n")
+        header = ",".join(output_header(schema, proba, id_column)) + "\n"
         for table in chunks:
             ids = table.column(id_column).as_text() if id_column else None
             cols = predict_chunk(loaded.network, schema, table, proba, threads)
-            out.write(format_rows(cols, ids))
+            # The header goes out with the first chunk: a file whose columns do not fit
+            # the model fails before anything is written.
+            out.write(header + format_rows(cols, ids))
             out.flush()
+            header = ""
 
     if output:
         with atomic_path(output) as tmp:

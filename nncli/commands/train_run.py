@@ -5,7 +5,7 @@ import os
 from nncli import data as D
 from nncli import pipeline
 from nncli.commands.options import default_output, echo_err, read_kwargs
-from nncli.errors import ConfigError, DivergenceError, ModelFileError
+from nncli.errors import ConfigError, DivergenceError, ModelFileError, NncliError
 from nncli.model_io import load_model, save_model
 from nncli.progress import LossLog, Progress
 
@@ -23,14 +23,20 @@ def run(opts, config):
                           "trained on (its sha256 differs)")
     data = pipeline.prepare_data(table, config)
     net = pipeline.build_network(data, config)
-    val_table = D.read_csv(opts["val_data"], **read_kwargs(opts)) if opts["val_data"] else None
+    val_table = _read_val_data(opts, config, state)
     X, Y, validation = pipeline.split_validation(data, config, val_table)
     trainer = pipeline.make_trainer(net, X, Y, validation, config)
     # Store what was resolved, not what was left to defaults.
     config.update(task=data.task, loss=net.loss, lr=trainer.opt.lr)
     if state is not None:
-        trainer.load_state(state["checkpoint"], state["arrays"])
-    _check_writable(output)
+        try:
+            trainer.load_state(state["checkpoint"], state["arrays"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{opts['resume']}: the checkpoint's training state is "
+                                 f"damaged ({type(e).__name__}: {e})") from None
+    for path in (output, loss_log_path, opts["checkpoint"]):
+        if path:
+            _check_writable(path)
 
     callbacks = []
     progress = None
@@ -41,14 +47,18 @@ def run(opts, config):
     log = LossLog(loss_log_path, metric_names, trainer.history.records)
     callbacks.append(log)
     if opts["checkpoint"]:
+        val_info = None if val_table is None else {"path": os.path.abspath(val_table.source),
+                                                   "sha256": val_table.sha256}
         callbacks.append(_checkpointer(opts["checkpoint"], opts["checkpoint_every"], net, data,
-                                       config, table.sha256))
+                                       config, table.sha256, val_info))
     if not opts["quiet"]:
         echo_err(f"Training {_describe(net)} on {len(X)} rows"
                  + (f", validating on {len(validation[0])}" if validation else "")
                  + f" ({data.task}, {net.loss}, {config.get('optimizer')}).")
     try:
         trainer.run(callbacks)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_interrupted(trainer, opts)) from None
     except DivergenceError:
         if opts["save_diverged"]:
             meta = pipeline.model_meta(net, data, config, trainer, table.sha256)
@@ -71,6 +81,14 @@ def run(opts, config):
     if not opts["quiet"]:
         echo_err(_summary_line(summary))
     return summary
+
+
+def _interrupted(trainer, opts):
+    """The message of a run stopped by Ctrl-C or SIGTERM: what was kept, how to go on."""
+    ckpt = opts["checkpoint"]
+    saved = ckpt and os.path.exists(ckpt) and trainer.epoch >= opts["checkpoint_every"]
+    hint = f" (continue from the last checkpoint with --resume {ckpt})" if saved else ""
+    return f"interrupted after {trainer.epoch} of {trainer.epochs} epochs; no model written{hint}"
 
 
 def _finite(v):
@@ -102,18 +120,37 @@ def _check_writable(path):
     """Fail before training, not after, when the model cannot be written."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise ConfigError(f"cannot write {path}: folder {folder} does not exist")
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise NncliError(f"cannot write {path}: {folder} {what}")
     if not os.access(folder, os.W_OK):
-        raise ConfigError(f"cannot write {path}: folder {folder} is not writable")
+        raise NncliError(f"cannot write {path}: folder {folder} is not writable")
     if os.path.isdir(path):
-        raise ConfigError(f"cannot write {path}: it is a directory")
+        raise NncliError(f"cannot write {path}: it is a directory")
 
 
-def _checkpointer(path, every, net, data, config, sha256):
+def _read_val_data(opts, config, state):
+    """The --val-data table; when resuming, the checkpoint's (which --val-data may name again)."""
+    kwargs = read_kwargs(config if opts["resume"] else opts)
+    if state is None:
+        return D.read_csv(opts["val_data"], **kwargs) if opts["val_data"] else None
+    saved = state["val_data"]
+    if saved is None:
+        if opts["val_data"]:
+            raise ConfigError(f"the run in {opts['resume']} had no --val-data; resume it without one")
+        return None
+    table = D.read_csv(opts["val_data"] or saved["path"], **kwargs)
+    if table.sha256 != saved["sha256"]:
+        raise ConfigError(f"{table.source} is not the validation data the checkpoint "
+                          f"{opts['resume']} was trained with (its sha256 differs)")
+    return table
+
+
+def _checkpointer(path, every, net, data, config, sha256, val_info):
     def save(record, trainer):
         if record.epoch % every == 0 or record.epoch == trainer.epochs:
             meta = pipeline.model_meta(net, data, config, trainer, sha256)
-            meta["checkpoint"] = trainer.state_dict()
+            # The validation file is not part of the stored config: resuming needs it too.
+            meta["checkpoint"] = {**trainer.state_dict(), "val_data": val_info}
             save_model(path, net, meta, trainer.arrays())
         return False
     return save
@@ -126,6 +163,10 @@ def _resume_config(path):
         raise ModelFileError(f"{path} is a model, not a checkpoint (train with --checkpoint)")
     if not isinstance(meta.get("config"), dict):
         raise ModelFileError(f"{path}: the checkpoint has no training configuration")
+    val_data = meta["checkpoint"].get("val_data")
+    if val_data is not None and not (isinstance(val_data, dict) and isinstance(val_data.get("path"), str)
+                                     and isinstance(val_data.get("sha256"), str)):
+        raise ModelFileError(f"{path}: the checkpoint's val_data entry is damaged")
     arrays = dict(model.arrays, phi=model.network.phi)
     return meta["config"], {"checkpoint": meta["checkpoint"], "arrays": arrays,
-                            "data_sha256": meta.get("data_sha256")}
+                            "data_sha256": meta.get("data_sha256"), "val_data": val_data}
