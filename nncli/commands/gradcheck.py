@@ -1,0 +1,157 @@
+"""nncli gradcheck: backpropagation against central differences, parameter by parameter."""
+import json
+
+import click
+
+from nncli.functions import ACTIVATIONS, LOSSES
+
+
+def _layers(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        layers = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give widths separated by commas, e.g. 3,3,3,1") from None
+    if len(layers) < 2 or min(layers) < 1:
+        raise click.BadParameter("needs at least an input and an output width, all ≥ 1")
+    if sum(a * b + b for a, b in zip(layers[:-1], layers[1:])) > 20000:
+        raise click.BadParameter("more than 20000 parameters: a check does 2 passes per "
+                                 "parameter; use a smaller network")
+    return layers
+
+
+def _activations(ctx, param, value):
+    names = [v.strip() for v in value.split(",")]
+    for n in names:
+        if n not in ACTIVATIONS:
+            raise click.BadParameter(f"unknown activation {n!r}; choose from {', '.join(ACTIVATIONS)}")
+    return names
+
+
+@click.command("gradcheck")
+@click.argument("data", required=False, metavar="[DATA]")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), metavar="MODEL.npz",
+              help="Check a saved model on DATA (a CSV with the columns it was trained on).")
+@click.option("--layers", callback=_layers, default="3,3,3,1", show_default=True, metavar="N,N,…",
+              help="Layer widths, input first (without --model).")
+@click.option("--activation", callback=_activations, default="tanh", show_default=True,
+              metavar="NAME[,NAME…]",
+              help=f"Hidden activation, one name or one per hidden layer: {', '.join(ACTIVATIONS)}.")
+@click.option("--loss", type=click.Choice(list(LOSSES)), default="mse", show_default=True,
+              help="Loss function.")
+@click.option("--rows", type=click.IntRange(1, 100000), default=8, show_default=True,
+              help="Rows of random data (without --model); rows of DATA used (with it).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of weights and data.")
+@click.option("--step", "h", type=click.FloatRange(min=0, min_open=True), default=1e-6,
+              show_default=True, help="h of the central difference (L(φ+h) − L(φ−h)) / 2h.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-6, show_default=True,
+              help="Largest overall relative error that passes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+def command(data, model_path, layers, activation, loss, rows, seed, h, tolerance, as_json):
+    """Compare ∂L/∂φ from backpropagation with central differences, in float64.
+
+    Without --model: a network from --layers/--activation/--loss with random weights and
+    --rows rows of random data (one-hot targets for cross_entropy, 0/1 for bce). With --model:
+    that model's parameters on the rows of DATA, encoded as in training.
+
+    Prints, per layer k, the weights Ω_k and biases β_k: size, max |error| and relative error
+    (max |error| / max |gradient|), then the overall relative error ‖a − n‖ / max(‖a‖, ‖n‖).
+    Exits 1 when the overall relative error is above --tolerance.
+
+    \b
+    Examples:
+      nncli gradcheck --layers 3,3,3,1 --activation tanh --loss mse
+      nncli gradcheck --layers 4,8,3 --activation relu,gelu --loss cross_entropy --json
+      nncli gradcheck --model iris.npz data/iris.csv --rows 20
+    """
+    from nncli.gradcheck import gradient_check
+    ctx = click.get_current_context()
+    if model_path is not None:
+        if data is None:
+            raise click.UsageError("--model needs a DATA file to compute the loss on")
+        for name in ("layers", "activation", "loss"):
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+                raise click.UsageError(f"--{name} describes a new network; it cannot be "
+                                       "combined with --model")
+        net, X, Y, what = _from_model(model_path, data, rows)
+    else:
+        if data is not None:
+            raise click.UsageError("DATA is only read with --model (without it the data are random)")
+        net, X, Y, what = _random_problem(layers, activation, loss, rows, seed)
+    check = gradient_check(net, X, Y, h=h)
+    passed = check.passed(tolerance)
+    if as_json:
+        from nncli.model_io import json_safe
+        click.echo(json.dumps(json_safe({
+            "network": what, "layers": net.layers, "activations": net.activations,
+            "loss_function": net.loss, "rows": int(len(X)), "n_params": net.n_params,
+            "loss": check.loss, "h": h,
+            "parts": [{"name": p.name, "size": p.size, "max_abs_error": p.max_abs,
+                       "rel_error": p.rel} for p in check.parts],
+            "max_abs_error": check.max_abs, "rel_error": check.rel,
+            "tolerance": tolerance, "passed": passed})))
+    else:
+        click.echo(_table(net, check, what, len(X), h))
+    if not passed:
+        click.echo(f"gradcheck failed: relative error {check.rel:.3e} is above the tolerance "
+                   f"{tolerance:g}", err=True)
+        ctx.exit(1)
+
+
+def _random_problem(layers, activation, loss, rows, seed):
+    import numpy as np
+
+    from nncli.network import Network
+    n_hidden = len(layers) - 2
+    if len(activation) not in (1, n_hidden):
+        raise click.BadParameter(f"{len(activation)} activations for {n_hidden} hidden layers: "
+                                 "give one name or one per hidden layer",
+                                 param_hint="--activation")
+    acts = activation * n_hidden if len(activation) == 1 else activation
+    try:
+        net = Network(layers, acts, loss, dtype="float64", seed=seed)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    rng = np.random.default_rng([seed, 1])
+    X = rng.standard_normal((rows, layers[0]))
+    m = layers[-1]
+    if loss == "cross_entropy":
+        Y = np.eye(m)[rng.integers(0, m, rows)]
+    elif loss == "bce":
+        Y = rng.integers(0, 2, (rows, m)).astype(np.float64)
+    else:
+        Y = rng.standard_normal((rows, m))
+    arch = "→".join(map(str, layers))
+    return net, X, Y, f"{arch} {'/'.join(dict.fromkeys(acts)) or 'linear'}, {loss}, random data (seed {seed})"
+
+
+def _from_model(model_path, data, rows):
+    from nncli.data import encode_features, encode_targets, read_csv
+    from nncli.errors import ModelFileError
+    from nncli.model_io import load_model
+    from nncli.network import Network
+    model = load_model(model_path)
+    schema = model.schema
+    if schema is None:
+        raise ModelFileError(f"{model_path} has no data schema (it was saved through the Python "
+                             "API), so DATA cannot be encoded for it")
+    table = read_csv(data)
+    if table.n_rows > rows:
+        table = table.rows(slice(0, rows))
+    X, Y = encode_features(table, schema), encode_targets(table, schema)
+    src = model.network
+    net = Network(src.layers, src.activations, src.loss, dtype="float64", phi=src.phi)
+    return net, X, Y, f"{model_path} on {table.n_rows} rows of {data}"
+
+
+def _table(net, check, what, n_rows, h):
+    lines = [f"gradcheck: {what}",
+             f"P = {net.n_params} parameters, {n_rows} rows, loss {check.loss:.6g}, h = {h:g}",
+             "",
+             f"{'part':<8}{'size':>7}  {'max abs error':>14}  {'rel error':>10}"]
+    for p in check.parts:
+        lines.append(f"{p.name:<8}{p.size:>7}  {p.max_abs:>14.3e}  {p.rel:>10.3e}")
+    lines.append(f"{'overall':<8}{net.n_params:>7}  {check.max_abs:>14.3e}  {check.rel:>10.3e}")
+    return "\n".join(lines)
