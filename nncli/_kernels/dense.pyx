@@ -6,19 +6,41 @@ backward: ∂L/∂Ω = δᵀ·h_in                 (gemm Aᵀ·B)
           ∂L/∂h_in = δ·Ω                  (gemm A·B)
 The caller turns ∂L/∂h_in into the previous layer's δ with activation_backward.
 Gradients are overwritten (gemm with β = 0), so nothing needs zeroing between steps.
+
+A single row through a small layer (SGD on a small network) skips the GEMM call: there the
+product is a handful of multiply-adds and the call, not the arithmetic, is the cost.
 """
 import numpy as np
 from cython cimport floating
 from nncli._kernels.gemm cimport gemm
 from nncli._kernels.activations cimport activation_forward, IDENTITY
 
+# Largest layer (inputs × outputs) that one row goes through without GEMM.
+cdef Py_ssize_t SMALL_LAYER = 1024
+
+
+cdef inline bint one_small_row(Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
+    return B == 1 and n_in * n_out <= SMALL_LAYER
+
 
 cdef void dense_forward(floating *f, floating *h_out, const floating *h_in,
                         const floating *W, const floating *b,
                         Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out,
                         int activation, int n_threads) noexcept nogil:
-    cdef Py_ssize_t r, j
+    cdef Py_ssize_t r, j, i
     cdef floating *fr
+    cdef const floating *w
+    cdef floating acc
+    if one_small_row(B, n_in, n_out):
+        for j in range(n_out):
+            w = W + j * n_in
+            acc = b[j]
+            for i in range(n_in):
+                acc = acc + w[i] * h_in[i]
+            f[j] = acc
+        if activation != IDENTITY or h_out != f:
+            activation_forward(h_out, f, n_out, activation)
+        return
     # Bias first, then accumulate the product onto it: one pass over f fewer.
     for r in range(B):
         fr = f + r * n_out
@@ -33,8 +55,27 @@ cdef void dense_backward(floating *dh_in, floating *dW, floating *db, const floa
                          const floating *h_in, const floating *W,
                          Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out,
                          int n_threads) noexcept nogil:
-    cdef Py_ssize_t r, j
+    cdef Py_ssize_t r, j, i
     cdef const floating *dr
+    cdef const floating *w
+    cdef floating *dw
+    cdef floating d
+    if one_small_row(B, n_in, n_out):
+        # Outer product for ∂L/∂Ω, the row itself for ∂L/∂β, δ·Ω accumulated row by row.
+        if dh_in != NULL:
+            for i in range(n_in):
+                dh_in[i] = 0
+        for j in range(n_out):
+            d = df[j]
+            db[j] = d
+            dw = dW + j * n_in
+            w = W + j * n_in
+            for i in range(n_in):
+                dw[i] = d * h_in[i]
+            if dh_in != NULL:
+                for i in range(n_in):
+                    dh_in[i] += d * w[i]
+        return
     gemm(True, False, n_out, n_in, B, df, n_out, h_in, n_in, <floating>0, dW, n_in, n_threads)
     for j in range(n_out):
         db[j] = 0

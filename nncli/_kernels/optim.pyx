@@ -25,7 +25,11 @@ cdef void optim_step(floating *phi, floating *grad, floating *s1, floating *s2,
         for i in range(P):
             phi[i] -= <floating>(lr * wd * phi[i])
         wd = 0.0
-    if code == SGD:
+    if code == SGD and wd == 0 and scale == 1.0:
+        # Plain SGD, the common case of small networks: one multiply-add in φ's precision.
+        for i in range(P):
+            phi[i] -= <floating>lr * grad[i]
+    elif code == SGD:
         for i in range(P):
             g = grad[i] * scale + wd * phi[i]
             phi[i] -= <floating>(lr * g)
