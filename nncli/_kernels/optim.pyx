@@ -5,61 +5,81 @@ clipping needs ‖g‖ first, so it costs one extra read of g. Adam's bias corre
 computed once per step, not per element (α_t = α/(1−β1ᵗ), denominator √v/√(1−β2ᵗ) + ε).
 """
 from cython cimport floating
-from libc.math cimport sqrt, pow
+from libc.math cimport sqrt, sqrtf, pow
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
 
 
 cdef void optim_step(floating *phi, floating *grad, floating *s1, floating *s2,
                      Py_ssize_t P, OptimConfig *cfg) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double lr = cfg.lr, mu = cfg.momentum, b2 = cfg.beta2, eps = cfg.eps
-    cdef double wd = cfg.weight_decay, norm2 = 0.0, scale = 1.0, g, t, step_size, bc2
+    cdef double norm2 = 0.0, dscale = 1.0, t
     cdef int code = cfg.code
+    # Per-element arithmetic in φ's own precision (as PyTorch does), so that the loops
+    # vectorise; only the norm and the bias corrections are computed in double.
+    cdef floating lr = <floating>cfg.lr, mu = <floating>cfg.momentum, b2 = <floating>cfg.beta2
+    cdef floating eps = <floating>cfg.eps, wd = <floating>cfg.weight_decay, scale
+    cdef floating g, m, v, step_size, bc2
     if cfg.clip_norm > 0:
         for i in range(P):
             norm2 += <double>grad[i] * grad[i]
         if norm2 > cfg.clip_norm * cfg.clip_norm:
-            scale = cfg.clip_norm / sqrt(norm2)
+            dscale = cfg.clip_norm / sqrt(norm2)
+    scale = <floating>dscale
     cfg.step += 1
     if code == ADAMW:
         # Decoupled decay shrinks φ directly, not through the moments.
         for i in range(P):
-            phi[i] -= <floating>(lr * wd * phi[i])
-        wd = 0.0
-    if code == SGD and wd == 0 and scale == 1.0:
-        # Plain SGD, the common case of small networks: one multiply-add in φ's precision.
+            phi[i] -= lr * wd * phi[i]
+        wd = 0
+    if code == SGD and wd == 0 and dscale == 1.0:
+        # Plain SGD, the common case of small networks: one multiply-add.
         for i in range(P):
-            phi[i] -= <floating>lr * grad[i]
+            phi[i] -= lr * grad[i]
     elif code == SGD:
         for i in range(P):
             g = grad[i] * scale + wd * phi[i]
-            phi[i] -= <floating>(lr * g)
-    elif code == MOMENTUM or code == NESTEROV:
+            phi[i] -= lr * g
+    elif code == MOMENTUM:
         for i in range(P):
             g = grad[i] * scale + wd * phi[i]
-            s1[i] = <floating>(mu * s1[i] + g)
-            if code == NESTEROV:
-                phi[i] -= <floating>(lr * (g + mu * s1[i]))
-            else:
-                phi[i] -= <floating>(lr * s1[i])
+            v = mu * s1[i] + g
+            s1[i] = v
+            phi[i] -= lr * v
+    elif code == NESTEROV:
+        for i in range(P):
+            g = grad[i] * scale + wd * phi[i]
+            v = mu * s1[i] + g
+            s1[i] = v
+            phi[i] -= lr * (g + mu * v)
     elif code == RMSPROP:
         for i in range(P):
             g = grad[i] * scale + wd * phi[i]
-            s1[i] = <floating>(b2 * s1[i] + (1.0 - b2) * g * g)
-            phi[i] -= <floating>(lr * g / (sqrt(<double>s1[i]) + eps))
+            v = b2 * s1[i] + (1 - b2) * g * g
+            s1[i] = v
+            phi[i] -= lr * g / (_sqrt(v) + eps)
     elif code == ADAGRAD:
         for i in range(P):
             g = grad[i] * scale + wd * phi[i]
-            s1[i] = <floating>(s1[i] + g * g)
-            phi[i] -= <floating>(lr * g / (sqrt(<double>s1[i]) + eps))
+            v = s1[i] + g * g
+            s1[i] = v
+            phi[i] -= lr * g / (_sqrt(v) + eps)
     elif code == ADAM or code == ADAMW:
         t = <double>cfg.step
-        step_size = lr / (1.0 - pow(mu, t))
-        bc2 = 1.0 / sqrt(1.0 - pow(b2, t))
+        step_size = <floating>(cfg.lr / (1.0 - pow(cfg.momentum, t)))
+        bc2 = <floating>(1.0 / sqrt(1.0 - pow(cfg.beta2, t)))
         for i in range(P):
             g = grad[i] * scale + wd * phi[i]
-            s1[i] = <floating>(mu * s1[i] + (1.0 - mu) * g)
-            s2[i] = <floating>(b2 * s2[i] + (1.0 - b2) * g * g)
-            phi[i] -= <floating>(step_size * s1[i] / (sqrt(<double>s2[i]) * bc2 + eps))
+            m = mu * s1[i] + (1 - mu) * g
+            v = b2 * s2[i] + (1 - b2) * g * g
+            s1[i] = m
+            s2[i] = v
+            phi[i] -= step_size * m / (_sqrt(v) * bc2 + eps)
 
 
 def step(floating[::1] phi, floating[::1] grad, floating[::1] s1, floating[::1] s2,
