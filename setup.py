@@ -47,11 +47,14 @@ def extensions():
     exts = []
     for name in KERNELS:
         sources = [f"nncli/_kernels/{name}.pyx"]
+        depends = []
         if name == "gemm":
             sources.append("nncli/_kernels/gemm_dispatch.c")
+            # Included by gemm_dispatch.c: a change must rebuild the extension.
+            depends = ["nncli/_kernels/gemm_impl.c", "nncli/_kernels/gemm.h"]
         exts.append(Extension(
             f"nncli._kernels.{name}", sources,
-            include_dirs=[numpy.get_include(), "nncli/_kernels"],
+            depends=depends, include_dirs=[numpy.get_include(), "nncli/_kernels"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=compile_args, extra_link_args=omp,
         ))
