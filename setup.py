@@ -41,7 +41,9 @@ def openmp_flags():
 
 def extensions():
     omp = openmp_flags()
-    compile_args = ["-O3", "-fno-math-errno", "-Wno-unused-function", *omp]
+    # -fno-trapping-math lets gcc turn selects such as leaky_relu's into vector blends (we never
+    # rely on floating-point traps); no -ffast-math: it changes results.
+    compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function", *omp]
     if os.environ.get("NNCLI_NATIVE"):  # opt-in, for local builds only: not portable
         compile_args.append("-march=native")
     exts = []

@@ -16,8 +16,7 @@ cdef void activation_forward(floating *h,           # OUT  a(f), n values (may a
                              const floating *f,     # IN   pre-activations
                              Py_ssize_t n, int code) noexcept nogil
 
-cdef void activation_backward(floating *df,         # OUT  dL/df = dL/dh ⊙ a'(f) (may alias dh)
-                              const floating *dh,   # IN   dL/dh
+cdef void activation_backward(floating *d,          # INOUT dL/dh in, dL/df = dL/dh ⊙ a'(f) out
                               const floating *f,    # IN   pre-activations
                               const floating *h,    # IN   a(f), as stored by the forward pass
                               Py_ssize_t n, int code) noexcept nogil

@@ -77,7 +77,7 @@ cdef double net_backward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
     cdef double total
     total = loss_forward_backward(delta, <floating *>net.H[L - 1], <floating *>net.yb,
                                   B, m, net.loss, <double>B)
-    activation_backward(delta, delta, <floating *>net.F[L - 1], <floating *>net.H[L - 1],
+    activation_backward(delta, <floating *>net.F[L - 1], <floating *>net.H[L - 1],
                         B * m, net.acts[L - 1])
     for k in range(L - 1, -1, -1):
         dh_in = other if k > 0 else NULL
@@ -85,7 +85,7 @@ cdef double net_backward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
                        <floating *>net.H[k - 1] if k > 0 else <floating *>net.xb,
                        phi + net.w_off[k], B, net.sizes[k], net.sizes[k + 1], net.n_threads)
         if k > 0:
-            activation_backward(other, other, <floating *>net.F[k - 1], <floating *>net.H[k - 1],
+            activation_backward(other, <floating *>net.F[k - 1], <floating *>net.H[k - 1],
                                 B * net.sizes[k], net.acts[k - 1])
             tmp = delta
             delta = other
