@@ -21,7 +21,7 @@ import numpy as np
 
 from nncli._version import __version__
 from nncli.errors import ModelFileError, NncliError
-from nncli.functions import ACTIVATIONS, LOSSES
+from nncli.functions import ACTIVATIONS, INITS, LOSSES
 from nncli.network import DTYPES, Network
 
 FORMAT = "nncli-model"
@@ -220,9 +220,9 @@ def _build(meta, arrays, name):
     for key, value in arrays.items():
         _check_vector(value, n_params, dtype, key, name)
     try:
-        network = Network(layers, activations, loss, dtype=dtype, init=meta.get("init", "auto")
-                          if meta.get("init") in ("auto", "he", "glorot", "normal", "uniform") else "auto",
-                          phi=phi)
+        # init only matters for re-initialising; an unknown one is not worth refusing a model.
+        init = meta.get("init") if meta.get("init") in INITS else "auto"
+        network = Network(layers, activations, loss, dtype=dtype, init=init, phi=phi)
     except ValueError as e:
         raise ModelFileError(f"{name}: {e}") from None
     model = Model(network, meta, arrays)
