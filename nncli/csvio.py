@@ -2,17 +2,22 @@
 
 How a file is read, and why:
 
-* Bytes are read in blocks of about 2 MiB and cut at the last newline that is
-  outside quotes (an even number of ``"`` before it), so each *piece* holds
-  whole records. Memory is bounded by the piece, not the file. Each block is
-  hashed (``Table.sha256``), checked for NUL bytes (a binary file) and decoded;
-  a decoding error is reported with the line it is on.
-* A piece is first handed to ``numpy.loadtxt`` (C speed). That fast path is
-  kept only if it read exactly one record per line and every cell was a
-  number. Otherwise the piece is re-read by the ``csv`` module, cell by cell,
-  which gives exact line numbers, missing-value tokens, text columns and
-  precise errors. Both paths parse numbers to the same correctly rounded
-  float64.
+* Bytes are read in blocks of about 2 MiB into one reused buffer and cut at the
+  last newline that is outside quotes (an even number of ``"`` before it), so
+  each *piece* holds whole records. Memory is bounded by the piece, not the
+  file. Every byte is hashed (``Table.sha256``).
+* Records of plain numbers are parsed straight from the bytes into one float64
+  matrix of shape (columns, rows), each column contiguous, by the Cython kernel
+  ``nncli._kernels.csvparse``, without the GIL. Its capacity is estimated from
+  the bytes left over the bytes per line seen, grown in place and trimmed at
+  the end, so the peak stays close to the final size.
+* The kernel stops at the first record it cannot read as plain numbers (a
+  quote, a missing-value token, text, a wrong field count, bytes that are not
+  ASCII); that record and a few after it (more while the kernel keeps failing)
+  are decoded (NUL bytes and decoding errors are reported with their line) and
+  re-read by the ``csv`` module, cell by cell, which gives exact line numbers,
+  missing-value tokens, text columns and precise errors. Both paths parse
+  numbers to the same correctly rounded float64 (``float()``'s, bit for bit).
 * A column holds floats (NaN where a cell is missing or not a number; the
   non-numbers are kept with their row) while most of its cells are numbers,
   and its original text once most of them are not (then it is a text column:
@@ -34,12 +39,19 @@ import csv
 import hashlib
 import io
 import os
+import re
+import stat
 import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from nncli.errors import ConfigError, DataError
+
+try:
+    from nncli._kernels import csvparse as _kernel
+except ImportError:  # kernels not built: every record goes through the csv module
+    _kernel = None
 
 #: Cells (after stripping spaces, compared case-insensitively) that mean "missing".
 MISSING_TOKENS = frozenset({"", "na", "nan", "null"})
@@ -48,6 +60,9 @@ SEPARATORS = (",", ";", "\t")
 
 _BLOCK_BYTES = 1 << 21
 _BOM = b"\xef\xbb\xbf"
+#: Separators the number kernel cannot tell from a number's own characters.
+_NOT_KERNEL_SEPS = "0123456789+-.eE"
+_NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
 
 
 # --------------------------------------------------------------------------- #
@@ -213,7 +228,7 @@ def _listing(names, limit=30) -> str:
 
 
 class _Reader:
-    """Opens a source, yields decoded pieces of whole lines and hashes every byte."""
+    """Opens a source, yields pieces of whole records as bytes and hashes every byte."""
 
     def __init__(self, source, encoding: str):
         try:
@@ -244,18 +259,49 @@ class _Reader:
             raise TypeError(f"read_csv: source must be a path, '-' or a binary file, not {source!r}")
         self.hash = hashlib.sha256()
         self.sha256: str | None = None
+        self.bytes_read = 0
+        self.size = _bytes_ahead(self.stream)  # None when unknown (a pipe, a stream)
+        self._have = 0  # bytes in the buffer of the piece being read
 
-    def _read_block(self) -> bytes:
+    def remaining(self, pos: int) -> int | None:
+        """Bytes from ``data[pos]`` (in the piece being read) to the end of the source."""
+        if self.size is None:
+            return None
+        return max(0, self.size - (self.bytes_read - self._have) - pos)
+
+    def _read_into(self, buf: bytearray, at: int) -> int:
+        """Read the next block into ``buf[at:]`` (grown if needed), hash it; 0 at the end."""
+        need = at + _BLOCK_BYTES
+        if len(buf) < need:
+            buf.extend(bytes(need - len(buf)))
+        readinto = getattr(self.stream, "readinto", None)
         try:
-            block = self.stream.read(_BLOCK_BYTES)
+            if readinto is not None:
+                with memoryview(buf) as mv, mv[at:need] as part:
+                    got = readinto(part) or 0
+            else:
+                block = self.stream.read(_BLOCK_BYTES)
+                if isinstance(block, str):  # a text stream: take what it decoded
+                    block = block.encode(self.encoding)
+                block = block or b""
+                got = len(block)
+                if len(buf) < at + got:
+                    buf.extend(bytes(at + got - len(buf)))
+                buf[at:at + got] = block
+                del block
         except OSError as e:
             raise DataError(f"{self.name}: cannot read: {e.strerror or e}") from None
-        if isinstance(block, str):  # a text stream: take what it decoded
-            block = block.encode(self.encoding)
-        return block or b""
+        if got:
+            with memoryview(buf) as mv, mv[at:at + got] as part:
+                self.hash.update(part)
+        self.bytes_read += got
+        return got
 
     def pieces(self):
-        """Yield ``(text, first_line)``: decoded text of whole records, CRLF made LF."""
+        """Yield ``(data, start, end, first_line)``: ``data[start:end]`` holds whole records.
+
+        ``data`` is one buffer reused for every piece: use a piece before asking for the next.
+        """
         try:
             yield from self._pieces()
         finally:
@@ -263,49 +309,70 @@ class _Reader:
                 self.stream.close()
 
     def _pieces(self):
-        carry = b""
+        buf = bytearray(_BLOCK_BYTES)
+        have = 0  # bytes of buf in use: a carried incomplete record, then the new block
         line = 1
         first = True
         while True:
-            block = self._read_block()
-            self.hash.update(block)
-            eof = not block
-            data = carry + block if carry else block
+            got = self._read_into(buf, have)
+            eof = not got
+            have += got
             if eof:
-                piece, carry = data, b""
+                end = have
             else:
-                cut = data.rfind(b"\n") + 1
+                end = buf.rfind(b"\n", 0, have) + 1
                 # Cut only outside quotes; otherwise wait for more (a quoted
                 # field with newlines, or a stray quote: then up to the end).
-                if cut == 0 or data.count(b'"', 0, cut) % 2:
-                    carry = data
+                if end == 0 or _count(buf, 0, end, b'"') % 2:
                     continue
-                piece, carry = data[:cut], data[cut:]
+            start = 0
             if first:
                 first = False
-                if self.utf8 and piece.startswith(_BOM):
-                    piece = piece[3:]
-            if b"\x00" in piece:
-                at = line + piece.count(b"\n", 0, piece.index(b"\x00"))
-                raise DataError(
-                    f"{self.name}:{at}: looks like a binary file, not CSV (it contains NUL bytes)"
-                )
-            try:
-                text = piece.decode(self.encoding)
-            except UnicodeDecodeError as e:
-                at = line + piece.count(b"\n", 0, e.start)
-                raise DataError(
-                    f"{self.name}:{at}: bytes {piece[e.start:e.start + 4]!r} are not valid "
-                    f"{self.encoding.upper()}; save the file as UTF-8 (or pass its encoding)"
-                ) from None
-            if "\r\n" in text:
-                text = text.replace("\r\n", "\n")
-            if text:
-                yield text, line
-            line += text.count("\n")
+                if self.utf8 and have >= 3 and buf[:3] == _BOM:
+                    start = 3
+            if start < end:
+                self._have = have
+                yield buf, start, end, line
+                line += _count(buf, start, end, b"\n")
             if eof:
                 self.sha256 = self.hash.hexdigest()
                 return
+            carry = have - end
+            buf[:carry] = buf[end:have]
+            have = carry
+
+    def decode(self, data: bytes, start: int, end: int, line: int) -> str:
+        """``data[start:end]`` as text with CRLF made LF; DataError naming the line for a NUL
+        byte (a binary file) or bytes that are not valid in the encoding."""
+        piece = data[start:end]
+        if b"\x00" in piece:
+            at = line + piece.count(b"\n", 0, piece.index(b"\x00"))
+            raise DataError(
+                f"{self.name}:{at}: looks like a binary file, not CSV (it contains NUL bytes)"
+            )
+        try:
+            text = piece.decode(self.encoding)
+        except UnicodeDecodeError as e:
+            at = line + piece.count(b"\n", 0, e.start)
+            raise DataError(
+                f"{self.name}:{at}: bytes {piece[e.start:e.start + 4]!r} are not valid "
+                f"{self.encoding.upper()}; save the file as UTF-8 (or pass its encoding)"
+            ) from None
+        if "\r\n" in text:
+            text = text.replace("\r\n", "\n")
+        return text
+
+
+def _bytes_ahead(stream) -> int | None:
+    """Bytes left in a regular file from its current position, else None."""
+    try:
+        st = os.fstat(stream.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return max(0, st.st_size - stream.tell())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
 
 
 def detect_separator(text: str) -> str:
@@ -347,23 +414,6 @@ def detect_separator(text: str) -> str:
 # --------------------------------------------------------------------------- #
 # Pieces to column data
 # --------------------------------------------------------------------------- #
-
-
-def _fast_piece(text: str, sep: str, ncols: int):
-    """All-numeric piece, one record per line, through numpy.loadtxt; else None."""
-    if text.count('"') % 2:  # an unclosed quote: let the csv module report it
-        return None
-    nlines = text.count("\n") + (not text.endswith("\n"))
-    try:
-        arr = np.loadtxt(
-            io.StringIO(text), delimiter=sep, comments=None, quotechar='"',
-            dtype=np.float64, ndmin=2,
-        )
-    except Exception:  # noqa: BLE001 (anything odd: the exact path below decides)
-        return None
-    if arr.shape != (nlines, ncols):
-        return None
-    return arr
 
 
 def _slow_rows(text: str, line0: int, sep: str, name: str, ncols: int | None, limit=None):
@@ -409,14 +459,6 @@ class _ColumnBuilder:
         self.n_rows = 0
         self.text: list[str] | None = [] if text else None
 
-    def add_values(self, values: np.ndarray):
-        if self.text is not None:
-            self.text.extend(format_number(v) for v in values.tolist())
-        else:
-            self.chunks.append(values)
-            self.n_numbers += len(values) - int(np.isnan(values).sum())
-        self.n_rows += len(values)
-
     def add_cells(self, cells):
         if self.text is not None:
             self.text.extend(cells)
@@ -427,7 +469,10 @@ class _ColumnBuilder:
         self.n_numbers += len(values) - int(np.isnan(values).sum())
         self.bad.extend((self.n_rows + r, s) for r, s in bad)
         self.n_rows += len(cells)
-        if len(self.bad) > self.n_numbers:  # most cells are text: a text column
+        self.check_text()
+
+    def check_text(self):
+        if self.text is None and len(self.bad) > self.n_numbers:  # most cells are text
             self.text = self.finish().as_text()
             self.chunks, self.bad = [], []
 
@@ -440,6 +485,196 @@ class _ColumnBuilder:
             values = np.concatenate(self.chunks) if self.chunks else np.empty(0)
         self.chunks = []
         return Column(self.name, self.index, values=values, bad=self.bad)
+
+
+def _count(data: bytes, start: int, end: int, byte: bytes) -> int:
+    """``data.count(byte, start, end)``, faster."""
+    if _kernel is not None:
+        return _kernel.count_byte(data, start, end, byte[0])
+    if byte == b'"' and data.find(byte, start, end) < 0:
+        return 0
+    return data.count(byte, start, end)
+
+
+def _skip_records(data: bytes, pos: int, end: int, k: int) -> int:
+    """Position after the k-th LF outside quotes from ``pos``, or ``end``."""
+    if _kernel is not None:
+        return _kernel.skip_records(data, pos, end, k)
+    cut, odd = pos, 0
+    while k > 0:
+        nl = data.find(b"\n", cut, end)
+        if nl < 0:
+            return end
+        odd ^= data.count(b'"', cut, nl) & 1
+        cut = nl + 1
+        k -= not odd
+    return cut
+
+
+def _restride(M: np.ndarray, old: int, new: int, n: int):
+    """Move each row's first n values of the flat (rows, old) buffer to stride ``new``."""
+    flat = M.reshape(-1)
+    if _kernel is not None:
+        _kernel.restride(flat, M.shape[0], old, new, n)
+        return
+    order = range(M.shape[0] - 1, 0, -1) if new > old else range(1, M.shape[0])
+    for j in order:
+        flat[j * new:j * new + n] = flat[j * old:j * old + n].copy()
+
+
+class _Sink:
+    """The records of one Table in the making.
+
+    While every cell is a number (the usual case) they go into one float64 matrix of shape
+    (columns, capacity), each column contiguous: the kernel parses runs of plain-number
+    records straight into it, and the csv module reads the records it stops at (missing
+    tokens, quotes, odd cells, errors), ``step`` records at a time (doubling while the kernel
+    keeps failing at once). The capacity comes from the bytes left to read over the bytes per
+    record seen (grown in place, trimmed at the end), so the matrix is about the final size.
+    Once a column is mostly text (checked after every piece, and at the end) the rows move
+    to per-column builders (``_ColumnBuilder``) and the rest goes through the csv module.
+    """
+
+    def __init__(self, names, keep, sep, reader, limit, cap):
+        self.names, self.ncols = names, len(names)
+        self.sep, self.sepcode, self.reader = sep, ord(sep), reader
+        self.limit = limit  # records per Table (iter_csv_chunks), None for the whole file
+        self.n = 0
+        self.fast = _kernel is not None and sep not in _NOT_KERNEL_SEPS and self.sepcode < 128
+        self.step = 1
+        self.bytes_seen = 0
+        self.builders = None
+        if keep:
+            self._builders_from_nothing(keep)
+            return
+        self.cap = max(1, cap)
+        self.M = np.empty((self.ncols, self.cap), np.float64)
+        self.lines = np.empty(self.cap, np.int64)
+        self.bad = [[] for _ in names]
+        self.numbers = [0] * self.ncols  # numbers read by the csv path, per column
+        self.kernel_rows = 0  # rows read by the kernel (all cells numbers)
+
+    def _builders_from_nothing(self, keep):
+        self.builders = [_ColumnBuilder(n, j, j in keep) for j, n in enumerate(self.names)]
+        self.line_parts = []
+
+    def full(self) -> bool:
+        return self.limit is not None and self.n >= self.limit
+
+    def feed(self, data: bytes, pos: int, end: int, line: int):
+        """Take records from ``data[pos:end]`` until it is used up or the sink is full.
+        Returns the ``(pos, line)`` reached."""
+        while pos < end and not self.full():
+            if self.builders is None and self.fast:
+                top = self.cap if self.limit is None else min(self.cap, self.limit)
+                if self.n >= top:
+                    self._grow(data, pos, self.n + 1)
+                    continue
+                n0, pos0 = self.n, pos
+                pos, self.n, line, status = _kernel.parse_numeric(
+                    data, pos, end, self.sepcode, self.M, self.lines, self.n, top, line)
+                self.bytes_seen += pos - pos0
+                self.kernel_rows += self.n - n0
+                if status == _kernel.FAIL:
+                    self.step = 1 if self.n > n0 else min(2 * self.step, 1 << 20)
+                    pos, line = self._exact(data, pos, end, line, self.step)
+            else:
+                k = (1 << 20) if self.limit is None else self.limit - self.n
+                pos, line = self._exact(data, pos, end, line, k)
+        return pos, line
+
+    def _exact(self, data, pos, end, line, k):
+        """Records of the next k lines (outside quotes) through the csv module."""
+        if self.limit is not None:
+            k = max(1, min(k, self.limit - self.n))
+        cut = _skip_records(data, pos, end, k)
+        text = self.reader.decode(data, pos, cut, line)
+        rows, starts, _ = _slow_rows(text, line, self.sep, self.reader.name, self.ncols)
+        del text
+        if rows:
+            self._add_rows(rows, starts, data, cut)
+        self.bytes_seen += cut - pos
+        return cut, line + _count(data, pos, cut, b"\n")
+
+    def _add_rows(self, rows, starts, data, pos):
+        k, n = len(rows), self.n
+        if self.builders is not None:
+            for b, cells in zip(self.builders, zip(*rows)):
+                b.add_cells(list(cells))
+            self.line_parts.append(np.asarray(starts, dtype=np.int64))
+            self.n += k
+            return
+        if n + k > self.cap:
+            self._grow(data, pos, n + k)
+        for j, cells in enumerate(zip(*rows)):
+            values, bad = parse_cells(cells)
+            self.M[j, n:n + k] = values
+            if bad:
+                self.bad[j].extend((n + r, s) for r, s in bad)
+            self.numbers[j] += k - int(np.isnan(values).sum())
+        self.lines[n:n + k] = starts
+        self.n += k
+
+    def _grow(self, data, pos, need):
+        """Enlarge the matrix in place to at least ``need`` rows (estimating what is left)."""
+        rem = self.reader.remaining(pos)
+        if rem is None or not self.n:
+            new = self.cap + max(self.cap // 2, 1024)
+        else:
+            per_row = max(self.bytes_seen / self.n, 1.0)
+            new = self.n + int(rem / per_row * 1.02) + 1024
+        if self.limit is not None:
+            new = min(new, self.limit)
+        new = max(new, need)
+        self.M.resize((self.ncols, new), refcheck=False)  # realloc; flat data kept
+        _restride(self.M, self.cap, new, self.n)
+        self.lines.resize(new, refcheck=False)
+        self.cap = new
+
+    def end_piece(self):
+        """Columns that are mostly text so far become text (rows move to builders)."""
+        if self.builders is not None:
+            return
+        if not any(len(b) > self.kernel_rows + m for b, m in zip(self.bad, self.numbers)):
+            return
+        n = self.n
+        self.builders = []
+        for j, name in enumerate(self.names):
+            b = _ColumnBuilder(name, j, False)
+            b.chunks = [self.M[j, :n].copy()] if n else []
+            b.bad, b.n_numbers, b.n_rows = self.bad[j], self.kernel_rows + self.numbers[j], n
+            b.check_text()
+            self.builders.append(b)
+        self.line_parts = [self.lines[:n].copy()] if n else []
+        self.M = self.lines = self.bad = None
+
+    def finish(self):
+        """``(columns, line_numbers)``."""
+        self.end_piece()
+        if self.builders is None:
+            n = self.n
+            if self.cap != n:
+                _restride(self.M, self.cap, n, n)
+                self.M.resize((self.ncols, n), refcheck=False)
+                self.lines.resize(n, refcheck=False)
+                self.cap = n
+            cols = [Column(name, j, values=self.M[j], bad=self.bad[j])
+                    for j, name in enumerate(self.names)]
+            return cols, self.lines
+        cols = [b.finish() for b in self.builders]
+        parts = self.line_parts
+        lines = parts[0] if len(parts) == 1 else (
+            np.concatenate(parts) if parts else np.empty(0, np.int64))
+        return cols, lines
+
+
+def _estimate_rows(reader, data, pos, end) -> int:
+    """Records left from ``data[pos]``: bytes left over bytes per line in this piece."""
+    lines = _count(data, pos, end, b"\n") + 1
+    rem = reader.remaining(pos)
+    if rem is None or end - pos < 1:
+        return lines + 16
+    return int(rem * (lines / (end - pos)) * 1.01) + 16
 
 
 def _check_names(names, name, line):
@@ -466,10 +701,11 @@ def _resolve_keep(keep_text, names) -> set[int]:
 
 
 def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
-    """Generator: first yields the header info, then one list of builders' worth per piece.
+    """Generator: first yields the header info, then ``(columns, line_numbers)`` per Table.
 
-    Yields ``("header", names, sep, reader)`` then ``("piece", builders, starts)``
-    for every piece (fresh builders each time when ``max_rows`` is set, shared otherwise).
+    Yields ``("header", names, sep, named, reader)`` then ``("table", columns, lines)``:
+    once for the whole source (``max_rows`` None), else per ``max_rows`` records (a Table
+    may hold more when a line held several records, e.g. a lone CR; the caller cuts it).
     """
     if sep is not None and (not isinstance(sep, str) or len(sep) != 1 or sep in '"\r\n'):
         raise ConfigError(f"the separator must be one character other than a quote or newline, not {sep!r}")
@@ -482,14 +718,20 @@ def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
     pieces = reader.pieces()
     try:
         first = next(pieces, None)
-        while first is not None and not first[0].strip():
+        while first is not None and not _NOT_SPACE.search(first[0], first[1], first[2]):
             first = next(pieces, None)  # a file of blank lines is empty too
         if first is None:
             raise DataError(f"{name}: the file is empty")
-        text, line0 = first
+        data, start, end, line0 = first
+        nul = data.find(b"\x00", start, end)
+        # the header and the records the separator is guessed from (the rest is decoded
+        # only where the kernel cannot read it)
+        head = _skip_records(data, start, end, 64) if nul < 0 else end
+        text = reader.decode(data, start, head, line0)
         if sep is None:
             sep = detect_separator(text)
         rows, starts, consumed = _slow_rows(text, line0, sep, name, None, limit=1)
+        del text
         if not rows:
             raise DataError(f"{name}: the file is empty")
         ncols = len(rows[0])
@@ -502,11 +744,11 @@ def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
                         f"{name}: {len(columns)} column names were given but the file has {ncols} columns"
                     )
                 names = columns
-            # drop the header's lines from the first piece
-            pos = 0
+            # skip the header's lines
             for _ in range(consumed):
-                pos = text.index("\n", pos) + 1 if "\n" in text[pos:] else len(text)
-            text, line0 = text[pos:], line0 + consumed
+                nl = data.find(b"\n", start, end)
+                start = end if nl < 0 else nl + 1
+            line0 += consumed
         elif columns is not None:
             if len(columns) != ncols:
                 raise DataError(
@@ -520,64 +762,30 @@ def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
         keep = _resolve_keep(keep_text, names)
         yield ("header", names, sep, named, reader)
 
-        def new_builders():
-            return [_ColumnBuilder(n, j, j in keep) for j, n in enumerate(names)]
-
-        builders = new_builders()
-        piece_iter = _split_rows(_chain_first((text, line0), pieces), max_rows)
-        for text, line0 in piece_iter:
-            if max_rows is not None:
-                builders = new_builders()
-            starts = _parse_piece(text, line0, sep, name, ncols, builders, keep)
-            yield ("piece", builders, starts)
+        piece = (data, start, end, line0)
+        del first, data
+        sink = None
+        while piece is not None:
+            data, pos, end, line = piece
+            piece = None
+            while pos < end:
+                if sink is None:
+                    cap = _estimate_rows(reader, data, pos, end)
+                    sink = _Sink(names, keep, sep, reader, max_rows,
+                                 cap if max_rows is None else min(cap, max_rows))
+                pos, line = sink.feed(data, pos, end, line)
+                if sink.full():
+                    yield ("table", *sink.finish())
+                    sink = None
+            if sink is not None:
+                sink.end_piece()
+            del data
+            piece = next(pieces, None)
+        if sink is not None and sink.n:
+            yield ("table", *sink.finish())
     finally:
         pieces.close()
 
-
-def _chain_first(first, rest):
-    yield first
-    yield from rest
-
-
-def _split_rows(pieces, max_lines):
-    """Cut pieces to at most ``max_lines`` lines (outside quotes) each."""
-    for text, line0 in pieces:
-        if max_lines is None or text.count("\n") <= max_lines:
-            if text.strip():
-                yield text, line0
-            continue
-        pos, n = 0, len(text)
-        while pos < n:
-            cut, count, odd = pos, 0, 0
-            while count < max_lines:
-                nl = text.find("\n", cut)
-                if nl < 0:
-                    cut = n
-                    break
-                odd ^= text.count('"', cut, nl) & 1
-                cut = nl + 1
-                count += not odd
-            part = text[pos:cut]
-            if part.strip():
-                yield part, line0
-            line0 += part.count("\n")
-            pos = cut
-
-
-def _parse_piece(text, line0, sep, name, ncols, builders, keep) -> np.ndarray:
-    """Add one piece's cells to ``builders``; return the record start lines."""
-    all_numbers = not keep and all(b.text is None for b in builders)
-    if all_numbers:
-        arr = _fast_piece(text, sep, ncols)
-        if arr is not None:
-            for j, b in enumerate(builders):
-                b.add_values(arr[:, j].copy())  # contiguous, and frees arr once all are taken
-            return np.arange(line0, line0 + len(arr), dtype=np.int64)
-    rows, starts, _ = _slow_rows(text, line0, sep, name, ncols)
-    if rows:
-        for b, cells in zip(builders, zip(*rows)):
-            b.add_cells(list(cells))
-    return np.asarray(starts, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- #
@@ -599,14 +807,13 @@ def read_csv(source, *, sep=None, header=True, columns=None, encoding="utf-8",
     scan = _scan(source, sep=sep, header=header, columns=columns, encoding=encoding,
                  keep_text=keep_text, max_rows=None)
     _, names, sep, named, reader = next(scan)
-    builders, all_starts = None, []
-    for _, builders, starts in scan:
-        all_starts.append(starts)
-    if not all_starts or sum(len(s) for s in all_starts) == 0:
+    got = next(scan, None)
+    if got is None:
         raise DataError(f"{reader.name}: has a header but no data rows" if header
                         else f"{reader.name}: the file is empty")
-    lines = np.concatenate(all_starts) if len(all_starts) > 1 else all_starts[0]
-    cols = [b.finish() for b in builders]
+    _, cols, lines = got
+    for _ in scan:  # runs the generator to its end (closes the file, sets the digest)
+        pass
     return Table(names, cols, lines, reader.name, sep, bool(header), named, reader.sha256)
 
 
@@ -626,20 +833,17 @@ def iter_csv_chunks(source, *, sep=None, header=True, columns=None, chunk_rows=6
                  keep_text=keep_text, max_rows=chunk_rows)
     _, names, sep, named, reader = next(scan)
     pending = None
-    any_rows = False
-    for _, builders, starts in scan:
-        if not len(starts):
-            continue
-        any_rows = True
-        table = Table(list(names), [b.finish() for b in builders], starts, reader.name, sep,
-                      bool(header), named, None)
-        # a quoted field spanning lines can leave more records than lines were cut for
+    for _, cols, lines in scan:
+        table = Table(list(names), cols, lines, reader.name, sep, bool(header), named, None)
+        del cols, lines
+        # a line holding several records (a lone CR) can make a Table longer than asked
         for lo in range(0, table.n_rows, chunk_rows):
             part = table if table.n_rows <= chunk_rows else table.rows(slice(lo, lo + chunk_rows))
             if pending is not None:
                 yield pending
             pending = part
-    if not any_rows:
+        del table, part
+    if pending is None:
         raise DataError(f"{reader.name}: has a header but no data rows" if header
                         else f"{reader.name}: the file is empty")
     pending.sha256 = reader.sha256

@@ -47,6 +47,11 @@ from nncli.csvio import (  # noqa: F401  (re-exported: the public reading API)
 )
 from nncli.errors import ConfigError, DataError, ModelFileError
 
+try:
+    from nncli._kernels import csvparse as _kernel
+except ImportError:  # kernels not built: numpy does the same, column by column
+    _kernel = None
+
 TASKS = ("classification", "regression", "reconstruct")
 IMPUTE_CHOICES = ("mean", "median", "drop")
 INPUT_KINDS = ("numeric", "boolean", "categorical")
@@ -502,19 +507,41 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
             inputs.append(InputColumn(names[j], c.kind, mean=mean, std=std, impute=fill))
 
     n = table.n_rows if keep is None else int(keep.sum())
+    # regression targets' statistics before X exists (np.std takes a temporary column)
+    target_stats = []
+    if task == "regression":
+        for j in target_idx:
+            mean, std = 0.0, 1.0
+            if standardize:
+                v = rows(cells[j].values)
+                mean, std = float(np.mean(v)), float(np.std(v))
+                if not std > 0 or not math.isfinite(std):
+                    std = 1.0
+            target_stats.append((mean, std))
     schema = Schema(task, list(names), inputs, [], has_header=table.has_header,
                     id_column=None if id_idx is None else names[id_idx], impute=impute,
                     standardize=bool(standardize))
     X = np.empty((n, schema.n_features), np.float64)
     col_at = 0
+    run = []  # consecutive complete numeric columns: written row block by row block
     for j, ic in zip(feat_idx, inputs):
         c = cells[j]
+        if ic.kind != "categorical" and _kernel is not None:
+            v = rows(c.values)
+            if v.dtype == np.float64 and v.flags.c_contiguous and np.isfinite(v).all():
+                run.append((v, ic))
+                col_at += 1
+                continue
+        _columns_into(X, col_at - len(run), run)
+        run = []
         if ic.kind == "categorical":
             _one_hot_into(X[:, col_at:col_at + ic.width], list(rows(np.array(c.text, dtype=object))),
                           rows(c.missing), ic)
         else:
             _numbers_into(X[:, col_at], rows(c.values), ic)
         col_at += ic.width
+    _columns_into(X, col_at - len(run), run)
+    del run
 
     # -- targets
     labels = None
@@ -550,14 +577,14 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
         schema.target_mean, schema.target_std = [], []
         for k, j in enumerate(target_idx):
             v = rows(cells[j].values)
-            mean, std = 0.0, 1.0
-            if standardize:
-                mean, std = float(np.mean(v)), float(np.std(v))
-                if not std > 0 or not math.isfinite(std):
-                    std = 1.0
+            mean, std = target_stats[k]
             schema.target_mean.append(mean)
             schema.target_std.append(std)
-            Y[:, k] = v if (mean, std) == (0.0, 1.0) else (v - mean) / std
+            if (mean, std) == (0.0, 1.0):
+                Y[:, k] = v
+            else:  # (v - mean) / std, written straight into Y (no temporary column)
+                np.subtract(v, mean, out=Y[:, k])
+                Y[:, k] /= std
 
     ids = None
     if id_idx is not None:
@@ -589,6 +616,15 @@ def _numbers_into(out, v, ic: InputColumn, table=None, j=None):
     else:
         np.subtract(v, ic.mean, out=out)
         out /= ic.std
+
+
+def _columns_into(X, col0, run):
+    """X[:, col0:col0 + len(run)] = the standardised columns of ``run`` ((values, ic) pairs,
+    complete, contiguous float64), in one pass over the rows of X."""
+    if run:
+        _kernel.columns_into(X, col0, [v for v, _ in run],
+                             np.array([ic.mean for _, ic in run], np.float64),
+                             np.array([ic.std for _, ic in run], np.float64))
 
 
 def _one_hot_into(out, text, missing, ic: InputColumn, table=None, j=None):

@@ -650,3 +650,129 @@ def test_numeric_csv_round_trips_exactly(args):
     assert np.array_equal(data.X, expected[:, :-1])
     assert np.array_equal(data.Y[:, 0], expected[:, -1])
     assert data.line_numbers.tolist() == list(range(2, len(rows) + 2))
+
+
+# --------------------------------------------------------------------------- number kernel
+
+csvparse = pytest.importorskip("nncli._kernels.csvparse")
+
+
+def kparse(data: bytes, ncols: int, cap: int = 16, sep: str = ",", line: int = 1):
+    out = np.full((ncols, cap), -1.5)
+    lines = np.zeros(cap, np.int64)
+    pos, n, line_end, status = csvparse.parse_numeric(data, 0, len(data), ord(sep), out, lines,
+                                                       0, cap, line)
+    return out[:, :n].T.copy(), lines[:n].tolist(), pos, line_end, status
+
+
+def bits(a):
+    return np.asarray(a, np.float64).view(np.int64).tolist()
+
+
+AWKWARD = [
+    "0", "-0", "-0.0", "+0.0", "0.1", "0.2", "0.30000000000000004", "1e308", "-1e308",
+    "1.7976931348623157e308", "1.7976931348623158e308", "1e309", "5e-324", "4.9e-324",
+    "2.4703282292062328e-324", "2.4703282292062327e-324", "1e-400", "2.2250738585072014e-308",
+    "2.2250738585072011e-308", "+1", ".5", "5.", "-.5e-3", "1E5", "1e+05", "1e-05", "00012",
+    "9007199254740992", "9007199254740993", "9007199254740995", "18446744073709551615",
+    "123456789012345678901234567890", "0.000000000000000000000000000001234567890123456789",
+    "1e23", "8.98846567431158e307", "1e22", "1e37", "123e30", "9007199254740993e10",
+    "0.12345678901234567", "-0.98765432109876543", "3.141592653589793238462643383279",
+    "1.00000000000000011102230246251565404236316680908203125",
+    "1.00000000000000011102230246251565404236316680908203124", "  7.25", "7.25\t",
+]
+
+
+def test_kernel_numbers_are_bit_for_bit_float():
+    data = "\n".join(AWKWARD).encode() + b"\n"
+    got, lines, pos, _, status = kparse(data, 1, cap=len(AWKWARD))
+    assert status == csvparse.DONE and pos == len(data)
+    assert bits(got[:, 0]) == bits([float(s) for s in AWKWARD])
+    assert lines == list(range(1, len(AWKWARD) + 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False),
+       st.sampled_from(["{!r}", "{:.17g}", "{:.17e}", "{:.6e}", "{:.3f}", "{:.25f}", "{:.1g}", "{:.0f}"]))
+def test_kernel_agrees_with_float_on_any_double(x, fmt):
+    s = fmt.format(x)
+    got = kparse(f"{s},{s}\n".encode(), 2)[0]
+    assert bits(got[0]) == bits([float(s), float(s)])
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "nan", "NaN", "NA", "null", "", " ", "1_000",
+                                  "1e", "1e+", "+", "-", ".", "e5", "1.2.3", "--1", "0x10",
+                                  '"1"', "1 2", "١", "1,5\x00"])
+def test_kernel_routes_other_cells_to_the_csv_path(cell):
+    data = f"1,2\n3,{cell}\n5,6\n".encode()
+    got, lines, pos, line, status = kparse(data, 2)
+    assert status == csvparse.FAIL
+    assert got.tolist() == [[1.0, 2.0]] and lines == [1]
+    assert pos == 4 and line == 2  # where the record it could not read starts
+
+
+def test_kernel_field_counts_quotes_and_line_ends():
+    for data in (b"1,2\n3\n", b"1,2\n3,4,5\n", b"1,2\n3,4,\n", b'1,2\n3,"4"\n', b"1,2\n3,4\r5\n"):
+        assert kparse(data, 2)[2:] == (4, 2, csvparse.FAIL), data
+    got, lines, pos, line, status = kparse(b"\n1;2\r\n\r\n\n3;4", 2, sep=";", line=10)
+    assert got.tolist() == [[1.0, 2.0], [3.0, 4.0]] and lines == [11, 14]
+    assert (pos, line, status) == (12, 15, csvparse.DONE)
+    got, lines, pos, line, status = kparse(b"1\t2\n", 2, sep="\t")
+    assert got.tolist() == [[1.0, 2.0]] and status == csvparse.DONE
+
+
+def test_kernel_empty_block_one_row_and_full():
+    assert kparse(b"", 3)[2:] == (0, 1, csvparse.DONE)
+    got, lines, pos, line, status = kparse(b"-1.5e3", 1)
+    assert got.tolist() == [[-1500.0]] and (pos, status) == (6, csvparse.DONE)
+    got, lines, pos, line, status = kparse(b"1\n2\n3\n", 1, cap=2)
+    assert got.tolist() == [[1.0], [2.0]] and (pos, line, status) == (4, 3, csvparse.FULL)
+    with pytest.raises(ValueError):
+        kparse(b"1.2\n", 1, sep=".")
+
+
+def test_kernel_count_skip_and_restride():
+    data = b'a\n"b\nc"\nd\n'
+    assert csvparse.count_byte(data, 0, len(data), ord("\n")) == 4
+    assert csvparse.skip_records(data, 0, len(data), 2) == 8
+    assert csvparse.skip_records(data, 0, len(data), 9) == len(data)
+    m = np.arange(12.0)
+    csvparse.restride(m, 3, 2, 4, 2)  # (3 cols × stride 2) → stride 4
+    assert m[[0, 1, 4, 5, 8, 9]].tolist() == [0, 1, 2, 3, 4, 5]
+    csvparse.restride(m, 3, 4, 2, 2)
+    assert m[:6].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_mixed_fast_and_exact_records_read_like_float(tmp_path):
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(5000, 3)) * 10.0 ** rng.integers(-30, 30, size=(5000, 3))
+    cells = [[repr(v) for v in r] for r in a.tolist()]
+    cells[10][1] = "NA"
+    cells[11][0] = " 2.5 "
+    cells[3000][2] = '"7"'
+    cells[4000][0] = "inf"
+    text = "a,b,c\r\n" + "".join(",".join(r) + "\r\n" + ("\r\n" if i == 20 else "")
+                                 for i, r in enumerate(cells))
+    p = write(tmp_path, text)
+    t = read_csv(p)
+    expected = [[float(c.strip('"')) if c != "NA" else math.nan for c in r] for r in cells]
+    got = np.column_stack([t.column(k).values for k in "abc"])
+    assert np.array_equal(got, np.array(expected), equal_nan=True)
+    assert t.line_numbers[20] == 22 and t.line_numbers[21] == 24
+    parts = list(iter_csv_chunks(p, chunk_rows=999))
+    assert [c.n_rows for c in parts] == [999] * 5 + [5]
+    assert np.array_equal(np.concatenate([c.column("b").values for c in parts]),
+                          t.column("b").values, equal_nan=True)
+    assert np.concatenate([c.line_numbers for c in parts]).tolist() == t.line_numbers.tolist()
+
+
+def test_prepare_training_matrix_is_c_contiguous_and_standardised(tmp_path):
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(300, 4))
+    p = write(tmp_path, "a,b,c,y\n" + "".join(",".join(map(repr, r)) + "\n" for r in a.tolist()))
+    d = prepare_training(read_csv(p), target="y")
+    assert d.X.flags.c_contiguous and d.X.dtype == np.float64
+    cols = [np.ascontiguousarray(a[:, k]) for k in range(4)]
+    expected = np.column_stack([(c - c.mean()) / c.std() for c in cols])  # bit for bit
+    assert np.array_equal(d.X, expected[:, :3])
+    assert np.array_equal(d.Y[:, 0], expected[:, 3])
