@@ -2,7 +2,9 @@
 memory streaming CSV files of two sizes 10× apart.
 
 Peak memory is the child's own max RSS from os.wait4 (per process, unlike RUSAGE_CHILDREN,
-which keeps the maximum over every child ever waited for).
+which keeps the maximum over every child ever waited for). Linux carries a parent's RSS
+high-water mark into a forked child across exec, so the child is started by a small
+launcher process (REPORT_RSS below), never forked from this large benchmark process.
 """
 import os
 import shutil
@@ -29,17 +31,33 @@ def nncli_command():
     return [found] if found else [sys.executable, "-m", "nncli"]
 
 
+# Runs argv[2:] and writes "<exit code> <max RSS in KiB>" to fd argv[1] (a small process).
+REPORT_RSS = ("import os, sys\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+              "_, status, ru = os.wait4(pid, 0)\n"
+              "os.write(int(sys.argv[1]), f'{os.waitstatus_to_exitcode(status)} {ru.ru_maxrss}'.encode())\n")
+
+
 def run_measured(argv, stdout=subprocess.DEVNULL, cwd=None):
     """(seconds, max RSS in bytes, exit code, stderr tail) of one child process."""
+    read_end, write_end = os.pipe()
     t0 = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=child_env(), cwd=cwd or "/")
+    p = subprocess.Popen([sys.executable, "-S", "-c", REPORT_RSS, str(write_end), *argv],
+                         stdout=stdout, stderr=subprocess.PIPE, env=child_env(), cwd=cwd or "/",
+                         pass_fds=(write_end,))
+    os.close(write_end)
     err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
+    p.wait()
     dt = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
+    report = os.read(read_end, 100).decode().split()
+    os.close(read_end)
     p.stderr.close()
     tail = err.decode(errors="replace").strip().splitlines()[-2:]
-    return dt, ru.ru_maxrss * 1024, p.returncode, " | ".join(tail)
+    if len(report) != 2:
+        return dt, 0, p.returncode or 1, " | ".join(tail) or "launcher failed"
+    return dt, int(report[1]) * 1024, int(report[0]), " | ".join(tail)
 
 
 def write_csv(path, n_rows, seed):
