@@ -125,3 +125,12 @@ def test_callbacks_can_stop_training():
     net = Network([2, 3, 1], seed=0)
     h = train(net, XOR_X, XOR_Y, epochs=100, callbacks=[lambda rec, tr: rec.epoch == 3])
     assert len(h.records) == 3
+
+
+def test_readme_xor_snippet():
+    # The five lines of the README's Python API section, as a user types them.
+    from nncli import Network, train
+    X = [[0, 0], [0, 1], [1, 0], [1, 1]]; Y = [[0], [1], [1], [0]]
+    net = Network([2, 4, 1], activations="tanh", loss="mse", seed=0)
+    train(net, X, Y, optimizer="adam", lr=0.05, epochs=500, batch_size=4)
+    assert net.predict(X).round(3).ravel().tolist() == [0.0, 1.0, 1.0, 0.0]
