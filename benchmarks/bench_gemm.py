@@ -55,7 +55,11 @@ def time_pair(f_ours, f_ref, repeats, min_block, cap):
     best = {"ours": float("inf"), "ref": float("inf")}
     for _ in range(repeats):
         for key, f in (("ours", f_ours), ("ref", f_ref)):
-            f()  # untimed: the other library's idle threads settle
+            # OpenBLAS's workers spin for about 2^28 cycles (~0.1 s) after each call, and on
+            # 2 cores a spinning thread takes the core the other library's second thread
+            # needs: let them go to sleep before timing.
+            time.sleep(0.25)
+            f()  # untimed warm-up
             t0 = time.perf_counter()
             for _ in range(n[key]):
                 f()
