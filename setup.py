@@ -54,6 +54,8 @@ def extensions():
             sources.append("nncli/_kernels/gemm_dispatch.c")
             # Included by gemm_dispatch.c: a change must rebuild the extension.
             depends = ["nncli/_kernels/gemm_impl.c", "nncli/_kernels/gemm.h"]
+        elif name == "optim":
+            depends = ["nncli/_kernels/adam_impl.h"]
         exts.append(Extension(
             f"nncli._kernels.{name}", sources,
             depends=depends, include_dirs=[numpy.get_include(), "nncli/_kernels"],

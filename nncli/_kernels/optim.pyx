@@ -7,6 +7,12 @@ computed once per step, not per element (α_t = α/(1−β1ᵗ), denominator √
 from cython cimport floating
 from libc.math cimport sqrt, sqrtf, pow
 
+cdef extern from "adam_impl.h" nogil:
+    void nn_adam_f32(float *phi, const float *grad, float *m, float *v, long P, float scale,
+                     float wd, float b1, float b2, float step, float bc2, float eps)
+    void nn_adam_f64(double *phi, const double *grad, double *m, double *v, long P, double scale,
+                     double wd, double b1, double b2, double step, double bc2, double eps)
+
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
     if floating is float:
@@ -73,13 +79,10 @@ cdef void optim_step(floating *phi, floating *grad, floating *s1, floating *s2,
         t = <double>cfg.step
         step_size = <floating>(cfg.lr / (1.0 - pow(cfg.momentum, t)))
         bc2 = <floating>(1.0 / sqrt(1.0 - pow(cfg.beta2, t)))
-        for i in range(P):
-            g = grad[i] * scale + wd * phi[i]
-            m = mu * s1[i] + (1 - mu) * g
-            v = b2 * s2[i] + (1 - b2) * g * g
-            s1[i] = m
-            s2[i] = v
-            phi[i] -= step_size * m / (_sqrt(v) * bc2 + eps)
+        if floating is float:
+            nn_adam_f32(phi, grad, s1, s2, P, scale, wd, mu, b2, step_size, bc2, eps)
+        else:
+            nn_adam_f64(phi, grad, s1, s2, P, scale, wd, mu, b2, step_size, bc2, eps)
 
 
 def step(floating[::1] phi, floating[::1] grad, floating[::1] s1, floating[::1] s2,
