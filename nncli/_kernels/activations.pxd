@@ -1,5 +1,6 @@
 # Activation functions a(f) and their derivatives, by integer code (see activations.pyx).
 from cython cimport floating
+from libc.math cimport exp, expf
 
 cpdef enum ActivationCode:
     IDENTITY = 0
@@ -20,3 +21,13 @@ cdef void activation_backward(floating *d,          # INOUT dL/dh in, dL/df = dL
                               const floating *f,    # IN   pre-activations
                               const floating *h,    # IN   a(f), as stored by the forward pass
                               Py_ssize_t n, int code) noexcept nogil
+
+
+cdef inline floating stable_sigmoid(floating x) noexcept nogil:
+    """1 / (1 + e^−x) without overflow: never exponentiates a positive number."""
+    cdef floating e
+    if floating is float:
+        e = expf(-x if x >= 0 else x)
+    else:
+        e = exp(-x if x >= 0 else x)
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)

@@ -59,15 +59,6 @@ cdef inline floating _cos(floating x) noexcept nogil:
     else:
         return cos(x)
 
-cdef inline floating _sigmoid(floating x) noexcept nogil:
-    # Stable for large |x|: never exponentiates a positive number.
-    cdef floating e
-    if x >= 0:
-        return 1 / (1 + _exp(-x))
-    e = _exp(x)
-    return e / (1 + e)
-
-
 cdef void activation_forward(floating *h, const floating *f, Py_ssize_t n, int code) noexcept nogil:
     cdef Py_ssize_t i
     cdef floating x
@@ -96,7 +87,7 @@ cdef void activation_forward(floating *h, const floating *f, Py_ssize_t n, int c
             h[i] = _tanh(f[i])
     elif code == SIGMOID:
         for i in range(n):
-            h[i] = _sigmoid(f[i])
+            h[i] = stable_sigmoid(f[i])
     elif code == SOFTPLUS:  # max(x, 0) + log(1 + e^−|x|): no overflow
         for i in range(n):
             x = f[i]
@@ -140,7 +131,7 @@ cdef void activation_backward(floating *d, const floating *f, const floating *h,
             d[i] *= h[i] * (1 - h[i])
     elif code == SOFTPLUS:  # a' = σ(f)
         for i in range(n):
-            d[i] *= _sigmoid(f[i])
+            d[i] *= stable_sigmoid(f[i])
     elif code == SIN:
         for i in range(n):
             d[i] *= _cos(f[i])

@@ -23,7 +23,7 @@ from libc.stdint cimport int64_t
 from nncli._kernels.activations cimport activation_backward, IDENTITY
 from nncli._kernels.losses cimport loss_forward_backward, loss_output_transform
 from nncli._kernels.dense cimport dense_forward, dense_backward
-from nncli._kernels.optim cimport optim_step, OptimConfig
+from nncli._kernels.optim cimport optim_step, optim_config, OptimConfig
 
 cnp.import_array()
 
@@ -258,15 +258,8 @@ cdef class Engine:
         cdef Py_ssize_t N = idx.shape[0]
         if N and (idx.min() < 0 or idx.max() >= X.shape[0]):
             raise ValueError("idx holds a row number outside X")
-        cdef OptimConfig cfg
-        cfg.code = code
-        cfg.lr = lr
-        cfg.momentum = momentum
-        cfg.beta2 = beta2
-        cfg.eps = eps
-        cfg.weight_decay = weight_decay
-        cfg.clip_norm = clip_norm
-        cfg.step = step
+        cdef OptimConfig cfg = optim_config(code, lr, momentum, beta2, eps, weight_decay,
+                                            clip_norm, step)
         cdef void *px = data_of(X)
         cdef void *py = data_of(Y)
         cdef const int64_t *pidx = <int64_t *>data_of(idx)

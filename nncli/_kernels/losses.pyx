@@ -6,17 +6,23 @@ dz = σ(z) − y. Both are stable for any |z|. Sums are accumulated in double.
 """
 import numpy as np
 from cython cimport floating
+from nncli._kernels.activations cimport stable_sigmoid
 from libc.math cimport exp, log, log1p, fabs
 
 cdef double HUBER_DELTA = 1.0
 
 
-cdef inline double _sigmoid(double x) noexcept nogil:
-    cdef double e
-    if x >= 0:
-        return 1.0 / (1.0 + exp(-x))
-    e = exp(x)
-    return e / (1.0 + e)
+cdef inline double row_max_sumexp(const floating *zr, Py_ssize_t m, double *s) noexcept nogil:
+    """max z of one row, and s = Σ e^(z − max): the stable pieces of softmax and log-sum-exp."""
+    cdef Py_ssize_t j
+    cdef double zmax = zr[0], acc = 0.0
+    for j in range(1, m):
+        if zr[j] > zmax:
+            zmax = zr[j]
+    for j in range(m):
+        acc += exp(zr[j] - zmax)
+    s[0] = acc
+    return zmax
 
 
 cdef double loss_forward_backward(floating *dz, const floating *z, const floating *y,
@@ -31,13 +37,7 @@ cdef double loss_forward_backward(floating *dz, const floating *z, const floatin
         for r in range(B):
             zr = z + r * m
             yr = y + r * m
-            zmax = zr[0]
-            for j in range(1, m):
-                if zr[j] > zmax:
-                    zmax = zr[j]
-            s = 0.0
-            for j in range(m):
-                s += exp(zr[j] - zmax)
+            zmax = row_max_sumexp(zr, m, &s)
             ysum = 0.0
             zy = 0.0
             for j in range(m):
@@ -74,7 +74,7 @@ cdef double loss_forward_backward(floating *dz, const floating *z, const floatin
             a = z[k]
             total += (a if a > 0 else 0.0) - a * y[k] + log1p(exp(-fabs(a)))
             if dz != NULL:
-                dz[k] = <floating>((_sigmoid(a) - y[k]) * scale)
+                dz[k] = <floating>((stable_sigmoid(a) - y[k]) * scale)
     return total / m
 
 
@@ -85,18 +85,12 @@ cdef void loss_output_transform(floating *z, Py_ssize_t B, Py_ssize_t m, int cod
     if code == CROSS_ENTROPY:
         for r in range(B):
             zr = z + r * m
-            zmax = zr[0]
-            for j in range(1, m):
-                if zr[j] > zmax:
-                    zmax = zr[j]
-            s = 0.0
-            for j in range(m):
-                s += exp(zr[j] - zmax)
+            zmax = row_max_sumexp(zr, m, &s)
             for j in range(m):
                 zr[j] = <floating>(exp(zr[j] - zmax) / s)
     elif code == BCE:
         for j in range(B * m):
-            z[j] = <floating>_sigmoid(z[j])
+            z[j] = <floating>stable_sigmoid(z[j])
 
 
 def loss_and_grad(floating[:, ::1] z, floating[:, ::1] y, int code):

@@ -25,3 +25,6 @@ cdef void optim_step(floating *phi,        # INOUT P parameters
                      floating *s1,         # INOUT P first state (velocity, m, or Σg²)
                      floating *s2,         # INOUT P second state (v), may be NULL if unused
                      Py_ssize_t P, OptimConfig *cfg) noexcept nogil
+
+cdef OptimConfig optim_config(int code, double lr, double momentum, double beta2, double eps,
+                              double weight_decay, double clip_norm, long step) noexcept nogil

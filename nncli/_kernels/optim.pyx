@@ -85,13 +85,8 @@ cdef void optim_step(floating *phi, floating *grad, floating *s1, floating *s2,
             nn_adam_f64(phi, grad, s1, s2, P, scale, wd, mu, b2, step_size, bc2, eps)
 
 
-def step(floating[::1] phi, floating[::1] grad, floating[::1] s1, floating[::1] s2,
-         int code, double lr, double momentum=0.0, double beta2=0.0, double eps=0.0,
-         double weight_decay=0.0, double clip_norm=0.0, long step=0):
-    """One update in place; returns the new step count (Python API, descend, tests)."""
-    cdef Py_ssize_t P = phi.shape[0]
-    if grad.shape[0] != P or s1.shape[0] != P or s2.shape[0] != P:
-        raise ValueError("phi, grad and the optimiser states must have the same length")
+cdef OptimConfig optim_config(int code, double lr, double momentum, double beta2, double eps,
+                              double weight_decay, double clip_norm, long step) noexcept nogil:
     cdef OptimConfig cfg
     cfg.code = code
     cfg.lr = lr
@@ -101,6 +96,17 @@ def step(floating[::1] phi, floating[::1] grad, floating[::1] s1, floating[::1] 
     cfg.weight_decay = weight_decay
     cfg.clip_norm = clip_norm
     cfg.step = step
+    return cfg
+
+
+def step(floating[::1] phi, floating[::1] grad, floating[::1] s1, floating[::1] s2,
+         int code, double lr, double momentum=0.0, double beta2=0.0, double eps=0.0,
+         double weight_decay=0.0, double clip_norm=0.0, long step=0):
+    """One update in place; returns the new step count (Python API, descend, tests)."""
+    cdef Py_ssize_t P = phi.shape[0]
+    if grad.shape[0] != P or s1.shape[0] != P or s2.shape[0] != P:
+        raise ValueError("phi, grad and the optimiser states must have the same length")
+    cdef OptimConfig cfg = optim_config(code, lr, momentum, beta2, eps, weight_decay, clip_norm, step)
     if P:
         with nogil:
             optim_step(&phi[0], &grad[0], &s1[0], &s2[0], P, &cfg)
