@@ -17,9 +17,12 @@ import nncli
 from nncli.cli import cli
 from nncli.model_io import load_model
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(nncli.__file__)))
-LARGE = os.path.join(REPO, "data", "large.csv")
-IRIS = os.path.join(REPO, "data", "iris.csv")
+# The shipped data sits beside the tests (nncli itself may be installed elsewhere).
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+# The folder holding the imported nncli package (the repository for an in-place build).
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(nncli.__file__)))
+LARGE = os.path.join(DATA, "large.csv")
+IRIS = os.path.join(DATA, "iris.csv")
 TIMEOUT = 120   # seconds; generous for a loaded machine, never reached when all is well
 
 
@@ -32,7 +35,7 @@ def env(tmp_path_factory):
                            cwd=tmp_path_factory.mktemp("probe"), env=env, capture_output=True, text=True)
     found = probe.stdout.strip()
     if probe.returncode != 0 or os.path.realpath(found) != os.path.realpath(nncli.__file__):
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
     return env
 
 
