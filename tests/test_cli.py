@@ -1,7 +1,6 @@
 """The command line through CliRunner: train, predict, evaluate, info on shipped data."""
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """Option types and option groups shared by several commands."""
 import os
-import sys
 
 import click
 
@@ -87,10 +86,6 @@ def read_kwargs(opts):
     return {"sep": sep, "header": not opts.get("no_header"), "columns": opts.get("columns") or None}
 
 
-def source_name(path):
-    return "<stdin>" if path == "-" else path
-
-
 def default_output(data_path, suffix):
     """'data/iris.csv' → 'iris<suffix>' in the current folder; stdin → 'model<suffix>'."""
     if data_path == "-":
@@ -104,7 +99,3 @@ def default_output(data_path, suffix):
 
 def echo_err(message):
     click.echo(message, err=True)
-
-
-def stdout_is_terminal():
-    return sys.stdout.isatty()

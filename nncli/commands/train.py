@@ -1,13 +1,10 @@
 """nncli train DATA: fit a network to a CSV file, write the model and the loss log."""
 import json
-import math
-import os
 import signal
 
 import click
 
-from nncli.commands.options import (BatchSize, CommaList, column_key, csv_input_options,
-                                    default_output, echo_err, positive_int, read_kwargs)
+from nncli.commands.options import BatchSize, CommaList, column_key, csv_input_options, positive_int
 from nncli.functions import ACTIVATIONS, INITS, LOSSES
 from nncli.optim import OPTIMIZERS
 from nncli.schedules import SCHEDULES
