@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nncli.errors import DataError, NncliError
+from nncli.errors import ConfigError, DataError, NncliError
 
 IMAGE_FORMATS = ("png", "svg", "pdf")
 REQUIRED_LOG_COLUMNS = ("epoch", "train_loss", "val_loss")
@@ -34,10 +34,10 @@ def pyplot():
 
 
 def image_format(path):
-    """'png', 'svg' or 'pdf' from the file's extension; NncliError for anything else."""
+    """'png', 'svg' or 'pdf' from the file's extension; a usage error for anything else."""
     ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
     if ext not in IMAGE_FORMATS:
-        raise NncliError(f"cannot tell the image format of {os.fspath(path)!r}: "
+        raise ConfigError(f"cannot tell the image format of {os.fspath(path)!r}: "
                          f"use a .png, .svg or .pdf file name")
     return ext
 

@@ -72,13 +72,14 @@ def format_rows(columns, ids=None, precision=7):
         if c.dtype.kind in "fc":
             text_cols.append([format(float(v), f".{precision}g") for v in c])
         else:
-            text_cols.append([_quote(str(v)) for v in c])
+            text_cols.append([quote(str(v)) for v in c])
     if ids is not None:
-        text_cols.insert(0, [_quote(s) for s in ids])
+        text_cols.insert(0, [quote(s) for s in ids])
     return "".join(",".join(row) + "\n" for row in zip(*text_cols))
 
 
-def _quote(s):
+def quote(s):
+    """A CSV field, quoted when it holds a separator, a quote or a newline."""
     if any(ch in s for ch in ',"\n\r'):
         return '"' + s.replace('"', '""') + '"'
     return s

@@ -59,10 +59,11 @@ class History:
 
 
 def accuracy(outputs, Y, loss):
-    """Share of rows whose predicted class is the target's (softmax: argmax; bce: > 0.5)."""
-    if loss == "cross_entropy":
+    """Share of rows predicted right: the most probable class for one class per row (softmax,
+    or bce on one-hot targets as the CLI trains it); every label > 0.5 right for multi-label bce."""
+    if loss == "cross_entropy" or Y.shape[1] > 1 and np.all(Y.sum(1) == 1):
         return float(np.mean(outputs.argmax(1) == Y.argmax(1)))
-    return float(np.mean((outputs > 0.5) == (Y > 0.5)))
+    return float(np.mean(np.all((outputs > 0.5) == (Y > 0.5), axis=1)))
 
 
 class Trainer:

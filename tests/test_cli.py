@@ -201,3 +201,15 @@ def test_multi_output_regression_and_target_by_index(runner, tmp_path):
     assert r.exit_code == 0, r.output
     out = invoke(runner, "predict", "m.npz", src).stdout.splitlines()
     assert out[0] == "y1,y2" and len(out) == 201
+
+
+def test_predict_header_is_quoted_like_the_rows(runner, tmp_path):
+    src = tmp_path / "q.csv"
+    rows = ['x,"the, label"'] + [f"{i / 10},{'big, one' if i % 2 else 'small'}" for i in range(40)]
+    src.write_text("\n".join(rows) + "\n")
+    r = invoke(runner, "train", src, "--epochs", 2, "--quiet", "-o", "q.npz")
+    assert r.exit_code == 0, r.output
+    out = invoke(runner, "predict", "q.npz", src, "--proba").stdout.splitlines()
+    assert out[0] == '"the, label","proba_big, one",proba_small'
+    import csv
+    assert {len(row) for row in csv.reader(out)} == {3}

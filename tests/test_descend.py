@@ -185,7 +185,7 @@ def test_plot_formats_and_bad_extension(tmp_path):
     assert r.exit_code == 0, r.output
     assert "banana" in (tmp_path / "r.svg").read_text()
     r = run("bowl", "--plot", tmp_path / "r.gif")
-    assert r.exit_code == 1 and ".png, .svg or .pdf" in r.output and r.stdout == ""
+    assert r.exit_code == 2 and ".png, .svg or .pdf" in r.output and r.stdout == ""
 
 
 @pytest.mark.parametrize("name", list(SURFACES))

@@ -91,7 +91,7 @@ def test_missing_file_and_bad_extension(tmp_path):
     assert r.exit_code == 1 and "no such file" in r.output
     log = write_log(tmp_path / "run.loss.csv")
     r = run("plot-loss", log, "-o", tmp_path / "loss.jpg")
-    assert r.exit_code == 1 and ".png, .svg or .pdf" in r.output
+    assert r.exit_code == 2 and ".png, .svg or .pdf" in r.output
 
 
 def test_a_log_being_written_skips_its_unfinished_last_line(tmp_path):

@@ -95,7 +95,7 @@ def test_usage_and_file_errors(curve, models, tmp_path):
     r = run(curve[0])
     assert r.exit_code == 2 and "at least one MODEL" in r.output
     r = run(models[0], curve[0], "-o", tmp_path / "fit.bmp")
-    assert r.exit_code == 1 and ".png, .svg or .pdf" in r.output
+    assert r.exit_code == 2 and ".png, .svg or .pdf" in r.output
     r = run(models[0], tmp_path / "missing.csv", "-o", tmp_path / "f.png")
     assert r.exit_code == 1 and "missing.csv" in r.output
     bad = tmp_path / "bad.csv"

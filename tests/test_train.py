@@ -134,3 +134,14 @@ def test_readme_xor_snippet():
     net = Network([2, 4, 1], activations="tanh", loss="mse", seed=0)
     train(net, X, Y, optimizer="adam", lr=0.05, epochs=500, batch_size=4)
     assert net.predict(X).round(3).ravel().tolist() == [0.0, 1.0, 1.0, 0.0]
+
+
+def test_accuracy_counts_rows_not_cells():
+    from nncli.training import accuracy
+    Y = np.eye(3)[[0, 1, 2, 0]]
+    out = np.array([[0.2, 0.3, 0.1], [0.1, 0.9, 0.2], [0.6, 0.1, 0.5], [0.4, 0.3, 0.2]])
+    # Most probable class right in rows 0, 1 and 3: the same for softmax and one-hot bce.
+    assert accuracy(out, Y, "cross_entropy") == 0.75
+    assert accuracy(out, Y, "bce") == 0.75
+    multi = np.array([[1, 0, 1], [0, 1, 1]], dtype=float)
+    assert accuracy(np.array([[0.9, 0.2, 0.7], [0.1, 0.2, 0.8]]), multi, "bce") == 0.5

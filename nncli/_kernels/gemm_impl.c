@@ -72,6 +72,9 @@
 #ifndef NN_GEMM_PAR_FLOPS
 #define NN_GEMM_PAR_FLOPS  1000000.0 /* 2*M*N*K at or above: use OpenMP threads                */
 #endif
+#ifndef NN_GEMM_DOT_K
+#define NN_GEMM_DOT_K      64L       /* A.B^T with a side <= 16: dot path when K >= this      */
+#endif
 #ifndef NN_GEMM_PACKA_M
 #define NN_GEMM_PACKA_M    96L       /* M above this: pack A (else broadcast from A directly)  */
 #endif
@@ -510,6 +513,129 @@ static void NN_FN(nn_ukr_avx2_sup_)(int mr, long kc, const NN_T *a, long rsa, lo
     }
 }
 
+/* ---- dot path (A.B^T with a short side <= 16 and unit stride along k on both operands) ----
+   C[i*rsc + j*csc] = sum_k X[i*ldx + k] * Y[j*ldy + k] for i < M, j < N (N <= 16).
+   Both operands are read in place (no packing): an MI x NJ tile of rows of X and Y is dotted
+   with vector accumulators along k, over k blocks of 1 KB per row (L1-resident), the vector
+   partials carried across blocks and reduced horizontally once at the end.  Each C element has
+   its own accumulator chain whatever tile or thread computes it: results never depend on
+   n_threads.  Rows past the end of a tile are clamped to the last row and discarded. */
+#if NN_F32_
+#define NN_DOT_MASK(rem) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define NN_VMLOAD _mm256_maskload_ps
+NN_AVX2 NN_INLINE float NN_FN(nn_hsum_)(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+/* horizontal sums of v[0..7] -> one vector */
+NN_AVX2 NN_INLINE __m256 NN_FN(nn_hsum_x_)(const __m256 *v)
+{
+    const __m256 h01 = _mm256_hadd_ps(v[0], v[1]), h23 = _mm256_hadd_ps(v[2], v[3]);
+    const __m256 h45 = _mm256_hadd_ps(v[4], v[5]), h67 = _mm256_hadd_ps(v[6], v[7]);
+    const __m256 a = _mm256_hadd_ps(h01, h23), b = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+#else
+#define NN_DOT_MASK(rem) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(rem)), _mm256_setr_epi64x(0, 1, 2, 3))
+#define NN_VMLOAD _mm256_maskload_pd
+NN_AVX2 NN_INLINE double NN_FN(nn_hsum_)(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+/* horizontal sums of v[0..3] -> one vector */
+NN_AVX2 NN_INLINE __m256d NN_FN(nn_hsum_x_)(const __m256d *v)
+{
+    const __m256d h01 = _mm256_hadd_pd(v[0], v[1]), h23 = _mm256_hadd_pd(v[2], v[3]);
+    return _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20), _mm256_permute2f128_pd(h01, h23, 0x31));
+}
+#endif
+
+NN_AVX2 NN_INLINE void NN_FN(nn_dot_tile_)(const int MI, const int NJ, long kc, const NN_T *x,
+                                           long ldx, const NN_T *const *yr, NN_VT *part,
+                                           const int first)
+{
+    NN_VT acc[6 * 3];
+    const NN_T *xr[6];
+    for (int r = 0; r < MI; r++) xr[r] = x + r * ldx;
+    for (int t = 0; t < MI * NJ; t++) acc[t] = first ? NN_VZERO() : part[t];
+    long k = 0;
+    for (; k + NN_VL <= kc; k += NN_VL) {
+        NN_VT yv[3];
+        for (int q = 0; q < NJ; q++) yv[q] = NN_VLOAD(yr[q] + k);
+        for (int r = 0; r < MI; r++) {
+            const NN_VT xv = NN_VLOAD(xr[r] + k);
+            for (int q = 0; q < NJ; q++) acc[r * NJ + q] = NN_VFMA(xv, yv[q], acc[r * NJ + q]);
+        }
+    }
+    if (k < kc) {   /* masked tail: lanes past kc load zeros */
+        const __m256i mk = NN_DOT_MASK(kc - k);
+        NN_VT yv[3];
+        for (int q = 0; q < NJ; q++) yv[q] = NN_VMLOAD(yr[q] + k, mk);
+        for (int r = 0; r < MI; r++) {
+            const NN_VT xv = NN_VMLOAD(xr[r] + k, mk);
+            for (int q = 0; q < NJ; q++) acc[r * NJ + q] = NN_VFMA(xv, yv[q], acc[r * NJ + q]);
+        }
+    }
+    for (int t = 0; t < MI * NJ; t++) part[t] = acc[t];
+}
+
+NN_AVX2 NN_INLINE void NN_FN(nn_dot_body_)(const int MI, const int NJ, long M, long N, long K,
+                                           const NN_T *X, long ldx, const NN_T *Y, long ldy,
+                                           NN_T beta, NN_T *C, long rsc, long csc)
+{
+    const long KCD = 1024 / (long)sizeof(NN_T);
+    NN_VT part[6 * 18 + 8];
+    NN_T sums[(6 * 18 + 8) * NN_VL];
+    for (int v = 0; v < 6 * 18 + 8; v++) part[v] = NN_VZERO();
+    for (long i = 0; i < M; i += MI) {
+        const long i0 = (i + MI <= M) ? i : M - MI >= 0 ? M - MI : 0;  /* last tile: overlap */
+        const NN_T *x = X + i0 * ldx;
+        const long mi = nn_gemm_min(MI, M - i0);
+        for (long kb = 0; kb < K; kb += KCD) {
+            const long kc = nn_gemm_min(KCD, K - kb);
+            long t = 0;
+            for (long j = 0; j < N; j += NJ, t++) {
+                const NN_T *yr[3];
+                for (int q = 0; q < NJ; q++) yr[q] = Y + nn_gemm_min(j + q, N - 1) * ldy + kb;
+                if (mi == MI)
+                    NN_FN(nn_dot_tile_)(MI, NJ, kc, x + kb, ldx, yr, part + t * MI * NJ, kb == 0);
+                else   /* M < MI: one row at a time */
+                    for (long r = 0; r < mi; r++)
+                        NN_FN(nn_dot_tile_)(1, NJ, kc, x + r * ldx + kb, ldx, yr,
+                                            part + t * MI * NJ + r * NJ, kb == 0);
+            }
+        }
+        const long nv = (N + NJ - 1) / NJ * MI * NJ;
+        for (long v = 0; v < nv; v += NN_VL)   /* NN_VL partial vectors -> NN_VL sums at once */
+            NN_VSTORE(sums + v, NN_FN(nn_hsum_x_)(part + v));
+        long t = 0;
+        for (long j = 0; j < N; j += NJ, t++)
+            for (long r = (i0 < i ? i - i0 : 0); r < mi; r++)
+                for (int q = 0; q < NJ && j + q < N; q++) {
+                    const NN_T s = sums[t * MI * NJ + r * NJ + q];
+                    NN_T *c = C + (i0 + r) * rsc + (j + q) * csc;
+                    *c = (beta == 0) ? s : beta * *c + s;
+                }
+    }
+}
+
+NN_AVX2 static void NN_FN(nn_dot_avx2_)(long M, long N, long K, const NN_T *X, long ldx,
+                                        const NN_T *Y, long ldy, NN_T beta, NN_T *C, long rsc,
+                                        long csc)
+{
+    if (N % 3 == 0 || N % 2 != 0)
+        NN_FN(nn_dot_body_)(4, 3, M, N, K, X, ldx, Y, ldy, beta, C, rsc, csc);
+    else
+        NN_FN(nn_dot_body_)(6, 2, M, N, K, X, ldx, Y, ldy, beta, C, rsc, csc);
+}
+#undef NN_DOT_MASK
+#undef NN_VMLOAD
+
 #undef NN_VT
 #undef NN_VL
 #undef NN_VLOAD
@@ -670,6 +796,41 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
         NN_FN(nn_gemm_tiny_)(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+
+#if NN_GEMM_X86
+    /* A.B^T with one side <= 16 long and K long enough: the dot path (no packing). */
+    if (!trans_a && trans_b && K >= NN_GEMM_DOT_K && (N <= 16 || M <= 16) && nn_gemm_isa_id() == 1) {
+        const int ny = (N <= 16 && (N <= M || M > 16));   /* Y = the short side */
+        const long nx = ny ? M : N, nyl = ny ? N : M;
+        const NN_T *X = ny ? A : B, *Y = ny ? B : A;
+        const long ldx = ny ? lda : ldb, ldy = ny ? ldb : lda;
+        const long rsc = ny ? ldc : 1, csc = ny ? 1 : ldc;
+#ifdef _OPENMP
+        int nt = n_threads;
+        if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS && nx >= 24) {
+            const int mx = omp_get_max_threads();
+            if (nt > mx) nt = mx;
+        } else {
+            nt = 1;
+        }
+        if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+            {
+                const int t = omp_get_thread_num(), T = omp_get_num_threads();
+                const long blk = (nx + 11) / 12;   /* split on 12-row boundaries */
+                const long r0 = nn_gemm_min(blk * t / T * 12, nx);
+                const long r1 = nn_gemm_min(blk * (t + 1) / T * 12, nx);
+                if (r1 > r0)
+                    NN_FN(nn_dot_avx2_)(r1 - r0, nyl, K, X + r0 * ldx, ldx, Y, ldy, beta,
+                                        C + r0 * rsc, rsc, csc);
+            }
+            return;
+        }
+#endif
+        NN_FN(nn_dot_avx2_)(nx, nyl, K, X, ldx, Y, ldy, beta, C, rsc, csc);
+        return;
+    }
+#endif
 
     NN_FN(nn_gemm_cfg_t_) cfg;
 #if NN_GEMM_X86

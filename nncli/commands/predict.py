@@ -32,7 +32,7 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_op
     """
     from nncli import data as D
     from nncli.model_io import atomic_path, load_model
-    from nncli.predicting import format_rows, model_schema, output_header, predict_chunk
+    from nncli.predicting import format_rows, model_schema, output_header, predict_chunk, quote
     loaded = load_model(model)
     schema = model_schema(loaded, model)
     if proba and schema.task != "classification":
@@ -41,7 +41,7 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_op
                                keep_text=[id_column] if id_column else None, **read_kwargs(csv_opts))
 
     def write_all(out):
-        header = ",".join(output_header(schema, proba, id_column)) + "\n"
+        header = ",".join(quote(c) for c in output_header(schema, proba, id_column)) + "\n"
         for table in chunks:
             ids = table.column(id_column).as_text() if id_column else None
             cols = predict_chunk(loaded.network, schema, table, proba, threads)

@@ -1,6 +1,5 @@
 """nncli train DATA: fit a network to a CSV file, write the model and the loss log."""
 import json
-import signal
 
 import click
 
@@ -122,12 +121,6 @@ def command(**opts):
       nncli train data/three.csv --config run.toml --epochs 50
     """
     from nncli.commands.train_run import run
-    # SIGTERM behaves like Ctrl-C: stop, write nothing half-done.
-    signal.signal(signal.SIGTERM, _terminate)
     summary = run(opts, {k: v for k, v in opts.items() if k not in NOT_CONFIG})
     if opts["json_out"]:
         click.echo(json.dumps(summary, allow_nan=False))
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
