@@ -205,7 +205,8 @@ def test_multi_output_regression_and_target_by_index(runner, tmp_path):
 
 def test_predict_header_is_quoted_like_the_rows(runner, tmp_path):
     src = tmp_path / "q.csv"
-    rows = ['x,"the, label"'] + [f"{i / 10},{'big, one' if i % 2 else 'small'}" for i in range(40)]
+    big = '"big, one"'
+    rows = ['x,"the, label"'] + [f"{i / 10},{big if i % 2 else 'small'}" for i in range(40)]
     src.write_text("\n".join(rows) + "\n")
     r = invoke(runner, "train", src, "--epochs", 2, "--quiet", "-o", "q.npz")
     assert r.exit_code == 0, r.output
