@@ -160,9 +160,12 @@ class Trainer:
         True stops training after that epoch."""
         net, opt = self.net, self.opt
         engine = net.engine(self.batch_size, self.n_threads)
+        # φ as it was before the current epoch: what is left to save if the epoch diverges.
+        self.phi_before_epoch = np.empty_like(net.phi)
         classifier = LOSSES[net.loss].output != "value"
         while self.epoch < self.epochs:
             t0 = time.perf_counter()
+            np.copyto(self.phi_before_epoch, net.phi)
             lr = self.schedule.lr(self.epoch)
             idx = self.rng.permutation(len(self.X)).astype(np.int64)
             loss, opt.step_count = engine.train_epoch(

@@ -214,3 +214,17 @@ def test_predict_header_is_quoted_like_the_rows(runner, tmp_path):
     assert out[0] == '"the, label","proba_big, one",proba_small'
     import csv
     assert {len(row) for row in csv.reader(out)} == {3}
+
+
+def test_a_model_trained_without_header_predicts_without_repeating_the_flag(runner, tmp_path):
+    rows = [f"{i / 10},{(i % 7) / 7},{'a' if i % 2 else 'b'}" for i in range(60)]
+    src = tmp_path / "nh.csv"
+    src.write_text("\n".join(rows) + "\n")
+    r = invoke(runner, "train", src, "--no-header", "--columns", "p,q,label", "--epochs", 2, "--quiet",
+               "-o", "nh.npz")
+    assert r.exit_code == 0, r.output
+    p = invoke(runner, "predict", "nh.npz", src)
+    lines = p.stdout.splitlines()
+    assert lines[0] == "label" and len(lines) == 61
+    e = invoke(runner, "evaluate", "nh.npz", src, "--json")
+    assert json.loads(e.stdout)["rows"] == 60

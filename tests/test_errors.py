@@ -378,6 +378,10 @@ def test_divergence_stops_with_epoch_loss_and_hint(here):
     assert not os.path.exists("d.npz")
     r = CliRunner().invoke(cli, [*args, "--save-diverged"])
     assert r.exit_code == 1 and os.path.exists("d.npz")
+    # What is saved is the last finite state, readable like any model, marked as diverged.
+    info = CliRunner().invoke(cli, ["info", "d.npz", "--json"])
+    assert info.exit_code == 0, info.output
+    assert np.all(np.isfinite(_raw("d.npz")["phi"])) and _meta("d.npz")["diverged"] is True
 
 
 def test_predict_to_devices_writes_through(models, here):

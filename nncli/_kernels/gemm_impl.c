@@ -568,7 +568,8 @@ NN_AVX2 NN_INLINE void NN_FN(nn_dot_tile_)(const int MI, const int NJ, long kc, 
         NN_VT yv[3];
         for (int q = 0; q < NJ; q++) yv[q] = NN_VLOAD(yr[q] + k);
         for (int r = 0; r < MI; r++) {
-            const NN_VT xv = NN_VLOAD(xr[r] + k);
+            NN_VT xv = NN_VLOAD(xr[r] + k);
+            __asm__("" : "+x"(xv));   /* load x once (gcc would fold it into each FMA) */
             for (int q = 0; q < NJ; q++) acc[r * NJ + q] = NN_VFMA(xv, yv[q], acc[r * NJ + q]);
         }
     }

@@ -74,8 +74,10 @@ def csv_input_options(f):
     return f
 
 
-def read_kwargs(opts):
-    """Keyword arguments of nncli.data.read_csv from the CSV options."""
+def read_kwargs(opts, schema=None):
+    """Keyword arguments of nncli.data.read_csv from the CSV options. With a model's `schema`,
+    a model trained on a file without a header reads new files without one too (no need to
+    repeat --no-header: columns are then matched by position)."""
     sep = opts.get("sep")
     if sep == "\\t" or sep == "tab":
         sep = "\t"
@@ -83,7 +85,8 @@ def read_kwargs(opts):
         raise click.BadParameter("the separator is one character (or 'tab')", param_hint="--sep")
     if opts.get("columns") and not opts.get("no_header"):
         raise click.UsageError("--columns names the columns of a file without a header: add --no-header")
-    return {"sep": sep, "header": not opts.get("no_header"), "columns": opts.get("columns") or None}
+    header = not opts.get("no_header") and (schema is None or schema.has_header)
+    return {"sep": sep, "header": header, "columns": opts.get("columns") or None}
 
 
 def default_output(data_path, suffix):

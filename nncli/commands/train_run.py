@@ -61,6 +61,8 @@ def run(opts, config):
         raise KeyboardInterrupt(_interrupted(trainer, opts)) from None
     except DivergenceError:
         if opts["save_diverged"]:
+            # The parameters of the last epoch that ended finite: a NaN model is no model.
+            net.phi[:] = trainer.phi_before_epoch
             meta = pipeline.model_meta(net, data, config, trainer, table.sha256)
             meta["diverged"] = True
             save_model(output, net, meta)
