@@ -228,3 +228,15 @@ def test_a_model_trained_without_header_predicts_without_repeating_the_flag(runn
     assert lines[0] == "label" and len(lines) == 61
     e = invoke(runner, "evaluate", "nh.npz", src, "--json")
     assert json.loads(e.stdout)["rows"] == 60
+
+
+def test_resume_refuses_options_that_would_change_the_run(runner):
+    r = invoke(runner, "train", data("iris.csv"), "--epochs", 6, "--checkpoint", "ck.npz",
+               "--checkpoint-every", 3, "--quiet", "-o", "a.npz")
+    assert r.exit_code == 0, r.output
+    bad = runner.invoke(cli, ["train", data("iris.csv"), "--resume", "ck.npz", "--epochs", "50",
+                              "--lr", "0.5", "-q", "-o", "b.npz"])
+    assert bad.exit_code == 2 and "--epochs, --lr" in bad.stderr
+    assert not os.path.exists("b.npz")
+    same = invoke(runner, "train", data("iris.csv"), "--resume", "ck.npz", "--epochs", 6, "-q", "-o", "b.npz")
+    assert same.exit_code == 0, same.output

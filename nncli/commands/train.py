@@ -121,6 +121,9 @@ def command(**opts):
       nncli train data/three.csv --config run.toml --epochs 50
     """
     from nncli.commands.train_run import run
-    summary = run(opts, {k: v for k, v in opts.items() if k not in NOT_CONFIG})
+    ctx = click.get_current_context()
+    given = {name for name in opts if name not in NOT_CONFIG
+             and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    summary = run(opts, {k: v for k, v in opts.items() if k not in NOT_CONFIG}, given)
     if opts["json_out"]:
         click.echo(json.dumps(summary, allow_nan=False))

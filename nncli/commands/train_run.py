@@ -6,17 +6,26 @@ from nncli import data as D
 from nncli import pipeline
 from nncli.commands.options import default_output, echo_err, read_kwargs
 from nncli.errors import ConfigError, DivergenceError, ModelFileError, NncliError
-from nncli.model_io import load_model, save_model
+from nncli.model_io import json_safe, load_model, save_model
 from nncli.progress import LossLog, Progress
 
 
-def run(opts, config):
-    """Train per the CLI options `opts`; `config` is the part stored in the model."""
+def run(opts, config, given=()):
+    """Train per the CLI options `opts`; `config` is the part stored in the model; `given`
+    names the training options typed on the command line."""
     output = opts["output"] or default_output(opts["data"], ".npz")
     loss_log_path = opts["loss_log"] or _beside(output, ".loss.csv")
     state = None
     if opts["resume"]:
+        typed = config
         config, state = _resume_config(opts["resume"])
+        # A resumed run is the checkpoint's run: an option that would change it is refused
+        # rather than silently ignored.
+        changed = sorted(n for n in given if json_safe(typed[n]) != config.get(n))
+        if changed:
+            raise ConfigError("--resume continues the checkpoint's run with its own options; "
+                              "these differ from it: "
+                              + ", ".join("--" + n.replace("_", "-") for n in changed))
     table = D.read_csv(opts["data"], **read_kwargs(config if opts["resume"] else opts))
     if state is not None and state["data_sha256"] != table.sha256:
         raise ConfigError(f"{opts['data']} is not the data the checkpoint {opts['resume']} was "
