@@ -337,13 +337,14 @@ def _check_numbers(table: Table, j: int, cells: _Cells):
                         f"(at most {FLOAT32_MAX:.4g} in magnitude)")
 
 
-def _missing_error(table: Table, j: int, row: int, what="value") -> DataError:
+def _missing_error(table: Table, j: int, row: int, what="value", fix=None) -> DataError:
     col = table.columns[j]
     s = col.text[row].strip() if col.is_text else None
     v = None if col.is_text else col.values[row]
     shown = f" ({s!r})" if s else (f" ({float(v)!r})" if v is not None and not np.isnan(v) else "")
-    fix = ("use --impute drop to drop such rows" if what == "target value"
-           else "use --impute mean|median|drop")
+    if fix is None:  # training's advice; evaluation has no --impute
+        fix = ("use --impute drop to drop such rows" if what == "target value"
+               else "use --impute mean|median|drop")
     return DataError(f"{table.where(row, j)}: missing {what}{shown}; fill it in, or {fix}")
 
 
@@ -731,7 +732,7 @@ def encode_targets(table: Table, schema: Schema, *, scaled=True) -> np.ndarray:
         for r, s in enumerate(col.as_text()):
             s = s.strip()
             if s.lower() in MISSING_TOKENS:
-                raise _missing_error(table, j, r, "target value")
+                raise _missing_error(table, j, r, "target value", "remove the row")
             i = index.get(s)
             if i is None and schema.target_kind == "numeric":
                 i = index.get(_canonical(s))
@@ -746,7 +747,7 @@ def encode_targets(table: Table, schema: Schema, *, scaled=True) -> np.ndarray:
         _check_numbers(table, j, _Cells("numeric", values=values, bad=bad))
         ok = np.isfinite(values)
         if not ok.all():
-            raise _missing_error(table, j, int(np.argmin(ok)), "target value")
+            raise _missing_error(table, j, int(np.argmin(ok)), "target value", "remove the row")
         Y[:, k] = (values - schema.target_mean[k]) / schema.target_std[k] if scaled else values
     return Y
 

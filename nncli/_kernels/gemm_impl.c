@@ -75,6 +75,9 @@
 #ifndef NN_GEMM_DOT_K
 #define NN_GEMM_DOT_K      64L       /* A.B^T with a side <= 16: dot path when K >= this      */
 #endif
+#ifndef NN_GEMM_SUP_NCBYTES
+#define NN_GEMM_SUP_NCBYTES (128L * 1024)  /* unpacked-A path: packed B block at most this big */
+#endif
 #ifndef NN_GEMM_PACKA_M
 #define NN_GEMM_PACKA_M    96L       /* M above this: pack A (else broadcast from A directly)  */
 #endif
@@ -656,7 +659,13 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
     /* balanced blocks: KC depends on K only (summation order independent of M/N split) */
     const long nkb = (K + cfg->kc - 1) / cfg->kc;
     const long KCb = (K + nkb - 1) / nkb;
-    const long nnb = (N + cfg->nc - 1) / cfg->nc;
+    /* Unpacked A (small M): B's packed block is used by few row tiles only, keep it in L2. */
+    long ncmax = cfg->nc;
+    if (!packa) {
+        const long cap = nn_gemm_rup(NN_GEMM_SUP_NCBYTES / ((long)sizeof(NN_T) * KCb), NR);
+        if (cap < ncmax) ncmax = cap > NR ? cap : NR;
+    }
+    const long nnb = (N + ncmax - 1) / ncmax;
     const long NCb = nn_gemm_rup((N + nnb - 1) / nnb, NR);
     const long nmb = (M + cfg->mc - 1) / cfg->mc;
     const long MCb = nn_gemm_rup((M + nmb - 1) / nmb, MR);

@@ -58,7 +58,8 @@ def render(m):
         if len(m["per_target"]) > 1:
             lines.append("")
             for t, s in m["per_target"].items():
-                lines.append(f"{t}: mse {s['mse']:.6g}  rmse {s['rmse']:.6g}  mae {s['mae']:.6g}  r2 {s['r2']}")
+                r2 = "—" if s["r2"] is None else f"{s['r2']:.4f}"
+                lines.append(f"{t}: mse {s['mse']:.6g}  rmse {s['rmse']:.6g}  mae {s['mae']:.6g}  r2 {r2}")
     else:
         lines.append(f"mean reconstruction error  {m['reconstruction_error']:.6g}")
     return "\n".join(lines)
