@@ -139,21 +139,27 @@ class Network:
             raise ValueError(f"Y must have shape ({n_rows}, {self.layers[-1]}), got {Y.shape}")
         return Y
 
+    # Rows evaluated per kernel call when only predicting: buffers stay small for big inputs.
+    EVAL_CHUNK = 4096
+
+    def _eval_engine(self, n_rows, n_threads):
+        return self.engine(min(n_rows, self.EVAL_CHUNK) or 1, n_threads)
+
     def forward(self, X, n_threads=None):
         """Raw outputs f_K (logits for cross-entropy/bce)."""
         X = self.as_input(X)
-        return self.engine(min(len(X), 4096) or 1, n_threads).evaluate(X, outputs=True, transform=False)[1]
+        return self._eval_engine(len(X), n_threads).evaluate(X, outputs=True, transform=False)[1]
 
     def predict(self, X, n_threads=None):
         """Outputs as the loss reads them: probabilities for cross-entropy/bce, else values."""
         X = self.as_input(X)
-        return self.engine(min(len(X), 4096) or 1, n_threads).evaluate(X, outputs=True, transform=True)[1]
+        return self._eval_engine(len(X), n_threads).evaluate(X, outputs=True, transform=True)[1]
 
     def loss_value(self, X, Y, n_threads=None):
         """Mean loss over the rows of X, Y."""
         X = self.as_input(X)
         Y = self.as_target(Y, len(X))
-        return self.engine(min(len(X), 4096) or 1, n_threads).evaluate(X, Y)[0]
+        return self._eval_engine(len(X), n_threads).evaluate(X, Y)[0]
 
     def loss_and_gradient(self, X, Y, n_threads=None):
         """(mean loss, ∂L/∂φ as a new flat array of length P) over all rows at once."""

@@ -54,8 +54,7 @@ def predict_chunk(network, schema, table, proba=False, threads=None):
     if schema.task == "classification":
         cols = [D.labels_from_proba(out, schema)]
         if proba:
-            p = out if out.shape[1] == len(schema.classes) else np.column_stack([1 - out[:, 0], out[:, 0]])
-            cols += [p[:, j] for j in range(p.shape[1])]
+            cols += [out[:, j] for j in range(out.shape[1])]
         return cols
     if schema.task == "regression":
         values = D.decode_outputs(out, schema)
@@ -109,7 +108,7 @@ def evaluate_chunk(ev, network, schema, table, threads=None):
     if schema.task == "classification":
         Y = D.encode_targets(table, schema)
         k = len(schema.classes)
-        p = out if out.shape[1] == k else np.column_stack([1 - out[:, 0], out[:, 0]])
+        p = out   # one output per class, always (schema.n_outputs)
         truth, pred = Y.argmax(1), p.argmax(1)
         cm = np.zeros((k, k), dtype=np.int64)
         np.add.at(cm, (truth, pred), 1)

@@ -313,10 +313,11 @@ cdef class Engine:
             raise ValueError(f"need 1..{self.capacity} rows in X and Y alike")
         cdef void *px = data_of(X)
         cdef void *py = data_of(Y)
+        cdef size_t itemsize = self.dtype.itemsize
         cdef double total
         with nogil:
-            memcpy(net.xb, px, N * net.sizes[0] * (8 if self.is_double else 4))
-            memcpy(net.yb, py, N * net.sizes[net.L] * (8 if self.is_double else 4))
+            memcpy(net.xb, px, N * net.sizes[0] * itemsize)
+            memcpy(net.yb, py, N * net.sizes[net.L] * itemsize)
             if self.is_double:
                 net_forward(net, <double *>net.phi, N)
                 total = net_backward(net, <double *>net.phi, N)
