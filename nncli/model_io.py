@@ -45,12 +45,26 @@ class Model:
         return Schema.from_dict(self.meta["schema"])
 
 
+def check_writable(path):
+    """NncliError now, rather than after an hour of training, if `path` cannot be written."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise NncliError(f"cannot write {path}: it is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        return  # a device or a pipe: written directly
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise NncliError(f"cannot write {path}: {folder} {what}")
+    if not os.access(folder, os.W_OK):
+        raise NncliError(f"cannot write {path}: folder {folder} is not writable")
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; on success move it into place, else delete it."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise NncliError(f"cannot write {path}: it is a directory")
+    check_writable(path)
     if os.path.exists(path) and not os.path.isfile(path):
         # A device or a pipe (/dev/stdout, /dev/full, a FIFO): write to it directly, since
         # os.replace would put a regular file in its place.
@@ -60,9 +74,6 @@ def atomic_path(path):
             raise NncliError(f"cannot write {path}: {e.strerror or e}") from None
         return
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        what = "is not a folder" if os.path.exists(folder) else "does not exist"
-        raise NncliError(f"cannot write {path}: {folder} {what}")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as e:

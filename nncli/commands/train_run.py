@@ -5,8 +5,8 @@ import os
 from nncli import data as D
 from nncli import pipeline
 from nncli.commands.options import default_output, echo_err, read_kwargs
-from nncli.errors import ConfigError, DivergenceError, ModelFileError, NncliError
-from nncli.model_io import json_safe, load_model, save_model
+from nncli.errors import ConfigError, DivergenceError, ModelFileError
+from nncli.model_io import check_writable, json_safe, load_model, save_model
 from nncli.progress import LossLog, Progress
 
 
@@ -45,7 +45,7 @@ def run(opts, config, given=()):
                                  f"damaged ({type(e).__name__}: {e})") from None
     for path in (output, loss_log_path, opts["checkpoint"]):
         if path:
-            _check_writable(path)
+            check_writable(path)
 
     callbacks = []
     progress = None
@@ -125,18 +125,6 @@ def _summary_line(s):
 def _beside(model_path, suffix):
     base = model_path[:-4] if model_path.lower().endswith(".npz") else model_path
     return base + suffix
-
-
-def _check_writable(path):
-    """Fail before training, not after, when the model cannot be written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        what = "is not a folder" if os.path.exists(folder) else "does not exist"
-        raise NncliError(f"cannot write {path}: {folder} {what}")
-    if not os.access(folder, os.W_OK):
-        raise NncliError(f"cannot write {path}: folder {folder} is not writable")
-    if os.path.isdir(path):
-        raise NncliError(f"cannot write {path}: it is a directory")
 
 
 def _read_val_data(opts, config, state):
