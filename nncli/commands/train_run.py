@@ -62,7 +62,9 @@ def run(opts, config, given=()):
                                        config, table.sha256, val_info))
     if not opts["quiet"]:
         echo_err(f"Training {_describe(net)} on {len(X)} rows"
-                 + (f", validating on {len(validation[0])}" if validation else "")
+                 + (f", validating on {len(validation[0])}" if validation
+                    else ", no validation (too few rows for --val-split)" if config.get("val_split")
+                    else "")
                  + f" ({data.task}, {net.loss}, {config.get('optimizer')}).")
     try:
         trainer.run(callbacks)
