@@ -73,7 +73,7 @@
 #define NN_GEMM_PAR_FLOPS  1000000.0 /* 2*M*N*K at or above: use OpenMP threads                */
 #endif
 #ifndef NN_GEMM_DOT_K
-#define NN_GEMM_DOT_K      64L       /* A.B^T with a side <= 16: dot path when K >= this      */
+#define NN_GEMM_DOT_K      192L      /* A.B^T with a side <= 16: dot path when K >= this      */
 #endif
 #ifndef NN_GEMM_SUP_NCBYTES
 #define NN_GEMM_SUP_NCBYTES (128L * 1024)  /* unpacked-A path: packed B block at most this big */
@@ -526,6 +526,7 @@ static void NN_FN(nn_ukr_avx2_sup_)(int mr, long kc, const NN_T *a, long rsa, lo
 #if NN_F32_
 #define NN_DOT_MASK(rem) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define NN_VMLOAD _mm256_maskload_ps
+#define NN_VMSTORE _mm256_maskstore_ps
 NN_AVX2 NN_INLINE float NN_FN(nn_hsum_)(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -544,6 +545,7 @@ NN_AVX2 NN_INLINE __m256 NN_FN(nn_hsum_x_)(const __m256 *v)
 #else
 #define NN_DOT_MASK(rem) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(rem)), _mm256_setr_epi64x(0, 1, 2, 3))
 #define NN_VMLOAD _mm256_maskload_pd
+#define NN_VMSTORE _mm256_maskstore_pd
 NN_AVX2 NN_INLINE double NN_FN(nn_hsum_)(__m256d v)
 {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
@@ -559,13 +561,14 @@ NN_AVX2 NN_INLINE __m256d NN_FN(nn_hsum_x_)(const __m256d *v)
 #endif
 
 NN_AVX2 NN_INLINE void NN_FN(nn_dot_tile_)(const int MI, const int NJ, long kc, const NN_T *x,
-                                           long ldx, const NN_T *const *yr, NN_VT *part,
+                                           long ldx, const NN_T *const *yr, NN_VT *part, long pst,
                                            const int first)
 {
     NN_VT acc[6 * 3];
     const NN_T *xr[6];
     for (int r = 0; r < MI; r++) xr[r] = x + r * ldx;
-    for (int t = 0; t < MI * NJ; t++) acc[t] = first ? NN_VZERO() : part[t];
+    for (int r = 0; r < MI; r++)
+        for (int q = 0; q < NJ; q++) acc[r * NJ + q] = first ? NN_VZERO() : part[r * pst + q];
     long k = 0;
     for (; k + NN_VL <= kc; k += NN_VL) {
         NN_VT yv[3];
@@ -585,46 +588,59 @@ NN_AVX2 NN_INLINE void NN_FN(nn_dot_tile_)(const int MI, const int NJ, long kc, 
             for (int q = 0; q < NJ; q++) acc[r * NJ + q] = NN_VFMA(xv, yv[q], acc[r * NJ + q]);
         }
     }
-    for (int t = 0; t < MI * NJ; t++) part[t] = acc[t];
+    for (int r = 0; r < MI; r++)
+        for (int q = 0; q < NJ; q++) part[r * pst + q] = acc[r * NJ + q];
 }
 
+/* part[r*NP + j]: vector partial of C(i0 + r, j), NP = N rounded up to NJ; reduced NN_VL at a
+   time into sums[] (same layout), then each row of C written from one contiguous row of sums. */
 NN_AVX2 NN_INLINE void NN_FN(nn_dot_body_)(const int MI, const int NJ, long M, long N, long K,
                                            const NN_T *X, long ldx, const NN_T *Y, long ldy,
                                            NN_T beta, NN_T *C, long rsc, long csc)
 {
     const long KCD = 1024 / (long)sizeof(NN_T);
+    const long NP = (N + NJ - 1) / NJ * NJ;
+    const long nv = MI * NP;
     NN_VT part[6 * 18 + 8];
     NN_T sums[(6 * 18 + 8) * NN_VL];
-    for (int v = 0; v < 6 * 18 + 8; v++) part[v] = NN_VZERO();
+    for (long v = nv; v < nv + NN_VL; v++) part[v] = NN_VZERO();   /* reduction padding */
     for (long i = 0; i < M; i += MI) {
         const long i0 = (i + MI <= M) ? i : M - MI >= 0 ? M - MI : 0;  /* last tile: overlap */
         const NN_T *x = X + i0 * ldx;
         const long mi = nn_gemm_min(MI, M - i0);
         for (long kb = 0; kb < K; kb += KCD) {
             const long kc = nn_gemm_min(KCD, K - kb);
-            long t = 0;
-            for (long j = 0; j < N; j += NJ, t++) {
+            for (long j = 0; j < N; j += NJ) {
                 const NN_T *yr[3];
                 for (int q = 0; q < NJ; q++) yr[q] = Y + nn_gemm_min(j + q, N - 1) * ldy + kb;
                 if (mi == MI)
-                    NN_FN(nn_dot_tile_)(MI, NJ, kc, x + kb, ldx, yr, part + t * MI * NJ, kb == 0);
+                    NN_FN(nn_dot_tile_)(MI, NJ, kc, x + kb, ldx, yr, part + j, NP, kb == 0);
                 else   /* M < MI: one row at a time */
                     for (long r = 0; r < mi; r++)
-                        NN_FN(nn_dot_tile_)(1, NJ, kc, x + r * ldx + kb, ldx, yr,
-                                            part + t * MI * NJ + r * NJ, kb == 0);
+                        NN_FN(nn_dot_tile_)(1, NJ, kc, x + r * ldx + kb, ldx, yr, part + r * NP + j,
+                                            NP, kb == 0);
             }
         }
-        const long nv = (N + NJ - 1) / NJ * MI * NJ;
-        for (long v = 0; v < nv; v += NN_VL)   /* NN_VL partial vectors -> NN_VL sums at once */
+        for (long v = 0; v < mi * NP; v += NN_VL)   /* NN_VL partial vectors -> NN_VL sums */
             NN_VSTORE(sums + v, NN_FN(nn_hsum_x_)(part + v));
-        long t = 0;
-        for (long j = 0; j < N; j += NJ, t++)
-            for (long r = (i0 < i ? i - i0 : 0); r < mi; r++)
-                for (int q = 0; q < NJ && j + q < N; q++) {
-                    const NN_T s = sums[t * MI * NJ + r * NJ + q];
-                    NN_T *c = C + (i0 + r) * rsc + (j + q) * csc;
-                    *c = (beta == 0) ? s : beta * *c + s;
-                }
+        for (long r = (i0 < i ? i - i0 : 0); r < mi; r++) {
+            const NN_T *sr = sums + r * NP;
+            NN_T *cr = C + (i0 + r) * rsc;
+            if (csc == 1) {
+                if (beta == 0) {   /* (gcc turns a plain copy loop into a memcpy call) */
+                    long j = 0;
+                    for (; j + NN_VL <= N; j += NN_VL) {
+                        NN_VT v = NN_VLOAD(sr + j);
+                        __asm__("" : "+x"(v));
+                        NN_VSTORE(cr + j, v);
+                    }
+                    if (j < N) NN_VMSTORE(cr + j, NN_DOT_MASK(N - j), NN_VLOAD(sr + j));
+                } else for (long j = 0; j < N; j++) cr[j] = beta * cr[j] + sr[j];
+            } else {
+                if (beta == 0) for (long j = 0; j < N; j++) cr[j * csc] = sr[j];
+                else for (long j = 0; j < N; j++) cr[j * csc] = beta * cr[j * csc] + sr[j];
+            }
+        }
     }
 }
 
@@ -639,6 +655,7 @@ NN_AVX2 static void NN_FN(nn_dot_avx2_)(long M, long N, long K, const NN_T *X, l
 }
 #undef NN_DOT_MASK
 #undef NN_VMLOAD
+#undef NN_VMSTORE
 
 #undef NN_VT
 #undef NN_VL
