@@ -13,7 +13,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 from dataclasses import dataclass, field
 
@@ -74,14 +74,19 @@ def atomic_path(path):
             raise NncliError(f"cannot write {path}: {e.strerror or e}") from None
         return
     folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    except OSError as e:
-        raise NncliError(f"cannot write {path}: {e.strerror or e}") from None
-    os.close(fd)
-    try:
+        # The name is chosen before the file is created, so that Ctrl-C or SIGTERM at any
+        # moment (Python raises it between any two steps) finds `tmp` set for the cleanup.
+        while True:
+            tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                break
+            except FileExistsError:
+                continue
         yield tmp
-        # mkstemp makes the file private (0600); give it the permissions a new file gets.
+        # Created private (0600) while being written; give it the permissions a new file gets.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -95,6 +100,8 @@ def atomic_path(path):
 
 
 def _remove(path):
+    if path is None:
+        return
     with contextlib.suppress(OSError):
         os.unlink(path)
 
