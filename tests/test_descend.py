@@ -206,3 +206,10 @@ def test_expression_surface_is_vectorised_and_constant_parts_broadcast():
     g1, g2 = s.grad(np.zeros((4, 4)), np.zeros((4, 4)))
     assert g1.shape == g2.shape == (4, 4) and np.all(g1 == 2) and np.all(g2 == 0)
     assert s.loss(np.ones(3), np.ones(3)).tolist() == [5, 5, 5]
+
+
+def test_an_unusable_start_prints_no_csv():
+    from click.testing import CliRunner
+    from nncli.cli import cli
+    r = CliRunner().invoke(cli, ["descend", "--expr", "1/(x-1)", "--start", "1,0"])
+    assert r.exit_code == 1 and r.stdout == "" and "cannot start at (1, 0)" in r.stderr

@@ -127,3 +127,17 @@ def test_a_trained_model_is_drawn_in_the_data_units(curve, tmp_path):
     other.write_text("u,v\n1,2\n")
     r = run(model, other, "-o", out)
     assert r.exit_code == 1 and "need the columns 'x' and 'y'" in r.output
+
+
+def test_a_model_trained_without_header_plots_and_gradchecks_without_the_flag(tmp_path):
+    from click.testing import CliRunner
+    from nncli.cli import cli
+    src = tmp_path / "nh.csv"
+    src.write_text("".join(f"{i / 20 - 2},{(i / 20 - 2) ** 2}\n" for i in range(60)))
+    r = CliRunner()
+    assert r.invoke(cli, ["train", str(src), "--no-header", "--columns", "x,y", "--epochs", "3", "-q",
+                          "-o", str(tmp_path / "nh.npz")]).exit_code == 0
+    fit = r.invoke(cli, ["plot-fit", str(tmp_path / "nh.npz"), str(src), "-o", str(tmp_path / "f.png")])
+    assert fit.exit_code == 0, fit.output
+    gc = r.invoke(cli, ["gradcheck", "--model", str(tmp_path / "nh.npz"), str(src)])
+    assert gc.exit_code == 0, gc.output

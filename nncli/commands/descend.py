@@ -106,21 +106,23 @@ def command(surface, expr, optimizers, lr, momentum, beta1, beta2, start, steps,
     opts = [Optimizer(n, lr=v, momentum=mu, beta2=beta2) for n, v in zip(names, lrs)]
     labels = _labels(opts)
     paths = []
-    click.echo("step,optimizer,phi1,phi2,loss,grad1,grad2")
     for opt, label in zip(opts, labels):
         # One noise stream per optimiser, so adding another one does not change the others.
         path = surfaces.descend(surf, opt, start, steps, noise=noise,
                                 rng=np.random.default_rng([seed, len(paths)]) if noise else None,
                                 label=label)
+        if path.diverged and path.diverged_step == 0:
+            # The start is shared: the first path finds it unusable, before any output.
+            raise NncliError(f"cannot start at ({start[0]:g}, {start[1]:g}): "
+                             f"{path.diverged.removeprefix('the start is unusable: ')}")
+        if not paths:
+            click.echo("step,optimizer,phi1,phi2,loss,grad1,grad2")
         paths.append(path)
         click.echo("".join(
             f"{t},{label},{p1:.10g},{p2:.10g},{loss:.10g},{g1:.10g},{g2:.10g}\n"
             for t, ((p1, p2), loss, (g1, g2)) in enumerate(zip(path.phi, path.loss, path.grad))),
             nl=False)
         if path.diverged:
-            if path.diverged_step == 0:
-                raise NncliError(f"cannot start at ({start[0]:g}, {start[1]:g}): "
-                                           f"{path.diverged.removeprefix('the start is unusable: ')}")
             click.echo(f"warning: {label} diverged at step {path.diverged_step}: {path.diverged}; "
                        f"try a smaller --lr (it was {opt.lr:g})", err=True)
     if plot_path:

@@ -137,7 +137,8 @@ def _from_model(model_path, data, rows):
     if schema is None:
         raise ModelFileError(f"{model_path} has no data schema (it was saved through the Python "
                              "API), so DATA cannot be encoded for it")
-    table = read_csv(data)
+    # A model trained on a file without a header reads DATA without one (by position).
+    table = read_csv(data, header=schema.has_header)
     if table.n_rows > rows:
         table = table.rows(slice(0, rows))
     X, Y = encode_features(table, schema), encode_targets(table, schema)

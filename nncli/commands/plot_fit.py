@@ -57,8 +57,12 @@ def _xy(data, models):
     first two columns), as float arrays."""
     from nncli.data import read_csv
     from nncli.errors import DataError
-    table = read_csv(data)
     schemas = [m.schema for m in models if m.schema is not None]
+    if schemas and not schemas[0].has_header:
+        # Trained on a file without a header: read DATA the same way, named as in training.
+        table = read_csv(data, header=False, columns=schemas[0].columns)
+    else:
+        table = read_csv(data)
     if schemas:
         names = {(s.inputs[0].name, s.target_names[0]) for s in schemas}
         if len(names) > 1:
