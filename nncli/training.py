@@ -167,7 +167,7 @@ class Trainer:
             t0 = time.perf_counter()
             np.copyto(self.phi_before_epoch, net.phi)
             lr = self.schedule.lr(self.epoch)
-            idx = self.rng.permutation(len(self.X)).astype(np.int64)
+            idx = self.rng.permutation(len(self.X)).astype(np.int64, copy=False)
             loss, opt.step_count = engine.train_epoch(
                 self.X, self.Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
             self.epoch += 1

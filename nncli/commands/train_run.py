@@ -1,5 +1,4 @@
 """The body of `nncli train`: read, build, train with progress/log/checkpoints, save."""
-import math
 import os
 
 from nncli import data as D
@@ -89,8 +88,9 @@ def run(opts, config, given=()):
                "stopped_early": trainer.history.stopped_early,
                "best_epoch": trainer.history.best_epoch,
                "seconds": round(trainer.history.seconds, 6),
-               "samples_per_second": _finite(trainer.history.samples_per_second),
-               **{k: _finite(v) for k, v in meta["metrics"].items() if k != "epoch"}}
+               # Both already JSON-safe in the meta (non-finite values are None there).
+               "samples_per_second": meta["samples_per_second"],
+               **{k: v for k, v in meta["metrics"].items() if k != "epoch"}}
     if not opts["quiet"]:
         echo_err(_summary_line(summary))
     return summary
@@ -102,10 +102,6 @@ def _interrupted(trainer, opts):
     saved = ckpt and os.path.exists(ckpt) and trainer.epoch >= opts["checkpoint_every"]
     hint = f" (continue from the last checkpoint with --resume {ckpt})" if saved else ""
     return f"interrupted after {trainer.epoch} of {trainer.epochs} epochs; no model written{hint}"
-
-
-def _finite(v):
-    return v if isinstance(v, (int, str)) or (v is not None and math.isfinite(v)) else None
 
 
 def _describe(net):
