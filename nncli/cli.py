@@ -65,8 +65,7 @@ class LazyGroup(click.Group):
         except OSError as e:
             if e.errno == errno.EPIPE:
                 raise PipeClosed() from None
-            where = f"{e.filename}: " if e.filename else ""
-            raise _error(f"{where}{e.strerror or e}", 1) from None
+            raise _error(_os_error_message(e), 1) from None
 
 
 class OneLineUsageError(click.UsageError):
@@ -79,6 +78,12 @@ class OneLineUsageError(click.UsageError):
 
 class PipeClosed(Exception):
     """stdout's reader went away (`nncli predict … | head`): main() ends quietly."""
+
+
+def _os_error_message(e):
+    """'file: what went wrong', the form every other nncli error takes."""
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"
 
 
 def _error(message, exit_code):
@@ -140,8 +145,7 @@ def main(argv=None):
     except OSError as e:
         if e.errno == errno.EPIPE:
             _broken_pipe()
-        where = f": {e.filename}" if e.filename else ""
-        _quiet_exit(f"Error: {e.strerror or e}{where}", 1)
+        _quiet_exit(f"Error: {_os_error_message(e)}", 1)
     _exit(code if isinstance(code, int) else 0)
 
 
