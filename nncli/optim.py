@@ -61,6 +61,18 @@ def check_hyperparameters(name, given, spell=str):
     return spec
 
 
+def as_optimizer(optimizer, **hyperparameters):
+    """`optimizer` as an Optimizer: a name with its hyper-parameters (None: the default), or an
+    Optimizer as it is (its hyper-parameters are its own: giving others too is an error)."""
+    given = {k: v for k, v in hyperparameters.items() if v is not None}
+    if isinstance(optimizer, str):
+        return Optimizer(optimizer, **given)
+    if given:
+        raise ValueError(f"{', '.join(given)}: set the hyper-parameters of an Optimizer when "
+                         "creating it, or pass the optimizer by name")
+    return optimizer
+
+
 @dataclass
 class Optimizer:
     """Hyper-parameters and state of one optimiser for a parameter vector of P numbers.
