@@ -116,3 +116,57 @@ def test_an_old_config_with_a_stray_hyperparameter_still_builds_its_optimizer():
     assert (opt.name, opt.lr, opt.beta1, opt.momentum, opt.beta2) == ("adam", 0.01, 0.8, None, 0.999)
     opt = make_optimizer({"optimizer": "momentum", "momentum": 0.5, "beta1": 0.8})
     assert (opt.momentum, opt.beta1) == (0.5, None)
+
+
+@pytest.mark.parametrize("typed, suggested", [("trian", "train"), ("predcit", "predict"),
+                                              ("plotloss", "plot-loss")])
+def test_a_mistyped_command_suggests_the_right_one(runner, typed, suggested):
+    r = runner.invoke(cli, [typed])
+    assert r.exit_code == 2
+    assert f"No such command '{typed}'. Did you mean '{suggested}'?" in r.stderr
+
+
+def test_a_command_like_no_other_gets_no_suggestion(runner):
+    r = runner.invoke(cli, ["zzz"])
+    assert r.exit_code == 2 and "No such command 'zzz'." in r.stderr and "Did you mean" not in r.stderr
+
+
+@pytest.mark.parametrize("line, message", [
+    ("learning_rate = 0.1", "unknown option 'learning_rate' (did you mean 'lr'?)"),
+    ("batch-sise = 3", "unknown option 'batch-sise' (did you mean 'batch-size'?)"),
+    ("optimiser = 'sgd'", "unknown option 'optimiser' (did you mean 'optimizer'?)"),
+    ("gamma = 0.5", "unknown option 'gamma' (did you mean 'lr_gamma'?)"),
+    ("colour = 'red'", "unknown option 'colour'"),
+])
+def test_an_unknown_config_key_suggests_the_option(runner, tmp_path, line, message):
+    (tmp_path / "run.toml").write_text(line + "\n")
+    r = runner.invoke(cli, ["train", data("xor.csv"), "--config", "run.toml"])
+    assert r.exit_code == 2 and message in r.stderr
+    if "did you mean" not in message:
+        assert "did you mean" not in r.stderr
+
+
+def test_a_missing_config_file_is_an_io_error(runner):
+    r = runner.invoke(cli, ["train", data("xor.csv"), "--config", "run.toml"])
+    assert r.exit_code == 1
+    assert r.stderr == "Error: run.toml: No such file or directory\n"
+
+
+@pytest.mark.parametrize("line, message", [
+    ('epochs = "many"', "Invalid value for '--epochs'"),
+    ("seed = -1", "Invalid value for '--seed': -1 is not in the range x>=0."),
+    ("lr_gamma = 2.0", "Invalid value for '--lr-gamma'"),
+])
+def test_a_config_value_of_the_wrong_type_is_a_usage_error(runner, tmp_path, line, message):
+    (tmp_path / "run.toml").write_text(line + "\n")
+    r = runner.invoke(cli, ["train", data("xor.csv"), "--config", "run.toml"])
+    assert r.exit_code == 2 and message in r.stderr
+
+
+def test_a_config_file_sets_schedule_options(runner, tmp_path):
+    (tmp_path / "run.toml").write_text(
+        '[train]\noptimizer = "sgd"\nlr = 0.1\nschedule = "exponential"\nlr-gamma = 0.5\n'
+        "epochs = 3\nval_split = 0\n")
+    r = invoke(runner, "train", data("xor.csv"), "--config", "run.toml", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert lr_column("xor.loss.csv") == [0.1, 0.05, 0.025]

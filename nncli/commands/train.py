@@ -14,31 +14,57 @@ NOT_CONFIG = {"data", "config", "output", "loss_log", "quiet", "log_every", "jso
               "checkpoint", "checkpoint_every", "resume", "save_diverged", "val_data"}
 
 
+# Keys other libraries use for our options (scikit-learn, Keras, PyTorch), to suggest ours.
+CONFIG_SYNONYMS = {
+    "learning_rate": "lr", "learning_rate_init": "lr", "hidden_layer_sizes": "layers",
+    "hidden_layers": "layers", "hidden": "layers", "activations": "activation",
+    "optimiser": "optimizer", "n_epochs": "epochs", "num_epochs": "epochs", "max_iter": "epochs",
+    "batch": "batch_size", "validation_split": "val_split", "validation_fraction": "val_split",
+    "random_state": "seed", "epsilon": "eps", "alpha": "weight_decay", "n_jobs": "threads",
+    "num_threads": "threads", "scheduler": "schedule", "lr_schedule": "schedule",
+}
+
+
 def load_config_file(ctx, param, path):
-    """--config FILE.toml: its keys become defaults, so the command line wins."""
+    """--config FILE.toml: its keys become defaults, so the command line wins.
+
+    A file that cannot be read is an I/O error (exit 1, like any missing file); a file that is
+    not TOML, or holds an unknown key or a value of the wrong type, is a usage error (exit 2;
+    the values go through the options' own types)."""
     if path is None:
         return None
     import tomllib
-    try:
-        with open(path, "rb") as f:
+    with open(path, "rb") as f:    # OSError: the CLI reports 'run.toml: No such file or directory'
+        try:
             doc = tomllib.load(f)
-    except OSError as e:
-        raise click.BadParameter(f"cannot read {path}: {e.strerror}", ctx, param) from None
-    except tomllib.TOMLDecodeError as e:
-        raise click.BadParameter(f"{path} is not valid TOML: {e}", ctx, param) from None
+        except tomllib.TOMLDecodeError as e:
+            raise click.BadParameter(f"{path} is not valid TOML: {e}", ctx, param) from None
     doc = doc.get("train", doc)   # either top-level keys or a [train] table
-    known = {p.name: p for p in ctx.command.params}
+    known = {p.name: p for p in ctx.command.params if p.name not in ("config", "data")}
     defaults = {}
     for key, value in doc.items():
         name = key.replace("-", "_")
         name = {"json": "json_out", "standardise": "standardize"}.get(name, name)
-        if name not in known or name in ("config", "data"):
-            raise click.BadParameter(f"{path}: unknown option {key!r}", ctx, param)
+        if name not in known:
+            raise click.BadParameter(f"{path}: unknown option {key!r}{_did_you_mean(key, known)}",
+                                     ctx, param)
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
         defaults[name] = value
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return path
+
+
+def _did_you_mean(key, known):
+    """' (did you mean 'lr'?)' for a key close to an option's name (spelled as the key is)."""
+    import difflib
+    name = key.replace("-", "_").lower()
+    match = CONFIG_SYNONYMS.get(name) or next(iter(difflib.get_close_matches(name, known, 1, 0.7)), None)
+    if match is None:
+        return ""
+    if "-" in key:
+        match = match.replace("_", "-")
+    return f" (did you mean {match!r}?)"
 
 
 @click.command("train", cls=TrainingCommand)
