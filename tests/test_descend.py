@@ -188,7 +188,8 @@ def test_expr_accepts_the_variable_spellings(expr):
 ])
 def test_expr_rejects_anything_but_arithmetic(expr, message):
     r = run("--expr", expr)
-    assert r.exit_code == 1 and message in r.output, r.output
+    # A refused expression is a usage error, like any bad option value.
+    assert r.exit_code == 2 and message in r.output, r.output
     assert "Traceback" not in r.output and "hacked" not in r.output
 
 

@@ -69,7 +69,8 @@ def command(surface, expr, optimizers, lr, momentum, beta1, beta2, start, steps,
     is the exact gradient at that point (before --noise). A path that diverges (a
     non-finite value, or |φ| or the loss beyond 1e6) stops there with a warning on stderr;
     the others go on. Exit 0 even then (showing divergence is the point); 1 only when the
-    start itself is unusable or the plot cannot be written.
+    start itself is unusable or the plot cannot be written; 2 for bad options, a refused
+    --expr among them.
 
     \b
     Examples:
