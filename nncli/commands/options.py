@@ -87,7 +87,10 @@ class TrainingCommand(click.Command):
 
 
 def positive_int(v):
-    n = int(v)
+    try:
+        n = int(v)
+    except ValueError:
+        raise ValueError("not a whole number") from None
     if n < 1:
         raise ValueError("must be a whole number of at least 1")
     return n
