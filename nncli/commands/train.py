@@ -112,14 +112,15 @@ def _did_you_mean(key, known):
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default="constant", show_default=True,
               help="Learning-rate schedule: step (× gamma every step size epochs), exponential "
                    "(× gamma every epoch), cosine (down to the minimum rate), plateau (× gamma "
-                   "after patience epochs without a better loss, not below the minimum rate).")
+                   "after more than patience epochs without a better loss, not below the "
+                   "minimum rate).")
 @click.option("--lr-gamma", type=click_type("gamma"), default=None, metavar="FACTOR",
               help="Factor of each cut (step: default 0.1, plateau: 0.5; exponential: default "
                    "down to 1% of --lr at the last epoch).")
 @click.option("--lr-step-size", type=click_type("step_size"), default=None, metavar="EPOCHS",
               help="Epochs between cuts (step; default a third of --epochs).")
 @click.option("--lr-patience", type=click_type("patience"), default=None, metavar="EPOCHS",
-              help="Epochs without improvement before a cut (plateau; default 10).")
+              help="Epochs without improvement tolerated before a cut (plateau; default 10).")
 @click.option("--min-lr", type=click_type("min_lr"), default=None, metavar="LR",
               help="Lowest learning rate (cosine, plateau; default 0).")
 @click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
