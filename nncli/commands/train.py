@@ -127,13 +127,13 @@ def _did_you_mean(key, known):
               help="Share of rows held out for validation (stratified for classification).")
 @click.option("--val-data", type=click.Path(dir_okay=False), default=None,
               help="Validation CSV (instead of --val-split).")
-@click.option("--early-stopping", type=click.IntRange(min=1), default=None, metavar="PATIENCE",
+@click.option("--early-stopping", type=click_type("early_stopping"), default=None, metavar="PATIENCE",
               help="Stop after this many epochs without a better validation loss; keep the best model.")
 @click.option("--init", type=click.Choice(INITS), default="auto", show_default=True,
               help="Weight initialisation (auto: He for relu-like layers, Glorot otherwise).")
 @click.option("--seed", type=click_type("seed"), default=0, show_default=True, help="Seeds init, split and shuffling.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("--threads", type=click_type("threads"), default=None, help="Threads (default: all cores).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Model file (default: the data file's name with .npz, in this folder).")
 @click.option("--loss-log", type=click.Path(dir_okay=False), default=None,
