@@ -4,6 +4,7 @@ This module only wires commands together and turns what can go wrong into one li
 stderr and an exit code: 0 success, 1 an error in the data, a model file or I/O,
 2 a usage error (Click's), 130 interrupted. No command lets a traceback reach the user.
 """
+import difflib
 import errno
 import importlib
 import os
@@ -38,6 +39,15 @@ class LazyGroup(click.Group):
         if mod is None or not _exists(mod):
             return None
         return importlib.import_module(f"nncli.commands.{mod}").command
+
+    def resolve_command(self, ctx, args):
+        # Click suggests close option names but not command names: `nncli trian` → train.
+        name = args[0] if args else None
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            match = difflib.get_close_matches(name, self.list_commands(ctx), 1)
+            if match:
+                ctx.fail(f"No such command {name!r}. Did you mean {match[0]!r}?")
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx, formatter):
         # From the table above, without importing every command (and numpy) for --help.

@@ -12,6 +12,17 @@ from nncli.functions import ACTIVATIONS, INITS, LOSSES, lookup
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+def class_indicators(labels, n_out):
+    """Integer class labels as targets: one-hot rows for n_out outputs (softmax, or bce over
+    classes); one 0/1 column for a single sigmoid output."""
+    low, high = (0, 1) if n_out == 1 else (0, n_out - 1)
+    bad = labels[(labels < low) | (labels > high)]
+    if len(bad):
+        raise ValueError(f"class labels must lie in {low}..{high} for a network with {n_out} "
+                         f"output{'s' if n_out > 1 else ''}; got {bad[0]}")
+    return labels.reshape(-1, 1) if n_out == 1 else np.eye(n_out)[labels]
+
+
 def default_threads():
     """All cores this process may use (respects OMP_NUM_THREADS and CPU affinity)."""
     import os
@@ -132,11 +143,19 @@ class Network:
         return X
 
     def as_target(self, Y, n_rows):
+        """Y as the kernels read it, (n_rows, n_out) in φ's dtype. For a classification loss,
+        n_rows integer class labels (a 1-D array) are accepted too and one-hot encoded."""
+        Y = np.asarray(Y)
+        n_out = self.layers[-1]
+        classes = LOSSES[self.loss].output != "value"
+        if classes and Y.ndim == 1 and len(Y) == n_rows and np.issubdtype(Y.dtype, np.integer):
+            Y = class_indicators(Y, n_out)
         Y = np.ascontiguousarray(Y, dtype=self.dtype)
         if Y.ndim == 1:
-            Y = Y.reshape(-1, 1) if self.layers[-1] == 1 else Y.reshape(1, -1)
-        if Y.shape != (n_rows, self.layers[-1]):
-            raise ValueError(f"Y must have shape ({n_rows}, {self.layers[-1]}), got {Y.shape}")
+            Y = Y.reshape(-1, 1) if n_out == 1 else Y.reshape(1, -1)
+        if Y.shape != (n_rows, n_out):
+            labels = f" or {n_rows} integer class labels" if classes else ""
+            raise ValueError(f"Y must have shape ({n_rows}, {n_out}){labels}, got {Y.shape}")
         return Y
 
     # Rows evaluated per kernel call when only predicting: buffers stay small for big inputs.

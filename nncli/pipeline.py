@@ -14,6 +14,7 @@ from nncli.functions import LOSSES
 from nncli.model_io import build_meta, json_safe
 from nncli.network import Network
 from nncli.optim import OPTIMIZERS, Optimizer
+from nncli.schedules import schedule_options
 from nncli.training import Trainer
 
 DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse", "reconstruct": "mse"}
@@ -74,12 +75,12 @@ def split_validation(data, opts, val_table=None):
 
 def make_optimizer(opts):
     name = opts.get("optimizer") or "adam"
-    spec = OPTIMIZERS[name]
-    beta1 = opts.get("beta1") if name in ("adam", "adamw") else opts.get("momentum")
+    # A config has a key per hyper-parameter (None when unset). Only those the optimiser
+    # takes are passed: configs saved by earlier versions may hold others, which were
+    # ignored then (the CLI now refuses them when given).
+    hyper = {k: opts[k] for k in OPTIMIZERS[name].hyperparameters if opts.get(k) is not None}
     try:
-        return Optimizer(name, lr=opts.get("lr") or spec.lr, momentum=beta1, beta2=opts.get("beta2"),
-                         eps=opts.get("eps"), weight_decay=opts.get("weight_decay") or 0.0,
-                         clip_norm=opts.get("clip_norm") or 0.0)
+        return Optimizer(name, **hyper)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -92,6 +93,7 @@ def make_trainer(net, X, Y, validation, opts):
                        epochs=opts.get("epochs", 100), seed=opts.get("seed"),
                        validation=validation, early_stopping=opts.get("early_stopping"),
                        schedule=opts.get("schedule") or "constant",
+                       schedule_options=schedule_options(opts),
                        n_threads=opts.get("threads"))
     except ValueError as e:
         raise ConfigError(str(e)) from None

@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nncli.errors import NncliError
+from nncli.errors import ConfigError, NncliError
+
+
+class ExpressionError(ConfigError):
+    """--expr is refused (not arithmetic, unparsable, undefined): a usage error, exit 2."""
 
 DIVERGENCE_LIMIT = 1e6   # |φ_i| or |L| beyond this (or non-finite) ends a path
 
@@ -105,41 +109,41 @@ def _allowed_text():
 
 
 def check_expression(text):
-    """The expression's tokens as (kind, text), or NncliError naming the first one refused.
+    """The expression's tokens as (kind, text), or ExpressionError naming the first one refused.
 
     Only numbers, the variable names, whitelisted functions and constants, and arithmetic
     operators pass: no attributes, strings, brackets, keywords or other names, so nothing
     reaches sympy's parser (which evaluates Python) that could do more than arithmetic.
     """
     if not text.strip():
-        raise NncliError("--expr is empty")
+        raise ExpressionError("--expr is empty")
     if len(text) > 2000:
-        raise NncliError("--expr is too long (at most 2000 characters)")
+        raise ExpressionError("--expr is too long (at most 2000 characters)")
     out = []
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError) as e:
-        raise NncliError(f"cannot read --expr {text!r}: {e}") from None
+        raise ExpressionError(f"cannot read --expr {text!r}: {e}") from None
     for tok in tokens:
         if tok.type in _SKIP:
             continue
         s = tok.string
         if tok.type == tokenize.NUMBER:
             if not all(c in "0123456789.eE+-_" for c in s) or s.lower().startswith("0x"):
-                raise NncliError(f"--expr: {s!r} is not a plain decimal number")
+                raise ExpressionError(f"--expr: {s!r} is not a plain decimal number")
             out.append(("number", s))
         elif tok.type == tokenize.NAME and (s in VARIABLES or s in FUNCTIONS or s in CONSTANTS):
             out.append(("name", s))
         elif tok.type == tokenize.OP and s in OPERATORS:
             out.append(("op", s))
         else:
-            raise NncliError(f"--expr: {s!r} is not allowed; use only {_allowed_text()}")
+            raise ExpressionError(f"--expr: {s!r} is not allowed; use only {_allowed_text()}")
     # A function name must be called, a variable or constant must not be.
     for (kind, s), nxt in zip(out, out[1:] + [("end", "")]):
         if kind == "name" and s in FUNCTIONS and nxt != ("op", "("):
-            raise NncliError(f"--expr: the function {s} needs its argument in parentheses: {s}(…)")
+            raise ExpressionError(f"--expr: the function {s} needs its argument in parentheses: {s}(…)")
         if kind == "name" and s not in FUNCTIONS and nxt == ("op", "("):
-            raise NncliError(f"--expr: {s} is not a function (write {s}*(…) to multiply)")
+            raise ExpressionError(f"--expr: {s} is not a function (write {s}*(…) to multiply)")
     return out
 
 
@@ -168,26 +172,26 @@ def from_expression(text, start=None):
         expr = parse_expr(source, local_dict=names, global_dict=global_dict,
                           transformations=standard_transformations + (convert_xor,), evaluate=False)
     except Exception as e:   # SyntaxError, TypeError from a bad call, sympy's own errors…
-        raise NncliError(f"cannot parse --expr {text!r}: {e.__class__.__name__}: {e}") from None
+        raise ExpressionError(f"cannot parse --expr {text!r}: {e.__class__.__name__}: {e}") from None
     if not isinstance(expr, sympy.Expr):
-        raise NncliError(f"--expr {text!r} is not a numeric expression")
+        raise ExpressionError(f"--expr {text!r} is not a numeric expression")
     try:
         expr = _fold_constants(expr, sympy, text)
-    except NncliError:
+    except ExpressionError:
         raise
     except Exception as e:
-        raise NncliError(f"cannot evaluate --expr {text!r}: {e.__class__.__name__}: {e}") from None
+        raise ExpressionError(f"cannot evaluate --expr {text!r}: {e.__class__.__name__}: {e}") from None
     if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
-        raise NncliError(f"--expr {text!r} is infinite or undefined ({expr})")
+        raise ExpressionError(f"--expr {text!r} is infinite or undefined ({expr})")
     extra = expr.free_symbols - {phi1, phi2}
     if extra:
-        raise NncliError(f"--expr: unknown variable(s) {', '.join(sorted(map(str, extra)))}; "
+        raise ExpressionError(f"--expr: unknown variable(s) {', '.join(sorted(map(str, extra)))}; "
                          "use phi1 and phi2 (or x and y)")
     try:
         g1, g2 = sympy.diff(expr, phi1), sympy.diff(expr, phi2)
         f_loss, f_g1, f_g2 = (sympy.lambdify((phi1, phi2), f, modules="numpy") for f in (expr, g1, g2))
     except Exception as e:     # sympy has many ways to fail on odd input; none is a crash
-        raise NncliError(f"cannot differentiate --expr {text!r}: {e.__class__.__name__}: {e}") from None
+        raise ExpressionError(f"cannot differentiate --expr {text!r}: {e.__class__.__name__}: {e}") from None
 
     def loss(p1, p2):
         with np.errstate(all="ignore"):
@@ -237,7 +241,7 @@ def _fold_constants(expr, sympy, text):
             v = math.nan
         if not math.isfinite(v):
             shown = str(node) if len(str(node)) <= 40 else str(node)[:37] + "..."
-            raise NncliError(f"--expr {text!r}: the constant {shown} is too large for float64 "
+            raise ExpressionError(f"--expr {text!r}: the constant {shown} is too large for float64 "
                              "or undefined")
         if node.is_Rational and abs(v) < 2 ** 53 or node in (sympy.pi, sympy.E):
             return node

@@ -14,7 +14,7 @@ import numpy as np
 
 from nncli.errors import DivergenceError
 from nncli.functions import LOSSES, lookup
-from nncli.optim import Optimizer
+from nncli.optim import as_optimizer
 from nncli.schedules import SCHEDULES
 
 EXPLODE_FACTOR = 1e4   # a loss this many times its first value (and above 1e4) has exploded
@@ -100,9 +100,7 @@ class Trainer:
             raise ValueError("batch size must be at least 1")
         self.batch_size = min(int(batch_size), len(self.X))
         self.epochs = int(epochs)
-        if isinstance(optimizer, str):
-            optimizer = Optimizer(optimizer, lr=lr)
-        self.opt = optimizer.bind(network.n_params, network.dtype)
+        self.opt = as_optimizer(optimizer, lr=lr).bind(network.n_params, network.dtype)
         sched_cls = lookup(SCHEDULES, schedule, "schedule")
         self.schedule = sched_cls(self.opt.lr, self.epochs, **(schedule_options or {}))
         self.patience = early_stopping
@@ -224,20 +222,34 @@ class Trainer:
         return False
 
 
-def train(network, X, Y, *, optimizer="adam", lr=None, batch_size=32, epochs=100, seed=0,
+def train(network, X, Y, *, optimizer="adam", lr=None, momentum=None, beta1=None, beta2=None,
+          eps=None, weight_decay=None, clip_norm=None, batch_size=32, epochs=100, seed=0,
           validation=None, validation_fraction=0.0, early_stopping=None, schedule="constant",
           schedule_options=None, callbacks=(), n_threads=None):
-    """Train `network` in place on inputs X (N×n_in) and targets Y (N×n_out); return History.
+    """Train `network` in place on inputs X (N×n_in) and targets Y; return the History.
 
-    optimizer: a name from OPTIMIZERS or an `Optimizer`; lr its learning rate (default: the
-    optimiser's). batch_size: 1 is SGD, None/'full' is full-batch gradient descent.
+    Y is N×n_out; for cross_entropy (or bce) it may be N integer class labels instead, which
+    are one-hot encoded (0..n_out−1; 0/1 for one bce output), in `validation` too.
+    optimizer: a name from OPTIMIZERS with its hyper-parameters by name — lr (α), momentum (μ,
+    for momentum/nesterov), beta1 (β1, adam/adamw), beta2 (β2 for adam/adamw, ρ for
+    rmsprop), eps (ε), weight_decay (λ, decoupled for adamw), clip_norm (global gradient
+    norm); unset ones take the optimiser's defaults, and one the optimiser does not take is a
+    ValueError — or an `Optimizer`, which carries its own.
+    batch_size: 1 is SGD, None/'full' is full-batch gradient descent.
     validation: (Xv, Yv), or validation_fraction of the rows held out. early_stopping: patience
     in epochs on the validation loss (training loss without validation); the best φ is restored.
-    schedule: constant, step, exponential, cosine or plateau. callbacks: callables
+    schedule: constant, step, exponential, cosine or plateau, with schedule_options such as
+    {"gamma": 0.5, "step_size": 10} (see nncli.schedules). callbacks: callables
     cb(record, trainer), called after each epoch; returning True stops training.
     Same seed and thread count give the same φ, bit for bit.
+
+        train(net, X, y, optimizer="adam", lr=1e-3, beta1=0.95, beta2=0.99, weight_decay=1e-4)
+        train(net, X, y, optimizer="momentum", lr=0.05, momentum=0.8, schedule="step",
+              schedule_options={"gamma": 0.5, "step_size": 20})
     """
-    trainer = Trainer(network, X, Y, optimizer=optimizer, lr=lr, batch_size=batch_size,
+    optimizer = as_optimizer(optimizer, lr=lr, momentum=momentum, beta1=beta1, beta2=beta2,
+                             eps=eps, weight_decay=weight_decay, clip_norm=clip_norm)
+    trainer = Trainer(network, X, Y, optimizer=optimizer, batch_size=batch_size,
                       epochs=epochs, seed=seed, validation=validation,
                       validation_fraction=validation_fraction, early_stopping=early_stopping,
                       schedule=schedule, schedule_options=schedule_options, n_threads=n_threads)

@@ -46,7 +46,8 @@ def test_gd_on_the_bowl_by_hand():
 
 
 def test_momentum_and_adam_first_steps_on_the_bowl():
-    r = run("bowl", "--optimizer", "momentum,adam", "--lr", 0.1, "--momentum", 0.9, "--steps", 2)
+    r = run("bowl", "--optimizer", "momentum,adam", "--lr", 0.1, "--momentum", 0.9, "--beta1", 0.9,
+            "--steps", 2)
     assert r.exit_code == 0, r.output
     # momentum: v ← μv + g; φ ← φ − lr·v.  v1 = (−6, −4) → φ1 = (0.6, 0.4);
     # g1 = (−4.8, −3.2), v2 = 0.9·(−6, −4) + g1 = (−10.2, −6.8) → φ2 = (1.62, 1.08)
@@ -111,13 +112,41 @@ def test_per_optimizer_learning_rates_and_repeated_names():
 @pytest.mark.parametrize("args, message", [
     ([], "give a SURFACE or --expr"),
     (["bowl", "--expr", "x**2"], "give a SURFACE or --expr"),
-    (["bowl", "--optimizer", "lbfgs"], "unknown optimiser 'lbfgs'"),
+    (["bowl", "--optimizer", "lbfgs"], "'lbfgs' is not one of gd, sgd"),
+    (["bowl", "--optimizer", ""], "name at least one optimiser"),
     (["bowl", "--start", "1"], "give 2 numbers"),
-    (["bowl", "--lr", "-1"], "must be positive"),
+    (["bowl", "--start", "1,a"], "'a': not a number"),
+    (["bowl", "--lr", "-1"], "'-1': must be > 0"),
+    (["bowl", "--lr", "0.1,x"], "'x': not a number"),
+    (["bowl", "--momentum", "1"], "1.0 is not in the range 0<=x<1"),
     (["saddle"], "'saddle' is not one of"),
 ])
 def test_usage_errors(args, message):
     r = run(*args)
+    assert r.exit_code == 2 and message in r.output
+
+
+def test_a_hyperparameter_goes_to_the_optimisers_that_take_it():
+    # --momentum sets μ of momentum and leaves adam alone; --beta1 sets adam's β1 only.
+    both = run("bowl", "--optimizer", "momentum,adam", "--lr", 0.1, "--momentum", 0.5,
+               "--beta1", 0.8, "--steps", 3)
+    mom = run("bowl", "--optimizer", "momentum", "--lr", 0.1, "--momentum", 0.5, "--steps", 3)
+    adam = run("bowl", "--optimizer", "adam", "--lr", 0.1, "--beta1", 0.8, "--steps", 3)
+    assert both.exit_code == mom.exit_code == adam.exit_code == 0
+    assert path(both, "momentum") == path(mom, "momentum")
+    assert path(both, "adam") == path(adam, "adam")
+    assert path(adam, "adam") != path(run("bowl", "--optimizer", "adam", "--lr", 0.1, "--steps", 3), "adam")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--optimizer", "gd,adam", "--momentum", "0.5"],
+     "Error: --momentum does not apply to the gd, adam optimizers (it applies to momentum, nesterov)"),
+    (["--optimizer", "momentum", "--beta1", "0.5"],
+     "Error: --beta1 does not apply to the momentum optimizer (it applies to adam, adamw)"),
+    (["--beta2", "0.5"], "Error: --beta2 does not apply to the gd optimizer (it applies to rmsprop, adam, adamw)"),
+])
+def test_a_hyperparameter_no_chosen_optimiser_takes_is_a_usage_error(args, message):
+    r = run("bowl", *args)
     assert r.exit_code == 2 and message in r.output
 
 
@@ -159,7 +188,8 @@ def test_expr_accepts_the_variable_spellings(expr):
 ])
 def test_expr_rejects_anything_but_arithmetic(expr, message):
     r = run("--expr", expr)
-    assert r.exit_code == 1 and message in r.output, r.output
+    # A refused expression is a usage error, like any bad option value.
+    assert r.exit_code == 2 and message in r.output, r.output
     assert "Traceback" not in r.output and "hacked" not in r.output
 
 

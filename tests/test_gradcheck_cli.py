@@ -72,9 +72,10 @@ def test_a_wrong_gradient_fails_with_exit_1(monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["--activation", "tanh,relu", "--layers", "3,3,3,3,1"], "2 activations for 3 hidden layers"),
-    (["--activation", "swish"], "unknown activation 'swish'"),
+    (["--activation", "swish"], "'swish' is not one of identity, relu"),
     (["--layers", "3"], "at least an input and an output"),
-    (["--layers", "3,x,1"], "widths separated by commas"),
+    (["--layers", "3,x,1"], "Invalid value for '--layers': 'x': not a whole number"),
+    (["--layers", "3,0,1"], "Invalid value for '--layers': '0': must be a whole number of at least 1"),
     (["--loss", "hinge"], "'hinge' is not one of"),
     (["data.csv"], "DATA is only read with --model"),
     (["--model", "m.npz"], "--model needs a DATA file"),

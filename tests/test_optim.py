@@ -90,11 +90,60 @@ def test_float32_matches_float64(name):
     np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kw,match", [(dict(lr=-1), "positive"), (dict(lr=0), "positive"),
-                                      (dict(momentum=1.5), "momentum"), (dict(eps=-1), "negative")])
+@pytest.mark.parametrize("kw,match", [
+    (dict(lr=-1), r"lr must be > 0, got -1"), (dict(lr=0), r"lr must be > 0"),
+    (dict(beta1=1.5), r"beta1 must be in \[0, 1\), got 1.5"), (dict(beta2=1.0), r"beta2 must be in \[0, 1\)"),
+    (dict(eps=-1), r"eps must be ≥ 0"), (dict(weight_decay=-0.1), "weight_decay must be ≥ 0"),
+    (dict(clip_norm=float("nan")), "clip_norm must be ≥ 0"), (dict(lr="0.1"), "lr must be > 0")])
 def test_bad_hyperparameters(kw, match):
     with pytest.raises(ValueError, match=match):
         Optimizer("adam", **kw)
+
+
+@pytest.mark.parametrize("name,kw,message", [
+    ("sgd", dict(momentum=0.9), "momentum does not apply to the sgd optimizer (it applies to momentum, nesterov)"),
+    ("adam", dict(momentum=0.9), "momentum does not apply to the adam optimizer (it applies to momentum, nesterov)"),
+    ("momentum", dict(beta1=0.9), "beta1 does not apply to the momentum optimizer (it applies to adam, adamw)"),
+    ("adagrad", dict(beta2=0.9), "beta2 does not apply to the adagrad optimizer (it applies to rmsprop, adam, adamw)"),
+    ("gd", dict(eps=1e-8, momentum=0.5), "momentum does not apply to the gd optimizer (it applies to momentum, "
+                                         "nesterov); eps does not apply to the gd optimizer (it applies to "
+                                         "rmsprop, adagrad, adam, adamw)"),
+])
+def test_hyperparameters_that_do_not_apply_are_refused(name, kw, message):
+    with pytest.raises(ValueError) as e:
+        Optimizer(name, **kw)
+    assert message in str(e.value)
+
+
+def test_beta1_is_adams_first_moment_decay():
+    # β1 = 0.5: m = 0.5·g, m̂ = m / (1 − 0.5) = g; v̂ = g² → the first step is still α·sign(g),
+    phi, opt = one_step("adam", lr=0.01, eps=0.0, beta1=0.5)
+    np.testing.assert_allclose(phi, [0.99, -2.01])
+    assert opt.beta1 == 0.5 and opt.momentum is None
+    # but the second differs from β1 = 0.9's once the gradient changes.
+    a, b = Optimizer("adam", lr=0.1, beta1=0.5), Optimizer("adam", lr=0.1)
+    pa, pb = np.array([1.0, -2.0]), np.array([1.0, -2.0])
+    for g in ([0.5, 1.0], [-1.0, 0.25]):
+        a.step(pa, np.array(g))
+        b.step(pb, np.array(g))
+    # β1 = 0.5: m2 = 0.5·0.5g1 + 0.5g2 = [−0.375, 0.375], m̂ = m2/0.75 = [−0.5, 0.5];
+    # v2 = 0.999·0.001·g1² + 0.001·g2², v̂ = v2 / (1 − 0.999²)
+    v = (0.999 * 0.001 * np.array([0.25, 1.0]) + 0.001 * np.array([1.0, 0.0625])) / (1 - 0.999 ** 2)
+    np.testing.assert_allclose(pa, [1 - 0.1 - 0.1 * -0.5 / np.sqrt(v[0]), -2 - 0.1 - 0.1 * 0.5 / np.sqrt(v[1])],
+                               rtol=1e-6)
+    assert not np.allclose(pa, pb)
+
+
+def test_state_dict_names_every_hyperparameter():
+    assert Optimizer("momentum", lr=0.1).state_dict() == {
+        "name": "momentum", "lr": 0.1, "momentum": 0.9, "beta1": None, "beta2": None, "eps": None,
+        "weight_decay": 0.0, "clip_norm": 0.0, "step_count": 0}
+
+
+def test_hyperparameters_after_lr_are_keyword_only():
+    # β1 now sits beside μ: a positional third argument would silently mean another one.
+    with pytest.raises(TypeError):
+        Optimizer("adam", 0.001, 0.9)
 
 
 def test_unknown_optimizer():
@@ -114,3 +163,43 @@ def test_schedules():
     for loss in [1.0, 1.0, 1.0, 1.0]:
         plateau.observe(loss)
     assert plateau.lr(4) == 0.5
+
+
+@pytest.mark.parametrize("name,kw,message", [
+    ("cosine", dict(gamma=0.5), "gamma does not apply to the cosine schedule (it applies to step, exponential, plateau)"),
+    ("constant", dict(min_lr=0.1), "min_lr does not apply to the constant schedule (it applies to cosine, plateau)"),
+    ("exponential", dict(step_size=2), "step_size does not apply to the exponential schedule (it applies to step)"),
+    ("step", dict(patience=3), "patience does not apply to the step schedule (it applies to plateau)"),
+    ("step", dict(gamma=0), r"gamma must be in (0, 1], got 0"),
+    ("step", dict(step_size=0), "step_size must be a whole number ≥ 1, got 0"),
+    ("step", dict(step_size=2.5), "step_size must be a whole number ≥ 1, got 2.5"),
+    ("plateau", dict(min_lr=-1.0), "min_lr must be ≥ 0, got -1.0"),
+])
+def test_schedule_options_are_checked(name, kw, message):
+    with pytest.raises(ValueError) as e:
+        SCHEDULES[name](0.1, 10, **kw)
+    assert message in str(e.value)
+
+
+def test_schedule_options_shape_the_rate():
+    step = SCHEDULES["step"](1.0, 9, gamma=0.5, step_size=2)
+    assert [step.lr(e) for e in (0, 1, 2, 4)] == [1.0, 1.0, 0.5, 0.25]
+    assert SCHEDULES["exponential"](1.0, 9, gamma=0.5).lr(3) == 0.125
+    assert SCHEDULES["cosine"](1.0, 11, min_lr=0.2).lr(10) == pytest.approx(0.2)
+    # patience 0 cuts after the first epoch without improvement (it used to mean the default 10)
+    plateau = SCHEDULES["plateau"](1.0, 100, gamma=0.1, patience=0, min_lr=0.05)
+    for loss in [1.0, 1.0, 1.0]:
+        plateau.observe(loss)
+    assert plateau.lr(3) == 0.05
+
+
+def test_the_constraint_table_reads_as_written():
+    from numbers import Integral, Real
+
+    from nncli.params import CONSTRAINTS, Interval
+    assert str(CONSTRAINTS["lr"]) == "> 0" and str(CONSTRAINTS["momentum"]) == "in [0, 1)"
+    assert str(CONSTRAINTS["gamma"]) == "in (0, 1]" and str(CONSTRAINTS["seed"]) == "a whole number ≥ 0"
+    left = Interval(Real, 0, 1, closed="left")
+    assert 0 in left and 0.5 in left and 1 not in left and float("nan") not in left and True not in left
+    assert np.float32(0.5) in left and np.int64(3) in Interval(Integral, 1)
+    assert 1.0 not in Interval(Integral, 1) and -1 not in Interval(Integral, 0)

@@ -1,18 +1,10 @@
 """nncli descend: an optimiser playground on two-parameter loss surfaces."""
 import click
 
+from nncli.commands.options import CommaList, click_type, dashed, number_in
 from nncli.optim import OPTIMIZERS
+from nncli.params import refuse_inapplicable
 from nncli.surfaces import SURFACES
-
-
-def _floats(text, what, n=None):
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: give numbers separated by commas") from None
-    if n is not None and len(values) != n:
-        raise click.BadParameter(f"{text!r}: give {n} numbers ({what})")
-    return values
 
 
 def _per_optimizer(values, names, option):
@@ -27,27 +19,35 @@ def _per_optimizer(values, names, option):
     return values
 
 
+def _start(ctx, param, value):
+    if value is not None and len(value) != 2:
+        raise click.BadParameter(f"give 2 numbers (φ1,φ2), not {len(value)}")
+    return value
+
+
 @click.command("descend")
 @click.argument("surface", required=False, type=click.Choice(list(SURFACES)))
 @click.option("--expr", metavar="EXPRESSION",
               help="Your own loss in phi1, phi2 (or φ1 φ2, x y), e.g. 'x**2 + 10*sin(y)**2'; "
                    "its gradient is derived exactly (needs sympy: pip install 'nncli[symbolic]').")
-@click.option("--optimizer", "optimizers", default="gd", show_default=True, metavar="NAME[,NAME…]",
+@click.option("--optimizer", "optimizers", type=CommaList(choices=list(OPTIMIZERS)), default="gd",
+              show_default=True, metavar="NAME[,NAME…]",
               help=f"One or several, comma-separated: {', '.join(OPTIMIZERS)}.")
-@click.option("--lr", metavar="LR[,LR…]",
+@click.option("--lr", type=CommaList(number_in("lr")), metavar="LR[,LR…]",
               help="Learning rate, one for all or one per optimiser [default: each optimiser's].")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), metavar="μ",
-              help="Momentum μ (momentum, nesterov); same as --beta1 for adam/adamw.")
-@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), metavar="β1",
-              help="Adam's β1 [default: 0.9].")
-@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), metavar="β2",
-              help="Adam's β2 [default: 0.999], RMSProp's ρ [default: 0.99].")
-@click.option("--start", metavar="φ1,φ2", help="Starting point [default: the surface's].")
+@click.option("--momentum", type=click_type("momentum"), metavar="μ",
+              help="Momentum μ (momentum, nesterov) [default: 0.9].")
+@click.option("--beta1", type=click_type("beta1"), metavar="β1",
+              help="β1 (adam, adamw) [default: 0.9].")
+@click.option("--beta2", type=click_type("beta2"), metavar="β2",
+              help="β2 (adam, adamw) [default: 0.999], ρ (rmsprop) [default: 0.99].")
+@click.option("--start", type=CommaList(number_in()), callback=_start, metavar="φ1,φ2",
+              help="Starting point [default: the surface's].")
 @click.option("--steps", type=click.IntRange(0, 1_000_000), default=100, show_default=True,
               help="Updates per optimiser.")
 @click.option("--noise", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="σ",
               help="Standard deviation of Gaussian noise added to each gradient component.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click_type("seed"), default=0, show_default=True,
               help="Seed of the noise.")
 @click.option("--plot", "plot_path", metavar="FILE",
               help="Also draw the contours and every path to FILE (.png, .svg or .pdf).")
@@ -69,7 +69,8 @@ def command(surface, expr, optimizers, lr, momentum, beta1, beta2, start, steps,
     is the exact gradient at that point (before --noise). A path that diverges (a
     non-finite value, or |φ| or the loss beyond 1e6) stops there with a warning on stderr;
     the others go on. Exit 0 even then (showing divergence is the point); 1 only when the
-    start itself is unusable or the plot cannot be written.
+    start itself is unusable or the plot cannot be written; 2 for bad options, a refused
+    --expr among them.
 
     \b
     Examples:
@@ -86,24 +87,26 @@ def command(surface, expr, optimizers, lr, momentum, beta1, beta2, start, steps,
     from nncli.optim import Optimizer
     if (surface is None) == (expr is None):
         raise click.UsageError("give a SURFACE or --expr (exactly one)")
-    if momentum is not None and beta1 is not None and momentum != beta1:
-        raise click.UsageError("--momentum and --beta1 set the same parameter; give one")
-    names = [n.strip() for n in optimizers.split(",")]
-    for n in names:
-        if n not in OPTIMIZERS:
-            raise click.BadParameter(f"unknown optimiser {n!r}; choose from {', '.join(OPTIMIZERS)}",
-                                     param_hint="--optimizer")
-    lrs = _per_optimizer(None if lr is None else _floats(lr, "learning rates"), names, "--lr")
-    if any(v is not None and not v > 0 for v in lrs):
-        raise click.BadParameter("learning rates must be positive", param_hint="--lr")
+    names = optimizers
+    if not names:
+        raise click.BadParameter("name at least one optimiser", param_hint="--optimizer")
+    # Each hyper-parameter goes to the chosen optimisers that take it; one that none of
+    # them takes is a usage error naming it.
+    given = {k: v for k, v in (("momentum", momentum), ("beta1", beta1), ("beta2", beta2))
+             if v is not None}
+    try:
+        refuse_inapplicable(given, names, "optimizer",
+                            {o.name: o.hyperparameters for o in OPTIMIZERS.values()}, dashed)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    lrs = _per_optimizer(lr, names, "--lr")
     if plot_path:
         from nncli.plot import image_format
         image_format(plot_path)          # a bad file name fails before any output
-    start = None if start is None else _floats(start, "φ1,φ2", 2)
     surf = surfaces.get_surface(surface, expr, start)
     start = start if start is not None else surf.start
-    mu = momentum if momentum is not None else beta1
-    opts = [Optimizer(n, lr=v, momentum=mu, beta2=beta2) for n, v in zip(names, lrs)]
+    opts = [Optimizer(n, lr=v, **{k: x for k, x in given.items() if k in OPTIMIZERS[n].hyperparameters})
+            for n, v in zip(names, lrs)]
     labels = _labels(opts)
     paths = []
     for opt, label in zip(opts, labels):

@@ -3,17 +3,14 @@ import json
 
 import click
 
+from nncli.commands.options import CommaList, positive_int
 from nncli.functions import ACTIVATIONS, LOSSES
 
 
-def _layers(ctx, param, value):
-    if value is None:
+def _layers(ctx, param, layers):
+    if layers is None:
         return None
-    try:
-        layers = [int(v) for v in value.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give widths separated by commas, e.g. 3,3,3,1") from None
-    if len(layers) < 2 or min(layers) < 1:
+    if len(layers) < 2:
         raise click.BadParameter("needs at least an input and an output width, all ≥ 1")
     if sum(a * b + b for a, b in zip(layers[:-1], layers[1:])) > 20000:
         raise click.BadParameter("more than 20000 parameters: a check does 2 passes per "
@@ -21,21 +18,14 @@ def _layers(ctx, param, value):
     return layers
 
 
-def _activations(ctx, param, value):
-    names = [v.strip() for v in value.split(",")]
-    for n in names:
-        if n not in ACTIVATIONS:
-            raise click.BadParameter(f"unknown activation {n!r}; choose from {', '.join(ACTIVATIONS)}")
-    return names
-
-
 @click.command("gradcheck")
 @click.argument("data", required=False, metavar="[DATA]")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), metavar="MODEL.npz",
               help="Check a saved model on DATA (a CSV with the columns it was trained on).")
-@click.option("--layers", callback=_layers, default="3,3,3,1", show_default=True, metavar="N,N,…",
+@click.option("--layers", type=CommaList(positive_int), callback=_layers, default="3,3,3,1",
+              show_default=True, metavar="N,N,…",
               help="Layer widths, input first (without --model).")
-@click.option("--activation", callback=_activations, default="tanh", show_default=True,
+@click.option("--activation", type=CommaList(choices=list(ACTIVATIONS)), default="tanh", show_default=True,
               metavar="NAME[,NAME…]",
               help=f"Hidden activation, one name or one per hidden layer: {', '.join(ACTIVATIONS)}.")
 @click.option("--loss", type=click.Choice(list(LOSSES)), default="mse", show_default=True,

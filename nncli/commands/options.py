@@ -1,7 +1,10 @@
 """Option types and option groups shared by several commands."""
 import os
+from numbers import Integral
 
 import click
+
+from nncli.params import CONSTRAINTS
 
 
 class CommaList(click.ParamType):
@@ -32,8 +35,62 @@ class CommaList(click.ParamType):
         return out
 
 
+def click_type(name):
+    """The Click type of a number constrained by nncli.params.CONSTRAINTS[name]."""
+    c = CONSTRAINTS[name]
+    kind = click.IntRange if c.kind is Integral else click.FloatRange
+    return kind(c.low, c.high, min_open=c.closed in ("right", "neither"),
+                max_open=c.closed in ("left", "neither"))
+
+
+def number_in(name=None):
+    """An item parser for CommaList: a number within CONSTRAINTS[name] (any float without)."""
+    c = CONSTRAINTS[name] if name is not None else None
+    whole = c is not None and c.kind is Integral
+
+    def parse(text):
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            raise ValueError("not a whole number" if whole else "not a number") from None
+        if c is not None and value not in c:
+            raise ValueError(f"must be {c}")
+        return value
+    return parse
+
+
+def dashed(name):
+    """An option's name as typed: weight_decay → --weight-decay."""
+    return "--" + name.replace("_", "-")
+
+
+class TrainingCommand(click.Command):
+    """A command with an --optimizer and a --schedule: a hyper-parameter or schedule option
+    given (on the command line or in --config) for one that does not take it is a usage
+    error naming the option, e.g. --momentum with --optimizer sgd."""
+
+    def parse_args(self, ctx, args):
+        rest = super().parse_args(ctx, args)
+        params = ctx.params
+        if params.get("resume"):
+            return rest   # the checkpoint's optimiser and schedule, checked when it was trained
+        from nncli.optim import HYPERPARAMETERS, check_hyperparameters
+        from nncli.schedules import CONFIG_KEYS, check_options, schedule_options
+        try:
+            check_hyperparameters(params["optimizer"], {
+                k: params[k] for k in HYPERPARAMETERS if params.get(k) is not None}, dashed)
+            check_options(params["schedule"], schedule_options(params),
+                          lambda option: dashed(CONFIG_KEYS[option]))
+        except ValueError as e:
+            raise click.UsageError(str(e), ctx) from None
+        return rest
+
+
 def positive_int(v):
-    n = int(v)
+    try:
+        n = int(v)
+    except ValueError:
+        raise ValueError("not a whole number") from None
     if n < 1:
         raise ValueError("must be a whole number of at least 1")
     return n

@@ -3,7 +3,8 @@ import json
 
 import click
 
-from nncli.commands.options import BatchSize, CommaList, column_key, csv_input_options, positive_int
+from nncli.commands.options import (BatchSize, CommaList, TrainingCommand, click_type, column_key,
+                                   csv_input_options, positive_int)
 from nncli.functions import ACTIVATIONS, INITS, LOSSES
 from nncli.optim import OPTIMIZERS
 from nncli.schedules import SCHEDULES
@@ -13,26 +14,40 @@ NOT_CONFIG = {"data", "config", "output", "loss_log", "quiet", "log_every", "jso
               "checkpoint", "checkpoint_every", "resume", "save_diverged", "val_data"}
 
 
+# Keys other libraries use for our options (scikit-learn, Keras, PyTorch), to suggest ours.
+CONFIG_SYNONYMS = {
+    "learning_rate": "lr", "learning_rate_init": "lr", "hidden_layer_sizes": "layers",
+    "hidden_layers": "layers", "hidden": "layers", "activations": "activation",
+    "optimiser": "optimizer", "n_epochs": "epochs", "num_epochs": "epochs", "max_iter": "epochs",
+    "batch": "batch_size", "validation_split": "val_split", "validation_fraction": "val_split",
+    "random_state": "seed", "epsilon": "eps", "alpha": "weight_decay", "n_jobs": "threads",
+    "num_threads": "threads", "scheduler": "schedule", "lr_schedule": "schedule",
+}
+
+
 def load_config_file(ctx, param, path):
-    """--config FILE.toml: its keys become defaults, so the command line wins."""
+    """--config FILE.toml: its keys become defaults, so the command line wins.
+
+    A file that cannot be read is an I/O error (exit 1, like any missing file); a file that is
+    not TOML, or holds an unknown key or a value of the wrong type, is a usage error (exit 2;
+    the values go through the options' own types)."""
     if path is None:
         return None
     import tomllib
-    try:
-        with open(path, "rb") as f:
+    with open(path, "rb") as f:    # OSError: the CLI reports 'run.toml: No such file or directory'
+        try:
             doc = tomllib.load(f)
-    except OSError as e:
-        raise click.BadParameter(f"cannot read {path}: {e.strerror}", ctx, param) from None
-    except tomllib.TOMLDecodeError as e:
-        raise click.BadParameter(f"{path} is not valid TOML: {e}", ctx, param) from None
+        except tomllib.TOMLDecodeError as e:
+            raise click.BadParameter(f"{path} is not valid TOML: {e}", ctx, param) from None
     doc = doc.get("train", doc)   # either top-level keys or a [train] table
-    known = {p.name: p for p in ctx.command.params}
+    known = {p.name: p for p in ctx.command.params if p.name not in ("config", "data")}
     defaults = {}
     for key, value in doc.items():
         name = key.replace("-", "_")
         name = {"json": "json_out", "standardise": "standardize"}.get(name, name)
-        if name not in known or name in ("config", "data"):
-            raise click.BadParameter(f"{path}: unknown option {key!r}", ctx, param)
+        if name not in known:
+            raise click.BadParameter(f"{path}: unknown option {key!r}{_did_you_mean(key, known)}",
+                                     ctx, param)
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
         defaults[name] = value
@@ -40,7 +55,19 @@ def load_config_file(ctx, param, path):
     return path
 
 
-@click.command("train")
+def _did_you_mean(key, known):
+    """' (did you mean 'lr'?)' for a key close to an option's name (spelled as the key is)."""
+    import difflib
+    name = key.replace("-", "_").lower()
+    match = CONFIG_SYNONYMS.get(name) or next(iter(difflib.get_close_matches(name, known, 1, 0.7)), None)
+    if match is None:
+        return ""
+    if "-" in key:
+        match = match.replace("_", "-")
+    return f" (did you mean {match!r}?)"
+
+
+@click.command("train", cls=TrainingCommand)
 @click.argument("data", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=True,
               callback=load_config_file, help="TOML file with any of these options (the command line wins).")
@@ -66,34 +93,47 @@ def load_config_file(ctx, param, path):
 @click.option("--loss", type=click.Choice(list(LOSSES)), default=None,
               help="Default: cross_entropy for classification, mse otherwise.")
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=click_type("lr"), default=None,
               help="Learning rate (default: the optimiser's, 0.001 for adam).")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=None,
+@click.option("--momentum", type=click_type("momentum"), default=None,
               help="Momentum μ (momentum, nesterov; default 0.9).")
-@click.option("--beta1", type=click.FloatRange(0, 1, max_open=True), default=None, help="Adam β1 (0.9).")
-@click.option("--beta2", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help="Adam β2 (0.999), RMSProp ρ (0.99).")
-@click.option("--eps", type=click.FloatRange(min=0), default=None, help="ε of adaptive methods.")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--beta1", type=click_type("beta1"), default=None, help="β1 (adam, adamw; default 0.9).")
+@click.option("--beta2", type=click_type("beta2"), default=None,
+              help="β2 (adam, adamw; default 0.999), ρ (rmsprop; default 0.99).")
+@click.option("--eps", type=click_type("eps"), default=None,
+              help="ε (adam, adamw, rmsprop: default 1e-8; adagrad: 1e-10).")
+@click.option("--weight-decay", type=click_type("weight_decay"), default=0.0, show_default=True,
               help="L2 penalty (decoupled for adamw).")
-@click.option("--clip-norm", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--clip-norm", type=click_type("clip_norm"), default=0.0, show_default=True,
               help="Clip the gradient to this global norm (0: off).")
 @click.option("--batch-size", type=BatchSize(), default=32, show_default=True,
               help="Rows per update: 1 is SGD, 'full' is full-batch gradient descent.")
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default="constant", show_default=True,
-              help="Learning-rate schedule.")
+              help="Learning-rate schedule: step (× gamma every step size epochs), exponential "
+                   "(× gamma every epoch), cosine (down to the minimum rate), plateau (× gamma "
+                   "after more than patience epochs without a better loss, not below the "
+                   "minimum rate).")
+@click.option("--lr-gamma", type=click_type("gamma"), default=None, metavar="FACTOR",
+              help="Factor of each cut (step: default 0.1, plateau: 0.5; exponential: default "
+                   "down to 1% of --lr at the last epoch).")
+@click.option("--lr-step-size", type=click_type("step_size"), default=None, metavar="EPOCHS",
+              help="Epochs between cuts (step; default a third of --epochs).")
+@click.option("--lr-patience", type=click_type("patience"), default=None, metavar="EPOCHS",
+              help="Epochs without improvement tolerated before a cut (plateau; default 10).")
+@click.option("--min-lr", type=click_type("min_lr"), default=None, metavar="LR",
+              help="Lowest learning rate (cosine, plateau; default 0).")
 @click.option("--val-split", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
               help="Share of rows held out for validation (stratified for classification).")
 @click.option("--val-data", type=click.Path(dir_okay=False), default=None,
               help="Validation CSV (instead of --val-split).")
-@click.option("--early-stopping", type=click.IntRange(min=1), default=None, metavar="PATIENCE",
+@click.option("--early-stopping", type=click_type("early_stopping"), default=None, metavar="PATIENCE",
               help="Stop after this many epochs without a better validation loss; keep the best model.")
 @click.option("--init", type=click.Choice(INITS), default="auto", show_default=True,
               help="Weight initialisation (auto: He for relu-like layers, Glorot otherwise).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds init, split and shuffling.")
+@click.option("--seed", type=click_type("seed"), default=0, show_default=True, help="Seeds init, split and shuffling.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
+@click.option("--threads", type=click_type("threads"), default=None, help="Threads (default: all cores).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Model file (default: the data file's name with .npz, in this folder).")
 @click.option("--loss-log", type=click.Path(dir_okay=False), default=None,
