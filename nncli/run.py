@@ -70,10 +70,11 @@ class TrainingRun:
         if state is not None and state["data_sha256"] != self.table.sha256:
             raise ConfigError(f"{self.data_path} is not the data the checkpoint {self.resume} was "
                               "trained on (its sha256 differs)")
-        self.data = pipeline.prepare_data(self.table, self.config)
+        has_val_data = bool(self.val_data_path or state and state["val_data"])
+        self.data = pipeline.prepare_data(self.table, self.config, split=not has_val_data)
         self.net = pipeline.build_network(self.data, self.config)
         self.val_table = self._read_val_data(read, state)
-        X, Y, self.validation = pipeline.split_validation(self.data, self.config, self.val_table)
+        X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
         self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config)
         # Store what was resolved, not what was left to defaults.
         self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
