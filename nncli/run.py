@@ -24,10 +24,28 @@ from nncli.model_io import check_writable, json_safe, load_model, save_model
 from nncli.progress import LossLog
 
 
+def _same_file(a, b):
+    """True when paths a and b name one file (it need not exist yet)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:   # one of them does not exist (yet)
+        return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
 def loss_log_beside(model_path):
     """The default loss log of a model: 'iris.npz' → 'iris.loss.csv'."""
     base = model_path[:-4] if model_path.lower().endswith(".npz") else model_path
     return base + ".loss.csv"
+
+
+def diverged_note(meta):
+    """'saved by --save-diverged at epoch N' for a model written after its training diverged,
+    else None: info shows it, predict and evaluate warn with it."""
+    if meta.get("diverged") is not True:
+        return None
+    epoch = meta.get("diverged_epoch")
+    at = f" at epoch {epoch}" if isinstance(epoch, int) and not isinstance(epoch, bool) else ""
+    return f"saved by --save-diverged{at}, when training diverged (the parameters before that epoch)"
 
 
 def csv_read_options(config):
@@ -64,6 +82,7 @@ class TrainingRun:
     # -- before the first epoch ----------------------------------------------------------
     def prepare(self):
         """Read, check, build and split: everything that can fail before training. Returns self."""
+        self._check_paths()
         state = self._resume_state() if self.resume else None
         read = csv_read_options(self.config)
         self.table = D.read_csv(self.data_path, **read)
@@ -75,6 +94,13 @@ class TrainingRun:
         self.net = pipeline.build_network(self.data, self.config)
         self.val_table = self._read_val_data(read, state)
         X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
+        if self.config.get("early_stopping") and self.validation is None:
+            raise ConfigError(
+                "--early-stopping watches the validation loss, but "
+                + (f"--val-split {self.config['val_split']} holds out no row of {len(X)}; use a "
+                   "larger --val-split" if self.config.get("val_split") else
+                   "there is no validation set (--val-split 0); use --val-split 0.2")
+                + " or --val-data FILE, or leave out --early-stopping")
         self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config)
         # Store what was resolved, not what was left to defaults.
         self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
@@ -93,6 +119,23 @@ class TrainingRun:
     def split_left_no_rows(self):
         """True when val_split was asked for but held out no row (too few rows)."""
         return self.validation is None and bool(self.config.get("val_split")) and self.val_table is None
+
+    def _check_paths(self):
+        """Refuse, before anything is written, a file the run would write over another of its
+        files: the model over its own training data, the loss log over the model..."""
+        reads = [("the training data", None if self.data_path == "-" else self.data_path),
+                 ("--val-data", self.val_data_path), ("--resume", self.resume)]
+        writes = [("the model (-o)", self.output), ("--loss-log", self.loss_log),
+                  ("--checkpoint", self.checkpoint)]
+        reads = [(n, p) for n, p in reads if p]
+        writes = [(n, p) for n, p in writes if p]
+        for i, (name, path) in enumerate(writes):
+            for other, other_path in reads + writes[:i]:
+                if (other, name) == ("--resume", "--checkpoint"):
+                    continue   # a resumed run goes on writing its checkpoint
+                if _same_file(path, other_path):
+                    raise ConfigError(f"{other} and {name} are the same file ({path}); "
+                                      "training would overwrite it: give each its own path")
 
     def _resume_state(self):
         """The checkpoint's configuration (which becomes this run's) and training state."""
@@ -153,11 +196,11 @@ class TrainingRun:
             trainer.run(callbacks)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(self._interrupted()) from None
-        except DivergenceError:
+        except DivergenceError as e:
             if self.save_diverged:
                 # The parameters of the last epoch that ended finite: a NaN model is no model.
                 net.phi[:] = trainer.phi_before_epoch
-                save_model(self.output, net, {**self.meta(), "diverged": True})
+                save_model(self.output, net, {**self.meta(), "diverged": True, "diverged_epoch": e.epoch})
             raise
         finally:
             if log is not None:

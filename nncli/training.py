@@ -107,6 +107,11 @@ class Trainer:
         if validation is not None:
             Xv = network.as_input(validation[0])
             validation = (Xv, network.as_target(validation[1], len(Xv)))
+        if early_stopping is not None and validation is None:
+            # Stopping on the training loss would only stop a run that has stopped learning
+            # the training set, which is not what early stopping is for.
+            raise ValueError("early_stopping watches the validation loss: give validation=(Xv, Yv) "
+                             "or validation_fraction")
         self.X, self.Y, self.validation = np.ascontiguousarray(X), np.ascontiguousarray(Y), validation
         if batch_size in (None, "full", 0):
             batch_size = len(self.X)
@@ -245,8 +250,10 @@ def train(network, X, Y, *, optimizer="adam", lr=None, batch_size=32, epochs=100
 
     optimizer: a name from OPTIMIZERS or an `Optimizer`; lr its learning rate (default: the
     optimiser's). batch_size: 1 is SGD, None/'full' is full-batch gradient descent.
-    validation: (Xv, Yv), or validation_fraction of the rows held out. early_stopping: patience
-    in epochs on the validation loss (training loss without validation); the best φ is restored.
+    validation: (Xv, Yv), or validation_fraction of the rows held out — the rows `nncli train
+    --val-split` holds out for the same seed (stratified by class for a classification loss).
+    early_stopping: patience in epochs on the validation loss, the best φ restored; it needs
+    validation data (a ValueError without).
     schedule: constant, step, exponential, cosine or plateau. callbacks: callables
     cb(record, trainer), called after each epoch; returning True stops training.
     Same seed and thread count give the same φ, bit for bit.

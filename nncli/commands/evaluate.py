@@ -3,7 +3,7 @@ import json
 
 import click
 
-from nncli.commands.options import csv_input_options, read_kwargs
+from nncli.commands.options import csv_input_options, read_kwargs, warn_if_diverged
 
 
 @click.command("evaluate")
@@ -28,6 +28,7 @@ def command(model, data, threads, json_out, **csv_opts):
     from nncli.predicting import Evaluation, evaluate_chunk, metrics, model_schema
     loaded = load_model(model)
     schema = model_schema(loaded, model)
+    warn_if_diverged(loaded.meta, model)
     ev = Evaluation(schema.task)
     for table in D.iter_csv_chunks(data, **read_kwargs(csv_opts, schema)):
         evaluate_chunk(ev, loaded.network, schema, table, threads)
