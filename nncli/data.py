@@ -374,6 +374,7 @@ class TrainingData:
     line_numbers: np.ndarray  # int64 (N,): line in the file of each row
     labels: np.ndarray | None = None  # classification: int class index per row (for splits)
     val_rows: np.ndarray | None = None  # int64: rows of X held out for validation (None: no split)
+    kept: np.ndarray | None = None  # int64: the table row of each row of X (None: every row)
 
     @property
     def train_rows(self) -> np.ndarray | None:
@@ -410,16 +411,10 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
         raise ConfigError(f"impute must be one of {', '.join(IMPUTE_CHOICES)}, not {impute!r}")
     plan = choose_columns(table, target=target, features=features, drop=drop,
                           id_column=id_column, task=task)
-    keep = rows_to_keep(table, plan, impute)
-    kept = None if keep is None else np.flatnonzero(keep)
+    kept, classes, labels, train_rows, val_rows = _split_rows(table, plan, impute,
+                                                              validation_fraction, seed)
     n = table.n_rows if kept is None else len(kept)
-    classes, labels = class_labels(table, plan, kept)
-    val_rows = None
-    if validation_fraction:
-        train_rows, val_rows = validation_split(n, validation_fraction, seed, labels)
-        fit_rows = train_rows if kept is None else kept[train_rows]
-    else:
-        fit_rows = kept
+    fit_rows = kept if val_rows is None else train_rows if kept is None else kept[train_rows]
     schema = fit_schema(table, plan, fit_rows, classes, standardize=standardize, impute=impute,
                         kept=kept)
     X = _encode_inputs(table, [(j, _rows_of(plan.cells[j], kept)) for j in plan.feat_idx],
@@ -431,7 +426,46 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
         ids = ids if kept is None else [ids[i] for i in kept]
     line_numbers = table.line_numbers if kept is None else table.line_numbers[kept]
     return TrainingData(X, Y, schema, plan.task, schema.feature_names, ids, line_numbers,
-                        labels, val_rows)
+                        labels, val_rows, kept)
+
+
+def _split_rows(table: Table, plan: ColumnPlan, impute, fraction, seed):
+    """``(kept, classes, labels, train_rows, val_rows)``: the table rows trained on (None:
+    all), the classes and each kept row's class, and the validation split of the kept rows
+    (both None without a fraction). Training and :func:`held_out_rows` share it."""
+    keep = rows_to_keep(table, plan, impute)
+    kept = None if keep is None else np.flatnonzero(keep)
+    classes, labels = class_labels(table, plan, kept)
+    train_rows = val_rows = None
+    if fraction:
+        n = table.n_rows if kept is None else len(kept)
+        train_rows, val_rows = validation_split(n, fraction, seed, labels)
+    return kept, classes, labels, train_rows, val_rows
+
+
+def held_out_rows(table: Table, *, target=None, features=None, drop=None, id_column=None,
+                  task=None, impute=None, validation_fraction, seed) -> np.ndarray:
+    """int64: the table rows a training run with these options held out for validation —
+    the same steps as :func:`prepare_training`, so the same rows for the same file and seed."""
+    plan = choose_columns(table, target=target, features=features, drop=drop,
+                          id_column=id_column, task=task)
+    kept, _, _, _, val_rows = _split_rows(table, plan, impute, validation_fraction, seed)
+    return val_rows if kept is None else kept[val_rows]
+
+
+def table_rows(table: Table, rows) -> Table:
+    """The rows ``rows`` (int indices, in that order) of ``table`` as a new Table."""
+    rows = np.asarray(rows, np.int64)
+    columns = []
+    for c in table.columns:
+        if c.is_text:
+            columns.append(Column(c.name, c.index, text=[c.text[i] for i in rows.tolist()]))
+        else:
+            at = {int(r): k for k, r in enumerate(rows)}
+            bad = sorted((at[r], s) for r, s in c.bad if r in at)
+            columns.append(Column(c.name, c.index, values=c.values[rows], bad=bad))
+    return Table(list(table.names), columns, table.line_numbers[rows], table.source, table.sep,
+                 table.has_header, table.named, None)
 
 
 def choose_columns(table: Table, *, target=None, features=None, drop=None, id_column=None,

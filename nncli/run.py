@@ -205,7 +205,7 @@ class TrainingRun:
         finally:
             if log is not None:
                 log.close()
-        meta = self.meta()
+        meta = self.meta(final=True)
         save_model(self.output, net, meta)
         h = trainer.history
         return {"model": self.output, "loss_log": self.loss_log, "task": self.data.task,
@@ -220,9 +220,39 @@ class TrainingRun:
         """prepare() then train(callbacks): the whole run."""
         return self.prepare().train(callbacks)
 
-    def meta(self):
-        """The model's meta document as of now."""
-        return pipeline.model_meta(self.net, self.data, self.config, self.trainer, self.table.sha256)
+    def meta(self, final=False):
+        """The model's meta document as of now; `final` adds the validation metrics in the
+        target's units (regression), which cost a pass over the validation rows."""
+        meta = pipeline.model_meta(self.net, self.data, self.config, self.trainer, self.table.sha256)
+        meta["validation"] = self._validation_source()
+        if final:
+            meta["metrics"] = {**meta["metrics"], **self._metrics_in_target_units()}
+        return meta
+
+    def _validation_source(self):
+        """Where the validation rows came from: what `evaluate --held-out` needs to find
+        them again (the data's sha256 and the seed are in the meta already)."""
+        if self.validation is None:
+            return {"source": None, "rows": 0}
+        rows = len(self.validation[0])
+        if self.val_table is not None:
+            return {"source": "file", "sha256": self.val_table.sha256, "rows": rows}
+        return {"source": "split", "fraction": self.config["val_split"], "rows": rows}
+
+    def _metrics_in_target_units(self):
+        """Regression: RMSE, MAE and R² of the validation rows in the target's own units (the
+        loss is computed on standardised targets), by the code `nncli evaluate` runs."""
+        if self.data.task != "regression" or self.validation is None:
+            return {}
+        from nncli.predicting import Evaluation, evaluate_chunk, metrics
+        table = self.val_table
+        if table is None:
+            rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]
+            table = D.table_rows(self.table, rows)
+        ev = Evaluation("regression")
+        evaluate_chunk(ev, self.net, self.data.schema, table, self.config.get("threads"))
+        m = metrics(ev, self.data.schema)
+        return json_safe({"val_rmse": m["rmse"], "val_mae": m["mae"], "val_r2": m["r2"]})
 
     def _save_checkpoint(self, record, trainer):
         if record.epoch % self.checkpoint_every == 0 or record.epoch == trainer.epochs:
@@ -239,3 +269,33 @@ class TrainingRun:
         saved = ckpt and os.path.exists(ckpt) and t.epoch >= self.checkpoint_every
         hint = f" (continue from the last checkpoint with --resume {ckpt})" if saved else ""
         return f"interrupted after {t.epoch} of {t.epochs} epochs; no model written{hint}"
+
+
+def held_out_table(table, meta, model):
+    """The rows of `table`, the training file of the model whose meta this is, that the run
+    held out for validation (what `evaluate --held-out` scores); `model` names it in errors."""
+    val = meta.get("validation")
+    config = meta.get("config")
+    if not isinstance(val, dict) or not isinstance(config, dict):
+        raise ConfigError(f"{model} does not record its validation rows (trained by an older "
+                          "nncli or through the API); evaluate it without --held-out")
+    if val.get("source") == "file":
+        raise ConfigError(f"{model} was validated on a --val-data file, not on held-out rows: "
+                          "evaluate it on that file without --held-out")
+    if val.get("source") != "split":
+        raise ConfigError(f"{model} held out no rows (trained with --val-split 0); "
+                          "evaluate it without --held-out")
+    if table.sha256 != meta.get("data_sha256"):
+        raise ConfigError(f"{table.source} is not the data {model} was trained on (its sha256 "
+                          "differs), so its held-out rows are unknown")
+    try:
+        rows = D.held_out_rows(table, target=config.get("target"), features=config.get("features"),
+                               drop=config.get("drop"), id_column=config.get("id"),
+                               task=config.get("task"), impute=config.get("impute"),
+                               validation_fraction=val["fraction"], seed=meta.get("seed"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{model}: the validation record is damaged ({e})") from None
+    if len(rows) != val.get("rows"):
+        raise ModelFileError(f"{model}: the split gives {len(rows)} held-out rows, "
+                             f"the model records {val.get('rows')}")
+    return D.table_rows(table, rows)

@@ -102,3 +102,71 @@ def test_a_diverged_model_says_so_in_info_and_warns_at_predict(here):
     assert healthy.exit_code == 0
     assert CliRunner().invoke(cli, ["predict", "ok.npz", "d.csv"]).stderr == ""
     assert "diverged" not in CliRunner().invoke(cli, ["info", "ok.npz"]).stdout
+
+
+# -- regression metrics in the target's units; evaluate --held-out -------------------------
+def evaluate(*args):
+    return CliRunner().invoke(cli, ["evaluate", *map(str, args)])
+
+
+def test_regression_reports_validation_metrics_in_the_targets_units(here):
+    shutil.copy(os.path.join(DATA, "curve.csv"), "curve.csv")
+    with open("big.csv", "w") as f:   # the curve's target in thousands: same fit, other units
+        lines = open("curve.csv").read().splitlines()
+        f.write(lines[0] + "\n" + "".join(f"{x},{float(y) * 1000}\n" for x, y in
+                                           (line.split(",") for line in lines[1:])))
+    runs = {}
+    for name in ("curve", "big"):
+        r = train(f"{name}.csv", "--layers", 16, "--activation", "tanh", "--epochs", 40, "--lr", 0.01,
+                  "--json", "--threads", 1)
+        assert r.exit_code == 0, r.output
+        runs[name] = json.loads(r.stdout)
+        assert f"val RMSE {runs[name]['val_rmse']:.4g}, MAE {runs[name]['val_mae']:.4g}, R² " in r.stderr
+        # exactly what evaluate --held-out computes on the rows the model held out
+        held = json.loads(evaluate(f"{name}.npz", f"{name}.csv", "--held-out", "--json", "--threads", 1).stdout)
+        assert held["rows"] == 40
+        for k in ("rmse", "mae", "r2"):
+            assert held[k] == runs[name][f"val_{k}"]
+    small, big = runs["curve"], runs["big"]
+    # the standardised loss is the same; RMSE and MAE scale with the units, R² does not
+    assert big["val_loss"] == pytest.approx(small["val_loss"], rel=1e-3)
+    assert big["val_rmse"] == pytest.approx(1000 * small["val_rmse"], rel=1e-3)
+    assert big["val_mae"] == pytest.approx(1000 * small["val_mae"], rel=1e-3)
+    assert big["val_r2"] == pytest.approx(small["val_r2"], rel=1e-3)
+    meta = json.loads(CliRunner().invoke(cli, ["info", "big.npz", "--json"]).stdout)
+    assert meta["metrics"]["val_rmse"] == big["val_rmse"]
+
+
+def test_held_out_scores_exactly_the_validation_rows(here):
+    r = train("iris.csv", "--epochs", 30, "--seed", 5, "--val-split", 0.3, "--json", "-q")
+    summary = json.loads(r.stdout)
+    held = json.loads(evaluate("iris.npz", "iris.csv", "--held-out", "--json").stdout)
+    assert held["rows"] == 45 and held["accuracy"] == summary["val_accuracy"]
+    assert [c["support"] for c in held["per_class"].values()] == [15, 15, 15]
+    whole = json.loads(evaluate("iris.npz", "iris.csv", "--json").stdout)
+    assert whole["rows"] == 150
+
+
+def test_held_out_after_dropping_rows_with_missing_values(here):
+    with open("gaps.csv", "w") as f:
+        f.write("a,b,y\n" + "".join(f"{i},{'' if i % 6 == 0 else i % 5},{i % 2}\n" for i in range(60)))
+    r = train("gaps.csv", "--impute", "drop", "--epochs", 5, "-q", "--json")
+    assert r.exit_code == 0, r.output
+    held = evaluate("gaps.npz", "gaps.csv", "--held-out", "--json")
+    assert held.exit_code == 0, held.output
+    assert json.loads(held.stdout)["accuracy"] == json.loads(r.stdout)["val_accuracy"]
+
+
+def test_held_out_is_refused_when_the_rows_are_unknown(here):
+    assert train("iris.csv", "--epochs", 2, "-q").exit_code == 0
+    with open("other.csv", "w") as f:
+        f.write(open("iris.csv").read() + "5.0,3.0,1.5,0.2,setosa\n")
+    r = evaluate("iris.npz", "other.csv", "--held-out")
+    assert r.exit_code == 2 and "is not the data iris.npz was trained on" in r.stderr
+    shutil.copy("iris.csv", "v.csv")
+    assert train("iris.csv", "--epochs", 2, "-q", "--val-data", "v.csv", "-o", "vd.npz").exit_code == 0
+    r = evaluate("vd.npz", "iris.csv", "--held-out")
+    assert r.exit_code == 2 and "--val-data file" in r.stderr
+    assert train("iris.csv", "--epochs", 2, "-q", "--val-split", 0, "-o", "none.npz").exit_code == 0
+    r = evaluate("none.npz", "iris.csv", "--held-out")
+    assert r.exit_code == 2 and "held out no rows" in r.stderr and len(r.stderr.splitlines()) == 1

@@ -164,6 +164,9 @@ def _summary_line(s):
         parts.append(f"val loss {s['val_loss']:.4g}")
     if s.get("val_accuracy") is not None:
         parts.append(f"val accuracy {s['val_accuracy']:.4f}")
+    if s.get("val_rmse") is not None:   # regression, in the target's units
+        r2 = "—" if s["val_r2"] is None else f"{s['val_r2']:.4f}"
+        parts.append(f"val RMSE {s['val_rmse']:.4g}, MAE {s['val_mae']:.4g}, R² {r2}")
     rate = f", {s['samples_per_second']:,.0f} samples/s" if s["samples_per_second"] else ""
     stop = f", stopped early, kept epoch {s['best_epoch']}" if s["stopped_early"] else ""
     return (f"Done: {s['epochs']} epochs in {s['seconds']:.2f} s{rate}{stop}; {', '.join(parts)}.\n"
