@@ -1,11 +1,13 @@
 """Data: CSV to float arrays for training, and a Schema that lets predict do it again.
 
 ``read_csv`` / ``iter_csv_chunks`` (in :mod:`nncli.csvio`) read a CSV into a
-:class:`Table` of columns. ``prepare_training`` picks the target and feature
-columns, infers the task, encodes and standardises, and returns
-:class:`TrainingData` whose ``schema`` records every decision.
-``encode_features`` / ``encode_targets`` / ``decode_outputs`` apply a stored
-Schema to new data at predict and evaluate time.
+:class:`Table` of columns. ``prepare_training`` runs the named steps
+``choose_columns`` (and the task), ``rows_to_keep``, ``class_labels``,
+``validation_split`` and ``fit_schema`` (statistics over the training rows only),
+then encodes, and returns :class:`TrainingData` whose ``schema`` records every
+decision. ``encode_features`` / ``encode_targets`` / ``decode_outputs`` apply a
+stored Schema to new data at predict and evaluate time; ``encode_features`` and
+training share one encoder (``_encode_inputs``).
 
 Encoding rules (documented for users in the README):
 

@@ -1,5 +1,5 @@
-"""From a CSV table and resolved options to a trained model: what `nncli train` does,
-without the terminal. Each step is a function so the CLI and tests can use them alone.
+"""The steps of a training run (`nncli.run.TrainingRun`), each a function of the data and the
+options: the arrays, the network, the optimiser, the trainer, the validation arrays, the meta.
 
 Options are a plain dict (the resolved configuration, stored in the model as it is):
 target, features, drop, id, task, standardize, impute, layers (hidden widths),
