@@ -16,6 +16,7 @@ calls it and prints; a sweep or an out-of-core trainer can drive it the same way
 `nncli.pipeline`'s docstring, plus the CSV options sep, no_header, columns).
 """
 import os
+import stat
 
 from nncli import data as D
 from nncli import pipeline
@@ -25,9 +26,10 @@ from nncli.progress import LossLog
 
 
 def _same_file(a, b):
-    """True when paths a and b name one file (it need not exist yet)."""
+    """True when paths a and b name one regular file (it need not exist yet). A device
+    (-o /dev/null --loss-log /dev/null) is written through, not over: no clash."""
     try:
-        return os.path.samefile(a, b)
+        return os.path.samefile(a, b) and stat.S_ISREG(os.stat(a).st_mode)
     except OSError:   # one of them does not exist (yet)
         return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 

@@ -170,3 +170,8 @@ def test_held_out_is_refused_when_the_rows_are_unknown(here):
     assert train("iris.csv", "--epochs", 2, "-q", "--val-split", 0, "-o", "none.npz").exit_code == 0
     r = evaluate("none.npz", "iris.csv", "--held-out")
     assert r.exit_code == 2 and "held out no rows" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_devices_may_take_several_outputs(here):
+    from nncli.run import TrainingRun
+    TrainingRun("iris.csv", {}, output="m.npz", loss_log=os.devnull, checkpoint=os.devnull)._check_paths()
