@@ -273,9 +273,10 @@ class TrainingRun:
         return f"interrupted after {t.epoch} of {t.epochs} epochs; no model written{hint}"
 
 
-def held_out_table(table, meta, model):
-    """The rows of `table`, the training file of the model whose meta this is, that the run
-    held out for validation (what `evaluate --held-out` scores); `model` names it in errors."""
+def held_out_table(data, meta, model):
+    """The rows of the CSV `data` (the training file of the model whose meta this is) that
+    the run held out for validation, as a Table: what `evaluate --held-out` scores. The file
+    is read as training read it; `model` names the model in errors."""
     val = meta.get("validation")
     config = meta.get("config")
     if not isinstance(val, dict) or not isinstance(config, dict):
@@ -287,6 +288,7 @@ def held_out_table(table, meta, model):
     if val.get("source") != "split":
         raise ConfigError(f"{model} held out no rows (trained with --val-split 0); "
                           "evaluate it without --held-out")
+    table = D.read_csv(data, **csv_read_options(config))
     if table.sha256 != meta.get("data_sha256"):
         raise ConfigError(f"{table.source} is not the data {model} was trained on (its sha256 "
                           "differs), so its held-out rows are unknown")

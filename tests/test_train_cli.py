@@ -175,3 +175,15 @@ def test_held_out_is_refused_when_the_rows_are_unknown(here):
 def test_devices_may_take_several_outputs(here):
     from nncli.run import TrainingRun
     TrainingRun("iris.csv", {}, output="m.npz", loss_log=os.devnull, checkpoint=os.devnull)._check_paths()
+
+
+def test_held_out_reads_the_file_as_training_read_it(here):
+    with open("nh.csv", "w") as f:
+        f.write("".join(f"{i % 7};{(i * 3) % 5};{'ab'[i % 2]}\n" for i in range(40)))
+    r = train("nh.csv", "--no-header", "--columns", "p,q,k", "--target", "k", "--epochs", 3,
+              "-q", "--json", "--val-split", 0.25)
+    assert r.exit_code == 0, r.output
+    held = evaluate("nh.npz", "nh.csv", "--held-out", "--json")
+    assert held.exit_code == 0, held.output
+    assert json.loads(held.stdout)["rows"] == 10
+    assert json.loads(held.stdout)["accuracy"] == json.loads(r.stdout)["val_accuracy"]

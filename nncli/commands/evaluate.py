@@ -37,9 +37,8 @@ def command(model, data, threads, json_out, held_out, **csv_opts):
     schema = model_schema(loaded, model)
     warn_if_diverged(loaded.meta, model)
     ev = Evaluation(schema.task)
-    if held_out:
-        table = D.read_csv(data, **read_kwargs(csv_opts, schema))
-        evaluate_chunk(ev, loaded.network, schema, held_out_table(table, loaded.meta, model), threads)
+    if held_out:   # the training file, read as training read it
+        evaluate_chunk(ev, loaded.network, schema, held_out_table(data, loaded.meta, model), threads)
     else:
         for table in D.iter_csv_chunks(data, **read_kwargs(csv_opts, schema)):
             evaluate_chunk(ev, loaded.network, schema, table, threads)
