@@ -3,7 +3,7 @@ import json
 
 import click
 
-from nncli.commands.options import BatchSize, CommaList, column_key, csv_input_options, echo_err, positive_int
+from nncli.commands.options import BatchSize, CommaList, column_key, csv_input_options, positive_int
 from nncli.functions import ACTIVATIONS, INITS, LOSSES
 from nncli.optim import OPTIMIZERS
 from nncli.schedules import SCHEDULES
@@ -120,7 +120,7 @@ def command(**opts):
       cat data/xor.csv | nncli train - --layers 4 --activation tanh --lr 0.05 --batch-size full
       nncli train data/three.csv --config run.toml --epochs 50
     """
-    from nncli.commands.options import default_output, read_kwargs
+    from nncli.commands.options import default_output, echo_err, read_kwargs
     from nncli.progress import Progress
     from nncli.run import TrainingRun, loss_log_beside
     ctx = click.get_current_context()
