@@ -13,7 +13,7 @@ from nncli._version import __version__
 
 _EXPORTS = {
     "Network": "nncli.network", "train": "nncli.training", "Trainer": "nncli.training",
-    "History": "nncli.training", "Optimizer": "nncli.optim", "OPTIMIZERS": "nncli.optim",
+    "History": "nncli.training", "TrainingRun": "nncli.run", "Optimizer": "nncli.optim", "OPTIMIZERS": "nncli.optim",
     "ACTIVATIONS": "nncli.functions", "LOSSES": "nncli.functions", "SCHEDULES": "nncli.schedules",
     "load_model": "nncli.model_io", "save_model": "nncli.model_io",
     "NncliError": "nncli.errors", "DataError": "nncli.errors", "ModelFileError": "nncli.errors",

@@ -1,11 +1,13 @@
 """Data: CSV to float arrays for training, and a Schema that lets predict do it again.
 
 ``read_csv`` / ``iter_csv_chunks`` (in :mod:`nncli.csvio`) read a CSV into a
-:class:`Table` of columns. ``prepare_training`` picks the target and feature
-columns, infers the task, encodes and standardises, and returns
-:class:`TrainingData` whose ``schema`` records every decision.
-``encode_features`` / ``encode_targets`` / ``decode_outputs`` apply a stored
-Schema to new data at predict and evaluate time.
+:class:`Table` of columns. ``prepare_training`` runs the named steps
+``choose_columns`` (and the task), ``rows_to_keep``, ``class_labels``,
+``validation_split`` and ``fit_schema`` (statistics over the training rows only),
+then encodes, and returns :class:`TrainingData` whose ``schema`` records every
+decision. ``encode_features`` / ``encode_targets`` / ``decode_outputs`` apply a
+stored Schema to new data at predict and evaluate time; ``encode_features`` and
+training share one encoder (``_encode_inputs``).
 
 Encoding rules (documented for users in the README):
 
@@ -365,7 +367,7 @@ def _as_list(keys):
 class TrainingData:
     """Encoded training arrays and the schema that produced them."""
 
-    X: np.ndarray  # float64 (N, n_features), C-contiguous
+    X: np.ndarray  # float64 (N, n_features), C-contiguous: every kept row
     Y: np.ndarray  # float64 (N, n_outputs); for reconstruct, the same array as X
     schema: Schema
     task: str
@@ -373,15 +375,106 @@ class TrainingData:
     ids: list[str] | None  # the id column's text per row
     line_numbers: np.ndarray  # int64 (N,): line in the file of each row
     labels: np.ndarray | None = None  # classification: int class index per row (for splits)
+    val_rows: np.ndarray | None = None  # int64: rows of X held out for validation (None: no split)
+    kept: np.ndarray | None = None  # int64: the table row of each row of X (None: every row)
+
+    @property
+    def train_rows(self) -> np.ndarray | None:
+        """int64: rows of X trained on (None: all of them)."""
+        if self.val_rows is None:
+            return None
+        mask = np.ones(len(self.X), bool)
+        mask[self.val_rows] = False
+        return np.flatnonzero(mask)
+
+
+@dataclass
+class ColumnPlan:
+    """Which columns a training run uses, each analysed once, and the task."""
+
+    names: list[str]
+    target_idx: list[int]
+    feat_idx: list[int]
+    id_idx: int | None
+    cells: dict  # column index → _Cells
+    task: str
 
 
 def prepare_training(table: Table, *, target=None, features=None, drop=None, id_column=None,
-                     task=None, standardize=True, impute=None) -> TrainingData:
-    """Choose columns, infer the task, encode, standardise: see the module docstring."""
-    if task is not None and task not in TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+                     task=None, standardize=True, impute=None, validation_fraction=0.0,
+                     seed=None) -> TrainingData:
+    """Choose columns, infer the task, encode, standardise: see the module docstring.
+
+    With a ``validation_fraction``, the rows held out (``val_rows``, chosen by
+    :func:`validation_split` from ``seed``) take no part in the statistics: means,
+    standard deviations and imputed values come from the training rows only.
+    """
     if impute is not None and impute not in IMPUTE_CHOICES:
         raise ConfigError(f"impute must be one of {', '.join(IMPUTE_CHOICES)}, not {impute!r}")
+    plan = choose_columns(table, target=target, features=features, drop=drop,
+                          id_column=id_column, task=task)
+    kept, classes, labels, train_rows, val_rows = _split_rows(table, plan, impute,
+                                                              validation_fraction, seed)
+    n = table.n_rows if kept is None else len(kept)
+    fit_rows = kept if val_rows is None else train_rows if kept is None else kept[train_rows]
+    schema = fit_schema(table, plan, fit_rows, classes, standardize=standardize, impute=impute,
+                        kept=kept)
+    X = _encode_inputs(table, [(j, _rows_of(plan.cells[j], kept)) for j in plan.feat_idx],
+                       schema, n)
+    Y = X if plan.task == "reconstruct" else _encode_training_targets(table, plan, schema, kept, labels)
+    ids = None
+    if plan.id_idx is not None:
+        ids = table.columns[plan.id_idx].as_text()
+        ids = ids if kept is None else [ids[i] for i in kept]
+    line_numbers = table.line_numbers if kept is None else table.line_numbers[kept]
+    return TrainingData(X, Y, schema, plan.task, schema.feature_names, ids, line_numbers,
+                        labels, val_rows, kept)
+
+
+def _split_rows(table: Table, plan: ColumnPlan, impute, fraction, seed):
+    """``(kept, classes, labels, train_rows, val_rows)``: the table rows trained on (None:
+    all), the classes and each kept row's class, and the validation split of the kept rows
+    (both None without a fraction). Training and :func:`held_out_rows` share it."""
+    keep = rows_to_keep(table, plan, impute)
+    kept = None if keep is None else np.flatnonzero(keep)
+    classes, labels = class_labels(table, plan, kept)
+    train_rows = val_rows = None
+    if fraction:
+        n = table.n_rows if kept is None else len(kept)
+        train_rows, val_rows = validation_split(n, fraction, seed, labels)
+    return kept, classes, labels, train_rows, val_rows
+
+
+def held_out_rows(table: Table, *, target=None, features=None, drop=None, id_column=None,
+                  task=None, impute=None, validation_fraction, seed) -> np.ndarray:
+    """int64: the table rows a training run with these options held out for validation —
+    the same steps as :func:`prepare_training`, so the same rows for the same file and seed."""
+    plan = choose_columns(table, target=target, features=features, drop=drop,
+                          id_column=id_column, task=task)
+    kept, _, _, _, val_rows = _split_rows(table, plan, impute, validation_fraction, seed)
+    return val_rows if kept is None else kept[val_rows]
+
+
+def table_rows(table: Table, rows) -> Table:
+    """The rows ``rows`` (int indices, in that order) of ``table`` as a new Table."""
+    rows = np.asarray(rows, np.int64)
+    columns = []
+    for c in table.columns:
+        if c.is_text:
+            columns.append(Column(c.name, c.index, text=[c.text[i] for i in rows.tolist()]))
+        else:
+            at = {int(r): k for k, r in enumerate(rows)}
+            bad = sorted((at[r], s) for r, s in c.bad if r in at)
+            columns.append(Column(c.name, c.index, values=c.values[rows], bad=bad))
+    return Table(list(table.names), columns, table.line_numbers[rows], table.source, table.sep,
+                 table.has_header, table.named, None)
+
+
+def choose_columns(table: Table, *, target=None, features=None, drop=None, id_column=None,
+                   task=None) -> ColumnPlan:
+    """Step 1: the target, feature and id columns; each analysed; the task inferred."""
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
     names = table.names
     ncols = len(names)
     id_idx = None if id_column is None else table.index_of(id_column)
@@ -431,37 +524,46 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
     for j in feat_idx:
         if cells[j].kind == "numeric":
             _check_numbers(table, j, cells[j])
+    task = _infer_task(table, target_idx, cells, task)
+    return ColumnPlan(list(names), target_idx, feat_idx, id_idx, cells, task)
 
-    # -- task
-    if task != "reconstruct":
-        if len(target_idx) > 1:
-            if task == "classification":
-                raise ConfigError("classification takes one target column; "
-                                  "several targets mean multi-output regression")
-            task = "regression"
-        tcells = [cells[j] for j in target_idx]
-        for j, c in zip(target_idx, tcells):
-            if c.kind == "numeric":
-                _check_numbers(table, j, c)
-            elif task == "regression" or len(target_idx) > 1:
-                row = int(np.argmin(c.missing))
-                raise DataError(f"{table.where(row, j)}: the target holds text "
-                                f"({table.columns[j].as_text()[row].strip()!r}); "
-                                f"a regression target must be numeric")
-        if task is None:
-            task = "classification" if _looks_categorical(tcells[0]) else "regression"
 
-    # -- missing values: rows to keep
+def _infer_task(table: Table, target_idx, cells, task):
+    """The task given, or the one the target suggests; a text regression target is an error."""
+    if task == "reconstruct":
+        return task
+    if len(target_idx) > 1:
+        if task == "classification":
+            raise ConfigError("classification takes one target column; "
+                              "several targets mean multi-output regression")
+        task = "regression"
+    tcells = [cells[j] for j in target_idx]
+    for j, c in zip(target_idx, tcells):
+        if c.kind == "numeric":
+            _check_numbers(table, j, c)
+        elif task == "regression" or len(target_idx) > 1:
+            row = int(np.argmin(c.missing))
+            raise DataError(f"{table.where(row, j)}: the target holds text "
+                            f"({table.columns[j].as_text()[row].strip()!r}); "
+                            f"a regression target must be numeric")
+    if task is None:
+        task = "classification" if _looks_categorical(tcells[0]) else "regression"
+    return task
+
+
+def rows_to_keep(table: Table, plan: ColumnPlan, impute) -> np.ndarray | None:
+    """Step 2: bool (n,) of the rows to train on, None for all. A missing target is an error
+    unless impute is 'drop'; a missing input is an error without impute; 'drop' drops both."""
     keep = None
-    for j in target_idx:
-        miss = cells[j].missing
+    for j in plan.target_idx:
+        miss = plan.cells[j].missing
         if miss.any():
             if impute == "drop":
                 keep = ~miss if keep is None else keep & ~miss
             else:
                 raise _missing_error(table, j, int(np.argmax(miss)), "target value")
-    for j in feat_idx:
-        miss = cells[j].missing
+    for j in plan.feat_idx:
+        miss = plan.cells[j].missing
         if miss.any():
             if impute is None:
                 raise _missing_error(table, j, int(np.argmax(miss)))
@@ -472,63 +574,146 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
             raise DataError(f"{table.source}: no row is left after dropping rows with missing values")
         if keep.all():
             keep = None
+    return keep
 
-    def rows(a):
-        return a if keep is None else a[keep]
 
-    # -- inputs
+def class_labels(table: Table, plan: ColumnPlan, rows=None):
+    """Step 3 (classification): ``(classes, labels)``, the sorted class names and each kept
+    row's class index; ``(None, None)`` for other tasks. Classes come from every kept row
+    (so a class seen only in validation rows still has an output)."""
+    if plan.task != "classification":
+        return None, None
+    j = plan.target_idx[0]
+    c = plan.cells[j]
+    if c.kind == "numeric":
+        v = _take(c.values, rows)
+        uniq = np.unique(v)
+        classes = [format_number(x) for x in uniq.tolist()]
+        labels = np.searchsorted(uniq, v).astype(np.int64)
+    else:
+        text = table.columns[j].as_text()
+        text = [s.strip() for s in (text if rows is None else (text[i] for i in rows))]
+        classes = sorted(set(text))
+        index = {s: i for i, s in enumerate(classes)}
+        labels = np.fromiter((index[s] for s in text), np.int64, len(text))
+    if len(classes) < 2:
+        raise DataError(f"{table.source}: the target column {plan.names[j]!r} has only one class "
+                        f"({classes[0]!r}); classification needs at least two")
+    return classes, labels
+
+
+def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize=True,
+               impute=None, kept=None) -> Schema:
+    """Step 4: the encoder, fitted on ``fit_rows`` (int indices into the table; None: all).
+    Means, standard deviations and imputed values come from those rows only; a categorical
+    column's vocabulary from every ``kept`` row (None: all), so that the network's width
+    does not depend on the split."""
+    names = plan.names
     inputs = []
-    for j in feat_idx:
-        c = cells[j]
+    for j in plan.feat_idx:
+        c = plan.cells[j]
         if c.kind == "categorical":
-            text = rows(np.array(c.text, dtype=object))
-            miss = rows(c.missing)
-            present = text[~miss]
+            present = np.array(c.text, dtype=object)[_fit_mask(c.missing, kept)].astype(str)
             if not len(present):
                 raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values")
-            vocab, counts = np.unique(present.astype(str), return_counts=True)
-            fill = str(vocab[int(np.argmax(counts))]) if impute else None
+            vocab = np.unique(present)
+            fill = None
+            if impute:
+                fitted = np.array(c.text, dtype=object)[_fit_mask(c.missing, fit_rows)].astype(str)
+                values, counts = np.unique(fitted if len(fitted) else present, return_counts=True)
+                fill = str(values[int(np.argmax(counts))])
             inputs.append(InputColumn(names[j], "categorical", vocabulary=[str(v) for v in vocab],
                                       impute=fill))
         else:
-            v = rows(c.values)
+            v = _take(c.values, fit_rows)
             ok = np.isfinite(v)
             if not ok.any():
-                raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values")
+                raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values"
+                                + (" in the training rows" if fit_rows is not None else ""))
             fill = None
             if impute is not None:
                 fill = float(np.median(v[ok]) if impute == "median" else np.mean(v[ok]))
-            mean, std = 0.0, 1.0
-            if standardize:
-                filled = v if fill is None or ok.all() else np.where(ok, v, fill)
-                mean = float(np.mean(filled))
-                std = float(np.std(filled))
-                if not std > 0 or not math.isfinite(std):
-                    std = 1.0
+            mean, std = (_mean_std(v if fill is None or ok.all() else np.where(ok, v, fill))
+                         if standardize else (0.0, 1.0))
             inputs.append(InputColumn(names[j], c.kind, mean=mean, std=std, impute=fill))
-
-    n = table.n_rows if keep is None else int(keep.sum())
-    # regression targets' statistics before X exists (np.std takes a temporary column)
-    target_stats = []
-    if task == "regression":
-        for j in target_idx:
-            mean, std = 0.0, 1.0
-            if standardize:
-                v = rows(cells[j].values)
-                mean, std = float(np.mean(v)), float(np.std(v))
-                if not std > 0 or not math.isfinite(std):
-                    std = 1.0
-            target_stats.append((mean, std))
-    schema = Schema(task, list(names), inputs, [], has_header=table.has_header,
-                    id_column=None if id_idx is None else names[id_idx], impute=impute,
+    schema = Schema(plan.task, list(names), inputs, [], has_header=table.has_header,
+                    id_column=None if plan.id_idx is None else names[plan.id_idx], impute=impute,
                     standardize=bool(standardize))
+    if plan.task == "reconstruct":
+        schema.target_names = [ic.name for ic in inputs]
+    elif plan.task == "classification":
+        j = plan.target_idx[0]
+        schema.target_names = [names[j]]
+        schema.target_kind = "numeric" if plan.cells[j].kind == "numeric" else "categorical"
+        schema.classes = classes
+    else:
+        schema.target_names = [names[j] for j in plan.target_idx]
+        schema.target_kind = "numeric"
+        stats = [_mean_std(_take(plan.cells[j].values, fit_rows)) if standardize else (0.0, 1.0)
+                 for j in plan.target_idx]
+        schema.target_mean = [m for m, _ in stats]
+        schema.target_std = [s for _, s in stats]
+    return schema
+
+
+def _mean_std(v):
+    """(mean, std) of v; a constant or degenerate column keeps std 1."""
+    mean, std = float(np.mean(v)), float(np.std(v))
+    return mean, (std if std > 0 and math.isfinite(std) else 1.0)
+
+
+def _take(a, rows):
+    return a if rows is None else a[rows]
+
+
+def _fit_mask(missing, fit_rows):
+    """bool mask of the present cells among fit_rows."""
+    mask = ~missing
+    if fit_rows is not None:
+        chosen = np.zeros(len(missing), bool)
+        chosen[fit_rows] = True
+        mask &= chosen
+    return mask
+
+
+def _rows_of(c: _Cells, rows) -> _Cells:
+    """The cells of ``rows`` (None: all)."""
+    if rows is None:
+        return c
+    if c.values is not None:
+        return _Cells(c.kind, values=c.values[rows])
+    return _Cells(c.kind, c.text_missing[rows], text=[c.text[i] for i in rows])
+
+
+def _encode_training_targets(table, plan, schema, rows, labels) -> np.ndarray:
+    """Y of the kept rows: one-hot classes, or standardised regression targets."""
+    if plan.task == "classification":
+        Y = np.zeros((len(labels), len(schema.classes)), np.float64)
+        Y[np.arange(len(labels)), labels] = 1.0
+        return Y
+    n = table.n_rows if rows is None else len(rows)
+    Y = np.empty((n, len(plan.target_idx)), np.float64)
+    for k, j in enumerate(plan.target_idx):
+        v = _take(plan.cells[j].values, rows)
+        mean, std = schema.target_mean[k], schema.target_std[k]
+        if (mean, std) == (0.0, 1.0):
+            Y[:, k] = v
+        else:  # (v - mean) / std, written straight into Y (no temporary column)
+            np.subtract(v, mean, out=Y[:, k])
+            Y[:, k] /= std
+    return Y
+
+
+def _encode_inputs(table: Table, columns, schema: Schema, n: int) -> np.ndarray:
+    """The one encoder of inputs, for training and for new data: X (n, n_features) float64
+    from ``columns``, one ``(table column index, _Cells)`` per schema input. Runs of complete
+    numeric columns are written row block by row block by the kernel."""
     X = np.empty((n, schema.n_features), np.float64)
     col_at = 0
-    run = []  # consecutive complete numeric columns: written row block by row block
-    for j, ic in zip(feat_idx, inputs):
-        c = cells[j]
+    run = []  # consecutive complete numeric columns
+    for (j, c), ic in zip(columns, schema.inputs):
         if ic.kind != "categorical" and _kernel is not None:
-            v = rows(c.values)
+            v = c.values
             if v.dtype == np.float64 and v.flags.c_contiguous and np.isfinite(v).all():
                 run.append((v, ic))
                 col_at += 1
@@ -536,63 +721,35 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
         _columns_into(X, col_at - len(run), run)
         run = []
         if ic.kind == "categorical":
-            _one_hot_into(X[:, col_at:col_at + ic.width], list(rows(np.array(c.text, dtype=object))),
-                          rows(c.missing), ic)
+            _one_hot_into(X[:, col_at:col_at + ic.width], c.text, c.missing, ic, table, j)
         else:
-            _numbers_into(X[:, col_at], rows(c.values), ic)
+            _numbers_into(X[:, col_at], c.values, ic, table, j)
         col_at += ic.width
     _columns_into(X, col_at - len(run), run)
-    del run
+    return X
 
-    # -- targets
-    labels = None
-    if task == "reconstruct":
-        schema.target_names = [ic.name for ic in inputs]
-        Y = X
-    elif task == "classification":
-        j = target_idx[0]
-        c = cells[j]
-        schema.target_names = [names[j]]
-        if c.kind == "numeric":
-            v = rows(c.values)
-            uniq = np.unique(v)
-            schema.target_kind = "numeric"
-            schema.classes = [format_number(x) for x in uniq.tolist()]
-            labels = np.searchsorted(uniq, v).astype(np.int64)
+
+def _cells_as_trained(table: Table, j: int, ic: InputColumn) -> _Cells:
+    """Column j of new data read as the kind training saw (errors name the cell)."""
+    col = table.columns[j]
+    if ic.kind == "numeric":
+        values, bad = col.as_numbers()
+        cells = _Cells("numeric", values=values, bad=bad)
+        _check_numbers(table, j, cells)
+        return cells
+    text = [s.strip() for s in col.as_text()]
+    missing = np.fromiter((s.lower() in MISSING_TOKENS for s in text), bool, len(text))
+    if ic.kind == "categorical":
+        return _Cells("categorical", missing, text=text)
+    values = np.empty(len(text), np.float64)
+    for r, (s, m) in enumerate(zip(text, missing)):
+        if m:
+            values[r] = np.nan
+        elif s.lower() in BOOLEAN_WORDS:
+            values[r] = BOOLEAN_WORDS[s.lower()]
         else:
-            text = [s.strip() for s in rows(np.array(table.columns[j].as_text(), dtype=object))]
-            uniq = sorted(set(text))
-            schema.target_kind = "categorical"
-            schema.classes = uniq
-            index = {s: i for i, s in enumerate(uniq)}
-            labels = np.fromiter((index[s] for s in text), np.int64, len(text))
-        if len(schema.classes) < 2:
-            raise DataError(f"{table.source}: the target column {names[j]!r} has only one class "
-                            f"({schema.classes[0]!r}); classification needs at least two")
-        Y = np.zeros((n, len(schema.classes)), np.float64)
-        Y[np.arange(n), labels] = 1.0
-    else:
-        schema.target_names = [names[j] for j in target_idx]
-        schema.target_kind = "numeric"
-        Y = np.empty((n, len(target_idx)), np.float64)
-        schema.target_mean, schema.target_std = [], []
-        for k, j in enumerate(target_idx):
-            v = rows(cells[j].values)
-            mean, std = target_stats[k]
-            schema.target_mean.append(mean)
-            schema.target_std.append(std)
-            if (mean, std) == (0.0, 1.0):
-                Y[:, k] = v
-            else:  # (v - mean) / std, written straight into Y (no temporary column)
-                np.subtract(v, mean, out=Y[:, k])
-                Y[:, k] /= std
-
-    ids = None
-    if id_idx is not None:
-        ids = table.columns[id_idx].as_text()
-        ids = ids if keep is None else [s for s, k in zip(ids, keep) if k]
-    return TrainingData(X, Y, schema, task, schema.feature_names, ids,
-                        rows(table.line_numbers), labels)
+            raise DataError(f"{table.where(r, j)}: expected true/false or yes/no, found {s!r}")
+    return _Cells("boolean", values=values)
 
 
 def _looks_categorical(c: _Cells) -> bool:
@@ -684,32 +841,8 @@ def encode_features(table: Table, schema: Schema) -> np.ndarray:
     filled per the schema (an error when training had no imputation).
     """
     idx = _match_columns(table, schema, [c.name for c in schema.inputs])
-    X = np.empty((table.n_rows, schema.n_features), np.float64)
-    at = 0
-    for j, ic in zip(idx, schema.inputs):
-        col = table.columns[j]
-        if ic.kind == "numeric":
-            values, bad = col.as_numbers()
-            _check_numbers(table, j, _Cells("numeric", values=values, bad=bad))
-            _numbers_into(X[:, at], values, ic, table, j)
-        else:
-            text = [s.strip() for s in col.as_text()]
-            missing = [s.lower() in MISSING_TOKENS for s in text]
-            if ic.kind == "boolean":
-                values = np.empty(len(text), np.float64)
-                for r, (s, m) in enumerate(zip(text, missing)):
-                    if m:
-                        values[r] = np.nan
-                    elif s.lower() in BOOLEAN_WORDS:
-                        values[r] = BOOLEAN_WORDS[s.lower()]
-                    else:
-                        raise DataError(f"{table.where(r, j)}: expected true/false or yes/no, "
-                                        f"found {s!r}")
-                _numbers_into(X[:, at], values, ic, table, j)
-            else:
-                _one_hot_into(X[:, at:at + ic.width], text, missing, ic, table, j)
-        at += ic.width
-    return X
+    columns = [(j, _cells_as_trained(table, j, ic)) for j, ic in zip(idx, schema.inputs)]
+    return _encode_inputs(table, columns, schema, table.n_rows)
 
 
 def encode_targets(table: Table, schema: Schema, *, scaled=True) -> np.ndarray:
@@ -783,6 +916,20 @@ def decode_outputs(raw, schema: Schema):
 # --------------------------------------------------------------------------- #
 # Splits
 # --------------------------------------------------------------------------- #
+
+
+def validation_split(n: int, fraction: float, seed, labels=None):
+    """``(train_rows, val_rows)``: the one validation split of the CLI's ``--val-split`` and
+    the API's ``validation_fraction``, so both hold out the same rows of the same data.
+
+    Stratified by ``labels`` (classification) as :func:`stratified_split` says, random
+    otherwise. The generator is child 2 of ``SeedSequence(seed)``; the Trainer shuffles with
+    child 1, so the split and the shuffling are independent streams of one seed.
+    """
+    if n < 2:
+        raise DataError("too few rows to hold out a validation set; use --val-split 0")
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    return stratified_split(labels, n, fraction, rng)
 
 
 def stratified_split(labels, n: int, fraction: float, rng: np.random.Generator):

@@ -1,15 +1,13 @@
-"""From a CSV table and resolved options to a trained model: what `nncli train` does,
-without the terminal. Each step is a function so the CLI and tests can use them alone.
+"""The steps of a training run (`nncli.run.TrainingRun`), each a function of the data and the
+options: the arrays, the network, the optimiser, the trainer, the validation arrays, the meta.
 
 Options are a plain dict (the resolved configuration, stored in the model as it is):
 target, features, drop, id, task, standardize, impute, layers (hidden widths),
 activation, loss, optimizer, lr, momentum, beta1, beta2, eps, weight_decay, clip_norm,
 batch_size, epochs, schedule, val_split, early_stopping, init, seed, dtype, threads.
 """
-import numpy as np
-
 from nncli import data as D
-from nncli.errors import ConfigError, DataError
+from nncli.errors import ConfigError
 from nncli.functions import LOSSES
 from nncli.model_io import build_meta, json_safe
 from nncli.network import Network
@@ -20,12 +18,14 @@ from nncli.training import Trainer
 DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse", "reconstruct": "mse"}
 
 
-def prepare_data(table, opts):
-    """TrainingData from a table and the column/task options."""
+def prepare_data(table, opts, split=True):
+    """TrainingData from a table and the column/task options; with `split`, the rows
+    held out by val_split are chosen first and left out of the statistics."""
     return D.prepare_training(
         table, target=opts.get("target"), features=opts.get("features"), drop=opts.get("drop"),
         id_column=opts.get("id"), task=opts.get("task"),
-        standardize=opts.get("standardize", True), impute=opts.get("impute"))
+        standardize=opts.get("standardize", True), impute=opts.get("impute"),
+        validation_fraction=(opts.get("val_split") or 0.0) if split else 0.0, seed=opts.get("seed"))
 
 
 def resolve_loss(opts, task):
@@ -55,22 +55,17 @@ def build_network(data, opts):
         raise ConfigError(str(e)) from None
 
 
-def split_validation(data, opts, val_table=None):
-    """(train X, train Y, validation (X, Y) or None) per --val-split / --val-data."""
+def split_validation(data, val_table=None):
+    """(train X, train Y, validation (X, Y) or None): the rows data.val_rows held out,
+    or `val_table` encoded with the data's schema."""
     if val_table is not None:
         Xv = D.encode_features(val_table, data.schema)
         Yv = D.encode_targets(val_table, data.schema)
         return data.X, data.Y, (Xv, Yv)
-    fraction = opts.get("val_split") or 0.0
-    if not fraction:
+    if data.val_rows is None or len(data.val_rows) == 0:
         return data.X, data.Y, None
-    if len(data.X) < 2:
-        raise DataError("too few rows to hold out a validation set; use --val-split 0")
-    rng = np.random.default_rng(np.random.SeedSequence(opts.get("seed")).spawn(3)[2])
-    train_idx, val_idx = D.stratified_split(data.labels, len(data.X), fraction, rng)
-    if len(val_idx) == 0:
-        return data.X, data.Y, None
-    return data.X[train_idx], data.Y[train_idx], (data.X[val_idx], data.Y[val_idx])
+    train = data.train_rows
+    return data.X[train], data.Y[train], (data.X[data.val_rows], data.Y[data.val_rows])
 
 
 def make_optimizer(opts):

@@ -66,6 +66,27 @@ def accuracy(outputs, Y, loss):
     return float(np.mean(np.all((outputs > 0.5) == (Y > 0.5), axis=1)))
 
 
+def _split_off_validation(X, Y, fraction, seed, loss):
+    """(X, Y, (Xv, Yv)): the rows `nncli train --val-split` holds out for the same data and
+    seed — stratified by class for a classification loss with one class per row."""
+    from nncli.data import validation_split
+    if not 0 < fraction < 1:
+        raise ValueError("validation_fraction must lie in (0, 1)")
+    if len(X) < 2:
+        raise ValueError("validation_fraction needs at least two rows")
+    labels = None
+    if LOSSES[loss].output != "value":
+        if Y.shape[1] == 1:
+            labels = Y[:, 0] > 0.5
+        elif np.all(Y.sum(1) == 1):    # one-hot (or a softmax target): its most likely class
+            labels = Y.argmax(1)
+    tr, val = validation_split(len(X), fraction, seed, labels)
+    if len(val) == 0:
+        raise ValueError(f"validation_fraction={fraction} holds out no row of {len(X)}; "
+                         "use a larger fraction or pass validation=(Xv, Yv)")
+    return X[tr], Y[tr], (X[val], Y[val])
+
+
 class Trainer:
     """One training run of `network` on (X, Y). See `train` for the options."""
 
@@ -79,20 +100,18 @@ class Trainer:
             raise ValueError("no training rows")
         if epochs < 0:
             raise ValueError("epochs must not be negative")
-        seeds = np.random.SeedSequence(seed if seed is not None else None)
-        split_seed, shuffle_seed = seeds.spawn(2)
+        # Child 1 shuffles; child 2 is validation_split's (nncli.data), shared with the CLI.
+        shuffle_seed = np.random.SeedSequence(seed).spawn(2)[1]
         if validation is None and validation_fraction:
-            if not 0 < validation_fraction < 1:
-                raise ValueError("validation_fraction must lie in (0, 1)")
-            perm = np.random.default_rng(split_seed).permutation(len(X))
-            n_val = max(1, int(round(len(X) * validation_fraction)))
-            if n_val >= len(X):
-                raise ValueError("validation_fraction leaves no training rows")
-            val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            X, Y, validation = X[tr], Y[tr], (X[val], Y[val])
+            X, Y, validation = _split_off_validation(X, Y, validation_fraction, seed, network.loss)
         if validation is not None:
             Xv = network.as_input(validation[0])
             validation = (Xv, network.as_target(validation[1], len(Xv)))
+        if early_stopping is not None and validation is None:
+            # Stopping on the training loss would only stop a run that has stopped learning
+            # the training set, which is not what early stopping is for.
+            raise ValueError("early_stopping watches the validation loss: give validation=(Xv, Yv) "
+                             "or validation_fraction")
         self.X, self.Y, self.validation = np.ascontiguousarray(X), np.ascontiguousarray(Y), validation
         if batch_size in (None, "full", 0):
             batch_size = len(self.X)
@@ -236,8 +255,10 @@ def train(network, X, Y, *, optimizer="adam", lr=None, momentum=None, beta1=None
     norm); unset ones take the optimiser's defaults, and one the optimiser does not take is a
     ValueError — or an `Optimizer`, which carries its own.
     batch_size: 1 is SGD, None/'full' is full-batch gradient descent.
-    validation: (Xv, Yv), or validation_fraction of the rows held out. early_stopping: patience
-    in epochs on the validation loss (training loss without validation); the best φ is restored.
+    validation: (Xv, Yv), or validation_fraction of the rows held out — the rows `nncli train
+    --val-split` holds out for the same seed (stratified by class for a classification loss).
+    early_stopping: patience in epochs on the validation loss, the best φ restored; it needs
+    validation data (a ValueError without).
     schedule: constant, step, exponential, cosine or plateau, with schedule_options such as
     {"gamma": 0.5, "step_size": 10} (see nncli.schedules). callbacks: callables
     cb(record, trainer), called after each epoch; returning True stops training.

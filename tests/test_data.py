@@ -776,3 +776,46 @@ def test_prepare_training_matrix_is_c_contiguous_and_standardised(tmp_path):
     expected = np.column_stack([(c - c.mean()) / c.std() for c in cols])  # bit for bit
     assert np.array_equal(d.X, expected[:, :3])
     assert np.array_equal(d.Y[:, 0], expected[:, 3])
+
+
+# --------------------------------------------------------------------------- #
+# The validation split comes before the statistics
+# --------------------------------------------------------------------------- #
+
+
+def test_statistics_come_from_the_training_rows_only():
+    rng = np.random.default_rng(0)
+    n = 50
+    x = rng.normal(0, 1, n)
+    z = [("" if i % 7 == 0 else format(v, ".6g")) for i, v in enumerate(rng.normal(5, 2, n))]
+    y = rng.normal(10, 3, n)
+    text = "x,z,y\n" + "".join(f"{float(a)!r},{b},{float(c)!r}\n" for a, b, c in zip(x, z, y))
+    d = prepare_training(read_csv(csv_bytes(text)), impute="mean", validation_fraction=0.3, seed=4)
+    assert len(d.val_rows) == 15 and len(d.train_rows) == 35
+    tr = d.train_rows
+    zs = np.array([float(s) if s else np.nan for s in z])
+    fill = np.nanmean(zs[tr])
+    assert d.schema.inputs[0].mean == pytest.approx(x[tr].mean(), rel=1e-12)
+    assert d.schema.inputs[0].std == pytest.approx(x[tr].std(), rel=1e-12)
+    assert d.schema.inputs[1].impute == pytest.approx(fill, rel=1e-12)
+    assert d.schema.inputs[1].mean == pytest.approx(np.where(np.isnan(zs[tr]), fill, zs[tr]).mean())
+    assert d.schema.target_mean[0] == pytest.approx(y[tr].mean(), rel=1e-12)
+    assert d.schema.target_mean[0] != pytest.approx(y.mean(), rel=1e-6)
+    # Every row is encoded (validation rows with the training statistics).
+    np.testing.assert_allclose(d.X[:, 0], (x - x[tr].mean()) / x[tr].std())
+
+
+def test_the_split_is_decided_among_the_rows_kept(tmp_path):
+    text = "a,b\n" + "".join(f"{i},{'' if i % 5 == 0 else i % 2}\n" for i in range(40))
+    d = prepare_training(read_csv(csv_bytes(text)), impute="drop", task="classification",
+                         validation_fraction=0.25, seed=1)
+    assert len(d.X) == 32 and len(d.val_rows) == 8
+    assert np.bincount(d.labels[d.val_rows]).tolist() == [4, 4]   # stratified
+
+
+def test_encode_features_is_the_training_encoder(tmp_path):
+    text = ("n,b,c,y\n1.5,yes,red,1\n,no,blue,2\n3.25,true,,1\n-2,false,red,2\n"
+            "7,yes,green,1\n0.5,NA,blue,2\n")
+    t = read_csv(csv_bytes(text))
+    d = prepare_training(t, impute="median", target="y", validation_fraction=0.34, seed=2)
+    np.testing.assert_array_equal(encode_features(t, d.schema), d.X)

@@ -145,3 +145,23 @@ def test_accuracy_counts_rows_not_cells():
     assert accuracy(out, Y, "bce") == 0.75
     multi = np.array([[1, 0, 1], [0, 1, 1]], dtype=float)
     assert accuracy(np.array([[0.9, 0.2, 0.7], [0.1, 0.2, 0.8]]), multi, "bce") == 0.5
+
+
+def test_validation_fraction_holds_out_the_rows_the_cli_holds_out():
+    # nncli train --val-split 0.2 --seed s and train(..., validation_fraction=0.2, seed=s):
+    # the same rows, stratified by class (10 of each iris species).
+    import os
+    from nncli.data import prepare_training, read_csv
+    table = read_csv(os.path.join(os.path.dirname(__file__), "..", "data", "iris.csv"))
+    for seed in (0, 7):
+        d = prepare_training(table, validation_fraction=0.2, seed=seed)
+        trainer = Trainer(Network([4, 3], loss="cross_entropy", dtype="float64"), d.X, d.Y,
+                          validation_fraction=0.2, seed=seed, epochs=0)
+        np.testing.assert_array_equal(trainer.validation[0], d.X[d.val_rows])
+        np.testing.assert_array_equal(trainer.X, d.X[d.train_rows])
+        assert np.bincount(d.labels[d.val_rows]).tolist() == [10, 10, 10]
+
+
+def test_validation_fraction_too_small_for_the_data_is_refused():
+    with pytest.raises(ValueError, match="holds out no row of 4"):
+        Trainer(Network([2, 1]), XOR_X, XOR_Y, validation_fraction=0.1)

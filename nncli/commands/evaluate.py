@@ -3,7 +3,7 @@ import json
 
 import click
 
-from nncli.commands.options import csv_input_options, read_kwargs
+from nncli.commands.options import csv_input_options, read_kwargs, warn_if_diverged
 
 
 @click.command("evaluate")
@@ -12,25 +12,36 @@ from nncli.commands.options import csv_input_options, read_kwargs
 @csv_input_options
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--json", "json_out", is_flag=True, help="Print the metrics as one JSON object.")
-def command(model, data, threads, json_out, **csv_opts):
+@click.option("--held-out", is_flag=True,
+              help="Score only the rows the model held out for validation (DATA: its training file).")
+def command(model, data, threads, json_out, held_out, **csv_opts):
     """Score MODEL on DATA, a CSV with the target column(s).
 
     Regression: MSE, RMSE, MAE, R² (original units). Classification: accuracy, log-loss,
     precision/recall/F1 per class and the confusion matrix. Reconstruct: the mean
     reconstruction error.
 
+    --held-out scores exactly the rows `nncli train --val-split` held out of DATA (the
+    file the model was trained on, checked by its sha256).
+
     \b
-    Example:
+    Examples:
       nncli evaluate iris.npz data/iris.csv
+      nncli evaluate iris.npz data/iris.csv --held-out
     """
     from nncli import data as D
     from nncli.model_io import load_model
     from nncli.predicting import Evaluation, evaluate_chunk, metrics, model_schema
+    from nncli.run import held_out_table
     loaded = load_model(model)
     schema = model_schema(loaded, model)
+    warn_if_diverged(loaded.meta, model)
     ev = Evaluation(schema.task)
-    for table in D.iter_csv_chunks(data, **read_kwargs(csv_opts, schema)):
-        evaluate_chunk(ev, loaded.network, schema, table, threads)
+    if held_out:   # the training file, read as training read it
+        evaluate_chunk(ev, loaded.network, schema, held_out_table(data, loaded.meta, model), threads)
+    else:
+        for table in D.iter_csv_chunks(data, **read_kwargs(csv_opts, schema)):
+            evaluate_chunk(ev, loaded.network, schema, table, threads)
     result = metrics(ev, schema)
     if json_out:
         click.echo(json.dumps(result))

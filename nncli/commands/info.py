@@ -15,6 +15,7 @@ def command(model, json_out):
       nncli info iris.npz
     """
     from nncli.model_io import load_model
+    from nncli.run import diverged_note
     loaded = load_model(model)
     net, meta = loaded.network, loaded.meta
     layers = []
@@ -26,7 +27,8 @@ def command(model, json_out):
             "inputs": meta.get("feature_names"), "config": meta.get("config"),
             "data_sha256": meta.get("data_sha256"), "train_rows": meta.get("train_rows"),
             "val_rows": meta.get("val_rows"), "epochs_run": meta.get("epochs_run"),
-            "metrics": meta.get("metrics"), "checkpoint": "checkpoint" in meta}
+            "metrics": meta.get("metrics"), "checkpoint": "checkpoint" in meta,
+            "diverged": meta.get("diverged") is True, "diverged_epoch": meta.get("diverged_epoch")}
     if json_out:
         click.echo(json.dumps(info))
         return
@@ -50,6 +52,9 @@ def command(model, json_out):
     if info["metrics"]:
         out.append("metrics    " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in info["metrics"].items() if v is not None))
+    note = diverged_note(meta)
+    if note:
+        out.append(f"diverged   yes — {note}")
     if info["checkpoint"]:
         out.append("checkpoint yes (resume with: nncli train DATA --resume " + model + ")")
     click.echo("\n".join(out))

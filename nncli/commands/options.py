@@ -159,3 +159,11 @@ def default_output(data_path, suffix):
 
 def echo_err(message):
     click.echo(message, err=True)
+
+
+def warn_if_diverged(meta, model_path):
+    """One stderr line when the model was saved by --save-diverged (predict, evaluate)."""
+    from nncli.run import diverged_note
+    note = diverged_note(meta)
+    if note:
+        echo_err(f"Warning: {model_path} was {note}; its outputs may be poor.")

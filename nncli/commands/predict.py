@@ -3,7 +3,7 @@ import sys
 
 import click
 
-from nncli.commands.options import csv_input_options, read_kwargs
+from nncli.commands.options import csv_input_options, read_kwargs, warn_if_diverged
 
 
 @click.command("predict")
@@ -35,6 +35,7 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_op
     from nncli.predicting import format_rows, model_schema, output_header, predict_chunk, quote
     loaded = load_model(model)
     schema = model_schema(loaded, model)
+    warn_if_diverged(loaded.meta, model)
     if proba and schema.task != "classification":
         raise click.UsageError("--proba applies to classification models only")
     chunks = D.iter_csv_chunks(data, chunk_rows=chunk_rows,

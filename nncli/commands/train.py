@@ -160,10 +160,54 @@ def command(**opts):
       cat data/xor.csv | nncli train - --layers 4 --activation tanh --lr 0.05 --batch-size full
       nncli train data/three.csv --config run.toml --epochs 50
     """
-    from nncli.commands.train_run import run
+    from nncli.commands.options import default_output, echo_err, read_kwargs
+    from nncli.progress import Progress
+    from nncli.run import TrainingRun, loss_log_beside
     ctx = click.get_current_context()
     given = {name for name in opts if name not in NOT_CONFIG
              and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
-    summary = run(opts, {k: v for k, v in opts.items() if k not in NOT_CONFIG}, given)
+    read_kwargs(opts)   # --sep and --columns, checked with Click's messages
+    output = opts["output"] or default_output(opts["data"], ".npz")
+    run = TrainingRun(opts["data"], {k: v for k, v in opts.items() if k not in NOT_CONFIG},
+                      output=output, loss_log=opts["loss_log"] or loss_log_beside(output),
+                      checkpoint=opts["checkpoint"], checkpoint_every=opts["checkpoint_every"],
+                      resume=opts["resume"], val_data=opts["val_data"],
+                      save_diverged=opts["save_diverged"], given=given).prepare()
+    progress = None
+    if not opts["quiet"]:
+        progress = Progress(run.trainer.epochs, every=opts["log_every"])
+        echo_err(_start_line(run))
+    try:
+        summary = run.train([progress] if progress else [])
+    finally:
+        trainer = run.trainer
+        if progress is not None and trainer.history.records and trainer.epoch < trainer.epochs:
+            progress.close()
+    if not opts["quiet"]:
+        echo_err(_summary_line(summary))
     if opts["json_out"]:
         click.echo(json.dumps(summary, allow_nan=False))
+
+
+def _start_line(run):
+    net, n_val = run.net, len(run.validation[0]) if run.validation else 0
+    return (f"Training {'→'.join(map(str, net.layers))} network ({net.n_params} parameters) "
+            f"on {len(run.trainer.X)} rows"
+            + (f", validating on {n_val}" if n_val
+               else ", no validation (too few rows for --val-split)" if run.split_left_no_rows else "")
+            + f" ({run.data.task}, {net.loss}, {run.config.get('optimizer')}).")
+
+
+def _summary_line(s):
+    parts = [f"train loss {s['train_loss']:.4g}"]
+    if s.get("val_loss") is not None:
+        parts.append(f"val loss {s['val_loss']:.4g}")
+    if s.get("val_accuracy") is not None:
+        parts.append(f"val accuracy {s['val_accuracy']:.4f}")
+    if s.get("val_rmse") is not None:   # regression, in the target's units
+        r2 = "—" if s["val_r2"] is None else f"{s['val_r2']:.4f}"
+        parts.append(f"val RMSE {s['val_rmse']:.4g}, MAE {s['val_mae']:.4g}, R² {r2}")
+    rate = f", {s['samples_per_second']:,.0f} samples/s" if s["samples_per_second"] else ""
+    stop = f", stopped early, kept epoch {s['best_epoch']}" if s["stopped_early"] else ""
+    return (f"Done: {s['epochs']} epochs in {s['seconds']:.2f} s{rate}{stop}; {', '.join(parts)}.\n"
+            f"Model: {s['model']}   loss log: {s['loss_log']}")

@@ -1,0 +1,305 @@
+"""One training run, as `nncli train` does it, without the terminal.
+
+`TrainingRun` owns the whole path: read the CSV, prepare the arrays, build the network, split
+off the validation rows, train with callbacks, write checkpoints, resume one (refusing options
+or data that differ from it), save the model with its meta (or, with ``save_diverged``, the
+last finite parameters of a run that diverged). It never prints and never imports click:
+progress reaches the caller through the epoch callbacks given to `train`, and every problem
+a user can cause is an `nncli.errors` exception. The CLI (`commands/train.py`) parses options,
+calls it and prints; a sweep or an out-of-core trainer can drive it the same way::
+
+    run = TrainingRun("data/iris.csv", {"epochs": 50, "seed": 1}, output="iris.npz")
+    run.prepare()            # everything that can fail before the first epoch
+    summary = run.train()    # epochs, loss log, checkpoints, model file; a JSON-ready dict
+
+``config`` is the resolved training configuration, stored in the model as it is (the keys of
+`nncli.pipeline`'s docstring, plus the CSV options sep, no_header, columns).
+"""
+import os
+import stat
+
+from nncli import data as D
+from nncli import pipeline
+from nncli.errors import ConfigError, DivergenceError, ModelFileError
+from nncli.model_io import check_writable, json_safe, load_model, save_model
+from nncli.progress import LossLog
+
+
+def _same_file(a, b):
+    """True when paths a and b name one regular file (it need not exist yet). A device
+    (-o /dev/null --loss-log /dev/null) is written through, not over: no clash."""
+    try:
+        return os.path.samefile(a, b) and stat.S_ISREG(os.stat(a).st_mode)
+    except OSError:   # one of them does not exist (yet)
+        return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def loss_log_beside(model_path):
+    """The default loss log of a model: 'iris.npz' → 'iris.loss.csv'."""
+    base = model_path[:-4] if model_path.lower().endswith(".npz") else model_path
+    return base + ".loss.csv"
+
+
+def diverged_note(meta):
+    """'saved by --save-diverged at epoch N' for a model written after its training diverged,
+    else None: info shows it, predict and evaluate warn with it."""
+    if meta.get("diverged") is not True:
+        return None
+    epoch = meta.get("diverged_epoch")
+    at = f" at epoch {epoch}" if isinstance(epoch, int) and not isinstance(epoch, bool) else ""
+    return f"saved by --save-diverged{at}, when training diverged (the parameters before that epoch)"
+
+
+def csv_read_options(config):
+    """Keyword arguments of `read_csv` from the CSV options sep, no_header, columns."""
+    sep = config.get("sep")
+    return {"sep": "\t" if sep in ("\\t", "tab") else sep, "header": not config.get("no_header"),
+            "columns": config.get("columns") or None}
+
+
+class TrainingRun:
+    """One training run of `data` (a CSV path, or '-' for stdin) with `config`.
+
+    output: the model file. loss_log: the loss-log CSV (None: none written). checkpoint /
+    checkpoint_every: a resumable checkpoint written every so many epochs (and at the last).
+    resume: a checkpoint to continue; its configuration replaces `config`, and the options in
+    `given` (the ones the user typed) must agree with it. val_data: a validation CSV instead of
+    the config's val_split. save_diverged: write the last finite model when training diverges.
+    """
+
+    def __init__(self, data, config, *, output, loss_log=None, checkpoint=None, checkpoint_every=10,
+                 resume=None, val_data=None, save_diverged=False, given=()):
+        self.data_path = data
+        self.config = dict(config)
+        self.output = output
+        self.loss_log = loss_log
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+        self.val_data_path = val_data
+        self.save_diverged = save_diverged
+        self.given = set(given)
+        self.trainer = None
+
+    # -- before the first epoch ----------------------------------------------------------
+    def prepare(self):
+        """Read, check, build and split: everything that can fail before training. Returns self."""
+        self._check_paths()
+        state = self._resume_state() if self.resume else None
+        read = csv_read_options(self.config)
+        self.table = D.read_csv(self.data_path, **read)
+        if state is not None and state["data_sha256"] != self.table.sha256:
+            raise ConfigError(f"{self.data_path} is not the data the checkpoint {self.resume} was "
+                              "trained on (its sha256 differs)")
+        has_val_data = bool(self.val_data_path or state and state["val_data"])
+        self.data = pipeline.prepare_data(self.table, self.config, split=not has_val_data)
+        self.net = pipeline.build_network(self.data, self.config)
+        self.val_table = self._read_val_data(read, state)
+        X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
+        if self.config.get("early_stopping") and self.validation is None:
+            raise ConfigError(
+                "--early-stopping watches the validation loss, but "
+                + (f"--val-split {self.config['val_split']} holds out no row of {len(X)}; use a "
+                   "larger --val-split" if self.config.get("val_split") else
+                   "there is no validation set (--val-split 0); use --val-split 0.2")
+                + " or --val-data FILE, or leave out --early-stopping")
+        self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config)
+        # Store what was resolved, not what was left to defaults.
+        self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
+        if state is not None:
+            try:
+                self.trainer.load_state(state["checkpoint"], state["arrays"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ModelFileError(f"{self.resume}: the checkpoint's training state is "
+                                     f"damaged ({type(e).__name__}: {e})") from None
+        for path in (self.output, self.loss_log, self.checkpoint):
+            if path:
+                check_writable(path)
+        return self
+
+    @property
+    def split_left_no_rows(self):
+        """True when val_split was asked for but held out no row (too few rows)."""
+        return self.validation is None and bool(self.config.get("val_split")) and self.val_table is None
+
+    def _check_paths(self):
+        """Refuse, before anything is written, a file the run would write over another of its
+        files: the model over its own training data, the loss log over the model..."""
+        reads = [("the training data", None if self.data_path == "-" else self.data_path),
+                 ("--val-data", self.val_data_path), ("--resume", self.resume)]
+        writes = [("the model (-o)", self.output), ("--loss-log", self.loss_log),
+                  ("--checkpoint", self.checkpoint)]
+        reads = [(n, p) for n, p in reads if p]
+        writes = [(n, p) for n, p in writes if p]
+        for i, (name, path) in enumerate(writes):
+            for other, other_path in reads + writes[:i]:
+                if (other, name) == ("--resume", "--checkpoint"):
+                    continue   # a resumed run goes on writing its checkpoint
+                if _same_file(path, other_path):
+                    raise ConfigError(f"{other} and {name} are the same file ({path}); "
+                                      "training would overwrite it: give each its own path")
+
+    def _resume_state(self):
+        """The checkpoint's configuration (which becomes this run's) and training state."""
+        model = load_model(self.resume)
+        meta = model.meta
+        if "checkpoint" not in meta or not {"opt_s1", "opt_s2"} <= set(model.arrays):
+            raise ModelFileError(f"{self.resume} is a model, not a checkpoint (train with --checkpoint)")
+        if not isinstance(meta.get("config"), dict):
+            raise ModelFileError(f"{self.resume}: the checkpoint has no training configuration")
+        val_data = meta["checkpoint"].get("val_data")
+        if val_data is not None and not (isinstance(val_data, dict) and isinstance(val_data.get("path"), str)
+                                         and isinstance(val_data.get("sha256"), str)):
+            raise ModelFileError(f"{self.resume}: the checkpoint's val_data entry is damaged")
+        typed, self.config = self.config, dict(meta["config"])
+        # A resumed run is the checkpoint's run: an option that would change it is refused
+        # rather than silently ignored.
+        changed = sorted(n for n in self.given if json_safe(typed.get(n)) != self.config.get(n))
+        if changed:
+            raise ConfigError("--resume continues the checkpoint's run with its own options; "
+                              "these differ from it: "
+                              + ", ".join("--" + n.replace("_", "-") for n in changed))
+        return {"checkpoint": meta["checkpoint"], "arrays": dict(model.arrays, phi=model.network.phi),
+                "data_sha256": meta.get("data_sha256"), "val_data": val_data}
+
+    def _read_val_data(self, read, state):
+        """The validation table; when resuming, the checkpoint's (which val_data may name again)."""
+        if state is None:
+            return D.read_csv(self.val_data_path, **read) if self.val_data_path else None
+        saved = state["val_data"]
+        if saved is None:
+            if self.val_data_path:
+                raise ConfigError(f"the run in {self.resume} had no --val-data; resume it without one")
+            return None
+        table = D.read_csv(self.val_data_path or saved["path"], **read)
+        if table.sha256 != saved["sha256"]:
+            raise ConfigError(f"{table.source} is not the validation data the checkpoint "
+                              f"{self.resume} was trained with (its sha256 differs)")
+        return table
+
+    # -- training ------------------------------------------------------------------------
+    def train(self, callbacks=()):
+        """Train (after `prepare`), write the loss log, checkpoints and the model; return the
+        summary. `callbacks` are the Trainer's epoch callbacks, called before the run's own.
+        Ctrl-C raises KeyboardInterrupt whose message says what was kept."""
+        if self.trainer is None:
+            self.prepare()
+        trainer, net = self.trainer, self.net
+        callbacks = list(callbacks)
+        log = None
+        if self.loss_log:
+            metric_names = (["val_accuracy"] if self.validation is not None
+                            and self.data.task == "classification" else [])
+            log = LossLog(self.loss_log, metric_names, trainer.history.records)
+            callbacks.append(log)
+        if self.checkpoint:
+            callbacks.append(self._save_checkpoint)
+        try:
+            trainer.run(callbacks)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(self._interrupted()) from None
+        except DivergenceError as e:
+            if self.save_diverged:
+                # The parameters of the last epoch that ended finite: a NaN model is no model.
+                net.phi[:] = trainer.phi_before_epoch
+                save_model(self.output, net, {**self.meta(), "diverged": True, "diverged_epoch": e.epoch})
+            raise
+        finally:
+            if log is not None:
+                log.close()
+        meta = self.meta(final=True)
+        save_model(self.output, net, meta)
+        h = trainer.history
+        return {"model": self.output, "loss_log": self.loss_log, "task": self.data.task,
+                "layers": net.layers, "n_params": net.n_params, "epochs": trainer.epoch,
+                "stopped_early": h.stopped_early, "best_epoch": h.best_epoch,
+                "seconds": round(h.seconds, 6),
+                # Both already JSON-safe in the meta (non-finite values are None there).
+                "samples_per_second": meta["samples_per_second"],
+                **{k: v for k, v in meta["metrics"].items() if k != "epoch"}}
+
+    def execute(self, callbacks=()):
+        """prepare() then train(callbacks): the whole run."""
+        return self.prepare().train(callbacks)
+
+    def meta(self, final=False):
+        """The model's meta document as of now; `final` adds the validation metrics in the
+        target's units (regression), which cost a pass over the validation rows."""
+        meta = pipeline.model_meta(self.net, self.data, self.config, self.trainer, self.table.sha256)
+        meta["validation"] = self._validation_source()
+        if final:
+            meta["metrics"] = {**meta["metrics"], **self._metrics_in_target_units()}
+        return meta
+
+    def _validation_source(self):
+        """Where the validation rows came from: what `evaluate --held-out` needs to find
+        them again (the data's sha256 and the seed are in the meta already)."""
+        if self.validation is None:
+            return {"source": None, "rows": 0}
+        rows = len(self.validation[0])
+        if self.val_table is not None:
+            return {"source": "file", "sha256": self.val_table.sha256, "rows": rows}
+        return {"source": "split", "fraction": self.config["val_split"], "rows": rows}
+
+    def _metrics_in_target_units(self):
+        """Regression: RMSE, MAE and R² of the validation rows in the target's own units (the
+        loss is computed on standardised targets), by the code `nncli evaluate` runs."""
+        if self.data.task != "regression" or self.validation is None:
+            return {}
+        from nncli.predicting import Evaluation, evaluate_chunk, metrics
+        table = self.val_table
+        if table is None:
+            rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]
+            table = D.table_rows(self.table, rows)
+        ev = Evaluation("regression")
+        evaluate_chunk(ev, self.net, self.data.schema, table, self.config.get("threads"))
+        m = metrics(ev, self.data.schema)
+        return json_safe({"val_rmse": m["rmse"], "val_mae": m["mae"], "val_r2": m["r2"]})
+
+    def _save_checkpoint(self, record, trainer):
+        if record.epoch % self.checkpoint_every == 0 or record.epoch == trainer.epochs:
+            val_info = None if self.val_table is None else {
+                "path": os.path.abspath(self.val_table.source), "sha256": self.val_table.sha256}
+            # The validation file is not part of the stored config: resuming needs it too.
+            meta = {**self.meta(), "checkpoint": {**trainer.state_dict(), "val_data": val_info}}
+            save_model(self.checkpoint, self.net, meta, trainer.arrays())
+        return False
+
+    def _interrupted(self):
+        """The message of a run stopped by Ctrl-C or SIGTERM: what was kept, how to go on."""
+        t, ckpt = self.trainer, self.checkpoint
+        saved = ckpt and os.path.exists(ckpt) and t.epoch >= self.checkpoint_every
+        hint = f" (continue from the last checkpoint with --resume {ckpt})" if saved else ""
+        return f"interrupted after {t.epoch} of {t.epochs} epochs; no model written{hint}"
+
+
+def held_out_table(data, meta, model):
+    """The rows of the CSV `data` (the training file of the model whose meta this is) that
+    the run held out for validation, as a Table: what `evaluate --held-out` scores. The file
+    is read as training read it; `model` names the model in errors."""
+    val = meta.get("validation")
+    config = meta.get("config")
+    if not isinstance(val, dict) or not isinstance(config, dict):
+        raise ConfigError(f"{model} does not record its validation rows (trained by an older "
+                          "nncli or through the API); evaluate it without --held-out")
+    if val.get("source") == "file":
+        raise ConfigError(f"{model} was validated on a --val-data file, not on held-out rows: "
+                          "evaluate it on that file without --held-out")
+    if val.get("source") != "split":
+        raise ConfigError(f"{model} held out no rows (trained with --val-split 0); "
+                          "evaluate it without --held-out")
+    table = D.read_csv(data, **csv_read_options(config))
+    if table.sha256 != meta.get("data_sha256"):
+        raise ConfigError(f"{table.source} is not the data {model} was trained on (its sha256 "
+                          "differs), so its held-out rows are unknown")
+    try:
+        rows = D.held_out_rows(table, target=config.get("target"), features=config.get("features"),
+                               drop=config.get("drop"), id_column=config.get("id"),
+                               task=config.get("task"), impute=config.get("impute"),
+                               validation_fraction=val["fraction"], seed=meta.get("seed"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{model}: the validation record is damaged ({e})") from None
+    if len(rows) != val.get("rows"):
+        raise ModelFileError(f"{model}: the split gives {len(rows)} held-out rows, "
+                             f"the model records {val.get('rows')}")
+    return D.table_rows(table, rows)
