@@ -45,12 +45,8 @@ from nncli.csvio import (  # noqa: F401  (re-exported: the public reading API)
     parse_cells,
     read_csv,
 )
+from nncli._kernels import csvparse as _kernel
 from nncli.errors import ConfigError, DataError, ModelFileError
-
-try:
-    from nncli._kernels import csvparse as _kernel
-except ImportError:  # kernels not built: numpy does the same, column by column
-    _kernel = None
 
 TASKS = ("classification", "regression", "reconstruct")
 IMPUTE_CHOICES = ("mean", "median", "drop")
