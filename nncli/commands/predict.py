@@ -30,6 +30,10 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_op
       cat data/iris.csv | nncli predict iris.npz - | sort | uniq -c
       nncli predict curve.npz new.csv -o predictions.csv
     """
+    if data == "-" and sys.stdin.isatty():
+        # Nothing typed would be CSV a user meant: refuse rather than wait silently.
+        raise click.UsageError("reading CSV from standard input, which is a terminal: "
+                               "give a file or pipe data in")
     from nncli import data as D
     from nncli.model_io import atomic_path, load_model
     from nncli.predicting import format_rows, model_schema, output_header, predict_chunk, quote
