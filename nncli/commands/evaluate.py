@@ -29,7 +29,7 @@ def command(model, data, threads, json_out, **csv_opts):
     loaded = load_model(model)
     schema = model_schema(loaded, model)
     ev = Evaluation(schema.task)
-    for table in D.iter_csv_chunks(data, **read_kwargs(csv_opts, schema)):
+    for table in D.iter_csv_chunks(data, **read_kwargs(csv_opts, schema, loaded.meta.get("config"))):
         evaluate_chunk(ev, loaded.network, schema, table, threads)
     result = metrics(ev, schema)
     if json_out:

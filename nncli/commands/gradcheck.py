@@ -128,6 +128,7 @@ def _random_problem(layers, activation, loss, rows, seed):
 
 
 def _from_model(model_path, data, rows):
+    from nncli.commands.options import read_kwargs
     from nncli.data import encode_features, encode_targets, read_csv
     from nncli.errors import ModelFileError
     from nncli.model_io import load_model
@@ -137,8 +138,9 @@ def _from_model(model_path, data, rows):
     if schema is None:
         raise ModelFileError(f"{model_path} has no data schema (it was saved through the Python "
                              "API), so DATA cannot be encoded for it")
-    # A model trained on a file without a header reads DATA without one (by position).
-    table = read_csv(data, header=schema.has_header)
+    # DATA is read as the training file was: without a header if it had none (columns by
+    # position), in its encoding.
+    table = read_csv(data, **read_kwargs({}, schema, model.meta.get("config")))
     if table.n_rows > rows:
         table = table.rows(slice(0, rows))
     X, Y = encode_features(table, schema), encode_targets(table, schema)

@@ -42,7 +42,7 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_op
     if proba and schema.task != "classification":
         raise click.UsageError("--proba applies to classification models only")
     chunks = D.iter_csv_chunks(data, chunk_rows=chunk_rows,
-                               keep_text=[id_column] if id_column else None, **read_kwargs(csv_opts, schema))
+                               keep_text=[id_column] if id_column else None, **read_kwargs(csv_opts, schema, loaded.meta.get("config")))
 
     def write_all(out):
         header = ",".join(quote(c) for c in output_header(schema, proba, id_column)) + "\n"

@@ -147,14 +147,22 @@ class Reader:
         try:
             text = piece.decode(self.encoding)
         except UnicodeDecodeError as e:
-            at = line + piece.count(b"\n", 0, e.start)
-            raise DataError(
-                f"{self.name}:{at}: bytes {piece[e.start:e.start + 4]!r} are not valid "
-                f"{self.encoding.upper()}; save the file as UTF-8 (or pass its encoding)"
-            ) from None
+            raise self._decode_error(piece, e, line, start) from None
         if "\r\n" in text:
             text = text.replace("\r\n", "\n")
         return text
+
+
+    def _decode_error(self, piece: bytes, e: UnicodeDecodeError, line: int, start: int) -> DataError:
+        """Where the first undecodable byte is (line, byte position in the line, 0-based offset
+        in the source), what it is, and the option that reads it."""
+        at = line + piece.count(b"\n", 0, e.start)
+        column = e.start - (piece.rfind(b"\n", 0, e.start) + 1) + 1
+        offset = self.bytes_read - self._have + start + e.start  # of piece[e.start] in the source
+        return DataError(
+            f"{self.name}:{at}: the byte 0x{piece[e.start]:02X} at position {column} of the line "
+            f"(offset {offset} in the file) is not valid {self.encoding.upper()}; give the file's "
+            f"encoding (e.g. --encoding latin-1) or save it as UTF-8")
 
 
 def _bytes_ahead(stream) -> int | None:
