@@ -15,10 +15,11 @@ Encoding rules (documented for users in the README):
 * Missing cells: empty, ``NA``, ``NaN``, ``null`` (any case) and non-finite
   numbers (``inf``). They are an error unless ``impute`` is ``'mean'`` or
   ``'median'`` (numbers and booleans; a categorical column takes its most
-  frequent category) or ``'drop'`` (training drops those rows; at predict time,
-  where every input row needs an output row, missing values are filled with the
-  training mean / most frequent category). Targets are never imputed: a missing
-  target is an error unless ``impute='drop'``.
+  frequent category) or ``'drop'`` (training drops those rows). At predict and
+  evaluate time a mean/median model fills missing inputs with its training
+  statistic; for a model trained without imputation or with ``'drop'`` they are
+  rows it has no value for (``rows_missing``: an error, or rows the CLI skips).
+  Targets are never imputed: a missing target is an error unless ``impute='drop'``.
 * Numbers beyond float32's range (|x| > 3.4e38) are an error: we may train in float32.
 * Numeric and boolean features are standardised (mean 0, std 1 over the training
   rows; a constant column keeps std 1). Categorical features are one-hot encoded
@@ -746,6 +747,44 @@ def encode_targets(table: Table, schema: Schema, *, scaled=True) -> np.ndarray:
             raise _missing_error(table, j, int(np.argmin(ok)), "target value", "remove the row")
         Y[:, k] = (values - schema.target_mean[k]) / schema.target_std[k] if scaled else values
     return Y
+
+
+def rows_missing(table: Table, schema: Schema, *, targets=False):
+    """Rows with a missing cell the model has no value for, at predict and evaluate time:
+    an input of a model trained without imputation or with ``impute='drop'`` (which dropped
+    such rows rather than learn a fill value), and with ``targets`` a target.
+
+    Returns ``(mask, first)``: bool (n_rows,) and ``(row, column index, 'value' or 'target
+    value')`` of the first such cell, or ``(None, None)`` when there is none. Cells that are
+    not numbers at all are not missing: encoding reports them.
+    """
+    fills = schema.impute in ("mean", "median")
+    checks = [(c.name, "numeric" if c.kind == "numeric" else "text", "value")
+              for c in schema.inputs if not (fills and c.impute is not None)]
+    if targets and schema.task != "reconstruct":
+        kind = "text" if schema.task == "classification" else "numeric"
+        checks += [(n, kind, "target value") for n in schema.target_names]
+    if not checks:
+        return None, None
+    idx = _match_columns(table, schema, [n for n, _, _ in checks])
+    mask = np.zeros(table.n_rows, bool)
+    first = None
+    for j, (_, kind, what) in zip(idx, checks):
+        col = table.columns[j]
+        if kind == "numeric":
+            values, bad = col.as_numbers()
+            miss = ~np.isfinite(values)
+            if bad:
+                miss[[r for r, _ in bad]] = False
+        else:
+            miss = np.fromiter((s.strip().lower() in MISSING_TOKENS for s in col.as_text()),
+                               bool, table.n_rows)
+        if miss.any():
+            row = int(np.argmax(miss))
+            if first is None or row < first[0]:
+                first = (row, j, what)
+            mask |= miss
+    return (mask, first) if first is not None else (None, None)
 
 
 def labels_from_proba(proba, schema: Schema) -> np.ndarray:

@@ -92,3 +92,90 @@ def test_an_unknown_encoding_is_a_usage_error(iris, command):
     r = run(*args, "--encoding", "klingon")
     assert r.exit_code == 2
     assert "Invalid value for --encoding: unknown encoding 'klingon'" in r.stderr
+
+
+# -- missing values ------------------------------------------------------------------------
+
+TRAINING = "id,a,b,y\n" + "".join(f"r{i},{i % 7},{(i * 3) % 5},{i % 2}\n" for i in range(30))
+HOLES = "id,a,b,y\nq0,1,2,0\nq1,3,,1\nq2,4,1,\nq3,NA,4,1\n"
+
+
+def _train(here, *impute):
+    (here / "t.csv").write_text(TRAINING)
+    (here / "holes.csv").write_text(HOLES)
+    r = run("train", "t.csv", *TRAIN, "--id", "id", "--task", "classification", *impute,
+            "-o", "m.npz")
+    assert r.exit_code == 0, r.output
+    return "m.npz"
+
+
+@pytest.mark.parametrize("impute, how", [([], "without --impute mean|median"),
+                                          (["--impute", "drop"], "with --impute drop")])
+def test_predict_stops_at_a_missing_input_the_model_cannot_fill(here, impute, how):
+    model = _train(here, *impute)
+    r = run("predict", model, "holes.csv")
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.splitlines() == [
+        f"Error: holes.csv:3: column 'b' (3): missing value and the model has no value to fill in "
+        f"(it was trained {how}); fill it in, or use --skip-missing to write an empty prediction "
+        f"for such rows"]
+
+
+def test_predict_skip_missing_writes_an_empty_prediction_row(here):
+    model = _train(here, "--impute", "drop")
+    r = run("predict", model, "holes.csv", "--id", "id", "--proba", "--chunk-rows", 2,
+            "--skip-missing")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "id,y,proba_0,proba_1"
+    assert lines[2] == "q1,,," and lines[4] == "q3,,,"       # one output row per input row
+    assert lines[1].startswith("q0,") and lines[3].startswith("q2,") and len(lines) == 5
+    assert all(len(l.split(",")) == 4 and l.split(",")[1] in "01" for l in (lines[1], lines[3]))
+    whole = run("predict", model, "holes.csv", "--id", "id", "--proba", "--skip-missing")
+    assert whole.stdout == r.stdout
+
+
+def test_a_mean_imputed_model_fills_with_its_training_mean(here):
+    from nncli.model_io import load_model
+    model = _train(here, "--impute", "mean")
+    means = {c.name: c.impute for c in load_model(model).schema.inputs}
+    assert means["b"] == pytest.approx(sum((i * 3) % 5 for i in range(30)) / 30)
+    r = run("predict", model, "holes.csv", "--proba")
+    assert r.exit_code == 0, r.output
+    filled = HOLES.replace("q1,3,,1", f"q1,3,{means['b']!r},1").replace("q3,NA,4", f"q3,{means['a']!r},4")
+    (here / "filled.csv").write_text(filled)
+    assert run("predict", model, "filled.csv", "--proba").stdout == r.stdout
+
+
+def test_evaluate_stops_at_a_missing_target_or_skips_it_when_told(here):
+    model = _train(here, "--impute", "mean")
+    r = run("evaluate", model, "holes.csv")
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [
+        "Error: holes.csv:4: column 'y' (4): missing target value; fill it in, or use "
+        "--skip-missing to leave such rows out"]
+    r = run("evaluate", model, "holes.csv", "--skip-missing", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["rows"] == 3 and d["skipped_rows"] == 1
+    r = run("evaluate", model, "holes.csv", "--skip-missing")
+    assert r.stdout.splitlines()[:2] == ["rows      3", "skipped   1 (a missing value)"]
+
+
+def test_evaluate_skip_missing_leaves_out_inputs_a_drop_model_cannot_fill(here):
+    model = _train(here, "--impute", "drop")
+    r = run("evaluate", model, "holes.csv")
+    assert r.exit_code == 1 and "holes.csv:3: column 'b' (3): missing value" in r.stderr
+    assert "--skip-missing to leave such rows out" in r.stderr
+    d = json.loads(run("evaluate", model, "holes.csv", "--skip-missing", "--json").stdout)
+    assert d["rows"] == 1 and d["skipped_rows"] == 3
+    (here / "none.csv").write_text("id,a,b,y\nq0,,2,0\n")
+    r = run("evaluate", model, "none.csv", "--skip-missing")
+    assert r.exit_code == 1 and "no row is left to score" in r.stderr
+
+
+def test_skip_missing_still_reports_a_cell_that_is_not_a_number(here):
+    model = _train(here)
+    (here / "bad.csv").write_text("id,a,b,y\nq0,1,,0\nq1,x,2,1\n")
+    r = run("predict", model, "bad.csv", "--skip-missing")
+    assert r.exit_code == 1 and "bad.csv:3: column 'a' (2): cannot read 'x' as a number" in r.stderr

@@ -17,12 +17,19 @@ from nncli.commands.options import csv_input_options, read_kwargs
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=16384, show_default=True,
               help="Rows read, predicted and written at a time.")
-def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_opts):
+@click.option("--skip-missing", is_flag=True,
+              help="A row with a missing input the model cannot fill gets an empty prediction "
+                   "(instead of an error).")
+def command(model, data, proba, id_column, output, threads, chunk_rows, skip_missing, **csv_opts):
     """Predict for every row of DATA (a CSV file, or - / nothing for stdin); CSV to stdout.
 
     Classification prints the label (and with --proba one probability per class);
     regression one column per target in the original units; an autoencoder
     (reconstruct) the reconstruction and its reconstruction_error.
+
+    A missing input is filled with the training mean or median (most frequent category) when
+    the model was trained with --impute mean|median; otherwise it is an error, or with
+    --skip-missing a row with empty prediction fields (one output row per input row).
 
     \b
     Examples:
@@ -36,7 +43,9 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_op
                                "give a file or pipe data in")
     from nncli import data as D
     from nncli.model_io import atomic_path, load_model
-    from nncli.predicting import format_rows, model_schema, output_header, predict_chunk, quote
+    from nncli.csvio.writer import header as csv_header
+    from nncli.predicting import (complete_rows, format_rows, model_schema, output_header,
+                                  predict_chunk)
     loaded = load_model(model)
     schema = model_schema(loaded, model)
     if proba and schema.task != "classification":
@@ -45,13 +54,14 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_op
                                keep_text=[id_column] if id_column else None, **read_kwargs(csv_opts, schema, loaded.meta.get("config")))
 
     def write_all(out):
-        header = ",".join(quote(c) for c in output_header(schema, proba, id_column)) + "\n"
+        header = csv_header(output_header(schema, proba, id_column))
         for table in chunks:
             ids = table.column(id_column).as_text() if id_column else None
-            cols = predict_chunk(loaded.network, schema, table, proba, threads)
+            rows, skipped = complete_rows(table, schema, skip_missing)
+            cols = predict_chunk(loaded.network, schema, rows, proba, threads)
             # The header goes out with the first chunk: a file whose columns do not fit
             # the model fails before anything is written.
-            out.write(header + format_rows(cols, ids))
+            out.write(header + format_rows(cols, ids, skipped=skipped))
             out.flush()
             header = ""
 

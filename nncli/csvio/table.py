@@ -81,11 +81,19 @@ class Column:
             return self.values, self.bad
         return parse_cells(self.text)
 
-    def take(self, rows: slice) -> Column:
+    def take(self, rows) -> Column:
+        """The cells in ``rows``: a slice (step 1), or an array of row indices."""
+        if isinstance(rows, slice):
+            if self.text is not None:
+                return Column(self.name, self.index, text=self.text[rows])
+            start, stop, _ = rows.indices(len(self.values))
+            bad = [(r - start, s) for r, s in self.bad if start <= r < stop]
+            return Column(self.name, self.index, values=self.values[rows], bad=bad)
+        rows = np.asarray(rows, dtype=np.int64)
         if self.text is not None:
-            return Column(self.name, self.index, text=self.text[rows])
-        start, stop, _ = rows.indices(len(self.values))
-        bad = [(r - start, s) for r, s in self.bad if start <= r < stop]
+            return Column(self.name, self.index, text=[self.text[r] for r in rows.tolist()])
+        at = {r: k for k, r in enumerate(rows.tolist())}
+        bad = [(at[r], s) for r, s in self.bad if r in at]
         return Column(self.name, self.index, values=self.values[rows], bad=bad)
 
 
@@ -145,8 +153,9 @@ class Table:
             f"column {self.names[col]!r} ({col + 1})"
         )
 
-    def rows(self, rows: slice) -> Table:
-        """The rows in ``rows`` (a slice) as a new Table sharing nothing mutable."""
+    def rows(self, rows) -> Table:
+        """The rows in ``rows`` (a slice, or an array of row indices) as a new Table sharing
+        nothing mutable."""
         return Table(
             list(self.names),
             [c.take(rows) for c in self.columns],
