@@ -6,7 +6,7 @@ from nncli import pipeline
 from nncli.commands.options import default_output, echo_err, read_kwargs
 from nncli.errors import ConfigError, DivergenceError, ModelFileError
 from nncli.model_io import check_writable, json_safe, load_model, save_model
-from nncli.progress import LossLog, Progress
+from nncli.progress import LossLogWriter, Progress
 
 
 def run(opts, config, given=()):
@@ -52,7 +52,7 @@ def run(opts, config, given=()):
         progress = Progress(trainer.epochs, every=opts["log_every"])
         callbacks.append(progress)
     metric_names = ["val_accuracy"] if validation is not None and data.task == "classification" else []
-    log = LossLog(loss_log_path, metric_names, trainer.history.records)
+    log = LossLogWriter(loss_log_path, metric_names, trainer.history.records)
     callbacks.append(log)
     if opts["checkpoint"]:
         val_info = None if val_table is None else {"path": os.path.abspath(val_table.source),

@@ -37,9 +37,9 @@ Line numbers are physical, 1-based, and point at the line where a record
 starts (a quoted field may span several lines). Blank lines are skipped.
 """
 
-from nncli.csvio.reader import SEPARATORS, detect_separator
+from nncli.csvio.reader import SEPARATORS, UndecodableBytes, detect_separator
 from nncli.csvio.scan import iter_csv_chunks, read_csv
 from nncli.csvio.table import MISSING_TOKENS, Column, Table, format_number, parse_cells
 
-__all__ = ["MISSING_TOKENS", "SEPARATORS", "Column", "Table", "detect_separator", "format_number",
-           "iter_csv_chunks", "parse_cells", "read_csv"]
+__all__ = ["MISSING_TOKENS", "SEPARATORS", "Column", "Table", "UndecodableBytes",
+           "detect_separator", "format_number", "iter_csv_chunks", "parse_cells", "read_csv"]

@@ -21,6 +21,16 @@ _BLOCK_BYTES = 1 << 21
 _BOM = b"\xef\xbb\xbf"
 
 
+class UndecodableBytes(DataError):
+    """Bytes that are not text in the encoding: ``place`` (file:line) and ``detail`` (which
+    byte, where, which encoding) for a caller with other advice than --encoding."""
+
+    def __init__(self, place: str, detail: str):
+        super().__init__(f"{place}: {detail}; give the file's encoding (e.g. --encoding "
+                         "latin-1) or save it as UTF-8")
+        self.place, self.detail = place, detail
+
+
 class Reader:
     """Opens a source, yields pieces of whole records as bytes and hashes every byte."""
 
@@ -153,16 +163,15 @@ class Reader:
         return text
 
 
-    def _decode_error(self, piece: bytes, e: UnicodeDecodeError, line: int, start: int) -> DataError:
+    def _decode_error(self, piece: bytes, e: UnicodeDecodeError, line: int, start: int):
         """Where the first undecodable byte is (line, byte position in the line, 0-based offset
         in the source), what it is, and the option that reads it."""
         at = line + piece.count(b"\n", 0, e.start)
         column = e.start - (piece.rfind(b"\n", 0, e.start) + 1) + 1
         offset = self.bytes_read - self._have + start + e.start  # of piece[e.start] in the source
-        return DataError(
-            f"{self.name}:{at}: the byte 0x{piece[e.start]:02X} at position {column} of the line "
-            f"(offset {offset} in the file) is not valid {self.encoding.upper()}; give the file's "
-            f"encoding (e.g. --encoding latin-1) or save it as UTF-8")
+        return UndecodableBytes(
+            f"{self.name}:{at}", f"the byte 0x{piece[e.start]:02X} at position {column} of the "
+            f"line (offset {offset} in the file) is not valid {self.encoding.upper()}")
 
 
 def _bytes_ahead(stream) -> int | None:

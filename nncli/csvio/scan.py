@@ -8,7 +8,7 @@ import numpy as np
 
 from nncli.csvio.reader import Reader, detect_separator, skip_records, slow_rows
 from nncli.csvio.sink import Sink, estimate_rows
-from nncli.csvio.table import Table
+from nncli.csvio.table import Column, Table
 from nncli.errors import ConfigError, DataError
 
 _NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
@@ -125,7 +125,7 @@ def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
 
 
 def read_csv(source, *, sep=None, header=True, columns=None, encoding="utf-8",
-             keep_text=None) -> Table:
+             keep_text=None, header_only_ok=False) -> Table:
     """Read a whole CSV source into a :class:`Table`.
 
     ``source`` is a path, ``'-'`` (standard input) or a binary file object.
@@ -133,13 +133,20 @@ def read_csv(source, *, sep=None, header=True, columns=None, encoding="utf-8",
     ``header=False`` the columns are named by ``columns`` or ``c1..cn``.
     ``keep_text`` lists columns (names or indices) whose exact text is kept
     even when they hold numbers. Raises DataError for anything wrong with the
-    data, naming file and line.
+    data, naming file and line; a header without rows too, unless ``header_only_ok``
+    (then the Table has no rows: a loss log that has not logged an epoch yet).
     """
     scan = _scan(source, sep=sep, header=header, columns=columns, encoding=encoding,
                  keep_text=keep_text, max_rows=None)
     _, names, sep, named, reader = next(scan)
     got = next(scan, None)
     if got is None:
+        if header and header_only_ok:
+            for _ in scan:
+                pass
+            cols = [Column(n, j, values=np.empty(0)) for j, n in enumerate(names)]
+            return Table(names, cols, np.empty(0, np.int64), reader.name, sep, True, named,
+                         reader.sha256)
         raise DataError(f"{reader.name}: has a header but no data rows" if header
                         else f"{reader.name}: the file is empty")
     _, cols, lines = got
