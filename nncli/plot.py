@@ -180,7 +180,9 @@ def curves(logs, metric=None):
             pairs = [("train", f"train_{metric}"), ("val", f"val_{metric}")]
         else:
             extra = [c for c in log.columns if c not in ("epoch", "lr", "seconds")]
-            raise NncliError(f"{log.path} has no column {metric!r}; it logs {', '.join(extra)}")
+            # --metric does not fit the log: a usage error
+            raise ConfigError(f"--metric {metric}: {log.path} has no column {metric!r}; it logs "
+                              f"{', '.join(extra)}")
         if len(log.epochs) == 0:
             raise NncliError(f"{log.path}: no epochs logged yet")
         drawn = [(kind, col) for kind, col in pairs if log.has_values(col)]

@@ -142,7 +142,7 @@ def test_no_header_default_and_given_names():
     assert t.line_numbers.tolist() == [1, 2]
     t = read_csv(csv_bytes("1,2\n3,4\n"), header=False, columns=["p", "q"])
     assert t.names == ["p", "q"] and t.named
-    assert "2 column names" in err(DataError, read_csv, csv_bytes("1,2,3\n"), header=False,
+    assert "2 column names" in err(ConfigError, read_csv, csv_bytes("1,2,3\n"), header=False,
                                    columns=["p", "q"])
 
 

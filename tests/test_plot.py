@@ -67,7 +67,7 @@ def test_metric_column(tmp_path):
     r = run("plot-loss", log, "--metric", "accuracy", "-o", out)     # val_accuracy found
     assert r.exit_code == 0, r.output
     r = run("plot-loss", log, "--metric", "f1", "-o", out)
-    assert r.exit_code == 1 and "no column 'f1'" in r.output and "val_accuracy" in r.output
+    assert r.exit_code == 2 and "no column 'f1'" in r.output and "val_accuracy" in r.output
 
 
 @pytest.mark.parametrize("text, message", [

@@ -179,3 +179,41 @@ def test_skip_missing_still_reports_a_cell_that_is_not_a_number(here):
     (here / "bad.csv").write_text("id,a,b,y\nq0,1,,0\nq1,x,2,1\n")
     r = run("predict", model, "bad.csv", "--skip-missing")
     assert r.exit_code == 1 and "bad.csv:3: column 'a' (2): cannot read 'x' as a number" in r.stderr
+
+
+# -- exit codes: options that do not fit the data are usage errors (2) ----------------------
+
+def test_options_that_do_not_fit_the_data_exit_2(iris, here):
+    (here / "run.loss.csv").write_text("epoch,train_loss,val_loss,lr,seconds\n1,0.5,,0.1,0\n")
+    cases = [
+        (["predict", iris, IRIS, "--id", "name"],
+         "--id name: " + IRIS + " has no column named 'name'; its columns: 'sepal_length'"),
+        (["predict", iris, IRIS, "--no-header", "--columns", "a,b"],
+         IRIS + ":1: 2 column names were given but the first row has 5 fields"),
+        (["evaluate", iris, IRIS, "--no-header", "--columns", "a,b"],
+         "2 column names were given but the first row has 5 fields"),
+        (["plot-loss", "run.loss.csv", "--metric", "f1"],
+         "--metric f1: run.loss.csv has no column 'f1'; it logs train_loss, val_loss"),
+    ]
+    for args, message in cases:
+        r = run(*args)
+        assert r.exit_code == 2, (args, r.output)
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+
+
+def test_data_and_io_errors_exit_1(iris, here):
+    (here / "l.csv").write_text("epoch,train_loss,val_loss\n1,x,\n")
+    cases = [
+        ["predict", iris, "nowhere.csv"],
+        ["evaluate", iris, "nowhere.csv"],
+        ["gradcheck", "--model", iris, "nowhere.csv"],
+        ["plot-loss", "nowhere.loss.csv"],
+        ["plot-fit", "nowhere.npz", IRIS],
+        ["evaluate", iris, os.path.join(DATA, "curve.csv")],      # columns the model needs
+        ["plot-loss", "l.csv"],                                   # a cell that is not a number
+    ]
+    for args in cases:
+        r = run(*args)
+        assert r.exit_code == 1, (args, r.output)
+        assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.output

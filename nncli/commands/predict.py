@@ -44,6 +44,7 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, skip_mis
     from nncli import data as D
     from nncli.model_io import atomic_path, load_model
     from nncli.csvio.writer import header as csv_header
+    from nncli.errors import ConfigError
     from nncli.predicting import (complete_rows, format_rows, model_schema, output_header,
                                   predict_chunk)
     loaded = load_model(model)
@@ -56,6 +57,9 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, skip_mis
     def write_all(out):
         header = csv_header(output_header(schema, proba, id_column))
         for table in chunks:
+            if id_column and id_column not in table.names:   # the option does not fit the data
+                raise ConfigError(f"--id {id_column}: {table.source} has no column named "
+                                  f"{id_column!r}; its columns: {', '.join(map(repr, table.names))}")
             ids = table.column(id_column).as_text() if id_column else None
             rows, skipped = complete_rows(table, schema, skip_missing)
             cols = predict_chunk(loaded.network, schema, rows, proba, threads)

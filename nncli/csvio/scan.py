@@ -76,8 +76,8 @@ def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
             names = [c.strip() for c in rows[0]]
             _check_names(names, name, starts[0])
             if columns is not None:
-                if len(columns) != ncols:
-                    raise DataError(
+                if len(columns) != ncols:  # the names asked for do not fit the data: usage
+                    raise ConfigError(
                         f"{name}: {len(columns)} column names were given but the file has {ncols} columns"
                     )
                 names = columns
@@ -88,7 +88,7 @@ def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
             line0 += consumed
         elif columns is not None:
             if len(columns) != ncols:
-                raise DataError(
+                raise ConfigError(
                     f"{name}:{starts[0]}: {len(columns)} column names were given but the first row has "
                     f"{ncols} fields"
                 )
