@@ -33,7 +33,8 @@ def command(model, data, threads, json_out, skip_missing, **csv_opts):
     loaded = load_model(model)
     schema = model_schema(loaded, model)
     ev = Evaluation(schema.task)
-    for table in D.iter_csv_chunks(data, **read_kwargs(csv_opts, schema, loaded.meta.get("config"))):
+    reading = read_kwargs(csv_opts, schema, loaded.meta.get("config"))
+    for table in D.iter_csv_chunks(data, **reading):
         evaluate_chunk(ev, loaded.network, schema, table, threads, skip_missing)
     if ev.n == 0:
         raise DataError(f"{data}: every row has a missing value; no row is left to score")

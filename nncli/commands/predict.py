@@ -42,9 +42,9 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, skip_mis
         raise click.UsageError("reading CSV from standard input, which is a terminal: "
                                "give a file or pipe data in")
     from nncli import data as D
-    from nncli.model_io import atomic_path, load_model
     from nncli.csvio.writer import header as csv_header
     from nncli.errors import ConfigError
+    from nncli.model_io import atomic_path, load_model
     from nncli.predicting import (complete_rows, format_rows, model_schema, output_header,
                                   predict_chunk)
     loaded = load_model(model)
@@ -52,7 +52,8 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, skip_mis
     if proba and schema.task != "classification":
         raise click.UsageError("--proba applies to classification models only")
     chunks = D.iter_csv_chunks(data, chunk_rows=chunk_rows,
-                               keep_text=[id_column] if id_column else None, **read_kwargs(csv_opts, schema, loaded.meta.get("config")))
+                               keep_text=[id_column] if id_column else None,
+                               **read_kwargs(csv_opts, schema, loaded.meta.get("config")))
 
     def write_all(out):
         header = csv_header(output_header(schema, proba, id_column))
