@@ -24,12 +24,13 @@ def _kernels_missing():
         files = _os.listdir(folder)
     except OSError:
         files = []
-    sources = sorted(f[:-4] for f in files if f.endswith(".pyx"))
-    missing = [m for m in sources if not any(f"{m}{ext}" in files for ext in _EXT)]
-    if not missing and sources:
+    # every .pyx beside its compiled module (a wheel may ship no .pyx: engine at least)
+    kernels = sorted({f[:-4] for f in files if f.endswith(".pyx")} | {"engine"})
+    missing = [m for m in kernels if not any(f"{m}{ext}" in files for ext in _EXT)]
+    if not missing:
         return None
     return (f"nncli's compiled kernels are not built in this source tree ({folder} has no "
-            f"{(missing or ['engine'])[0]} extension module); run pip install . and start "
+            f"{missing[0]} extension module); run pip install . and start "
             "Python outside the source folder, or build in place with "
             "python setup.py build_ext --inplace")
 

@@ -49,3 +49,11 @@ def test_python_m_nncli_runs_the_cli():
     assert r.returncode == 0 and r.stdout.startswith("nncli, version ")
     r = _python(["-m", "nncli", "trainn"], root)
     assert r.returncode == 2 and "No such command" in r.stderr
+
+
+def test_an_installed_package_without_kernel_sources_starts(tmp_path):
+    """A wheel may ship the compiled kernels without their .pyx sources."""
+    shutil.copytree(PACKAGE, tmp_path / "nncli",
+                    ignore=shutil.ignore_patterns("*.pyx", "*.c", "__pycache__"))
+    r = _python(["-m", "nncli", "--version"], tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("nncli, version "), r.stderr
