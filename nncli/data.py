@@ -17,10 +17,11 @@ Encoding rules (documented for users in the README):
 * Missing cells: empty, ``NA``, ``NaN``, ``null`` (any case) and non-finite
   numbers (``inf``). They are an error unless ``impute`` is ``'mean'`` or
   ``'median'`` (numbers and booleans; a categorical column takes its most
-  frequent category) or ``'drop'`` (training drops those rows; at predict time,
-  where every input row needs an output row, missing values are filled with the
-  training mean / most frequent category). Targets are never imputed: a missing
-  target is an error unless ``impute='drop'``.
+  frequent category) or ``'drop'`` (training drops those rows). At predict and
+  evaluate time a mean/median model fills missing inputs with its training
+  statistic; for a model trained without imputation or with ``'drop'`` they are
+  rows it has no value for (``rows_missing``: an error, or rows the CLI skips).
+  Targets are never imputed: a missing target is an error unless ``impute='drop'``.
 * Numbers beyond float32's range (|x| > 3.4e38) are an error: we may train in float32.
 * Numeric and boolean features are standardised (mean 0, std 1 over the training
   rows; a constant column keeps std 1). Categorical features are one-hot encoded
@@ -47,12 +48,8 @@ from nncli.csvio import (  # noqa: F401  (re-exported: the public reading API)
     parse_cells,
     read_csv,
 )
+from nncli._kernels import csvparse as _kernel
 from nncli.errors import ConfigError, DataError, ModelFileError
-
-try:
-    from nncli._kernels import csvparse as _kernel
-except ImportError:  # kernels not built: numpy does the same, column by column
-    _kernel = None
 
 TASKS = ("classification", "regression", "reconstruct")
 IMPUTE_CHOICES = ("mean", "median", "drop")
@@ -618,7 +615,7 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
                 raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values")
             vocab = np.unique(present)
             fill = None
-            if impute:
+            if impute in ("mean", "median"):   # a drop model has no fill: it never sees a gap
                 fitted = np.array(c.text, dtype=object)[_fit_mask(c.missing, fit_rows)].astype(str)
                 values, counts = np.unique(fitted if len(fitted) else present, return_counts=True)
                 fill = str(values[int(np.argmax(counts))])
@@ -631,7 +628,7 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
                 raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values"
                                 + (" in the training rows" if fit_rows is not None else ""))
             fill = None
-            if impute is not None:
+            if impute in ("mean", "median"):
                 fill = float(np.median(v[ok]) if impute == "median" else np.mean(v[ok]))
             mean, std = (_mean_std(v if fill is None or ok.all() else np.where(ok, v, fill))
                          if standardize else (0.0, 1.0))
@@ -712,7 +709,7 @@ def _encode_inputs(table: Table, columns, schema: Schema, n: int) -> np.ndarray:
     col_at = 0
     run = []  # consecutive complete numeric columns
     for (j, c), ic in zip(columns, schema.inputs):
-        if ic.kind != "categorical" and _kernel is not None:
+        if ic.kind != "categorical":
             v = c.values
             if v.dtype == np.float64 and v.flags.c_contiguous and np.isfinite(v).all():
                 run.append((v, ic))
@@ -883,6 +880,44 @@ def encode_targets(table: Table, schema: Schema, *, scaled=True) -> np.ndarray:
             raise _missing_error(table, j, int(np.argmin(ok)), "target value", "remove the row")
         Y[:, k] = (values - schema.target_mean[k]) / schema.target_std[k] if scaled else values
     return Y
+
+
+def rows_missing(table: Table, schema: Schema, *, targets=False):
+    """Rows with a missing cell the model has no value for, at predict and evaluate time:
+    an input of a model trained without imputation or with ``impute='drop'`` (which dropped
+    such rows rather than learn a fill value), and with ``targets`` a target.
+
+    Returns ``(mask, first)``: bool (n_rows,) and ``(row, column index, 'value' or 'target
+    value')`` of the first such cell, or ``(None, None)`` when there is none. Cells that are
+    not numbers at all are not missing: encoding reports them.
+    """
+    fills = schema.impute in ("mean", "median")
+    checks = [(c.name, "numeric" if c.kind == "numeric" else "text", "value")
+              for c in schema.inputs if not (fills and c.impute is not None)]
+    if targets and schema.task != "reconstruct":
+        kind = "text" if schema.task == "classification" else "numeric"
+        checks += [(n, kind, "target value") for n in schema.target_names]
+    if not checks:
+        return None, None
+    idx = _match_columns(table, schema, [n for n, _, _ in checks])
+    mask = np.zeros(table.n_rows, bool)
+    first = None
+    for j, (_, kind, what) in zip(idx, checks):
+        col = table.columns[j]
+        if kind == "numeric":
+            values, bad = col.as_numbers()
+            miss = ~np.isfinite(values)
+            if bad:
+                miss[[r for r, _ in bad]] = False
+        else:
+            miss = np.fromiter((s.strip().lower() in MISSING_TOKENS for s in col.as_text()),
+                               bool, table.n_rows)
+        if miss.any():
+            row = int(np.argmax(miss))
+            if first is None or row < first[0]:
+                first = (row, j, what)
+            mask |= miss
+    return (mask, first) if first is not None else (None, None)
 
 
 def labels_from_proba(proba, schema: Schema) -> np.ndarray:

@@ -5,7 +5,7 @@ backend, so importing this module (and ``nncli --help``) stays fast and `termina
 works where matplotlib is not installed at all. Images are written atomically: to a temporary
 file beside the target, then moved into place.
 """
-import csv
+import io
 import math
 import os
 import sys
@@ -57,8 +57,8 @@ def save_figure(fig, path, fmt=None):
 # -- loss logs --------------------------------------------------------------------------------
 
 @dataclass
-class LossLog:
-    """One training log: columns by name, as float arrays (NaN where empty)."""
+class LossCurve:
+    """A loss log as read back: its columns by name, as float arrays (NaN where empty)."""
     path: str
     columns: dict          # name → np.ndarray, in the file's order
 
@@ -96,64 +96,67 @@ class LossLog:
 
 
 def read_loss_log(path):
-    """Parse a loss log (``epoch,train_loss,val_loss,<metrics…>,lr,seconds``).
+    """Read a loss log (``epoch,train_loss,val_loss,<metrics…>,lr,seconds``) with the project's
+    CSV reader (:mod:`nncli.csvio`).
 
     Empty cells and ``nan`` read as NaN. A row with the wrong number of cells or a cell that is
     not a number raises DataError naming file and line, except a last line without its newline
     (a log being written right now), which is skipped.
     """
-    name = "<stdin>" if path == "-" else os.fspath(path)
+    source = path
+    if path == "-":   # read once: a log being written may need a second parse without its end
+        source = io.BytesIO(sys.stdin.buffer.read())
+        source.name = "<stdin>"
     try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                text = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{name} is a directory, not a loss log") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{name} is not a text (UTF-8) loss log") from None
-    except OSError as e:
-        raise DataError(f"cannot read {name}: {e.strerror or e}") from None
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise DataError(f"{name}: the loss log is empty (expected a header "
-                        f"{','.join(REQUIRED_LOG_COLUMNS)},…)")
-    header = [h.strip() for h in next(csv.reader([lines[0]]))]
-    missing = [c for c in REQUIRED_LOG_COLUMNS if c not in header]
-    if missing:
-        raise DataError(f"{name}:1: not a loss log: no column {', '.join(map(repr, missing))} "
-                        f"(the header is {','.join(header)!s})")
-    rows, where = [], []
-    partial_last = not text.endswith(("\n", "\r"))
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        cells = next(csv.reader([line]))
-        try:
-            if len(cells) != len(header):
-                raise DataError(f"{name}:{lineno}: {len(cells)} cells, but the header has {len(header)}")
-            row = []
-            for h, c in zip(header, cells):
-                c = c.strip()
-                try:
-                    row.append(float(c) if c else math.nan)
-                except ValueError:
-                    raise DataError(f"{name}:{lineno}: column {h!r}: {c!r} is not a number") from None
-        except DataError:
-            if partial_last and lineno == len(lines):
-                break      # the writer is in the middle of this line
+        return _parse_loss_log(source, path)
+    except DataError:
+        finished = _finished_lines(source)
+        if finished is None:
             raise
-        rows.append(row)
-        where.append(lineno)
-    data = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
-    columns = {h: data[:, j] for j, h in enumerate(header)}
-    if len(rows) and not np.all(np.isfinite(columns["epoch"])):
-        bad = int(np.argmin(np.isfinite(columns["epoch"])))
-        raise DataError(f"{name}:{where[bad]}: the epoch is missing")
-    return LossLog(os.fspath(path) if path != "-" else "-", columns)
+        return _parse_loss_log(finished, path)
+
+
+def _parse_loss_log(source, path):
+    from nncli.csvio import UndecodableBytes, read_csv
+    try:
+        table = read_csv(source, sep=",", header_only_ok=True)
+    except UndecodableBytes as e:   # nncli writes loss logs in UTF-8: no encoding to choose
+        raise DataError(f"{e.place}: {e.detail}: not a loss log written by nncli") from None
+    missing = [c for c in REQUIRED_LOG_COLUMNS if c not in table.names]
+    if missing:
+        raise DataError(f"{table.source}:1: not a loss log: no column {', '.join(map(repr, missing))} "
+                        f"(the header is {','.join(table.names)!s})")
+    columns = {}
+    for j, col in enumerate(table.columns):
+        values, bad = col.as_numbers()
+        if bad:
+            row, text = bad[0]
+            raise DataError(f"{table.where(row, j)}: {text!r} is not a number")
+        columns[col.name] = values
+    epochs = columns["epoch"]
+    if len(epochs) and not np.all(np.isfinite(epochs)):
+        bad = int(np.argmin(np.isfinite(epochs)))
+        raise DataError(f"{table.source}:{int(table.line_numbers[bad])}: the epoch is missing")
+    return LossCurve(os.fspath(path) if path != "-" else "-", columns)
+
+
+def _finished_lines(source):
+    """The log without its last line when that line has no newline yet (being written), as a
+    named binary stream; None when every line is finished or the source cannot be re-read."""
+    try:
+        if isinstance(source, io.BytesIO):
+            data, name = source.getvalue(), source.name
+        else:
+            name = os.fspath(source)
+            with open(name, "rb") as f:
+                data = f.read()
+    except (OSError, TypeError):
+        return None
+    if not data or data.endswith((b"\n", b"\r")) or b"\n" not in data:
+        return None
+    out = io.BytesIO(data[:data.rfind(b"\n") + 1])
+    out.name = name
+    return out
 
 
 def curves(logs, metric=None):
@@ -177,7 +180,9 @@ def curves(logs, metric=None):
             pairs = [("train", f"train_{metric}"), ("val", f"val_{metric}")]
         else:
             extra = [c for c in log.columns if c not in ("epoch", "lr", "seconds")]
-            raise NncliError(f"{log.path} has no column {metric!r}; it logs {', '.join(extra)}")
+            # --metric does not fit the log: a usage error
+            raise ConfigError(f"--metric {metric}: {log.path} has no column {metric!r}; it logs "
+                              f"{', '.join(extra)}")
         if len(log.epochs) == 0:
             raise NncliError(f"{log.path}: no epochs logged yet")
         drawn = [(kind, col) for kind, col in pairs if log.has_values(col)]
@@ -209,9 +214,9 @@ def y_label(logs, metric):
 def plot_loss(logs, path, *, metric=None, log_scale=False, title=None):
     """Train (solid) and validation (dashed, same colour) curves of every log in one image.
 
-    logs: LossLog objects or paths. The image format comes from the extension of `path`.
+    logs: LossCurve objects or paths. The image format comes from the extension of `path`.
     """
-    logs = [log if isinstance(log, LossLog) else read_loss_log(log) for log in logs]
+    logs = [log if isinstance(log, LossCurve) else read_loss_log(log) for log in logs]
     fmt = image_format(path)
     lines = curves(logs, metric)
     plt = pyplot()
@@ -370,7 +375,7 @@ def terminal_plot(series, width=80, height=20, *, log_scale=False, x_label="epoc
 
 def loss_series(logs, metric=None):
     """Series for terminal_plot from loss logs (train solid, validation dotted)."""
-    logs = [log if isinstance(log, LossLog) else read_loss_log(log) for log in logs]
+    logs = [log if isinstance(log, LossCurve) else read_loss_log(log) for log in logs]
     return logs, [Series(label, x, y, colour=i, dashed=kind == "val")
                   for label, i, kind, x, y in curves(logs, metric)]
 

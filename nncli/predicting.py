@@ -3,13 +3,22 @@
 Used by `nncli predict` and `nncli evaluate`: a chunk of rows is encoded with the model's
 schema, passed through the network, and turned back into labels or values in the
 target's units.
+
+Missing values: a model trained with --impute mean|median fills a missing input with the
+training statistic it stored. A model trained without imputation, or with --impute drop
+(training left such rows out and learnt no fill value), has nothing to fill in: a missing
+input stops with an error naming the cell, unless the user asks to skip such rows
+(`skip_missing`): predict then writes the row with empty prediction fields (one output row
+per input row, the --id kept), evaluate leaves it out of the metrics. A missing target in
+evaluate is the same error, or a skipped row.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
 from nncli import data as D
-from nncli.errors import ModelFileError
+from nncli.csvio.writer import number, quote, records
+from nncli.errors import DataError, ModelFileError
 
 CHUNK_ROWS = 16384
 
@@ -47,8 +56,30 @@ def unscale_features(Z, schema):
     return out
 
 
+def complete_rows(table, schema, skip_missing, *, targets=False):
+    """``(table of the rows to use, bool mask of the rows skipped or None)``: see the module's
+    docstring. Without `skip_missing`, a missing cell the model cannot fill is a DataError."""
+    mask, first = D.rows_missing(table, schema, targets=targets)
+    if mask is None:
+        return table, None
+    if not skip_missing:
+        row, j, what = first
+        why = ""
+        if what == "value":
+            how = "with --impute drop" if schema.impute == "drop" else "without --impute mean|median"
+            why = f" and the model has no value to fill in (it was trained {how})"
+        effect = ("leave such rows out" if targets
+                  else "write an empty prediction for such rows")
+        raise DataError(f"{table.where(row, j)}: missing {what}{why}; fill it in, or use "
+                        f"--skip-missing to {effect}")
+    return table.rows(np.flatnonzero(~mask)), mask
+
+
 def predict_chunk(network, schema, table, proba=False, threads=None):
     """(list of output columns as arrays, in output_header order minus the id)."""
+    if table.n_rows == 0:
+        width = len(output_header(schema, proba))
+        return [np.empty(0) for _ in range(width)]
     X = D.encode_features(table, schema)
     out = network.predict(X, n_threads=threads)
     if schema.task == "classification":
@@ -64,24 +95,27 @@ def predict_chunk(network, schema, table, proba=False, threads=None):
     return [values[:, j] for j in range(values.shape[1])] + [error]
 
 
-def format_rows(columns, ids=None, precision=7):
-    """CSV text of the given columns (labels as text, numbers with `precision` digits)."""
+def format_rows(columns, ids=None, precision=7, skipped=None):
+    """CSV text of the given columns (labels as text, numbers with `precision` digits).
+
+    With `skipped` (bool per output row), the columns hold the other rows only, and the
+    skipped rows are written with empty prediction fields (and their id)."""
+    spec = f".{precision}g"
     text_cols = []
     for c in columns:
         if c.dtype.kind in "fc":
-            text_cols.append([format(float(v), f".{precision}g") for v in c])
+            text = [number(v, spec) for v in c]
         else:
-            text_cols.append([quote(str(v)) for v in c])
+            text = [quote(str(v)) for v in c]
+        if skipped is not None:
+            full = [""] * len(skipped)
+            for i, s in zip(np.flatnonzero(~skipped).tolist(), text):
+                full[i] = s
+            text = full
+        text_cols.append(text)
     if ids is not None:
         text_cols.insert(0, [quote(s) for s in ids])
-    return "".join(",".join(row) + "\n" for row in zip(*text_cols))
-
-
-def quote(s):
-    """A CSV field, quoted when it holds a separator, a quote or a newline."""
-    if any(ch in s for ch in ',"\n\r'):
-        return '"' + s.replace('"', '""') + '"'
-    return s
+    return records(text_cols)
 
 
 @dataclass
@@ -90,6 +124,7 @@ class Evaluation:
     task: str
     n: int = 0
     sums: dict = None
+    skipped: int = 0   # rows left out for a missing value (skip_missing)
 
     def __post_init__(self):
         self.sums = {}
@@ -99,7 +134,12 @@ def _add(sums, key, value):
     sums[key] = sums.get(key, 0) + value
 
 
-def evaluate_chunk(ev, network, schema, table, threads=None):
+def evaluate_chunk(ev, network, schema, table, threads=None, skip_missing=False):
+    table, skipped = complete_rows(table, schema, skip_missing, targets=True)
+    if skipped is not None:
+        ev.skipped += int(skipped.sum())
+    if table.n_rows == 0:
+        return
     X = D.encode_features(table, schema)
     out = network.predict(X, n_threads=threads).astype(np.float64)
     n = len(X)

@@ -6,6 +6,8 @@ import math
 import sys
 import time
 
+from nncli.csvio import writer as csv_out
+
 
 def _fmt(x):
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
@@ -58,26 +60,32 @@ class Progress:
             self.stream.flush()
 
 
-class LossLog:
-    """Writes the loss log CSV, one row per epoch, flushed so it can be watched live.
+class LossLogWriter:
+    """Writes the loss log CSV, one row per epoch, flushed so it can be watched live
+    (``nncli.plot.read_loss_log`` reads it back as a ``LossCurve``).
 
-    Columns: epoch,train_loss,val_loss,<metrics…>,lr,seconds.
+    Columns: epoch,train_loss,val_loss,<metrics…>,lr,seconds. Losses, metrics and the
+    learning rate are written exactly (the shortest text of the float); an empty val_loss
+    means no validation set.
     """
 
     def __init__(self, path, metric_names, records=()):
         self.path = path
         self.metric_names = list(metric_names)
         self.file = open(path, "w", encoding="utf-8", newline="")
-        self.file.write(",".join(["epoch", "train_loss", "val_loss", *self.metric_names, "lr", "seconds"]) + "\n")
+        self.file.write(csv_out.header(["epoch", "train_loss", "val_loss", *self.metric_names,
+                                        "lr", "seconds"]))
         for r in records:
             self._write(r)
         self.file.flush()
 
     def _write(self, r):
-        values = [str(r.epoch), repr(r.train_loss), "" if math.isnan(r.val_loss) else repr(r.val_loss)]
-        values += [repr(r.metrics.get(m, float("nan"))) for m in self.metric_names]
-        values += [repr(r.lr), f"{r.seconds:.6f}"]
-        self.file.write(",".join(values) + "\n")
+        number = csv_out.number
+        values = [str(r.epoch), number(r.train_loss),
+                  "" if math.isnan(r.val_loss) else number(r.val_loss)]
+        values += [number(r.metrics.get(m, float("nan"))) for m in self.metric_names]
+        values += [number(r.lr), number(r.seconds, ".6f")]
+        self.file.write(csv_out.row(values))
 
     def __call__(self, record, trainer):
         self._write(record)

@@ -20,9 +20,10 @@ import stat
 
 from nncli import data as D
 from nncli import pipeline
+from nncli.csvio import read_options
 from nncli.errors import ConfigError, DivergenceError, ModelFileError
 from nncli.model_io import check_writable, json_safe, load_model, save_model
-from nncli.progress import LossLog
+from nncli.progress import LossLogWriter
 
 
 def _same_file(a, b):
@@ -48,13 +49,6 @@ def diverged_note(meta):
     epoch = meta.get("diverged_epoch")
     at = f" at epoch {epoch}" if isinstance(epoch, int) and not isinstance(epoch, bool) else ""
     return f"saved by --save-diverged{at}, when training diverged (the parameters before that epoch)"
-
-
-def csv_read_options(config):
-    """Keyword arguments of `read_csv` from the CSV options sep, no_header, columns."""
-    sep = config.get("sep")
-    return {"sep": "\t" if sep in ("\\t", "tab") else sep, "header": not config.get("no_header"),
-            "columns": config.get("columns") or None}
 
 
 class TrainingRun:
@@ -86,7 +80,7 @@ class TrainingRun:
         """Read, check, build and split: everything that can fail before training. Returns self."""
         self._check_paths()
         state = self._resume_state() if self.resume else None
-        read = csv_read_options(self.config)
+        read = read_options(self.config)
         self.table = D.read_csv(self.data_path, **read)
         if state is not None and state["data_sha256"] != self.table.sha256:
             raise ConfigError(f"{self.data_path} is not the data the checkpoint {self.resume} was "
@@ -190,7 +184,7 @@ class TrainingRun:
         if self.loss_log:
             metric_names = (["val_accuracy"] if self.validation is not None
                             and self.data.task == "classification" else [])
-            log = LossLog(self.loss_log, metric_names, trainer.history.records)
+            log = LossLogWriter(self.loss_log, metric_names, trainer.history.records)
             callbacks.append(log)
         if self.checkpoint:
             callbacks.append(self._save_checkpoint)
@@ -288,7 +282,7 @@ def held_out_table(data, meta, model):
     if val.get("source") != "split":
         raise ConfigError(f"{model} held out no rows (trained with --val-split 0); "
                           "evaluate it without --held-out")
-    table = D.read_csv(data, **csv_read_options(config))
+    table = D.read_csv(data, **read_options(config))
     if table.sha256 != meta.get("data_sha256"):
         raise ConfigError(f"{table.source} is not the data {model} was trained on (its sha256 "
                           "differs), so its held-out rows are unknown")

@@ -142,7 +142,7 @@ def test_no_header_default_and_given_names():
     assert t.line_numbers.tolist() == [1, 2]
     t = read_csv(csv_bytes("1,2\n3,4\n"), header=False, columns=["p", "q"])
     assert t.names == ["p", "q"] and t.named
-    assert "2 column names" in err(DataError, read_csv, csv_bytes("1,2,3\n"), header=False,
+    assert "2 column names" in err(ConfigError, read_csv, csv_bytes("1,2,3\n"), header=False,
                                    columns=["p", "q"])
 
 
@@ -406,10 +406,13 @@ def test_impute_mean_median_and_drop():
     d = prepare_training(t, impute="drop", standardize=False)
     assert d.X[:, 0].tolist() == [1, 8]
     assert d.line_numbers.tolist() == [2, 5]
-    assert d.schema.inputs[0].impute == 4.5  # the training mean, used at predict time
-    # predict with a 'drop' schema still gives one row per input row
-    X = encode_features(read_csv(csv_bytes("a,c\nNA,\n2,y\n")), d.schema)
-    assert X.tolist() == [[4.5, 1], [2, 0]]  # 'y' was dropped in training: unseen → zeros
+    # A 'drop' model never saw a gap, so it has no fill: new data with one is an error
+    # (naming the cell), not a silent mean-fill; complete rows encode as in training.
+    assert d.schema.inputs[0].impute is None and d.schema.inputs[1].impute is None
+    msg = err(DataError, encode_features, read_csv(csv_bytes("a,c\nNA,\n2,y\n")), d.schema)
+    assert msg.startswith("<stream>:2: column 'a' (1): missing value")
+    X = encode_features(read_csv(csv_bytes("a,c\n2,y\n")), d.schema)
+    assert X.tolist() == [[2, 0]]  # 'y' was dropped in training: unseen → zeros
 
 
 def test_missing_target():

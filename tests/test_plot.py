@@ -1,5 +1,6 @@
 """nncli plot-loss and the drawing helpers in nncli.plot."""
 import math
+import os
 import sys
 
 import numpy as np
@@ -66,19 +67,23 @@ def test_metric_column(tmp_path):
     r = run("plot-loss", log, "--metric", "accuracy", "-o", out)     # val_accuracy found
     assert r.exit_code == 0, r.output
     r = run("plot-loss", log, "--metric", "f1", "-o", out)
-    assert r.exit_code == 1 and "no column 'f1'" in r.output and "val_accuracy" in r.output
+    assert r.exit_code == 2 and "no column 'f1'" in r.output and "val_accuracy" in r.output
 
 
 @pytest.mark.parametrize("text, message", [
-    ("epoch,train_loss,val_loss\n1,0.5,\n2,oops,\n", ":3: column 'train_loss': 'oops' is not a number"),
-    ("epoch,train_loss,val_loss\n1,0.5,0.6\n2,0.4\n3,0.3,0.2\n", ":3: 2 cells, but the header has 3"),
+    # the messages of nncli.csvio, which reads loss logs as it reads every CSV
+    ("epoch,train_loss,val_loss\n1,0.5,\n2,oops,\n", ":3: column 'train_loss' (2): 'oops' is not a number"),
+    ("epoch,train_loss,val_loss\n1,0.5,0.6\n2,0.4\n3,0.3,0.2\n", ":3: expected 3 fields (as in the first row), found 2"),
     ("epoch,loss\n1,0.5\n", ":1: not a loss log: no column 'train_loss', 'val_loss'"),
-    ("", "the loss log is empty"),
+    ("", "the file is empty"),
+    ("epoch,train_loss,val_loss\n1,0.5,0.6\n2,0.4\n3,0.3", ":3: expected 3 fields (as in the first row), found 2"),
+    (b"epoch,train_loss,val_loss\n1,0.5,0.6\n2,0.4,caf\xe9\n", ":3: the byte 0xE9 at position 10 of the line (offset 45 in the file) is not valid UTF-8: "
+     "not a loss log written by nncli"),
     ("epoch,train_loss,val_loss\n", "no epochs logged yet"),
 ])
 def test_malformed_logs_name_file_and_line(tmp_path, text, message):
     log = tmp_path / "bad.csv"
-    log.write_text(text)
+    log.write_bytes(text if isinstance(text, bytes) else text.encode())
     r = run("plot-loss", log, "-o", tmp_path / "x.png")
     assert r.exit_code == 1
     assert r.output.startswith("Error: ") and str(log) in r.output and message in r.output
@@ -88,7 +93,7 @@ def test_malformed_logs_name_file_and_line(tmp_path, text, message):
 
 def test_missing_file_and_bad_extension(tmp_path):
     r = run("plot-loss", tmp_path / "nope.csv")
-    assert r.exit_code == 1 and "no such file" in r.output
+    assert r.exit_code == 1 and "nope.csv: cannot open: No such file" in r.output
     log = write_log(tmp_path / "run.loss.csv")
     r = run("plot-loss", log, "-o", tmp_path / "loss.jpg")
     assert r.exit_code == 2 and ".png, .svg or .pdf" in r.output
@@ -167,3 +172,29 @@ def test_terminal_plot_breaks_at_nan_and_handles_flat_and_empty():
     log = terminal_plot([Series("l", x, np.array([1.0, 0.1, -1.0, 0.01, 0.001]))], 40, 10,
                         log_scale=True)
     assert "0.001" in log and "(log scale)" in log
+
+
+def test_a_log_being_written_on_stdin_and_a_log_with_only_its_header(tmp_path):
+    text = "epoch,train_loss,val_loss,lr,seconds\n1,0.9,0.95,0.01,0.1\n2,0.8,0.85,0.01,0.1\n3,0.7"
+    r = run("plot-loss", "-", "--terminal", "--width", "60", input=text)
+    assert r.exit_code == 0, r.output
+    log = tmp_path / "new.loss.csv"
+    log.write_text("epoch,train_loss,val_loss,lr,seconds\n")
+    assert read_loss_log(str(log)).epochs.tolist() == []
+    log.write_text("epoch,train_loss,val_loss,lr,seconds\n1,0.9")
+    assert read_loss_log(str(log)).epochs.tolist() == []
+
+
+def test_a_log_written_by_train_reads_back_exactly(tmp_path, monkeypatch):
+    """The loss log writer and reader are the project's CSV writer and reader."""
+    monkeypatch.chdir(tmp_path)
+    data = os.path.join(os.path.dirname(__file__), "..", "data", "iris.csv")
+    r = CliRunner().invoke(cli, ["train", data, "--epochs", "3", "-q", "--layers", "4"])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "iris.loss.csv").read_text().splitlines()
+    curve = read_loss_log("iris.loss.csv")
+    assert list(curve.columns) == text[0].split(",")
+    for row, line in enumerate(text[1:]):
+        for name, cell in zip(curve.columns, line.split(",")):
+            value = curve.columns[name][row]
+            assert (math.isnan(value) and cell in ("", "nan")) or value == float(cell)

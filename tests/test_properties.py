@@ -175,3 +175,27 @@ def test_save_load_predict_is_identical(tmp_path_factory, case):
     assert loaded.phi.tobytes() == net.phi.tobytes()
     a, b = net.predict(X, n_threads=1), loaded.predict(X, n_threads=1)
     assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@FAST
+@given(tables())
+def test_the_csv_writer_reads_back_through_the_csv_reader(table):
+    """nncli.csvio.writer (predictions, loss logs) and nncli.csvio's reader agree: text cells
+    come back as written and numbers exactly (``number``) or as their printed digits."""
+    from nncli.csvio import writer
+    kinds, cols, _, _, _ = table
+    names = [f"c{j}" for j in range(len(cols))]
+    fields = [[writer.number(v) if k == "number" else writer.quote(v) for v in c]
+              for k, c in zip(kinds, cols)]
+    short = [[writer.number(v, ".7g") for v in c] for k, c in zip(kinds, cols) if k == "number"]
+    text = writer.header(names + [f"s{j}" for j in range(len(short))]) + writer.records(fields + short)
+    t = read_csv(io.BytesIO(text.encode("utf-8")), sep=",")
+    assert t.n_rows == len(cols[0])
+    for j, (kind, values) in enumerate(zip(kinds, cols)):
+        if kind == "number":
+            numbers, bad = t.columns[j].as_numbers()
+            assert not bad and numbers.tolist() == values
+        else:
+            assert t.columns[j].as_text() == [v.replace("\r\n", "\n") for v in values]
+    for k, s in enumerate(short):
+        assert t.columns[len(cols) + k].as_numbers()[0].tolist() == [float(v) for v in s]

@@ -157,21 +157,21 @@ def test_resume_is_bit_for_bit(case, tmp_path, monkeypatch):
     base = ["train", IRIS, "--epochs", "20", "--layers", "8", "-q", "--threads", "1", *RESUME_CASES[case]]
     r = runner.invoke(cli, [*base, "-o", "full.npz"])
     assert r.exit_code == 0, r.output
-    write = progress.LossLog.__call__
+    write = progress.LossLogWriter.__call__
 
     def interrupted_at_7(self, record, trainer):
         write(self, record, trainer)
         if record.epoch == 7:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(progress.LossLog, "__call__", interrupted_at_7)
+    monkeypatch.setattr(progress.LossLogWriter, "__call__", interrupted_at_7)
     r = runner.invoke(cli, [*base, "-o", "part.npz", "--checkpoint", "ck.npz", "--checkpoint-every", "3"])
     stopped_early = _meta("full.npz")["stopped_early"]
     if not stopped_early or _meta("full.npz")["epochs_run"] > 7:
         assert r.exit_code == 130 and r.stderr.count("\n") == 1, r.output
         assert "interrupted after 7 of 20 epochs" in r.stderr and not os.path.exists("part.npz")
         assert _meta("ck.npz")["checkpoint"]["epoch"] == 6
-    monkeypatch.setattr(progress.LossLog, "__call__", write)
+    monkeypatch.setattr(progress.LossLogWriter, "__call__", write)
     r = runner.invoke(cli, ["train", IRIS, "--resume", "ck.npz", "-q", "-o", "resumed.npz"])
     assert r.exit_code == 0, r.output
     assert _phi("resumed.npz") == _phi("full.npz")

@@ -83,6 +83,7 @@ def command(surface, expr, optimizers, lr, momentum, beta1, beta2, start, steps,
     import numpy as np
 
     from nncli import surfaces
+    from nncli.csvio import writer as csv_out
     from nncli.errors import NncliError
     from nncli.optim import Optimizer
     if (surface is None) == (expr is None):
@@ -119,10 +120,12 @@ def command(surface, expr, optimizers, lr, momentum, beta1, beta2, start, steps,
             raise NncliError(f"cannot start at ({start[0]:g}, {start[1]:g}): "
                              f"{path.diverged.removeprefix('the start is unusable: ')}")
         if not paths:
-            click.echo("step,optimizer,phi1,phi2,loss,grad1,grad2")
+            click.echo(csv_out.header(["step", "optimizer", "phi1", "phi2", "loss", "grad1",
+                                       "grad2"]), nl=False)
         paths.append(path)
+        field = csv_out.quote(label)
         click.echo("".join(
-            f"{t},{label},{p1:.10g},{p2:.10g},{loss:.10g},{g1:.10g},{g2:.10g}\n"
+            csv_out.row([str(t), field, *(csv_out.number(v, ".10g") for v in (p1, p2, loss, g1, g2))])
             for t, ((p1, p2), loss, (g1, g2)) in enumerate(zip(path.phi, path.loss, path.grad))),
             nl=False)
         if path.diverged:

@@ -14,7 +14,10 @@ from nncli.commands.options import csv_input_options, read_kwargs, warn_if_diver
 @click.option("--json", "json_out", is_flag=True, help="Print the metrics as one JSON object.")
 @click.option("--held-out", is_flag=True,
               help="Score only the rows the model held out for validation (DATA: its training file).")
-def command(model, data, threads, json_out, held_out, **csv_opts):
+@click.option("--skip-missing", is_flag=True,
+              help="Leave out rows with a missing target, or a missing input the model cannot "
+                   "fill (instead of an error); the count is reported.")
+def command(model, data, threads, json_out, held_out, skip_missing, **csv_opts):
     """Score MODEL on DATA, a CSV with the target column(s).
 
     Regression: MSE, RMSE, MAE, R² (original units). Classification: accuracy, log-loss,
@@ -30,6 +33,7 @@ def command(model, data, threads, json_out, held_out, **csv_opts):
       nncli evaluate iris.npz data/iris.csv --held-out
     """
     from nncli import data as D
+    from nncli.errors import DataError
     from nncli.model_io import load_model
     from nncli.predicting import Evaluation, evaluate_chunk, metrics, model_schema
     from nncli.run import held_out_table
@@ -38,11 +42,17 @@ def command(model, data, threads, json_out, held_out, **csv_opts):
     warn_if_diverged(loaded.meta, model)
     ev = Evaluation(schema.task)
     if held_out:   # the training file, read as training read it
-        evaluate_chunk(ev, loaded.network, schema, held_out_table(data, loaded.meta, model), threads)
+        evaluate_chunk(ev, loaded.network, schema, held_out_table(data, loaded.meta, model),
+                       threads, skip_missing)
     else:
-        for table in D.iter_csv_chunks(data, **read_kwargs(csv_opts, schema)):
-            evaluate_chunk(ev, loaded.network, schema, table, threads)
+        reading = read_kwargs(csv_opts, schema, loaded.meta.get("config"))
+        for table in D.iter_csv_chunks(data, **reading):
+            evaluate_chunk(ev, loaded.network, schema, table, threads, skip_missing)
+    if ev.n == 0:
+        raise DataError(f"{data}: every row has a missing value; no row is left to score")
     result = metrics(ev, schema)
+    if skip_missing:
+        result["skipped_rows"] = ev.skipped
     if json_out:
         click.echo(json.dumps(result))
     else:
@@ -51,6 +61,8 @@ def command(model, data, threads, json_out, held_out, **csv_opts):
 
 def render(m):
     lines = [f"rows      {m['rows']}"]
+    if m.get("skipped_rows"):
+        lines.append(f"skipped   {m['skipped_rows']} (a missing value)")
     if m["task"] == "classification":
         lines += [f"accuracy  {m['accuracy']:.4f}", f"log-loss  {m['log_loss']:.4f}", ""]
         w = max(len("class"), *(len(c) for c in m["classes"]))

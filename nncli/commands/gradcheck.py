@@ -6,25 +6,20 @@ import click
 from nncli.commands.options import CommaList, positive_int
 from nncli.functions import ACTIVATIONS, LOSSES
 
-
-def _layers(ctx, param, layers):
-    if layers is None:
-        return None
-    if len(layers) < 2:
-        raise click.BadParameter("needs at least an input and an output width, all ≥ 1")
-    if sum(a * b + b for a, b in zip(layers[:-1], layers[1:])) > 20000:
-        raise click.BadParameter("more than 20000 parameters: a check does 2 passes per "
-                                 "parameter; use a smaller network")
-    return layers
+MAX_PARAMS = 20000  # a check does about 2 loss evaluations per parameter
 
 
 @click.command("gradcheck")
 @click.argument("data", required=False, metavar="[DATA]")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), metavar="MODEL.npz",
               help="Check a saved model on DATA (a CSV with the columns it was trained on).")
-@click.option("--layers", type=CommaList(positive_int), callback=_layers, default="3,3,3,1",
-              show_default=True, metavar="N,N,…",
-              help="Layer widths, input first (without --model).")
+@click.option("--inputs", "n_inputs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Input width (without --model).")
+@click.option("--layers", type=CommaList(positive_int, metavar="N,N,..."), default="3,3",
+              show_default=True,
+              help="Hidden layer widths, as in train ('' for none; without --model).")
+@click.option("--outputs", "n_outputs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Output width (without --model).")
 @click.option("--activation", type=CommaList(choices=list(ACTIVATIONS)), default="tanh", show_default=True,
               metavar="NAME[,NAME…]",
               help=f"Hidden activation, one name or one per hidden layer: {', '.join(ACTIVATIONS)}.")
@@ -39,37 +34,46 @@ def _layers(ctx, param, layers):
 @click.option("--tolerance", type=click.FloatRange(min=0), default=1e-6, show_default=True,
               help="Largest overall relative error that passes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-def command(data, model_path, layers, activation, loss, rows, seed, h, tolerance, as_json):
+def command(data, model_path, n_inputs, layers, n_outputs, activation, loss, rows, seed, h,
+            tolerance, as_json):
     """Compare ∂L/∂φ from backpropagation with central differences, in float64.
 
-    Without --model: a network from --layers/--activation/--loss with random weights and
-    --rows rows of random data (one-hot targets for cross_entropy, 0/1 for bce). With --model:
-    that model's parameters on the rows of DATA, encoded as in training.
+    Without --model: a network --inputs → --layers (hidden widths, as in train) → --outputs
+    with --activation and --loss, random weights and --rows rows of random data (one-hot
+    targets for cross_entropy, 0/1 for bce). With --model: that model's parameters on the
+    rows of DATA, encoded as in training.
 
-    Prints, per layer k, the weights Ω_k and biases β_k: size, max |error| and relative error
-    (max |error| / max |gradient|), then the overall relative error ‖a − n‖ / max(‖a‖, ‖n‖).
+    Prints, per layer k, the weights Ω_k and biases β_k: size, parameters skipped, max |error|
+    and relative error (max |error| / max |gradient|), then the overall relative error
+    ‖a − n‖ / max(‖a‖, ‖n‖). A parameter whose ±h steps cross a kink of relu, leaky_relu, elu
+    (or of mae) is skipped: there central differences do not measure the derivative.
     Exits 1 when the overall relative error is above --tolerance.
 
     \b
     Examples:
-      nncli gradcheck --layers 3,3,3,1 --activation tanh --loss mse
-      nncli gradcheck --layers 4,8,3 --activation relu,gelu --loss cross_entropy --json
+      nncli gradcheck --layers 3,3 --activation tanh --loss mse
+      nncli gradcheck --inputs 4 --layers 8,8 --outputs 3 --activation relu,gelu --loss cross_entropy --json
       nncli gradcheck --model iris.npz data/iris.csv --rows 20
     """
-    from nncli.gradcheck import gradient_check
+    from nncli.gradcheck import SKIP_REASON, gradient_check
     ctx = click.get_current_context()
     if model_path is not None:
         if data is None:
             raise click.UsageError("--model needs a DATA file to compute the loss on")
-        for name in ("layers", "activation", "loss"):
+        for name in ("n_inputs", "layers", "n_outputs", "activation", "loss"):
             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
-                raise click.UsageError(f"--{name} describes a new network; it cannot be "
+                option = "--" + name.removeprefix("n_")
+                raise click.UsageError(f"{option} describes a new network; it cannot be "
                                        "combined with --model")
         net, X, Y, what = _from_model(model_path, data, rows)
     else:
         if data is not None:
             raise click.UsageError("DATA is only read with --model (without it the data are random)")
-        net, X, Y, what = _random_problem(layers, activation, loss, rows, seed)
+        widths = [n_inputs, *layers, n_outputs]
+        if sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) > MAX_PARAMS:
+            raise click.UsageError(f"more than {MAX_PARAMS} parameters: a check does 2 passes "
+                                   "per parameter; use a smaller network")
+        net, X, Y, what = _random_problem(widths, activation, loss, rows, seed)
     check = gradient_check(net, X, Y, h=h)
     passed = check.passed(tolerance)
     if as_json:
@@ -78,8 +82,9 @@ def command(data, model_path, layers, activation, loss, rows, seed, h, tolerance
             "network": what, "layers": net.layers, "activations": net.activations,
             "loss_function": net.loss, "rows": int(len(X)), "n_params": net.n_params,
             "loss": check.loss, "h": h,
-            "parts": [{"name": p.name, "size": p.size, "max_abs_error": p.max_abs,
-                       "rel_error": p.rel} for p in check.parts],
+            "parts": [{"name": p.name, "size": p.size, "skipped": p.skipped,
+                       "max_abs_error": p.max_abs, "rel_error": p.rel} for p in check.parts],
+            "skipped": check.n_skipped, "skipped_reason": SKIP_REASON if check.n_skipped else None,
             "max_abs_error": check.max_abs, "rel_error": check.rel,
             "tolerance": tolerance, "passed": passed})))
     else:
@@ -118,6 +123,7 @@ def _random_problem(layers, activation, loss, rows, seed):
 
 
 def _from_model(model_path, data, rows):
+    from nncli.commands.options import read_kwargs
     from nncli.data import encode_features, encode_targets, read_csv
     from nncli.errors import ModelFileError
     from nncli.model_io import load_model
@@ -127,8 +133,9 @@ def _from_model(model_path, data, rows):
     if schema is None:
         raise ModelFileError(f"{model_path} has no data schema (it was saved through the Python "
                              "API), so DATA cannot be encoded for it")
-    # A model trained on a file without a header reads DATA without one (by position).
-    table = read_csv(data, header=schema.has_header)
+    # DATA is read as the training file was: without a header if it had none (columns by
+    # position), in its encoding.
+    table = read_csv(data, **read_kwargs({}, schema, model.meta.get("config")))
     if table.n_rows > rows:
         table = table.rows(slice(0, rows))
     X, Y = encode_features(table, schema), encode_targets(table, schema)
@@ -138,11 +145,15 @@ def _from_model(model_path, data, rows):
 
 
 def _table(net, check, what, n_rows, h):
+    from nncli.gradcheck import SKIP_REASON
     lines = [f"gradcheck: {what}",
              f"P = {net.n_params} parameters, {n_rows} rows, loss {check.loss:.6g}, h = {h:g}",
              "",
-             f"{'part':<8}{'size':>7}  {'max abs error':>14}  {'rel error':>10}"]
+             f"{'part':<8}{'size':>7}{'skipped':>9}  {'max abs error':>14}  {'rel error':>10}"]
     for p in check.parts:
-        lines.append(f"{p.name:<8}{p.size:>7}  {p.max_abs:>14.3e}  {p.rel:>10.3e}")
-    lines.append(f"{'overall':<8}{net.n_params:>7}  {check.max_abs:>14.3e}  {check.rel:>10.3e}")
+        lines.append(f"{p.name:<8}{p.size:>7}{p.skipped:>9}  {p.max_abs:>14.3e}  {p.rel:>10.3e}")
+    lines.append(f"{'overall':<8}{net.n_params:>7}{check.n_skipped:>9}  {check.max_abs:>14.3e}  "
+                 f"{check.rel:>10.3e}")
+    if check.n_skipped:
+        lines += ["", f"{check.n_skipped} skipped: {SKIP_REASON}."]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Option types and option groups shared by several commands."""
+import codecs
 import os
 from numbers import Integral
 
@@ -121,7 +122,10 @@ class BatchSize(click.ParamType):
 
 
 def csv_input_options(f):
-    """--sep, --no-header, --columns: how to read a CSV."""
+    """--sep, --no-header, --columns, --encoding: how to read a CSV."""
+    f = click.option("--encoding", default=None, metavar="NAME",
+                     help="The file's text encoding, e.g. latin-1 (default: utf-8; predict and "
+                          "evaluate use the one the model was trained with).")(f)
     f = click.option("--columns", type=CommaList(), default=None,
                      help="Column names, for a file without a header (with --no-header).")(f)
     f = click.option("--no-header", "no_header", is_flag=True,
@@ -131,19 +135,26 @@ def csv_input_options(f):
     return f
 
 
-def read_kwargs(opts, schema=None):
+def read_kwargs(opts, schema=None, config=None):
     """Keyword arguments of nncli.data.read_csv from the CSV options. With a model's `schema`,
     a model trained on a file without a header reads new files without one too (no need to
-    repeat --no-header: columns are then matched by position)."""
+    repeat --no-header: columns are then matched by position); with its training `config`,
+    new files are decoded as the training file was unless --encoding says otherwise."""
+    from nncli.csvio import read_options
     sep = opts.get("sep")
-    if sep == "\\t" or sep == "tab":
-        sep = "\t"
-    if sep is not None and len(sep) != 1:
+    if sep is not None and sep not in ("\\t", "tab") and len(sep) != 1:
         raise click.BadParameter("the separator is one character (or 'tab')", param_hint="--sep")
     if opts.get("columns") and not opts.get("no_header"):
         raise click.UsageError("--columns names the columns of a file without a header: add --no-header")
-    header = not opts.get("no_header") and (schema is None or schema.has_header)
-    return {"sep": sep, "header": header, "columns": opts.get("columns") or None}
+    if opts.get("encoding"):
+        try:
+            codecs.lookup(opts["encoding"])
+        except LookupError:
+            raise click.BadParameter(f"unknown encoding {opts['encoding']!r} (e.g. utf-8, latin-1, "
+                                     "cp1252)", param_hint="--encoding") from None
+    kwargs = read_options({**opts, "encoding": opts.get("encoding") or (config or {}).get("encoding")})
+    kwargs["header"] = kwargs["header"] and (schema is None or schema.has_header)
+    return kwargs
 
 
 def default_output(data_path, suffix):

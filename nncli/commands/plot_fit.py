@@ -58,11 +58,14 @@ def _xy(data, models):
     from nncli.data import read_csv
     from nncli.errors import DataError
     schemas = [m.schema for m in models if m.schema is not None]
+    # DATA is decoded as the (first) model's training file was.
+    configs = [m.meta.get("config") for m in models if m.meta.get("config")]
+    encoding = (configs[0] if configs else {}).get("encoding") or "utf-8"
     if schemas and not schemas[0].has_header:
         # Trained on a file without a header: read DATA the same way, named as in training.
-        table = read_csv(data, header=False, columns=schemas[0].columns)
+        table = read_csv(data, header=False, columns=schemas[0].columns, encoding=encoding)
     else:
-        table = read_csv(data)
+        table = read_csv(data, encoding=encoding)
     if schemas:
         names = {(s.inputs[0].name, s.target_names[0]) for s in schemas}
         if len(names) > 1:

@@ -17,12 +17,19 @@ from nncli.commands.options import csv_input_options, read_kwargs, warn_if_diver
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=16384, show_default=True,
               help="Rows read, predicted and written at a time.")
-def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_opts):
+@click.option("--skip-missing", is_flag=True,
+              help="A row with a missing input the model cannot fill gets an empty prediction "
+                   "(instead of an error).")
+def command(model, data, proba, id_column, output, threads, chunk_rows, skip_missing, **csv_opts):
     """Predict for every row of DATA (a CSV file, or - / nothing for stdin); CSV to stdout.
 
     Classification prints the label (and with --proba one probability per class);
     regression one column per target in the original units; an autoencoder
     (reconstruct) the reconstruction and its reconstruction_error.
+
+    A missing input is filled with the training mean or median (most frequent category) when
+    the model was trained with --impute mean|median; otherwise it is an error, or with
+    --skip-missing a row with empty prediction fields (one output row per input row).
 
     \b
     Examples:
@@ -30,25 +37,37 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, **csv_op
       cat data/iris.csv | nncli predict iris.npz - | sort | uniq -c
       nncli predict curve.npz new.csv -o predictions.csv
     """
+    if data == "-" and sys.stdin.isatty():
+        # Nothing typed would be CSV a user meant: refuse rather than wait silently.
+        raise click.UsageError("reading CSV from standard input, which is a terminal: "
+                               "give a file or pipe data in")
     from nncli import data as D
+    from nncli.csvio.writer import header as csv_header
+    from nncli.errors import ConfigError
     from nncli.model_io import atomic_path, load_model
-    from nncli.predicting import format_rows, model_schema, output_header, predict_chunk, quote
+    from nncli.predicting import (complete_rows, format_rows, model_schema, output_header,
+                                  predict_chunk)
     loaded = load_model(model)
     schema = model_schema(loaded, model)
     warn_if_diverged(loaded.meta, model)
     if proba and schema.task != "classification":
         raise click.UsageError("--proba applies to classification models only")
     chunks = D.iter_csv_chunks(data, chunk_rows=chunk_rows,
-                               keep_text=[id_column] if id_column else None, **read_kwargs(csv_opts, schema))
+                               keep_text=[id_column] if id_column else None,
+                               **read_kwargs(csv_opts, schema, loaded.meta.get("config")))
 
     def write_all(out):
-        header = ",".join(quote(c) for c in output_header(schema, proba, id_column)) + "\n"
+        header = csv_header(output_header(schema, proba, id_column))
         for table in chunks:
+            if id_column and id_column not in table.names:   # the option does not fit the data
+                raise ConfigError(f"--id {id_column}: {table.source} has no column named "
+                                  f"{id_column!r}; its columns: {', '.join(map(repr, table.names))}")
             ids = table.column(id_column).as_text() if id_column else None
-            cols = predict_chunk(loaded.network, schema, table, proba, threads)
+            rows, skipped = complete_rows(table, schema, skip_missing)
+            cols = predict_chunk(loaded.network, schema, rows, proba, threads)
             # The header goes out with the first chunk: a file whose columns do not fit
             # the model fails before anything is written.
-            out.write(header + format_rows(cols, ids))
+            out.write(header + format_rows(cols, ids, skipped=skipped))
             out.flush()
             header = ""
 
