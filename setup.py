@@ -14,7 +14,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["gemm", "activations", "losses", "dense", "optim", "engine", "csvparse"]
+KERNELS = ["gemm", "activations", "losses", "dense", "layers", "optim", "engine", "csvparse"]
 
 
 def openmp_flags():

@@ -58,10 +58,9 @@ def gradient_check(network, X, Y, h=1e-6, analytic=None):
     n = numerical_gradient(network, X, Y, h)
     diff = a - n
     parts = []
-    for k, (w, b) in enumerate(network.layer_slices(), start=1):
-        for name, s in ((f"Ω{k}", w), (f"β{k}", b)):
-            parts.append(PartError(name, s.stop - s.start, float(np.max(np.abs(diff[s]), initial=0.0)),
-                                   _rel(diff[s], a[s], n[s])))
+    for name, s, _ in network.param_parts():
+        parts.append(PartError(name, s.stop - s.start, float(np.max(np.abs(diff[s]), initial=0.0)),
+                               _rel(diff[s], a[s], n[s])))
     norm = max(np.linalg.norm(a), np.linalg.norm(n))
     rel = float(np.linalg.norm(diff) / norm) if norm > 0 else float(np.linalg.norm(diff))
     return GradCheck(float(loss), a, n, parts, float(np.max(np.abs(diff), initial=0.0)), rel)

@@ -117,13 +117,12 @@ cdef double softmax_cross_entropy_loss(floating *dz, const floating *z, const fl
 
 
 cdef double loss_forward_backward(floating *dz, const floating *z, const floating *y,
-                                  Py_ssize_t B, Py_ssize_t m, int code,
-                                  double grad_rows) noexcept nogil:
+                                  Py_ssize_t B, Py_ssize_t m, int code) noexcept nogil:
     """Dispatch: Σ over rows of the per-row loss, and dz (see losses.pxd)."""
     if code == CROSS_ENTROPY:   # one distribution per row: summed over classes
-        return softmax_cross_entropy_loss(dz, z, y, B, m, 1.0 / grad_rows)
+        return softmax_cross_entropy_loss(dz, z, y, B, m, 1.0 / B)
     # The others average over the m outputs of a row.
-    cdef double scale = 1.0 / (grad_rows * m), total = 0.0
+    cdef double scale = 1.0 / (<double>B * m), total = 0.0
     if code == MSE:
         total = mse_loss(dz, z, y, B * m, scale)
     elif code == MAE:
@@ -161,7 +160,7 @@ def loss_and_grad(floating[:, ::1] z, floating[:, ::1] y, int code):
     if B == 0 or m == 0:
         return 0.0, out
     with nogil:
-        total = loss_forward_backward(&dz[0, 0], &z[0, 0], &y[0, 0], B, m, code, <double>B)
+        total = loss_forward_backward(&dz[0, 0], &z[0, 0], &y[0, 0], B, m, code)
     return total / B, out
 
 
