@@ -53,7 +53,8 @@ def extensions():
         if name == "gemm":
             sources.append("nncli/_kernels/gemm_dispatch.c")
             # Included by gemm_dispatch.c: a change must rebuild the extension.
-            depends = ["nncli/_kernels/gemm_impl.c", "nncli/_kernels/gemm.h"]
+            depends = [f"nncli/_kernels/{f}" for f in
+                       ("gemm.h", "gemm_common.h", "gemm_kernels.c", "gemm_driver.c")]
         elif name == "optim":
             depends = ["nncli/_kernels/adam_impl.h"]
         exts.append(Extension(
