@@ -23,10 +23,12 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-# Slowest to compile first, so that the parallel build ends sooner.
-KERNELS = ["gemm", "engine", "csvparse", "dense", "optim", "activations", "losses", "layers"]
+# Slowest to compile first, so that the parallel build ends sooner (the shared utility
+# module, the slowest, is added first in extensions()).
+KERNELS = ["engine", "gemm", "activations", "losses", "optim", "dense", "layers", "csvparse"]
 DIRECTIVES = {"boundscheck": False, "wraparound": False, "cdivision": True,
               "initializedcheck": False, "nonecheck": False}
+SHARED_UTILITY = "nncli._kernels._cyutility"
 KEYS = os.path.join("build", "nncli-keys")   # content keys of what was last built
 
 
@@ -107,6 +109,9 @@ def extensions():
     compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function", *omp]
     if os.environ.get("NNCLI_NATIVE"):  # opt-in, for local builds only: not portable
         compile_args.append("-march=native")
+    options = dict(include_dirs=[numpy.get_include(), "nncli/_kernels"],
+                   define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                   extra_compile_args=compile_args, extra_link_args=omp)
     exts = []
     for name in KERNELS:
         sources = [f"nncli/_kernels/{name}.pyx"]
@@ -118,36 +123,28 @@ def extensions():
                        ("gemm.h", "gemm_common.h", "gemm_kernels.c", "gemm_driver.c")]
         elif name == "optim":
             depends = ["nncli/_kernels/adam_impl.h"]
-        exts.append(Extension(
-            f"nncli._kernels.{name}", sources,
-            depends=depends, include_dirs=[numpy.get_include(), "nncli/_kernels"],
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-            extra_compile_args=compile_args, extra_link_args=omp,
-        ))
+        exts.append(Extension(f"nncli._kernels.{name}", sources, depends=depends, **options))
+    # Cython's utility code (memoryviews and the like) once, in a module the others import,
+    # instead of a copy in every module: half the C to compile.
+    exts.insert(0, Extension(SHARED_UTILITY, [SHARED_UTILITY.replace(".", "/") + ".c"], **options))
     return cythonize_changed(exts)
 
 
 def cythonize_changed(exts):
-    """Cythonize the extensions whose Cython sources changed; reuse the others' C files."""
+    """Cythonize the extensions, or reuse their C files when no Cython source has changed."""
     cython_inputs = [os.path.join("nncli/_kernels", f) for f in os.listdir("nncli/_kernels")
                      if f.endswith((".pyx", ".pxd"))]
     # Any .pxd can be cimported by any module: one key over all Cython sources.
     key = content_key(cython_inputs, Cython.__version__, numpy.__version__, DIRECTIVES)
-    todo, done = [], []
-    for ext in exts:
-        c_file = ext.sources[0][:-len(".pyx")] + ".c"
-        if os.path.exists(c_file) and key_matches(ext.name + ".c", key):
+    c_files = [ext.sources[0].replace(".pyx", ".c") for ext in exts]
+    if key_matches("cython", key) and all(os.path.exists(c) for c in c_files):
+        for ext, c_file in zip(exts, c_files):
             ext.sources[0] = c_file
-            done.append(ext)
-        else:
-            todo.append(ext)
-    if todo:
-        todo = cythonize(todo, language_level=3, compiler_directives=DIRECTIVES,
-                         nthreads=n_cpus(), force=True)
-        for ext in todo:
-            save_key(ext.name + ".c", key)
-    by_name = {ext.name: ext for ext in [*todo, *done]}
-    return [by_name[ext.name] for ext in exts]
+        return exts
+    exts = cythonize(exts, language_level=3, compiler_directives=DIRECTIVES, nthreads=n_cpus(),
+                     force=True, shared_utility_qualified_name=SHARED_UTILITY)
+    save_key("cython", key)
+    return exts
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
