@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nncli
 from nncli import Network
 from nncli._kernels import gemm as k_gemm
 from nncli.training import train
@@ -49,14 +50,16 @@ def test_same_seed_and_thread_count_train_the_same_phi(n_threads, rng):
     assert phis[0] == phis[1]
 
 
-def test_generic_gemm_passes_the_kernel_tests():
-    env = dict(os.environ, NNCLI_GEMM_ISA="generic")
+def test_generic_gemm_passes_the_kernel_tests(tmp_path):
+    # The subprocesses import the nncli this process imports (installed, or built in place),
+    # and start outside the source tree, which would otherwise shadow an installed package.
+    env = dict(os.environ, NNCLI_GEMM_ISA="generic", PYTHONPATH=str(Path(nncli.__file__).parent.parent))
     check = subprocess.run([sys.executable, "-c", "from nncli._kernels import gemm; print(gemm.isa())"],
-                           cwd=ROOT, env=env, capture_output=True, text=True)
+                           cwd=tmp_path, env=env, capture_output=True, text=True)
     assert check.stdout.strip() == "generic", check.stderr
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "tests/test_kernels.py", "tests/test_network.py",
+                          str(ROOT / "tests" / "test_kernels.py"), str(ROOT / "tests" / "test_network.py"),
                           "-k", "gemm or dense or layer or gradient or forward"],
-                         cwd=ROOT, env=env, capture_output=True, text=True)
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:]
     assert " passed" in run.stdout
