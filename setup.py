@@ -73,7 +73,7 @@ class BuildExt(build_ext):
                           sys.version, self.compiler.compiler_so)
         target = self.get_ext_fullpath(ext.name)
         name = os.path.abspath(target).replace(os.sep, "_")   # one key per built file
-        if os.path.exists(target) and key_matches(name, key):
+        if not self.force and os.path.exists(target) and key_matches(name, key):
             print(f"nncli: {ext.name} is up to date", file=sys.stderr)
             return
         super().build_extension(ext)
