@@ -1,13 +1,21 @@
-"""Registries of activations and losses, keyed by the name a user types.
+"""Registries of layer kinds, activations and losses, keyed by the name a user types.
 
 The CLI builds its choices from these dicts and the network looks names up here; the
-arithmetic itself lives in the Cython kernels (``nncli._kernels.activations`` / ``losses``),
-selected by the integer code stored with each entry.
+arithmetic itself lives in the Cython kernels (``nncli._kernels.layers`` / ``dense`` /
+``activations`` / ``losses``), selected by the integer code stored with each entry.
 """
 from dataclasses import dataclass
 
 from nncli._kernels.activations import ActivationCode
+from nncli._kernels.layers import LayerKind
 from nncli._kernels.losses import LossCode
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    code: int
+    doc: str
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,11 @@ class Loss:
     output: str        # what predict returns: 'value', 'softmax' or 'sigmoid'
     doc: str
 
+
+# The model file tags each layer with its kind's name; files without tags are all dense.
+LAYER_KINDS = {k.name: k for k in [
+    Kind("dense", LayerKind.DENSE, "fully connected: f = h·Ωᵀ + β"),
+]}
 
 ACTIVATIONS = {a.name: a for a in [
     Activation("identity", ActivationCode.IDENTITY, "glorot", "a(f) = f"),

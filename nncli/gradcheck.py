@@ -68,11 +68,12 @@ class _Branches:
     def __init__(self, network, X, Y):
         self.network, self.X, self.Y = network, X, Y
         self.cuts = []
-        ends = [b.stop for _, b in network.layer_slices()]
+        ends = [r.stop for r in network.layer_ranges()]
         for k, act in enumerate(network.activations, start=1):
             if act in KINKED_ACTIVATIONS:
                 cut = Network(network.layers[:k + 1], network.activations[:k - 1] + ["identity"],
-                              "mse", dtype="float64", phi=network.phi[:ends[k - 1]])
+                              "mse", dtype="float64", phi=network.phi[:ends[k - 1]],
+                              kinds=network.kinds[:k])
                 self.cuts.append((cut, ends[k - 1]))
         self.residual = network.loss in KINKED_LOSSES
 
@@ -123,11 +124,10 @@ def gradient_check(network, X, Y, h=1e-6, analytic=None):
     checked = ~skipped
     diff = np.where(checked, a - n, 0.0)
     parts = []
-    for k, (w, b) in enumerate(network.layer_slices(), start=1):
-        for name, s in ((f"Ω{k}", w), (f"β{k}", b)):
-            c = checked[s]
-            parts.append(PartError(name, s.stop - s.start, float(np.max(np.abs(diff[s]), initial=0.0)),
-                                   _rel(diff[s], a[s][c], n[s][c]), int((~c).sum())))
+    for name, s, _ in network.param_parts():
+        c = checked[s]
+        parts.append(PartError(name, s.stop - s.start, float(np.max(np.abs(diff[s]), initial=0.0)),
+                               _rel(diff[s], a[s][c], n[s][c]), int((~c).sum())))
     norm = max(np.linalg.norm(a[checked]), np.linalg.norm(n[checked]))
     rel = float(np.linalg.norm(diff) / norm) if norm > 0 else float(np.linalg.norm(diff))
     return GradCheck(float(loss), a, n, parts, float(np.max(np.abs(diff), initial=0.0)), rel, skipped)

@@ -21,8 +21,8 @@ import numpy as np
 
 from nncli._version import __version__
 from nncli.errors import ModelFileError, NncliError
-from nncli.functions import ACTIVATIONS, INITS, LOSSES
-from nncli.network import DTYPES, Network
+from nncli.functions import ACTIVATIONS, INITS, LAYER_KINDS, LOSSES
+from nncli.network import DTYPES, Network, n_params as network_n_params
 
 FORMAT = "nncli-model"
 FORMAT_VERSION = 1
@@ -109,7 +109,8 @@ def _remove(path):
 def build_meta(network, **fields):
     """The meta document of `network`, plus any fields given (schema, config, metrics...)."""
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "nncli_version": __version__,
-            "layers": network.layers, "activations": network.activations, "loss": network.loss,
+            "layers": network.layers, "layer_kinds": network.kinds,
+            "activations": network.activations, "loss": network.loss,
             "dtype": network.dtype.name, "init": network.init, "n_params": network.n_params}
     meta.update(fields)
     return meta
@@ -232,15 +233,22 @@ def _build(meta, arrays, name):
     dtype = _field(meta, "dtype", str, name)
     if dtype not in DTYPES:
         raise ModelFileError(f"{name}: meta field 'dtype' must be float32 or float64")
+    kinds = meta.get("layer_kinds")
+    if kinds is None:   # files from before layer kinds: every layer dense
+        kinds = ["dense"] * (len(layers) - 1)
+    elif not (isinstance(kinds, list) and len(kinds) == len(layers) - 1
+              and all(isinstance(k, str) and k in LAYER_KINDS for k in kinds)):
+        raise ModelFileError(f"{name}: meta field 'layer_kinds' must name one known layer kind "
+                             f"per layer ({', '.join(LAYER_KINDS)})")
     phi = arrays.pop("phi")
-    n_params = sum(a * b + b for a, b in zip(layers[:-1], layers[1:]))
+    n_params = network_n_params(layers, kinds)
     _check_vector(phi, n_params, dtype, "phi", name)
     for key, value in arrays.items():
         _check_vector(value, n_params, dtype, key, name)
     try:
         # init only matters for re-initialising; an unknown one is not worth refusing a model.
         init = meta.get("init") if meta.get("init") in INITS else "auto"
-        network = Network(layers, activations, loss, dtype=dtype, init=init, phi=phi)
+        network = Network(layers, activations, loss, dtype=dtype, init=init, phi=phi, kinds=kinds)
     except ValueError as e:
         raise ModelFileError(f"{name}: {e}") from None
     model = Model(network, meta, arrays)

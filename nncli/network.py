@@ -1,15 +1,28 @@
-"""The network: layer sizes, activations, a loss, and one flat parameter vector φ.
+"""The network: layer sizes and kinds, activations, a loss, and one flat parameter vector φ.
 
-φ holds, layer after layer, Ω_k (n_{k+1} × n_k, row-major) then β_k (n_{k+1}); ``weights``
-and ``biases`` are views into it, so an optimiser step, a checkpoint or a gradient check
-works on one array. The 3→3→3→1 network has P = 9+3 + 9+3 + 3+1 = 28 parameters.
+φ holds one slice per layer, laid out by ``nncli._kernels.layers.layout`` (the engine reads
+the same layout): for a dense layer Ω_k (n_{k+1} × n_k, row-major) then β_k (n_{k+1}).
+``weights`` and ``biases`` are views into it, so an optimiser step, a checkpoint or a gradient
+check works on one array. The 3→3→3→1 network has P = 9+3 + 9+3 + 3+1 = 28 parameters.
 """
 import numpy as np
 
+from nncli._kernels import layers as _layers
 from nncli._kernels.engine import Engine
-from nncli.functions import ACTIVATIONS, INITS, LOSSES, lookup
+from nncli.functions import ACTIVATIONS, INITS, LAYER_KINDS, LOSSES, lookup
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def n_params(layers, kinds=None):
+    """P, the number of parameters of a network with widths `layers` and layer kinds
+    (names; all dense when None). The one count: model files, gradcheck and info use it."""
+    return _layers.n_params(layers, _kind_codes(kinds, len(layers) - 1))
+
+
+def _kind_codes(kinds, n_layers):
+    kinds = ["dense"] * n_layers if kinds is None else kinds
+    return [lookup(LAYER_KINDS, k, "layer kind").code for k in kinds]
 
 
 def class_indicators(labels, n_out):
@@ -40,14 +53,20 @@ class Network:
     activations: one name for every hidden layer, or a list with one per hidden layer, or one
         per layer (hidden layers then the output layer). The output activation defaults to
         identity: cross-entropy and bce include their softmax/sigmoid in the loss.
+    kinds: one layer kind (a name in LAYER_KINDS) per layer; all dense when None.
     """
 
     def __init__(self, layers, activations="relu", loss="mse", dtype="float32",
-                 init="auto", seed=None, phi=None):
+                 init="auto", seed=None, phi=None, kinds=None):
         layers = [int(n) for n in layers]
         if len(layers) < 2 or min(layers) < 1:
             raise ValueError("layers needs at least an input and an output width, all ≥ 1")
         self.layers = layers
+        self.kinds = ["dense"] * (len(layers) - 1) if kinds is None else list(kinds)
+        if len(self.kinds) != len(layers) - 1:
+            raise ValueError(f"{len(layers) - 1} layers need {len(layers) - 1} kinds, "
+                             f"got {len(self.kinds)}")
+        self._kind_codes = _kind_codes(self.kinds, len(layers) - 1)
         self.loss = lookup(LOSSES, loss, "loss").name
         self.activations = self._resolve_activations(activations)
         if dtype not in DTYPES and np.dtype(dtype).name not in DTYPES:
@@ -86,23 +105,31 @@ class Network:
     # -- the flat parameter vector -------------------------------------------------------
     @property
     def n_params(self):
-        return sum(a * b + b for a, b in zip(self.layers[:-1], self.layers[1:]))
+        return n_params(self.layers, self.kinds)
 
-    def layer_slices(self):
-        """[(slice of Ω_k, slice of β_k)] into φ, in order."""
-        out, off = [], 0
-        for n_in, n_out in zip(self.layers[:-1], self.layers[1:]):
-            out.append((slice(off, off + n_in * n_out), slice(off + n_in * n_out, off + n_in * n_out + n_out)))
-            off += n_in * n_out + n_out
+    def layer_ranges(self):
+        """[slice of φ] of each layer, in order."""
+        return [slice(off, off + n) for off, n in _layers.layout(self.layers, self._kind_codes)]
+
+    def param_parts(self):
+        """[(name, slice of φ, shape)] for every part of every layer, in φ order; names
+        carry the layer number, as in Ω1, β1, Ω2..."""
+        out = []
+        slices = _layers.layout(self.layers, self._kind_codes)
+        for k, ((off, _), code) in enumerate(zip(slices, self._kind_codes)):
+            for name, shape in _layers.parts(code, self.layers[k], self.layers[k + 1]):
+                size = int(np.prod(shape))
+                out.append((f"{name}{k + 1}", slice(off, off + size), shape))
+                off += size
         return out
 
     def _views(self):
+        """Per-part numpy views into φ and ∂L/∂φ; Ω_k and β_k as weights[k] and biases[k]."""
         self.weights, self.biases, self.grad_weights, self.grad_biases = [], [], [], []
-        for (w, b), n_in, n_out in zip(self.layer_slices(), self.layers[:-1], self.layers[1:]):
-            self.weights.append(self.phi[w].reshape(n_out, n_in))
-            self.biases.append(self.phi[b])
-            self.grad_weights.append(self.grad[w].reshape(n_out, n_in))
-            self.grad_biases.append(self.grad[b])
+        for name, s, shape in self.param_parts():
+            values, grads = (self.weights, self.grad_weights) if name[0] == "Ω" else (self.biases, self.grad_biases)
+            values.append(self.phi[s].reshape(shape))
+            grads.append(self.grad[s].reshape(shape))
 
     def initialize(self, rng, init=None):
         """Random Ω, zero β. 'auto' picks He for relu-like layers and Glorot otherwise."""
@@ -129,7 +156,8 @@ class Network:
         e = self._engine
         if e is None or e.capacity < capacity:
             e = Engine(self.layers, [ACTIVATIONS[a].code for a in self.activations],
-                       LOSSES[self.loss].code, self.phi, self.grad, capacity, n_threads)
+                       LOSSES[self.loss].code, self.phi, self.grad, capacity, n_threads,
+                       self._kind_codes)
             self._engine = e
         e.n_threads = n_threads
         return e
@@ -188,7 +216,8 @@ class Network:
         return loss, self.grad.copy()
 
     def copy(self):
-        return Network(self.layers, self.activations, self.loss, self.dtype.name, self.init, phi=self.phi)
+        return Network(self.layers, self.activations, self.loss, self.dtype.name, self.init,
+                       phi=self.phi, kinds=self.kinds)
 
     def __repr__(self):
         arch = "→".join(map(str, self.layers))

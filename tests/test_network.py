@@ -90,3 +90,82 @@ def test_gradcheck_catches_a_wrong_gradient():
     _, g = net.loss_and_gradient(X, Y)
     g[4] *= 1.01
     assert gradient_check(net, X, Y, analytic=g).rel > 1e-4
+
+
+# -- one layout, layer kinds, and the model file's kind tag ------------------------------------
+import json
+import zipfile
+
+from nncli._kernels import layers as k_layers
+from nncli._kernels.engine import Engine
+from nncli.errors import ModelFileError
+from nncli.model_io import load_model, save_model
+from nncli.network import n_params
+
+
+def test_one_layout_for_engine_views_and_count():
+    sizes = [4, 7, 3]
+    slices = k_layers.layout(sizes)
+    assert slices == [(0, 7 * 4 + 7), (35, 3 * 7 + 3)]
+    assert n_params(sizes) == n_params(sizes, ["dense", "dense"]) == 59
+    net = Network(sizes, seed=0)
+    assert [(name, s.start, s.stop, shape) for name, s, shape in net.param_parts()] == [
+        ("Ω1", 0, 28, (7, 4)), ("β1", 28, 35, (7,)), ("Ω2", 35, 56, (3, 7)), ("β2", 56, 59, (3,))]
+    # The engine takes its offsets from the same layout: a φ one short is refused.
+    with pytest.raises(ValueError, match="the layers need 59"):
+        Engine(sizes, [1, 0], 0, np.zeros(58, np.float32), np.zeros(58, np.float32), 4)
+
+
+def test_explicit_dense_kinds_train_as_the_default(rng):
+    X = rng.standard_normal((20, 3))
+    Y = rng.standard_normal((20, 1))
+    a = Network([3, 4, 1], seed=2, dtype="float64")
+    b = Network([3, 4, 1], seed=2, dtype="float64", kinds=["dense", "dense"])
+    assert a.loss_and_gradient(X, Y)[1].tobytes() == b.loss_and_gradient(X, Y)[1].tobytes()
+
+
+def test_unknown_layer_kinds_are_refused():
+    with pytest.raises(ValueError, match="unknown layer kind 'spline'; choose from dense"):
+        Network([2, 3, 1], kinds=["dense", "spline"])
+    with pytest.raises(ValueError, match="2 layers need 2 kinds"):
+        Network([2, 3, 1], kinds=["dense"])
+    with pytest.raises(ValueError, match="unknown layer kind 9"):
+        k_layers.parts(9, 2, 3)
+
+
+def rewrite_meta(path, change):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    change(meta)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_model_file_tags_each_layer_with_its_kind(tmp_path):
+    path = tmp_path / "m.npz"
+    save_model(path, Network([2, 3, 1], seed=0))
+    with np.load(path, allow_pickle=False) as z:
+        assert json.loads(z["meta"].tobytes())["layer_kinds"] == ["dense", "dense"]
+    assert load_model(path).network.kinds == ["dense", "dense"]
+
+
+def test_model_file_without_kind_tags_loads_as_dense(tmp_path):
+    path = tmp_path / "old.npz"
+    net = Network([2, 3, 1], seed=0)
+    save_model(path, net)
+    rewrite_meta(path, lambda meta: meta.pop("layer_kinds"))
+    loaded = load_model(path).network
+    assert loaded.kinds == ["dense", "dense"]
+    np.testing.assert_array_equal(loaded.phi, net.phi)
+
+
+@pytest.mark.parametrize("kinds", [["dense", "kan"], ["dense"], "dense", [1, 2]])
+def test_model_file_with_bad_kind_tags_is_refused(tmp_path, kinds):
+    path = tmp_path / "bad.npz"
+    save_model(path, Network([2, 3, 1], seed=0))
+    rewrite_meta(path, lambda meta: meta.update(layer_kinds=kinds))
+    with pytest.raises(ModelFileError, match="'layer_kinds' must name one known layer kind per layer"):
+        load_model(path)
+

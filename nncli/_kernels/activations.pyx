@@ -1,18 +1,18 @@
-"""Activations and their derivatives, side by side so each can be checked against the other.
+"""Activations a(f) and their derivatives a′(f): each a pair of inline functions, side by side.
 
-The backward rule reuses what the forward pass stored: tanh' = 1 − h², σ' = h(1 − h),
-elu' = h + 1 for f < 0. Each branch is a plain loop over contiguous memory that gcc
-vectorises where the function allows it.
+`<name>_fwd(f)` is h = a(f); `<name>_bwd(d, f, h)` is d·a′(f), where d = ∂L/∂h and h = a(f) is
+what the forward pass stored, so that the derivative can reuse it (tanh′ = 1 − h²,
+σ′ = h(1 − h), elu′ = h + α for f < 0). activation_forward / activation_backward only
+dispatch: one switch per call, then a plain loop over contiguous memory calling the pair,
+which gcc inlines and vectorises where the function allows it.
+
+Adding an activation: its code in activations.pxd, a pair here, a branch in each dispatch,
+and one entry in nncli.functions.ACTIVATIONS.
 """
 import numpy as np
 from cython cimport floating
 from libc.math cimport (exp, expm1, log1p, tanh, erf, sin, cos, fabs,
                         expf, expm1f, log1pf, tanhf, erff, sinf, cosf)
-
-cdef double LEAKY_SLOPE = 0.01     # torch / Keras default negative slope
-cdef double ELU_ALPHA = 1.0
-cdef double INV_SQRT2 = 0.70710678118654752440
-cdef double INV_SQRT_2PI = 0.39894228040143267794
 
 
 # libm in the layer's own precision: the float versions are about twice as fast, and
@@ -59,86 +59,145 @@ cdef inline floating _cos(floating x) noexcept nogil:
     else:
         return cos(x)
 
+
+# The constants are literals inside the pairs: a module-level global might alias the output
+# array, which stops vectorisation. Piecewise derivatives are selects (d if f > 0 else …), a
+# form gcc turns into vector blends (with -fno-trapping-math); a branch would be mispredicted
+# half the time on random signs.
+
+# relu: a = max(f, 0);  a′ = 1 if f > 0 else 0
+cdef inline floating relu_fwd(floating f) noexcept nogil:
+    return f if f > 0 else <floating>0
+
+cdef inline floating relu_bwd(floating d, floating f, floating h) noexcept nogil:
+    return d if f > 0 else <floating>0
+
+
+# leaky_relu: a = f if f > 0 else 0.01·f (torch / Keras default slope);  a′ = 1 or 0.01
+cdef inline floating leaky_relu_fwd(floating f) noexcept nogil:
+    return f if f > 0 else f * <floating>0.01
+
+cdef inline floating leaky_relu_bwd(floating d, floating f, floating h) noexcept nogil:
+    return d if f > 0 else d * <floating>0.01
+
+
+# elu (α = 1): a = f if f > 0 else α(e^f − 1);  a′ = 1, or α·e^f = h + α for f < 0
+cdef inline floating elu_fwd(floating f) noexcept nogil:
+    return f if f > 0 else _expm1(f)
+
+cdef inline floating elu_bwd(floating d, floating f, floating h) noexcept nogil:
+    return d if f > 0 else d * (h + <floating>1)
+
+
+# gelu, the exact form as torch's default: a = f·Φ(f);  a′ = Φ(f) + f·φ(f),
+# Φ(f) = (1 + erf(f/√2))/2, φ(f) = e^(−f²/2)/√(2π)
+cdef inline floating gelu_fwd(floating f) noexcept nogil:
+    return <floating>0.5 * f * (1 + _erf(f * <floating>0.70710678118654752440))
+
+cdef inline floating gelu_bwd(floating d, floating f, floating h) noexcept nogil:
+    return d * (<floating>0.5 * (1 + _erf(f * <floating>0.70710678118654752440))
+                + f * <floating>0.39894228040143267794 * _exp(<floating>-0.5 * f * f))
+
+
+# tanh: a = tanh f;  a′ = 1 − h²
+cdef inline floating tanh_fwd(floating f) noexcept nogil:
+    return _tanh(f)
+
+cdef inline floating tanh_bwd(floating d, floating f, floating h) noexcept nogil:
+    return d * (1 - h * h)
+
+
+# sigmoid: a = σ(f) = 1/(1 + e^−f);  a′ = h(1 − h)
+cdef inline floating sigmoid_fwd(floating f) noexcept nogil:
+    return stable_sigmoid(f)
+
+cdef inline floating sigmoid_bwd(floating d, floating f, floating h) noexcept nogil:
+    return d * (h * (1 - h))
+
+
+# softplus: a = log(1 + e^f), computed as max(f, 0) + log(1 + e^−|f|) (no overflow);  a′ = σ(f)
+cdef inline floating softplus_fwd(floating f) noexcept nogil:
+    return (f if f > 0 else 0) + _log1p(_exp(-fabs(f)))
+
+cdef inline floating softplus_bwd(floating d, floating f, floating h) noexcept nogil:
+    return d * stable_sigmoid(f)
+
+
+# sin: a = sin f;  a′ = cos f
+cdef inline floating sin_fwd(floating f) noexcept nogil:
+    return _sin(f)
+
+cdef inline floating sin_bwd(floating d, floating f, floating h) noexcept nogil:
+    return d * _cos(f)
+
+
 cdef void activation_forward(floating *h, const floating *f, Py_ssize_t n, int code) noexcept nogil:
+    """h = a(f) over n values (identity: a copy, or nothing when h is f)."""
     cdef Py_ssize_t i
-    cdef floating x
-    # Constants in locals: a module-level global might alias h, which stops vectorisation.
-    cdef floating slope = <floating>LEAKY_SLOPE, alpha = <floating>ELU_ALPHA
-    cdef floating inv_sqrt2 = <floating>INV_SQRT2
     if code == IDENTITY:
         if h != f:
             for i in range(n):
                 h[i] = f[i]
     elif code == RELU:
         for i in range(n):
-            h[i] = f[i] if f[i] > 0 else <floating>0
+            h[i] = relu_fwd(f[i])
     elif code == LEAKY_RELU:
         for i in range(n):
-            h[i] = f[i] if f[i] > 0 else f[i] * slope
+            h[i] = leaky_relu_fwd(f[i])
     elif code == ELU:
         for i in range(n):
-            h[i] = f[i] if f[i] > 0 else alpha * _expm1(f[i])
-    elif code == GELU:  # exact form x·Φ(x), as torch's default
+            h[i] = elu_fwd(f[i])
+    elif code == GELU:
         for i in range(n):
-            x = f[i]
-            h[i] = <floating>0.5 * x * (1 + _erf(x * inv_sqrt2))
+            h[i] = gelu_fwd(f[i])
     elif code == TANH:
         for i in range(n):
-            h[i] = _tanh(f[i])
+            h[i] = tanh_fwd(f[i])
     elif code == SIGMOID:
         for i in range(n):
-            h[i] = stable_sigmoid(f[i])
-    elif code == SOFTPLUS:  # max(x, 0) + log(1 + e^−|x|): no overflow
+            h[i] = sigmoid_fwd(f[i])
+    elif code == SOFTPLUS:
         for i in range(n):
-            x = f[i]
-            h[i] = (x if x > 0 else 0) + _log1p(_exp(-fabs(x)))
+            h[i] = softplus_fwd(f[i])
     elif code == SIN:
         for i in range(n):
-            h[i] = _sin(f[i])
+            h[i] = sin_fwd(f[i])
 
 
 cdef void activation_backward(floating *d, const floating *f, const floating *h,
                               Py_ssize_t n, int code) noexcept nogil:
+    """d ← d·a′(f) in place (identity: nothing to do)."""
     cdef Py_ssize_t i
-    cdef floating x
-    cdef floating slope = <floating>LEAKY_SLOPE, alpha = <floating>ELU_ALPHA
-    cdef floating inv_sqrt2 = <floating>INV_SQRT2, inv_sqrt_2pi = <floating>INV_SQRT_2PI
     # In place, so that d, f and h are three distinct buffers and gcc vectorises every
     # loop (it cannot prove an output that may alias an input is safe).
-    if code == IDENTITY:
-        return
-    # Piecewise derivatives as selects (d = f > 0 ? d : …), a form gcc turns into vector
-    # blends; a branch would be mispredicted half the time on random signs.
-    elif code == RELU:
+    if code == RELU:
         for i in range(n):
-            d[i] = d[i] if f[i] > 0 else <floating>0
+            d[i] = relu_bwd(d[i], f[i], h[i])
     elif code == LEAKY_RELU:
         for i in range(n):
-            d[i] = d[i] if f[i] > 0 else d[i] * slope
-    elif code == ELU:  # a'(f) = α·e^f = h + α for f < 0
+            d[i] = leaky_relu_bwd(d[i], f[i], h[i])
+    elif code == ELU:
         for i in range(n):
-            d[i] = d[i] if f[i] > 0 else d[i] * (h[i] + alpha)
-    elif code == GELU:  # Φ(x) + x·φ(x)
+            d[i] = elu_bwd(d[i], f[i], h[i])
+    elif code == GELU:
         for i in range(n):
-            x = f[i]
-            d[i] *= (<floating>0.5 * (1 + _erf(x * inv_sqrt2))
-                     + x * inv_sqrt_2pi * _exp(<floating>-0.5 * x * x))
+            d[i] = gelu_bwd(d[i], f[i], h[i])
     elif code == TANH:
         for i in range(n):
-            d[i] *= (1 - h[i] * h[i])
+            d[i] = tanh_bwd(d[i], f[i], h[i])
     elif code == SIGMOID:
         for i in range(n):
-            d[i] *= h[i] * (1 - h[i])
-    elif code == SOFTPLUS:  # a' = σ(f)
+            d[i] = sigmoid_bwd(d[i], f[i], h[i])
+    elif code == SOFTPLUS:
         for i in range(n):
-            d[i] *= stable_sigmoid(f[i])
+            d[i] = softplus_bwd(d[i], f[i], h[i])
     elif code == SIN:
         for i in range(n):
-            d[i] *= _cos(f[i])
+            d[i] = sin_bwd(d[i], f[i], h[i])
 
 
 def forward(floating[::1] f, int code):
-    """a(f) for a 1-D array (testing and the Python API)."""
+    """a(f) for a 1-D array (testing)."""
     out = np.empty(f.shape[0], dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] h = out
     if f.shape[0]:

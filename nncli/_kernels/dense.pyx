@@ -1,10 +1,11 @@
-"""Dense layer forward and backward, written as the three products of backprop.
+"""The dense layer kind's forward and backward, written as the three products of backprop.
 
 forward:  f = h_in·Ωᵀ + β                 (gemm A·Bᵀ), then h_out = a(f)
 backward: ∂L/∂Ω = δᵀ·h_in                 (gemm Aᵀ·B)
           ∂L/∂β = Σ_rows δ
           ∂L/∂h_in = δ·Ω                  (gemm A·B)
-The caller turns ∂L/∂h_in into the previous layer's δ with activation_backward.
+δ = ∂L/∂f arrives with a′ already applied (layers.pxd: layer_backward), and ∂L/∂h_in goes
+back to the previous layer, which applies its own a′.
 Gradients are overwritten (gemm with β = 0), so nothing needs zeroing between steps.
 
 A single row through a small layer (SGD on a small network) skips the GEMM call: there the

@@ -5,24 +5,26 @@ Shapes, with B the batch size (≤ the buffer capacity), L layers, n_k the width
     xb  B×n_0    the gathered input rows          yb  B×n_L   the gathered targets
     F_k B×n_k+1  pre-activations of layer k       H_k B×n_k+1 a_k(F_k) (H_k is F_k for identity)
     D0, D1       B×max(n) ping-pong buffers for δ = ∂L/∂f and ∂L/∂h
-φ and ∂L/∂φ are flat arrays of P numbers: for each layer Ω_k (n_k+1 × n_k, row-major) then β_k.
+φ and ∂L/∂φ are flat arrays of P numbers, one slice per layer; layers.layout says where.
 
-Each step walks: gather → forward (dense_forward per layer, bias and activation fused into the
-product's output pass) → loss and ∂L/∂z → backward (dense_backward per layer, δ through a′)
-→ optim_step over φ. The Engine owns the buffers (allocated once per batch capacity) and hands
-raw pointers to fused-type kernels; dtype is chosen once per call, not per element.
+Each step walks: gather → forward (layer_forward per layer) → loss and ∂L/∂z → backward
+(layer_backward per layer, from the last: δ through a′, then ∂L/∂φ_k and ∂L/∂h_{k−1})
+→ optim_step over φ. The loop knows layers only through their Layer descriptors, so a new
+layer kind does not touch it. The Engine owns the buffers (allocated once per batch
+capacity) and hands raw pointers to fused-type kernels; dtype is chosen once per call.
 """
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 
-from nncli._kernels.activations cimport activation_backward, IDENTITY
+from nncli._kernels.activations cimport IDENTITY
 from nncli._kernels.losses cimport loss_forward_backward, loss_output_transform
-from nncli._kernels.dense cimport dense_forward, dense_backward
+from nncli._kernels.layers cimport Layer, layer_forward, layer_backward, DENSE
+from nncli._kernels.layers import layout, work_per_row
 from nncli._kernels.optim cimport optim_step, optim_config, OptimConfig
 
 cnp.import_array()
@@ -33,10 +35,9 @@ cdef struct Net:
     int loss                # LossCode
     int n_threads
     Py_ssize_t P            # number of parameters
-    Py_ssize_t *sizes       # L+1 widths
-    int *acts               # L activation codes
-    Py_ssize_t *w_off       # L offsets of Ω_k in φ
-    Py_ssize_t *b_off       # L offsets of β_k in φ
+    Py_ssize_t n_in         # n_0
+    Py_ssize_t n_out        # n_L
+    Layer *layers           # L descriptors: kind, activation, widths, slice of φ
     void *phi
     void *grad
     void *xb
@@ -57,39 +58,36 @@ cdef inline void gather_rows(floating *dst, const floating *src, const int64_t *
 cdef void net_forward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
     """Forward pass over the B rows in net.xb; keeps every F_k and H_k."""
     cdef int k
+    cdef const Layer *layer
     cdef const floating *h_in = <floating *>net.xb
     for k in range(net.L):
-        dense_forward(<floating *>net.F[k], <floating *>net.H[k], h_in,
-                      phi + net.w_off[k], phi + net.b_off[k],
-                      B, net.sizes[k], net.sizes[k + 1], net.acts[k], net.n_threads)
+        layer = &net.layers[k]
+        layer_forward(layer, <floating *>net.F[k], <floating *>net.H[k], h_in,
+                      phi + layer.offset, B, net.n_threads)
         h_in = <floating *>net.H[k]
 
 
 cdef double net_backward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
     """Loss of the batch (sum over rows) and ∂(mean loss)/∂φ into net.grad."""
     cdef int k, L = net.L
+    cdef const Layer *layer
     cdef floating *grad = <floating *>net.grad
     cdef floating *delta = <floating *>net.d0
     cdef floating *other = <floating *>net.d1
     cdef floating *tmp
-    cdef floating *dh_in
-    cdef Py_ssize_t m = net.sizes[L]
     cdef double total
+    # ∂L/∂h_L from the loss, then each layer turns its ∂L/∂h into ∂L/∂φ_k and ∂L/∂h_{k−1}.
     total = loss_forward_backward(delta, <floating *>net.H[L - 1], <floating *>net.yb,
-                                  B, m, net.loss, <double>B)
-    activation_backward(delta, <floating *>net.F[L - 1], <floating *>net.H[L - 1],
-                        B * m, net.acts[L - 1])
+                                  B, net.n_out, net.loss)
     for k in range(L - 1, -1, -1):
-        dh_in = other if k > 0 else NULL
-        dense_backward(dh_in, grad + net.w_off[k], grad + net.b_off[k], delta,
+        layer = &net.layers[k]
+        layer_backward(layer, other if k > 0 else NULL, grad + layer.offset, delta,
+                       <floating *>net.F[k], <floating *>net.H[k],
                        <floating *>net.H[k - 1] if k > 0 else <floating *>net.xb,
-                       phi + net.w_off[k], B, net.sizes[k], net.sizes[k + 1], net.n_threads)
-        if k > 0:
-            activation_backward(other, <floating *>net.F[k - 1], <floating *>net.H[k - 1],
-                                B * net.sizes[k], net.acts[k - 1])
-            tmp = delta
-            delta = other
-            other = tmp
+                       phi + layer.offset, B, net.n_threads)
+        tmp = delta
+        delta = other
+        other = tmp
     return total
 
 
@@ -97,7 +95,7 @@ cdef double run_epoch(Net *net, floating *phi, const floating *X, const floating
                       const int64_t *idx, Py_ssize_t N, Py_ssize_t batch,
                       floating *s1, floating *s2, OptimConfig *cfg) noexcept nogil:
     """One pass over idx in batches; returns the mean training loss (NaN/inf stops early)."""
-    cdef Py_ssize_t start, B, n_in = net.sizes[0], m = net.sizes[net.L]
+    cdef Py_ssize_t start, B, n_in = net.n_in, m = net.n_out
     cdef double total = 0.0
     start = 0
     while start < N:
@@ -117,7 +115,7 @@ cdef double run_eval(Net *net, floating *phi, const floating *X, const floating 
                      floating *out, Py_ssize_t N, Py_ssize_t cap, bint transform) noexcept nogil:
     """Forward over X in chunks; copies outputs to `out` (if not NULL) and returns the
     summed loss against Y (if not NULL)."""
-    cdef Py_ssize_t start = 0, B, n_in = net.sizes[0], m = net.sizes[net.L]
+    cdef Py_ssize_t start = 0, B, n_in = net.n_in, m = net.n_out
     cdef double total = 0.0
     cdef floating *z
     while start < N:
@@ -126,8 +124,7 @@ cdef double run_eval(Net *net, floating *phi, const floating *X, const floating 
         net_forward(net, phi, B)
         z = <floating *>net.H[net.L - 1]
         if Y != NULL:
-            total += loss_forward_backward(<floating *>NULL, z, Y + start * m, B, m,
-                                           net.loss, <double>B)
+            total += loss_forward_backward(<floating *>NULL, z, Y + start * m, B, m, net.loss)
         if out != NULL:
             memcpy(out + start * m, z, B * m * sizeof(floating))
             if transform:
@@ -143,8 +140,9 @@ cdef inline void *data_of(cnp.ndarray a):
 cdef class Engine:
     """Owns the per-batch buffers of one network and runs its kernels.
 
-    Engine(sizes, activations, loss, phi, grad, capacity, n_threads): `phi` and `grad` are the
-    network's flat arrays (float32 or float64, length P), used in place.
+    Engine(sizes, activations, loss, phi, grad, capacity, n_threads=1, kinds=None): `phi` and
+    `grad` are the network's flat arrays (float32 or float64, length P), used in place;
+    `kinds` holds one LayerKind code per layer (all dense when None).
     """
     cdef Net net
     cdef readonly object dtype
@@ -153,75 +151,70 @@ cdef class Engine:
     cdef object _keep          # Python references that keep the buffers alive
 
     def __cinit__(self):
-        self.net.sizes = NULL
-        self.net.acts = NULL
-        self.net.w_off = NULL
-        self.net.b_off = NULL
+        self.net.layers = NULL
         self.net.F = NULL
         self.net.H = NULL
 
     def __init__(self, sizes, activations, int loss, cnp.ndarray phi, cnp.ndarray grad,
-                 Py_ssize_t capacity, int n_threads=1):
+                 Py_ssize_t capacity, int n_threads=1, kinds=None):
         cdef int L = len(sizes) - 1, k
-        cdef Py_ssize_t off = 0, widest
+        cdef Layer *layer
         if L < 1 or len(activations) != L:
             raise ValueError("need at least two sizes and one activation per layer")
         if phi.dtype != grad.dtype or phi.dtype not in (np.float32, np.float64):
             raise ValueError("phi and grad must share a float32 or float64 dtype")
         if not (phi.flags.c_contiguous and grad.flags.c_contiguous and phi.ndim == 1):
             raise ValueError("phi and grad must be contiguous 1-D arrays")
+        kinds = [DENSE] * L if kinds is None else list(kinds)
+        slices = layout(sizes, kinds)
+        P = sum(count for _, count in slices)
+        if phi.shape[0] != P or grad.shape[0] != P:
+            raise ValueError(f"phi has {phi.shape[0]} values, the layers need {P}")
         self.dtype = phi.dtype
         self.is_double = phi.dtype == np.float64
         self.capacity = max(1, capacity)
-        self.net.L = L
-        self.net.loss = loss
-        self.net.n_threads = max(1, n_threads)
-        self.net.sizes = <Py_ssize_t *>malloc((L + 1) * sizeof(Py_ssize_t))
-        self.net.acts = <int *>malloc(L * sizeof(int))
-        self.net.w_off = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
-        self.net.b_off = <Py_ssize_t *>malloc(L * sizeof(Py_ssize_t))
-        self.net.F = <void **>malloc(L * sizeof(void *))
-        self.net.H = <void **>malloc(L * sizeof(void *))
-        if (self.net.sizes == NULL or self.net.acts == NULL or self.net.w_off == NULL
-                or self.net.b_off == NULL or self.net.F == NULL or self.net.H == NULL):
-            raise MemoryError()
-        for k in range(L + 1):
-            self.net.sizes[k] = sizes[k]
-        for k in range(L):
-            self.net.acts[k] = activations[k]
-            self.net.w_off[k] = off
-            off += self.net.sizes[k] * self.net.sizes[k + 1]
-            self.net.b_off[k] = off
-            off += self.net.sizes[k + 1]
-        if phi.shape[0] != off or grad.shape[0] != off:
-            raise ValueError(f"phi has {phi.shape[0]} values, the layers need {off}")
-        self.net.P = off
-        widest = max(sizes)
         cap = self.capacity
         keep = [phi, grad]
         def buf(n):
             a = np.zeros(max(1, n), dtype=self.dtype)
             keep.append(a)
             return a
-        self.net.phi = data_of(phi)
-        self.net.grad = data_of(grad)
-        self.net.xb = data_of(buf(cap * sizes[0]))
-        self.net.yb = data_of(buf(cap * sizes[L]))
+        self.net.L = L
+        self.net.loss = loss
+        self.net.n_threads = max(1, n_threads)
+        self.net.P = P
+        self.net.n_in = sizes[0]
+        self.net.n_out = sizes[L]
+        self.net.layers = <Layer *>calloc(L, sizeof(Layer))
+        self.net.F = <void **>calloc(L, sizeof(void *))
+        self.net.H = <void **>calloc(L, sizeof(void *))
+        if self.net.layers == NULL or self.net.F == NULL or self.net.H == NULL:
+            raise MemoryError()
         for k in range(L):
+            layer = &self.net.layers[k]
+            layer.kind = kinds[k]
+            layer.activation = activations[k]
+            layer.n_in = sizes[k]
+            layer.n_out = sizes[k + 1]
+            layer.offset = slices[k][0]
+            layer.n_params = slices[k][1]
+            scratch = work_per_row(kinds[k], sizes[k], sizes[k + 1])
+            layer.work = data_of(buf(cap * scratch)) if scratch else NULL
             self.net.F[k] = data_of(buf(cap * sizes[k + 1]))
             if activations[k] == IDENTITY:
                 self.net.H[k] = self.net.F[k]
             else:
                 self.net.H[k] = data_of(buf(cap * sizes[k + 1]))
-        self.net.d0 = data_of(buf(cap * widest))
-        self.net.d1 = data_of(buf(cap * widest))
+        self.net.phi = data_of(phi)
+        self.net.grad = data_of(grad)
+        self.net.xb = data_of(buf(cap * sizes[0]))
+        self.net.yb = data_of(buf(cap * sizes[L]))
+        self.net.d0 = data_of(buf(cap * max(sizes)))
+        self.net.d1 = data_of(buf(cap * max(sizes)))
         self._keep = keep
 
     def __dealloc__(self):
-        free(self.net.sizes)
-        free(self.net.acts)
-        free(self.net.w_off)
-        free(self.net.b_off)
+        free(self.net.layers)
         free(self.net.F)
         free(self.net.H)
 
@@ -244,8 +237,8 @@ cdef class Engine:
                     double beta2, double eps, double weight_decay, double clip_norm, long step):
         """Train one epoch over the rows idx (in that order). Returns (mean loss, step)."""
         cdef Net *net = &self.net
-        self._check(X, net.sizes[0], "X")
-        self._check(Y, net.sizes[net.L], "Y")
+        self._check(X, net.n_in, "X")
+        self._check(Y, net.n_out, "Y")
         if X.shape[0] != Y.shape[0]:
             raise ValueError("X and Y have different numbers of rows")
         if idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous:
@@ -280,13 +273,13 @@ cdef class Engine:
     def evaluate(self, cnp.ndarray X, cnp.ndarray Y=None, bint outputs=False, bint transform=True):
         """(mean loss or None, outputs or None) of the network on X (and Y), in chunks."""
         cdef Net *net = &self.net
-        self._check(X, net.sizes[0], "X")
+        self._check(X, net.n_in, "X")
         if Y is not None:
-            self._check(Y, net.sizes[net.L], "Y")
+            self._check(Y, net.n_out, "Y")
             if Y.shape[0] != X.shape[0]:
                 raise ValueError("X and Y have different numbers of rows")
         cdef Py_ssize_t N = X.shape[0]
-        out = np.empty((N, net.sizes[net.L]), dtype=self.dtype) if outputs else None
+        out = np.empty((N, net.n_out), dtype=self.dtype) if outputs else None
         cdef void *px = data_of(X)
         cdef void *py = data_of(Y) if Y is not None else NULL
         cdef void *po = data_of(out) if out is not None else NULL
@@ -306,8 +299,8 @@ cdef class Engine:
         """Mean loss over all rows of X; ∂L/∂φ is written into the grad array. One batch:
         the capacity must be at least the number of rows."""
         cdef Net *net = &self.net
-        self._check(X, net.sizes[0], "X")
-        self._check(Y, net.sizes[net.L], "Y")
+        self._check(X, net.n_in, "X")
+        self._check(Y, net.n_out, "Y")
         cdef Py_ssize_t N = X.shape[0]
         if N != Y.shape[0] or N < 1 or N > self.capacity:
             raise ValueError(f"need 1..{self.capacity} rows in X and Y alike")
@@ -316,8 +309,8 @@ cdef class Engine:
         cdef size_t itemsize = self.dtype.itemsize
         cdef double total
         with nogil:
-            memcpy(net.xb, px, N * net.sizes[0] * itemsize)
-            memcpy(net.yb, py, N * net.sizes[net.L] * itemsize)
+            memcpy(net.xb, px, N * net.n_in * itemsize)
+            memcpy(net.yb, py, N * net.n_out * itemsize)
             if self.is_double:
                 net_forward(net, <double *>net.phi, N)
                 total = net_backward(net, <double *>net.phi, N)

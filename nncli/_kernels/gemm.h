@@ -3,10 +3,10 @@
  * op(A) = A (stored M×K, row stride lda) when trans_a == 0, else Aᵀ (A stored K×M).
  * op(B) = B (stored K×N, row stride ldb) when trans_b == 0, else Bᵀ (B stored N×K).
  * beta is 0 (overwrite: C is never read) or 1 (accumulate).
- * n_threads is an upper bound on OpenMP threads; results are identical for a fixed
- * n_threads because K is never split (each C element has one fixed summation order).
+ * n_threads is an upper bound on OpenMP threads; results are identical for any n_threads
+ * because K is never split (each C element has one fixed summation order).
  *
- * One source (gemm_impl.c) is compiled twice, for float and for double (see gemm.c). */
+ * One source is compiled twice, for float and for double (see gemm_dispatch.c). */
 #ifndef NNCLI_GEMM_H
 #define NNCLI_GEMM_H
 

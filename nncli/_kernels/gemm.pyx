@@ -1,8 +1,8 @@
-"""Matrix multiply: the fused-type front of the C kernel in gemm_impl.c.
+"""Matrix multiply: the fused-type front of the C kernel (gemm_dispatch.c and what it includes).
 
 The arithmetic lives in C because the micro-kernel needs intrinsics and per-function
-target attributes (runtime AVX2 dispatch), which Cython cannot express. Every product
-of forward and backward passes goes through `gemm`.
+target attributes (runtime AVX2 dispatch), which Cython cannot express. The dense layer's
+products go through `gemm`, except one row through a small layer (dense.pyx).
 """
 import numpy as np
 cimport numpy as cnp

@@ -9,14 +9,13 @@ cpdef enum LossCode:
     BCE = 4               # sigmoid fused with binary cross-entropy; y in [0, 1]
 
 # Returns Σ over rows of the per-row loss ℓ_r (in double); the batch loss is that / B.
-# When dz is not NULL, writes dz = ∂(Σ ℓ_r / grad_rows)/∂z: pass grad_rows = B for the batch
-# mean. ℓ_r averages over the m outputs for mse/mae/huber/bce and sums over classes for
+# When dz is not NULL, writes dz = ∂(Σ ℓ_r / B)/∂z, the gradient of the batch mean.
+# ℓ_r averages over the m outputs for mse/mae/huber/bce and sums over classes for
 # cross-entropy (it is one distribution).
 cdef double loss_forward_backward(floating *dz,          # OUT  B×m, or NULL
                                   const floating *z,     # IN   B×m network outputs (logits)
                                   const floating *y,     # IN   B×m targets
-                                  Py_ssize_t B, Py_ssize_t m, int code,
-                                  double grad_rows) noexcept nogil
+                                  Py_ssize_t B, Py_ssize_t m, int code) noexcept nogil
 
 # Turns raw outputs into predictions in place: softmax rows (cross-entropy), sigmoid (bce).
 cdef void loss_output_transform(floating *z, Py_ssize_t B, Py_ssize_t m, int code) noexcept nogil

@@ -1,8 +1,12 @@
-"""Losses fused with their output nonlinearity, each with its gradient beside it.
+"""Losses, each one function computing ℓ and its gradient ∂ℓ/∂z together, formula above it.
 
-Softmax + cross-entropy per row: m = max z, s = Σ e^(z−m), ℓ = log s + m − Σ y·z
-(for one-hot y), dz = (e^(z−m)/s − y)/B. Sigmoid + BCE: ℓ = max(z,0) − z·y + log1p(e^−|z|),
-dz = σ(z) − y. Both are stable for any |z|. Sums are accumulated in double.
+Cross-entropy and BCE are fused with their output nonlinearity (softmax per row, sigmoid),
+which keeps both stable for any |z|: softmax + cross-entropy per row uses M = max z and
+s = Σ e^(z−M), ℓ = log s + M − z_y, ∂ℓ/∂z = e^(z−M)/s − y; sigmoid + BCE uses the softplus
+form. Sums are accumulated in double. loss_forward_backward only dispatches.
+
+Adding a loss: its code in losses.pxd, one function here, one branch in the dispatch, and
+one entry in nncli.functions.LOSSES.
 """
 import numpy as np
 from cython cimport floating
@@ -25,56 +29,108 @@ cdef inline double row_max_sumexp(const floating *zr, Py_ssize_t m, double *s) n
     return zmax
 
 
-cdef double loss_forward_backward(floating *dz, const floating *z, const floating *y,
-                                  Py_ssize_t B, Py_ssize_t m, int code,
-                                  double grad_rows) noexcept nogil:
-    cdef Py_ssize_t r, j, k
-    cdef double total = 0.0, d, a, zmax, s, ysum, zy, scale
+# Each loss returns Σ ℓ over its n values (rows for cross-entropy) in double and, when dz is
+# not NULL, writes dz = scale·∂ℓ/∂z beside it; the caller picks the scale (1/B, or 1/(B·m)).
+
+# mse: ℓ = (z − y)²;  ∂ℓ/∂z = 2(z − y)
+cdef double mse_loss(floating *dz, const floating *z, const floating *y, Py_ssize_t n,
+                     double scale) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double total = 0.0, d
+    for k in range(n):
+        d = <double>z[k] - <double>y[k]
+        total += d * d
+        if dz != NULL:
+            dz[k] = <floating>(2.0 * d * scale)
+    return total
+
+
+# mae: ℓ = |z − y|;  ∂ℓ/∂z = sign(z − y)  (0 at z = y)
+cdef double mae_loss(floating *dz, const floating *z, const floating *y, Py_ssize_t n,
+                     double scale) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double total = 0.0, d
+    for k in range(n):
+        d = <double>z[k] - <double>y[k]
+        total += fabs(d)
+        if dz != NULL:
+            dz[k] = <floating>((1.0 if d > 0 else (-1.0 if d < 0 else 0.0)) * scale)
+    return total
+
+
+# huber (δ = 1): ℓ = ½d² for |d| ≤ δ, else δ(|d| − ½δ), d = z − y;  ∂ℓ/∂z = d, or δ·sign(d)
+cdef double huber_loss(floating *dz, const floating *z, const floating *y, Py_ssize_t n,
+                       double scale) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double total = 0.0, d, a
+    for k in range(n):
+        d = <double>z[k] - <double>y[k]
+        a = fabs(d)
+        if a <= HUBER_DELTA:
+            total += 0.5 * d * d
+            if dz != NULL:
+                dz[k] = <floating>(d * scale)
+        else:
+            total += HUBER_DELTA * (a - 0.5 * HUBER_DELTA)
+            if dz != NULL:
+                dz[k] = <floating>((HUBER_DELTA if d > 0 else -HUBER_DELTA) * scale)
+    return total
+
+
+# sigmoid + binary cross-entropy on the logit z: ℓ = max(z, 0) − z·y + log(1 + e^−|z|);
+# ∂ℓ/∂z = σ(z) − y
+cdef double sigmoid_bce_loss(floating *dz, const floating *z, const floating *y, Py_ssize_t n,
+                             double scale) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double total = 0.0, a
+    for k in range(n):
+        a = z[k]
+        total += (a if a > 0 else 0.0) - a * y[k] + log1p(exp(-fabs(a)))
+        if dz != NULL:
+            dz[k] = <floating>((stable_sigmoid(a) - y[k]) * scale)
+    return total
+
+
+# softmax + cross-entropy, per row of m logits: with M = max z and s = Σ e^(z−M),
+# ℓ = Σy·(log s + M) − Σ y·z  (= log s + M − z_y for one-hot y);  ∂ℓ/∂z = Σy·e^(z−M)/s − y
+cdef double softmax_cross_entropy_loss(floating *dz, const floating *z, const floating *y,
+                                       Py_ssize_t B, Py_ssize_t m,
+                                       double scale) noexcept nogil:
+    cdef Py_ssize_t r, j
+    cdef double total = 0.0, zmax, s, ysum, zy
     cdef const floating *zr
     cdef const floating *yr
-    if code == CROSS_ENTROPY:
-        scale = 1.0 / grad_rows
-        for r in range(B):
-            zr = z + r * m
-            yr = y + r * m
-            zmax = row_max_sumexp(zr, m, &s)
-            ysum = 0.0
-            zy = 0.0
+    for r in range(B):
+        zr = z + r * m
+        yr = y + r * m
+        zmax = row_max_sumexp(zr, m, &s)
+        ysum = 0.0
+        zy = 0.0
+        for j in range(m):
+            ysum += yr[j]
+            zy += yr[j] * zr[j]
+        total += ysum * (log(s) + zmax) - zy
+        if dz != NULL:
             for j in range(m):
-                ysum += yr[j]
-                zy += yr[j] * zr[j]
-            total += ysum * (log(s) + zmax) - zy
-            if dz != NULL:
-                for j in range(m):
-                    k = r * m + j
-                    dz[k] = <floating>((ysum * exp(zr[j] - zmax) / s - yr[j]) * scale)
-        return total
-    scale = 1.0 / (grad_rows * m)
-    for k in range(B * m):
-        d = <double>z[k] - <double>y[k]
-        if code == MSE:
-            total += d * d
-            if dz != NULL:
-                dz[k] = <floating>(2.0 * d * scale)
-        elif code == MAE:
-            total += fabs(d)
-            if dz != NULL:
-                dz[k] = <floating>((1.0 if d > 0 else (-1.0 if d < 0 else 0.0)) * scale)
-        elif code == HUBER:
-            a = fabs(d)
-            if a <= HUBER_DELTA:
-                total += 0.5 * d * d
-                if dz != NULL:
-                    dz[k] = <floating>(d * scale)
-            else:
-                total += HUBER_DELTA * (a - 0.5 * HUBER_DELTA)
-                if dz != NULL:
-                    dz[k] = <floating>((HUBER_DELTA if d > 0 else -HUBER_DELTA) * scale)
-        elif code == BCE:
-            a = z[k]
-            total += (a if a > 0 else 0.0) - a * y[k] + log1p(exp(-fabs(a)))
-            if dz != NULL:
-                dz[k] = <floating>((stable_sigmoid(a) - y[k]) * scale)
+                dz[r * m + j] = <floating>((ysum * exp(zr[j] - zmax) / s - yr[j]) * scale)
+    return total
+
+
+cdef double loss_forward_backward(floating *dz, const floating *z, const floating *y,
+                                  Py_ssize_t B, Py_ssize_t m, int code) noexcept nogil:
+    """Dispatch: Σ over rows of the per-row loss, and dz (see losses.pxd)."""
+    if code == CROSS_ENTROPY:   # one distribution per row: summed over classes
+        return softmax_cross_entropy_loss(dz, z, y, B, m, 1.0 / B)
+    # The others average over the m outputs of a row.
+    cdef double scale = 1.0 / (<double>B * m), total = 0.0
+    if code == MSE:
+        total = mse_loss(dz, z, y, B * m, scale)
+    elif code == MAE:
+        total = mae_loss(dz, z, y, B * m, scale)
+    elif code == HUBER:
+        total = huber_loss(dz, z, y, B * m, scale)
+    elif code == BCE:
+        total = sigmoid_bce_loss(dz, z, y, B * m, scale)
     return total / m
 
 
@@ -94,7 +150,7 @@ cdef void loss_output_transform(floating *z, Py_ssize_t B, Py_ssize_t m, int cod
 
 
 def loss_and_grad(floating[:, ::1] z, floating[:, ::1] y, int code):
-    """(mean loss over rows, dL/dz) for one batch (testing and the Python API)."""
+    """(mean loss over rows, dL/dz) for one batch (testing)."""
     if z.shape[0] != y.shape[0] or z.shape[1] != y.shape[1]:
         raise ValueError("z and y must have the same shape")
     cdef Py_ssize_t B = z.shape[0], m = z.shape[1]
@@ -104,7 +160,7 @@ def loss_and_grad(floating[:, ::1] z, floating[:, ::1] y, int code):
     if B == 0 or m == 0:
         return 0.0, out
     with nogil:
-        total = loss_forward_backward(&dz[0, 0], &z[0, 0], &y[0, 0], B, m, code, <double>B)
+        total = loss_forward_backward(&dz[0, 0], &z[0, 0], &y[0, 0], B, m, code)
     return total / B, out
 
 

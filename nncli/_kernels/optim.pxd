@@ -1,6 +1,7 @@
-# Optimiser update rules over the flat parameter vector φ and its gradient.
+# Optimiser update rules over the flat parameter vector φ and its gradient (see optim.pyx).
 from cython cimport floating
 
+# One code per rule; the rule itself is one function in optim.pyx, its formula beside it.
 cpdef enum OptimizerCode:
     SGD = 0          # φ −= α·g  (gd, sgd and mini-batch: only the batch size differs)
     MOMENTUM = 1     # v = μv + g;  φ −= α·v
@@ -21,9 +22,10 @@ cdef struct OptimConfig:
     long step            # updates done so far (Adam's t − 1); incremented by optim_step
 
 cdef void optim_step(floating *phi,        # INOUT P parameters
-                     floating *grad,       # INOUT P gradient (modified by decay/clipping)
+                     const floating *grad, # IN    P gradient ∂L/∂φ (read only: decay and
+                                           #       clipping are applied on the fly)
                      floating *s1,         # INOUT P first state (velocity, m, or Σg²)
-                     floating *s2,         # INOUT P second state (v), may be NULL if unused
+                     floating *s2,         # INOUT P second state (Adam's v); only Adam reads it
                      Py_ssize_t P, OptimConfig *cfg) noexcept nogil
 
 cdef OptimConfig optim_config(int code, double lr, double momentum, double beta2, double eps,

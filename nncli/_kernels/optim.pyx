@@ -1,17 +1,29 @@
-"""Optimiser updates: one pass over the P numbers of φ per step.
+"""Optimiser update rules: one function per rule, its formula in the comment above it.
 
-Weight decay and gradient clipping are folded into the same pass where they can be:
-clipping needs ‖g‖ first, so it costs one extra read of g. Adam's bias corrections are
-computed once per step, not per element (α_t = α/(1−β1ᵗ), denominator √v/√(1−β2ᵗ) + ε).
+Every rule reads g = c·∂L/∂φ + λφ: c ≤ 1 scales the gradient to the clipping norm and λ is
+L2 weight decay (AdamW decays φ directly instead), both folded into the one pass over the P
+numbers of φ; ∂L/∂φ itself is never written. Clipping needs ‖∂L/∂φ‖ first, so it costs one
+extra read.
+
+Per-element arithmetic runs in φ's own precision (as PyTorch does), so that the loops
+vectorise. The per-step scalars are computed in double and rounded once: 1−β1, 1−β2 and 1−ρ
+(in float32, 1 − float32(0.999) is 1.3e-5 short of 0.001, which made every Adam step 6.5e-6
+too long), and Adam's bias corrections α/(1−β1ᵗ) and 1/√(1−β2ᵗ), once per step rather than
+per element.
+
+Adding a rule: its code in optim.pxd, one function here, one branch in optim_step, and one
+entry in nncli.optim.OPTIMIZERS.
 """
 from cython cimport floating
 from libc.math cimport sqrt, sqrtf, pow
 
 cdef extern from "adam_impl.h" nogil:
     void nn_adam_f32(float *phi, const float *grad, float *m, float *v, long P, float scale,
-                     float wd, float b1, float b2, float step, float bc2, float eps)
-    void nn_adam_f64(double *phi, const double *grad, double *m, double *v, long P, double scale,
-                     double wd, double b1, double b2, double step, double bc2, double eps)
+                     float wd, float b1, float one_minus_b1, float b2, float one_minus_b2,
+                     float step, float bc2, float eps)
+    void nn_adam_f64(double *phi, const double *grad, double *m, double *v, long P,
+                     double scale, double wd, double b1, double one_minus_b1, double b2,
+                     double one_minus_b2, double step, double bc2, double eps)
 
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
@@ -21,68 +33,120 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
         return sqrt(x)
 
 
-cdef void optim_step(floating *phi, floating *grad, floating *s1, floating *s2,
-                     Py_ssize_t P, OptimConfig *cfg) noexcept nogil:
+# φ −= α·g
+cdef inline void sgd_update(floating *phi, const floating *grad, Py_ssize_t P,
+                            OptimConfig *cfg, floating scale) noexcept nogil:
     cdef Py_ssize_t i
-    cdef double norm2 = 0.0, dscale = 1.0, t
+    cdef floating lr = <floating>cfg.lr, wd = <floating>cfg.weight_decay
+    if wd == 0 and scale == 1:
+        # Plain SGD, the common case of small networks: one multiply-add.
+        for i in range(P):
+            phi[i] -= lr * grad[i]
+        return
+    for i in range(P):
+        phi[i] -= lr * (grad[i] * scale + wd * phi[i])
+
+
+# v = μv + g;  φ −= α·v  (heavy ball), or φ −= α·(g + μv)  (Nesterov)
+cdef inline void momentum_update(floating *phi, const floating *grad, floating *vel,
+                                 Py_ssize_t P, OptimConfig *cfg, floating scale,
+                                 bint nesterov) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating lr = <floating>cfg.lr, wd = <floating>cfg.weight_decay
+    cdef floating mu = <floating>cfg.momentum, g, v
+    if nesterov:
+        for i in range(P):
+            g = grad[i] * scale + wd * phi[i]
+            v = mu * vel[i] + g
+            vel[i] = v
+            phi[i] -= lr * (g + mu * v)
+    else:
+        for i in range(P):
+            g = grad[i] * scale + wd * phi[i]
+            v = mu * vel[i] + g
+            vel[i] = v
+            phi[i] -= lr * v
+
+
+# s = ρs + (1−ρ)g²;  φ −= α·g/(√s + ε)
+cdef inline void rmsprop_update(floating *phi, const floating *grad, floating *sq,
+                                Py_ssize_t P, OptimConfig *cfg, floating scale) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating lr = <floating>cfg.lr, wd = <floating>cfg.weight_decay
+    cdef floating eps = <floating>cfg.eps, rho = <floating>cfg.beta2
+    cdef floating one_minus_rho = <floating>(1.0 - cfg.beta2), g, s
+    for i in range(P):
+        g = grad[i] * scale + wd * phi[i]
+        s = rho * sq[i] + one_minus_rho * g * g
+        sq[i] = s
+        phi[i] -= lr * g / (_sqrt(s) + eps)
+
+
+# s += g²;  φ −= α·g/(√s + ε)
+cdef inline void adagrad_update(floating *phi, const floating *grad, floating *sq,
+                                Py_ssize_t P, OptimConfig *cfg, floating scale) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating lr = <floating>cfg.lr, wd = <floating>cfg.weight_decay
+    cdef floating eps = <floating>cfg.eps, g, s
+    for i in range(P):
+        g = grad[i] * scale + wd * phi[i]
+        s = sq[i] + g * g
+        sq[i] = s
+        phi[i] -= lr * g / (_sqrt(s) + eps)
+
+
+# m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;  m̂ = m/(1−β1ᵗ);  v̂ = v/(1−β2ᵗ)
+# φ −= α·m̂/(√v̂ + ε)          (AdamW, decoupled: first φ −= αλφ, and g carries no λφ)
+# computed as φ −= [α/(1−β1ᵗ)]·m / (√v·[1/√(1−β2ᵗ)] + ε), the brackets once per step.
+# The element loop is C (adam_impl.h), compiled for baseline x86-64 and AVX2.
+cdef inline void adam_update(floating *phi, const floating *grad, floating *m, floating *v,
+                             Py_ssize_t P, OptimConfig *cfg, floating scale,
+                             bint decoupled) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double t = <double>cfg.step
+    cdef floating wd = <floating>cfg.weight_decay
+    cdef floating shrink = <floating>(cfg.lr * cfg.weight_decay)
+    cdef floating b1 = <floating>cfg.momentum, b2 = <floating>cfg.beta2
+    cdef floating one_minus_b1 = <floating>(1.0 - cfg.momentum)
+    cdef floating one_minus_b2 = <floating>(1.0 - cfg.beta2)
+    cdef floating step_size = <floating>(cfg.lr / (1.0 - pow(cfg.momentum, t)))
+    cdef floating bc2 = <floating>(1.0 / sqrt(1.0 - pow(cfg.beta2, t)))
+    cdef floating eps = <floating>cfg.eps
+    if decoupled:
+        for i in range(P):
+            phi[i] -= shrink * phi[i]
+        wd = 0
+    if floating is float:
+        nn_adam_f32(phi, grad, m, v, P, scale, wd, b1, one_minus_b1, b2, one_minus_b2,
+                    step_size, bc2, eps)
+    else:
+        nn_adam_f64(phi, grad, m, v, P, scale, wd, b1, one_minus_b1, b2, one_minus_b2,
+                    step_size, bc2, eps)
+
+
+cdef void optim_step(floating *phi, const floating *grad, floating *s1, floating *s2,
+                     Py_ssize_t P, OptimConfig *cfg) noexcept nogil:
+    """The clipping factor, the step count, then the rule (dispatch only)."""
+    cdef Py_ssize_t i
+    cdef double norm2 = 0.0, dscale = 1.0
     cdef int code = cfg.code
-    # Per-element arithmetic in φ's own precision (as PyTorch does), so that the loops
-    # vectorise; only the norm and the bias corrections are computed in double.
-    cdef floating lr = <floating>cfg.lr, mu = <floating>cfg.momentum, b2 = <floating>cfg.beta2
-    cdef floating eps = <floating>cfg.eps, wd = <floating>cfg.weight_decay, scale
-    cdef floating g, m, v, step_size, bc2
     if cfg.clip_norm > 0:
         for i in range(P):
             norm2 += <double>grad[i] * grad[i]
         if norm2 > cfg.clip_norm * cfg.clip_norm:
             dscale = cfg.clip_norm / sqrt(norm2)
-    scale = <floating>dscale
+    cdef floating scale = <floating>dscale
     cfg.step += 1
-    if code == ADAMW:
-        # Decoupled decay shrinks φ directly, not through the moments.
-        for i in range(P):
-            phi[i] -= lr * wd * phi[i]
-        wd = 0
-    if code == SGD and wd == 0 and dscale == 1.0:
-        # Plain SGD, the common case of small networks: one multiply-add.
-        for i in range(P):
-            phi[i] -= lr * grad[i]
-    elif code == SGD:
-        for i in range(P):
-            g = grad[i] * scale + wd * phi[i]
-            phi[i] -= lr * g
-    elif code == MOMENTUM:
-        for i in range(P):
-            g = grad[i] * scale + wd * phi[i]
-            v = mu * s1[i] + g
-            s1[i] = v
-            phi[i] -= lr * v
-    elif code == NESTEROV:
-        for i in range(P):
-            g = grad[i] * scale + wd * phi[i]
-            v = mu * s1[i] + g
-            s1[i] = v
-            phi[i] -= lr * (g + mu * v)
+    if code == SGD:
+        sgd_update(phi, grad, P, cfg, scale)
+    elif code == MOMENTUM or code == NESTEROV:
+        momentum_update(phi, grad, s1, P, cfg, scale, code == NESTEROV)
     elif code == RMSPROP:
-        for i in range(P):
-            g = grad[i] * scale + wd * phi[i]
-            v = b2 * s1[i] + (1 - b2) * g * g
-            s1[i] = v
-            phi[i] -= lr * g / (_sqrt(v) + eps)
+        rmsprop_update(phi, grad, s1, P, cfg, scale)
     elif code == ADAGRAD:
-        for i in range(P):
-            g = grad[i] * scale + wd * phi[i]
-            v = s1[i] + g * g
-            s1[i] = v
-            phi[i] -= lr * g / (_sqrt(v) + eps)
+        adagrad_update(phi, grad, s1, P, cfg, scale)
     elif code == ADAM or code == ADAMW:
-        t = <double>cfg.step
-        step_size = <floating>(cfg.lr / (1.0 - pow(cfg.momentum, t)))
-        bc2 = <floating>(1.0 / sqrt(1.0 - pow(cfg.beta2, t)))
-        if floating is float:
-            nn_adam_f32(phi, grad, s1, s2, P, scale, wd, mu, b2, step_size, bc2, eps)
-        else:
-            nn_adam_f64(phi, grad, s1, s2, P, scale, wd, mu, b2, step_size, bc2, eps)
+        adam_update(phi, grad, s1, s2, P, cfg, scale, code == ADAMW)
 
 
 cdef OptimConfig optim_config(int code, double lr, double momentum, double beta2, double eps,
@@ -99,10 +163,11 @@ cdef OptimConfig optim_config(int code, double lr, double momentum, double beta2
     return cfg
 
 
-def step(floating[::1] phi, floating[::1] grad, floating[::1] s1, floating[::1] s2,
+def step(floating[::1] phi, const floating[::1] grad, floating[::1] s1, floating[::1] s2,
          int code, double lr, double momentum=0.0, double beta2=0.0, double eps=0.0,
          double weight_decay=0.0, double clip_norm=0.0, long step=0):
-    """One update in place; returns the new step count (Python API, descend, tests)."""
+    """One update of phi in place (grad is not modified); returns the new step count.
+    Used by nncli.optim.Optimizer.step (descend, single updates) and the tests."""
     cdef Py_ssize_t P = phi.shape[0]
     if grad.shape[0] != P or s1.shape[0] != P or s2.shape[0] != P:
         raise ValueError("phi, grad and the optimiser states must have the same length")

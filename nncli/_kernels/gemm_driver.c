@@ -1,0 +1,419 @@
+/* gemm_driver.c -- the per-dtype driver of our GEMM: the tiny path, packing, the blocked
+ * Goto/BLIS loops over the micro-kernels of gemm_kernels.c, the thread split, and the public
+ * entry nn_gemm_<suffix>. A template, included by gemm_dispatch.c right after gemm_kernels.c
+ * for each element type; it #undefs the per-type parameters at its end.
+ */
+
+/* ---- tiny path: plain loops, no packing; 4 output columns at a time (independent chains) ---- */
+NN_INLINE void NN_FN(nn_gemm_tiny_body_)(long M, long N, long K, const NN_T *A, const long sai,
+                                         const long sak, const NN_T *B, const long sbk,
+                                         const long sbj, NN_T beta, NN_T *C, long ldc)
+{
+    const long N4 = N & ~3L;
+    if (N4 < N) {   /* leftover columns: 4 rows at a time */
+        long i = 0;
+        for (; i + 4 <= M; i += 4) {
+            const NN_T *a0 = A + i * sai;
+            for (long j = N4; j < N; j++) {
+                const NN_T *bj = B + j * sbj;
+                NN_T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (long k = 0; k < K; k++) {
+                    const NN_T b = bj[k * sbk];
+                    const NN_T *ak = a0 + k * sak;
+                    s0 += ak[0] * b;
+                    s1 += ak[sai] * b;
+                    s2 += ak[2 * sai] * b;
+                    s3 += ak[3 * sai] * b;
+                }
+                NN_T *c = C + i * ldc + j;
+                if (beta == 0) {
+                    c[0] = s0; c[ldc] = s1; c[2 * ldc] = s2; c[3 * ldc] = s3;
+                } else {
+                    c[0] = beta * c[0] + s0; c[ldc] = beta * c[ldc] + s1;
+                    c[2 * ldc] = beta * c[2 * ldc] + s2; c[3 * ldc] = beta * c[3 * ldc] + s3;
+                }
+            }
+        }
+        for (; i < M; i++)
+            for (long j = N4; j < N; j++) {
+                const NN_T *ai = A + i * sai, *bj = B + j * sbj;
+                NN_T s = 0;
+                for (long k = 0; k < K; k++) s += ai[k * sak] * bj[k * sbk];
+                C[i * ldc + j] = (beta == 0) ? s : beta * C[i * ldc + j] + s;
+            }
+    }
+    for (long i = 0; i < M; i++) {
+        const NN_T *ai = A + i * sai;
+        NN_T *ci = C + i * ldc;
+        long j = 0;
+        for (; j + 4 <= N; j += 4) {
+            const NN_T *bj = B + j * sbj;
+            NN_T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            for (long k = 0; k < K; k++) {
+                const NN_T a = ai[k * sak];
+                const NN_T *bk = bj + k * sbk;
+                s0 += a * bk[0];
+                s1 += a * bk[sbj];
+                s2 += a * bk[2 * sbj];
+                s3 += a * bk[3 * sbj];
+            }
+            if (beta == 0) {
+                ci[j] = s0; ci[j + 1] = s1; ci[j + 2] = s2; ci[j + 3] = s3;
+            } else {
+                ci[j] = beta * ci[j] + s0; ci[j + 1] = beta * ci[j + 1] + s1;
+                ci[j + 2] = beta * ci[j + 2] + s2; ci[j + 3] = beta * ci[j + 3] + s3;
+            }
+        }
+    }
+}
+
+static void NN_FN(nn_gemm_tiny_)(int ta, int tb, long M, long N, long K, const NN_T *A, long lda,
+                                 const NN_T *B, long ldb, NN_T beta, NN_T *C, long ldc)
+{
+    if (tb) {   /* B stored N x K: unit stride along k */
+        if (ta) NN_FN(nn_gemm_tiny_body_)(M, N, K, A, 1, lda, B, 1, ldb, beta, C, ldc);
+        else NN_FN(nn_gemm_tiny_body_)(M, N, K, A, lda, 1, B, 1, ldb, beta, C, ldc);
+    } else {    /* B stored K x N: unit stride along j */
+        if (ta) NN_FN(nn_gemm_tiny_body_)(M, N, K, A, 1, lda, B, ldb, 1, beta, C, ldc);
+        else NN_FN(nn_gemm_tiny_body_)(M, N, K, A, lda, 1, B, ldb, 1, beta, C, ldc);
+    }
+}
+
+/* op(B)[pc:pc+kc, jc:jc+nc] -> panels of nr columns, zero padded: dst[p*kc*nr + k*nr + j].
+   nr is a compile-time constant after inlining. */
+NN_INLINE void NN_FN(nn_gemm_packB_body_)(int tb, long kc, long nc, const NN_T *B, long ldb, long pc,
+                                          long jc, NN_T *dst, const int nr)
+{
+    for (long jp = 0; jp < nc; jp += nr) {
+        const long w = nn_gemm_min(nr, nc - jp);
+        NN_T *d = dst + jp * kc;
+        if (!tb) {
+            const NN_T *s = B + pc * ldb + jc + jp;
+            if (w == nr) {
+                for (long k = 0; k < kc; k++, s += ldb, d += nr)
+                    for (int j = 0; j < nr; j++) d[j] = s[j];
+            } else {
+                for (long k = 0; k < kc; k++, s += ldb, d += nr) {
+                    for (int j = 0; j < nr; j++) d[j] = 0;
+                    for (long j = 0; j < w; j++) d[j] = s[j];
+                }
+            }
+        } else {
+            const NN_T *s = B + (jc + jp) * ldb + pc;     /* s[j*ldb + k] */
+            if (w == nr) {
+                long k = 0;
+#if NN_GEMM_X86 && defined(__SSE2__)
+                /* 4x4 (f32) / 2x2 (f64) register transposes */
+#if NN_IS_F32
+                for (; k + 4 <= kc; k += 4, d += 4 * nr)
+                    for (int j = 0; j < nr; j += 4) {
+                        __m128 r0 = _mm_loadu_ps(s + (j + 0) * ldb + k), r1 = _mm_loadu_ps(s + (j + 1) * ldb + k);
+                        __m128 r2 = _mm_loadu_ps(s + (j + 2) * ldb + k), r3 = _mm_loadu_ps(s + (j + 3) * ldb + k);
+                        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                        _mm_storeu_ps(d + j, r0); _mm_storeu_ps(d + nr + j, r1);
+                        _mm_storeu_ps(d + 2 * nr + j, r2); _mm_storeu_ps(d + 3 * nr + j, r3);
+                    }
+#else
+                for (; k + 2 <= kc; k += 2, d += 2 * nr)
+                    for (int j = 0; j < nr; j += 2) {
+                        const __m128d r0 = _mm_loadu_pd(s + (j + 0) * ldb + k), r1 = _mm_loadu_pd(s + (j + 1) * ldb + k);
+                        _mm_storeu_pd(d + j, _mm_unpacklo_pd(r0, r1));
+                        _mm_storeu_pd(d + nr + j, _mm_unpackhi_pd(r0, r1));
+                    }
+#endif
+#endif
+                for (; k < kc; k++, d += nr)
+                    for (int j = 0; j < nr; j++) d[j] = s[j * ldb + k];
+            } else {
+                for (long k = 0; k < kc; k++, d += nr) {
+                    for (int j = 0; j < nr; j++) d[j] = 0;
+                    for (long j = 0; j < w; j++) d[j] = s[j * ldb + k];
+                }
+            }
+        }
+    }
+}
+
+/* op(A)[ic:ic+mc, pc:pc+kc] -> panels of mr rows, zero padded: dst[p*kc*mr + k*mr + i] */
+NN_INLINE void NN_FN(nn_gemm_packA_body_)(int ta, long mc, long kc, const NN_T *A, long lda, long ic,
+                                          long pc, NN_T *dst, const int mr)
+{
+    for (long ip = 0; ip < mc; ip += mr) {
+        const long h = nn_gemm_min(mr, mc - ip);
+        NN_T *d = dst + ip * kc;
+        if (ta) {
+            const NN_T *s = A + pc * lda + ic + ip;       /* s[k*lda + i] */
+            if (h == mr) {
+                for (long k = 0; k < kc; k++, s += lda, d += mr)
+                    for (int i = 0; i < mr; i++) d[i] = s[i];
+            } else {
+                for (long k = 0; k < kc; k++, s += lda, d += mr) {
+                    for (int i = 0; i < mr; i++) d[i] = 0;
+                    for (long i = 0; i < h; i++) d[i] = s[i];
+                }
+            }
+        } else {
+            const NN_T *s = A + (ic + ip) * lda + pc;     /* s[i*lda + k] */
+            if (h == mr) {
+                for (long k = 0; k < kc; k++, d += mr)
+                    for (int i = 0; i < mr; i++) d[i] = s[i * lda + k];
+            } else {
+                for (long k = 0; k < kc; k++, d += mr) {
+                    for (int i = 0; i < mr; i++) d[i] = 0;
+                    for (long i = 0; i < h; i++) d[i] = s[i * lda + k];
+                }
+            }
+        }
+    }
+}
+
+static void NN_FN(nn_gemm_packB_)(int tb, long kc, long nc, const NN_T *B, long ldb, long pc, long jc,
+                                  NN_T *dst, int nr)
+{
+    if (nr == NN_NR) NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_NR);
+    else NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_GNR);
+}
+
+static void NN_FN(nn_gemm_packA_)(int ta, long mc, long kc, const NN_T *A, long lda, long ic, long pc,
+                                  NN_T *dst, int mr)
+{
+    if (mr == NN_MR) NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_MR);
+    else NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_GMR);
+}
+
+/* ---- blocked driver over C[0:M, 0:N] (sub-problem of one thread) ---- */
+static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa, int ta, int tb,
+                                    long M, long N, long K, const NN_T *A, long lda, const NN_T *B,
+                                    long ldb, NN_T beta, NN_T *C, long rsc, long csc)
+{
+    const int MR = cfg->mr, NR = cfg->nr;
+    /* balanced blocks: KC depends on K only (summation order independent of M/N split) */
+    const long nkb = (K + cfg->kc - 1) / cfg->kc;
+    const long KCb = (K + nkb - 1) / nkb;
+    /* Unpacked A (small M): B's packed block is used by few row tiles only, keep it in L2. */
+    long ncmax = cfg->nc;
+    if (!packa) {
+        const long cap = nn_gemm_rup(NN_GEMM_SUP_NCBYTES / ((long)sizeof(NN_T) * KCb), NR);
+        if (cap < ncmax) ncmax = cap > NR ? cap : NR;
+    }
+    const long nnb = (N + ncmax - 1) / ncmax;
+    const long NCb = nn_gemm_rup((N + nnb - 1) / nnb, NR);
+    const long nmb = (M + cfg->mc - 1) / cfg->mc;
+    const long MCb = nn_gemm_rup((M + nmb - 1) / nmb, MR);
+
+    const long bsz = nn_gemm_rup(KCb * nn_gemm_min(NCb, nn_gemm_rup(N, NR)), 16);
+    const long asz = packa ? KCb * nn_gemm_min(MCb, nn_gemm_rup(M, MR)) : 0;
+    NN_T *Bp = (NN_T *)nn_gemm_ws((size_t)(bsz + asz) * sizeof(NN_T) + 64 * NN_NR * sizeof(NN_T));
+    if (!Bp) { /* out of memory: fall back to plain loops (slow but correct) */
+        for (long i = 0; i < M; i++)
+            for (long j = 0; j < N; j++) {
+                NN_T s = 0;
+                for (long k = 0; k < K; k++)
+                    s += (ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+                NN_T *cij = C + i * rsc + j * csc;
+                *cij = (beta == 0) ? s : beta * *cij + s;
+            }
+        return;
+    }
+    NN_T *Ap = Bp + bsz;
+    NN_T *tmp = Ap + asz;                /* MR x NR edge tile (64-byte aligned) */
+    tmp = (NN_T *)(((uintptr_t)tmp + 63) & ~(uintptr_t)63);
+    const long rsa = ta ? 1 : lda, csa = ta ? lda : 1;
+
+    for (long jc = 0; jc < N; jc += NCb) {
+        const long nc = nn_gemm_min(NCb, N - jc);
+        for (long pc = 0; pc < K; pc += KCb) {
+            const long kc = nn_gemm_min(KCb, K - pc);
+            const NN_T bt = (pc == 0) ? beta : (NN_T)1;
+            NN_FN(nn_gemm_packB_)(tb, kc, nc, B, ldb, pc, jc, Bp, NR);
+            for (long ic = 0; ic < M; ic += MCb) {
+                const long mc = nn_gemm_min(MCb, M - ic);
+                if (packa) NN_FN(nn_gemm_packA_)(ta, mc, kc, A, lda, ic, pc, Ap, MR);
+                for (long jr = 0; jr < nc; jr += NR) {
+                    const long nr = nn_gemm_min(NR, nc - jr);
+                    const NN_T *bp = Bp + jr * kc;
+                    for (long ir = 0; ir < mc; ir += MR) {
+                        const long mr = nn_gemm_min(MR, mc - ir);
+                        NN_T *cp = C + (ic + ir) * rsc + (jc + jr) * csc;
+                        const int full = (csc == 1) && (nr == NR) && (packa ? mr == MR : 1);
+                        NN_T *cdst = full ? cp : tmp;
+                        const long cld = full ? rsc : NR;
+                        const NN_T cb = full ? bt : (NN_T)0;
+                        if (packa)
+                            cfg->packed(kc, Ap + ir * kc, bp, cdst, cld, cb);
+                        else
+                            cfg->sup((int)mr, kc, A + (ic + ir) * rsa + pc * csa, rsa, csa, bp, cdst,
+                                     cld, cb);
+                        if (!full) {
+                            if (csc == 1) {
+                                for (long i = 0; i < mr; i++) {
+                                    NN_T *cr = cp + i * rsc;
+                                    const NN_T *tr = tmp + i * NR;
+                                    if (bt == 0)
+                                        for (long j = 0; j < nr; j++) cr[j] = tr[j];
+                                    else
+                                        for (long j = 0; j < nr; j++) cr[j] = bt * cr[j] + tr[j];
+                                }
+                            } else {   /* transposed orientation: C(i,j) at cp[i*rsc + j*csc] */
+                                for (long j = 0; j < nr; j++) {
+                                    NN_T *cc = cp + j * csc;
+                                    if (bt == 0)
+                                        for (long i = 0; i < mr; i++) cc[i * rsc] = tmp[i * NR + j];
+                                    else
+                                        for (long i = 0; i < mr; i++)
+                                            cc[i * rsc] = bt * cc[i * rsc] + tmp[i * NR + j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- thread split: disjoint ranges of C's N (or M) dimension, one parallel region ---- */
+static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb, long M, long N, long K,
+                                const NN_T *A, long lda, const NN_T *B, long ldb, NN_T beta, NN_T *C,
+                                long rsc, long csc, int n_threads)
+{
+    const int packa = cfg->sup ? (M > NN_GEMM_PACKA_M) : 1;
+#ifdef _OPENMP
+    int nt = n_threads;
+    if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS) {
+        const int mx = omp_get_max_threads();
+        if (nt > mx) nt = mx;
+    } else {
+        nt = 1;
+    }
+    if (nt > 1) {
+        const long ntn = (N + cfg->nr - 1) / cfg->nr, ntm = (M + cfg->mr - 1) / cfg->mr;
+        const int splitn = ntn >= 2L * nt || ntn >= ntm;
+        const long tiles = splitn ? ntn : ntm;
+        if (tiles < nt) nt = (int)tiles;
+        if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+            {
+                const int t = omp_get_thread_num(), T = omp_get_num_threads();
+                const long t0 = tiles * t / T, t1 = tiles * (t + 1) / T;
+                if (splitn) {
+                    const long j0 = t0 * cfg->nr, j1 = nn_gemm_min(t1 * cfg->nr, N);
+                    if (j1 > j0)
+                        NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, j1 - j0, K, A, lda,
+                                                B + (tb ? j0 * ldb : j0), ldb, beta, C + j0 * csc,
+                                                rsc, csc);
+                } else {
+                    const long i0 = t0 * cfg->mr, i1 = nn_gemm_min(t1 * cfg->mr, M);
+                    if (i1 > i0)
+                        NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, i1 - i0, N, K,
+                                                A + (ta ? i0 : i0 * lda), lda, B, ldb, beta,
+                                                C + i0 * rsc, rsc, csc);
+                }
+            }
+            return;
+        }
+    }
+#else
+    (void)n_threads;
+#endif
+    NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, N, K, A, lda, B, ldb, beta, C, rsc, csc);
+}
+
+/* ---- public entry ---- */
+void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_T *A, long lda,
+                     const NN_T *B, long ldb, NN_T beta, NN_T *C, long ldc, int n_threads)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (beta == 1) return;
+        for (long i = 0; i < M; i++) {
+            NN_T *ci = C + i * ldc;
+            if (beta == 0) for (long j = 0; j < N; j++) ci[j] = 0;
+            else for (long j = 0; j < N; j++) ci[j] *= beta;
+        }
+        return;
+    }
+    if (M * N * K <= NN_GEMM_TINY_MNK) {
+        NN_FN(nn_gemm_tiny_)(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+
+#if NN_GEMM_X86
+    /* A.B^T with one side <= 16 long and K long enough: the dot path (no packing). */
+    if (!trans_a && trans_b && K >= NN_GEMM_DOT_K && (N <= 16 || M <= 16) && nn_gemm_isa_id() == 1) {
+        const int ny = (N <= 16 && (N <= M || M > 16));   /* Y = the short side */
+        const long nx = ny ? M : N, nyl = ny ? N : M;
+        const NN_T *X = ny ? A : B, *Y = ny ? B : A;
+        const long ldx = ny ? lda : ldb, ldy = ny ? ldb : lda;
+        const long rsc = ny ? ldc : 1, csc = ny ? 1 : ldc;
+#ifdef _OPENMP
+        int nt = n_threads;
+        if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS && nx >= 24) {
+            const int mx = omp_get_max_threads();
+            if (nt > mx) nt = mx;
+        } else {
+            nt = 1;
+        }
+        if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+            {
+                const int t = omp_get_thread_num(), T = omp_get_num_threads();
+                const long blk = (nx + 11) / 12;   /* split on 12-row boundaries */
+                const long r0 = nn_gemm_min(blk * t / T * 12, nx);
+                const long r1 = nn_gemm_min(blk * (t + 1) / T * 12, nx);
+                if (r1 > r0)
+                    NN_FN(nn_dot_avx2_)(r1 - r0, nyl, K, X + r0 * ldx, ldx, Y, ldy, beta,
+                                        C + r0 * rsc, rsc, csc);
+            }
+            return;
+        }
+#endif
+        NN_FN(nn_dot_avx2_)(nx, nyl, K, X, ldx, Y, ldy, beta, C, rsc, csc);
+        return;
+    }
+#endif
+
+    NN_FN(nn_gemm_cfg_t_) cfg;
+#if NN_GEMM_X86
+    if (nn_gemm_isa_id() == 1) {
+        cfg.mr = NN_MR; cfg.nr = NN_NR; cfg.mc = NN_MC; cfg.kc = NN_KC; cfg.nc = NN_NC;
+        cfg.packed = NN_FN(nn_ukr_avx2_packed_);
+        cfg.sup = NN_FN(nn_ukr_avx2_sup_);
+    } else
+#endif
+    {
+        cfg.mr = NN_GMR; cfg.nr = NN_GNR; cfg.mc = NN_GMC; cfg.kc = NN_GKC; cfg.nc = NN_GNC;
+        cfg.packed = NN_FN(nn_ukr_gen_);
+        cfg.sup = 0;
+    }
+
+    /* Orientation: C = op(A) op(B), or C^T = op(B)^T op(A)^T (computed with C's strides swapped)
+       when that wastes fewer zero-padded lanes (e.g. N = 10 and M = 128).  Same FMA chain per
+       element either way, so the result is identical. */
+    {
+        const double w0 = (double)nn_gemm_rup(M, cfg.mr) * (double)nn_gemm_rup(N, cfg.nr);
+        const double w1 = (double)nn_gemm_rup(N, cfg.mr) * (double)nn_gemm_rup(M, cfg.nr);
+        if (w1 * 1.15 < w0) {
+            const NN_T *t = A; A = B; B = t;
+            long tl = lda; lda = ldb; ldb = tl;
+            tl = M; M = N; N = tl;
+            const int ti = trans_a; trans_a = !trans_b; trans_b = !ti;
+            NN_FN(nn_gemm_par_)(&cfg, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, 1, ldc,
+                                n_threads);
+            return;
+        }
+    }
+    NN_FN(nn_gemm_par_)(&cfg, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, 1, n_threads);
+}
+
+#undef NN_FN
+#undef NN_MR
+#undef NN_NR
+#undef NN_MC
+#undef NN_KC
+#undef NN_NC
+#undef NN_GMR
+#undef NN_GNR
+#undef NN_GMC
+#undef NN_GKC
+#undef NN_GNC

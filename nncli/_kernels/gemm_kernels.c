@@ -1,0 +1,325 @@
+/* gemm_kernels.c -- the per-dtype compute kernels of our GEMM: register-tile parameters, the
+ * portable micro-kernel, the AVX2+FMA micro-kernels (packed and unpacked-A "sup") and the AVX2
+ * dot path. A template: gemm_dispatch.c includes it once per element type, after defining
+ * NN_T (float or double), NN_SUFFIX (f32 or f64) and NN_IS_F32 (1 or 0), and then includes
+ * gemm_driver.c, which uses these kernels and #undefs the per-type parameters defined here.
+ * Needs gemm_common.h.
+ */
+
+/* ---- per-type parameters (undefined at the end of gemm_driver.c) ---- */
+#define NN_FN(name) NN_CAT(name, NN_SUFFIX)
+
+#if NN_IS_F32
+/* fp32: AVX2 6x16, generic 4x8 */
+#define NN_MR   6
+#define NN_NR   16
+#define NN_MC   NN_GEMM_MC_F32
+#define NN_KC   NN_GEMM_KC_F32
+#define NN_NC   NN_GEMM_NC_F32
+#define NN_GMR  4
+#define NN_GNR  8
+#define NN_GMC  128
+#define NN_GKC  256
+#define NN_GNC  2048
+#else
+/* fp64: AVX2 6x8, generic 4x4 */
+#define NN_MR   6
+#define NN_NR   8
+#define NN_MC   NN_GEMM_MC_F64
+#define NN_KC   NN_GEMM_KC_F64
+#define NN_NC   NN_GEMM_NC_F64
+#define NN_GMR  4
+#define NN_GNR  4
+#define NN_GMC  128
+#define NN_GKC  128
+#define NN_GNC  2048
+#endif
+
+/* micro-kernel signatures:
+ *   packed: a = MR x kc micro-panel (a[k*MR + i]), b = kc x NR micro-panel (b[k*NR + j])
+ *   sup   : a(i,k) = a[i*rsa + k*csa], rows 0..mr-1
+ * Both write C[i*ldc + j] = acc (beta == 0) or beta*C + acc (beta != 0), full NR columns. */
+typedef void (*NN_FN(nn_ukr_packed_t_))(long kc, const NN_T *a, const NN_T *b, NN_T *c, long ldc,
+                                        NN_T beta);
+typedef void (*NN_FN(nn_ukr_sup_t_))(int mr, long kc, const NN_T *a, long rsa, long csa,
+                                     const NN_T *b, NN_T *c, long ldc, NN_T beta);
+
+typedef struct {
+    int mr, nr;
+    long mc, kc, nc;
+    NN_FN(nn_ukr_packed_t_) packed;
+    NN_FN(nn_ukr_sup_t_) sup;          /* may be NULL: then A is always packed */
+} NN_FN(nn_gemm_cfg_t_);
+
+/* ---- generic micro-kernel (plain C; the compiler vectorises the j loops) ---- */
+static void NN_FN(nn_ukr_gen_)(long kc, const NN_T *a, const NN_T *b, NN_T *c, long ldc, NN_T beta)
+{
+    NN_T acc[NN_GMR][NN_GNR];
+    for (int i = 0; i < NN_GMR; i++)
+        for (int j = 0; j < NN_GNR; j++) acc[i][j] = 0;
+    for (long k = 0; k < kc; k++) {
+        for (int i = 0; i < NN_GMR; i++) {
+            const NN_T ai = a[i];
+            for (int j = 0; j < NN_GNR; j++) acc[i][j] += ai * b[j];
+        }
+        a += NN_GMR;
+        b += NN_GNR;
+    }
+    if (beta == 0) {
+        for (int i = 0; i < NN_GMR; i++)
+            for (int j = 0; j < NN_GNR; j++) c[i * ldc + j] = acc[i][j];
+    } else {
+        for (int i = 0; i < NN_GMR; i++)
+            for (int j = 0; j < NN_GNR; j++) c[i * ldc + j] = beta * c[i * ldc + j] + acc[i][j];
+    }
+}
+
+/* ---- AVX2 + FMA micro-kernels ---- */
+#if NN_GEMM_X86
+#if NN_IS_F32
+#define NN_VT        __m256
+#define NN_VL        8
+#define NN_VLOAD     _mm256_loadu_ps
+#define NN_VSTORE    _mm256_storeu_ps
+#define NN_VBCAST    _mm256_broadcast_ss
+#define NN_VFMA      _mm256_fmadd_ps
+#define NN_VSET1     _mm256_set1_ps
+#define NN_VZERO     _mm256_setzero_ps
+#else
+#define NN_VT        __m256d
+#define NN_VL        4
+#define NN_VLOAD     _mm256_loadu_pd
+#define NN_VSTORE    _mm256_storeu_pd
+#define NN_VBCAST    _mm256_broadcast_sd
+#define NN_VFMA      _mm256_fmadd_pd
+#define NN_VSET1     _mm256_set1_pd
+#define NN_VZERO     _mm256_setzero_pd
+#endif
+
+/* mr is a compile-time constant after inlining: unused rows vanish.
+   a(i,k) = a[i*rsa + k*csa]; b = packed kc x 2*NN_VL panel. */
+NN_AVX2 NN_INLINE void NN_FN(nn_ukr_avx2_body_)(const int mr, long kc, const NN_T *a, const long rsa,
+                                                const long csa, const NN_T *b, NN_T *c, long ldc,
+                                                NN_T beta)
+{
+    NN_VT c00 = NN_VZERO(), c01 = NN_VZERO(), c10 = NN_VZERO(), c11 = NN_VZERO();
+    NN_VT c20 = NN_VZERO(), c21 = NN_VZERO(), c30 = NN_VZERO(), c31 = NN_VZERO();
+    NN_VT c40 = NN_VZERO(), c41 = NN_VZERO(), c50 = NN_VZERO(), c51 = NN_VZERO();
+    const NN_T *a0 = a, *a1 = a + rsa, *a2 = a + 2 * rsa, *a3 = a + 3 * rsa, *a4 = a + 4 * rsa,
+               *a5 = a + 5 * rsa;
+#define NN_STEP(kk)                                                                              \
+    do {                                                                                         \
+        const NN_VT b0 = NN_VLOAD(b + (kk) * 2 * NN_VL), b1 = NN_VLOAD(b + (kk) * 2 * NN_VL + NN_VL); \
+        NN_VT av;                                                                                \
+        av = NN_VBCAST(a0 + (kk) * csa); c00 = NN_VFMA(av, b0, c00); c01 = NN_VFMA(av, b1, c01); \
+        if (mr > 1) { av = NN_VBCAST(a1 + (kk) * csa); c10 = NN_VFMA(av, b0, c10); c11 = NN_VFMA(av, b1, c11); } \
+        if (mr > 2) { av = NN_VBCAST(a2 + (kk) * csa); c20 = NN_VFMA(av, b0, c20); c21 = NN_VFMA(av, b1, c21); } \
+        if (mr > 3) { av = NN_VBCAST(a3 + (kk) * csa); c30 = NN_VFMA(av, b0, c30); c31 = NN_VFMA(av, b1, c31); } \
+        if (mr > 4) { av = NN_VBCAST(a4 + (kk) * csa); c40 = NN_VFMA(av, b0, c40); c41 = NN_VFMA(av, b1, c41); } \
+        if (mr > 5) { av = NN_VBCAST(a5 + (kk) * csa); c50 = NN_VFMA(av, b0, c50); c51 = NN_VFMA(av, b1, c51); } \
+    } while (0)
+    for (long k = 0; k < kc; k++) {
+        NN_STEP(0);
+        a0 += csa; a1 += csa; a2 += csa; a3 += csa; a4 += csa; a5 += csa;
+        b += 2 * NN_VL;
+    }
+#undef NN_STEP
+#define NN_STROW(r)                                                                              \
+    if (mr > r) {                                                                                \
+        NN_T *cr = c + (r) * ldc;                                                                \
+        if (beta == 0) { NN_VSTORE(cr, c##r##0); NN_VSTORE(cr + NN_VL, c##r##1); }               \
+        else {                                                                                   \
+            const NN_VT bv = NN_VSET1(beta);                                                     \
+            NN_VSTORE(cr, NN_VFMA(bv, NN_VLOAD(cr), c##r##0));                                   \
+            NN_VSTORE(cr + NN_VL, NN_VFMA(bv, NN_VLOAD(cr + NN_VL), c##r##1));                   \
+        }                                                                                        \
+    }
+    NN_STROW(0) NN_STROW(1) NN_STROW(2) NN_STROW(3) NN_STROW(4) NN_STROW(5)
+#undef NN_STROW
+}
+
+NN_AVX2 static void NN_FN(nn_ukr_avx2_packed_)(long kc, const NN_T *a, const NN_T *b, NN_T *c,
+                                               long ldc, NN_T beta)
+{
+    NN_FN(nn_ukr_avx2_body_)(6, kc, a, 1, 6, b, c, ldc, beta);
+}
+
+#define NN_SUPV(m, name)                                                                         \
+    NN_AVX2 static void name(long kc, const NN_T *a, long rsa, long csa, const NN_T *b, NN_T *c, \
+                             long ldc, NN_T beta)                                                \
+    {                                                                                            \
+        if (csa == 1) NN_FN(nn_ukr_avx2_body_)(m, kc, a, rsa, 1, b, c, ldc, beta);               \
+        else if (rsa == 1) NN_FN(nn_ukr_avx2_body_)(m, kc, a, 1, csa, b, c, ldc, beta);          \
+        else NN_FN(nn_ukr_avx2_body_)(m, kc, a, rsa, csa, b, c, ldc, beta);                      \
+    }
+NN_SUPV(1, NN_FN(nn_ukr_avx2_sup1_))
+NN_SUPV(2, NN_FN(nn_ukr_avx2_sup2_))
+NN_SUPV(3, NN_FN(nn_ukr_avx2_sup3_))
+NN_SUPV(4, NN_FN(nn_ukr_avx2_sup4_))
+NN_SUPV(5, NN_FN(nn_ukr_avx2_sup5_))
+NN_SUPV(6, NN_FN(nn_ukr_avx2_sup6_))
+#undef NN_SUPV
+
+static void NN_FN(nn_ukr_avx2_sup_)(int mr, long kc, const NN_T *a, long rsa, long csa,
+                                    const NN_T *b, NN_T *c, long ldc, NN_T beta)
+{
+    switch (mr) {
+    case 1: NN_FN(nn_ukr_avx2_sup1_)(kc, a, rsa, csa, b, c, ldc, beta); break;
+    case 2: NN_FN(nn_ukr_avx2_sup2_)(kc, a, rsa, csa, b, c, ldc, beta); break;
+    case 3: NN_FN(nn_ukr_avx2_sup3_)(kc, a, rsa, csa, b, c, ldc, beta); break;
+    case 4: NN_FN(nn_ukr_avx2_sup4_)(kc, a, rsa, csa, b, c, ldc, beta); break;
+    case 5: NN_FN(nn_ukr_avx2_sup5_)(kc, a, rsa, csa, b, c, ldc, beta); break;
+    default: NN_FN(nn_ukr_avx2_sup6_)(kc, a, rsa, csa, b, c, ldc, beta); break;
+    }
+}
+
+/* ---- dot path (A.B^T with a short side <= 16 and unit stride along k on both operands) ----
+   C[i*rsc + j*csc] = sum_k X[i*ldx + k] * Y[j*ldy + k] for i < M, j < N (N <= 16).
+   Both operands are read in place (no packing): an MI x NJ tile of rows of X and Y is dotted
+   with vector accumulators along k, over k blocks of 1 KB per row (L1-resident), the vector
+   partials carried across blocks and reduced horizontally once at the end.  Each C element has
+   its own accumulator chain whatever tile or thread computes it: results never depend on
+   n_threads.  Rows past the end of a tile are clamped to the last row and discarded. */
+#if NN_IS_F32
+#define NN_DOT_MASK(rem) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define NN_VMLOAD _mm256_maskload_ps
+#define NN_VMSTORE _mm256_maskstore_ps
+NN_AVX2 NN_INLINE float NN_FN(nn_hsum_)(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+/* horizontal sums of v[0..7] -> one vector */
+NN_AVX2 NN_INLINE __m256 NN_FN(nn_hsum_x_)(const __m256 *v)
+{
+    const __m256 h01 = _mm256_hadd_ps(v[0], v[1]), h23 = _mm256_hadd_ps(v[2], v[3]);
+    const __m256 h45 = _mm256_hadd_ps(v[4], v[5]), h67 = _mm256_hadd_ps(v[6], v[7]);
+    const __m256 a = _mm256_hadd_ps(h01, h23), b = _mm256_hadd_ps(h45, h67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+#else
+#define NN_DOT_MASK(rem) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(rem)), _mm256_setr_epi64x(0, 1, 2, 3))
+#define NN_VMLOAD _mm256_maskload_pd
+#define NN_VMSTORE _mm256_maskstore_pd
+NN_AVX2 NN_INLINE double NN_FN(nn_hsum_)(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+/* horizontal sums of v[0..3] -> one vector */
+NN_AVX2 NN_INLINE __m256d NN_FN(nn_hsum_x_)(const __m256d *v)
+{
+    const __m256d h01 = _mm256_hadd_pd(v[0], v[1]), h23 = _mm256_hadd_pd(v[2], v[3]);
+    return _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x20), _mm256_permute2f128_pd(h01, h23, 0x31));
+}
+#endif
+
+NN_AVX2 NN_INLINE void NN_FN(nn_dot_tile_)(const int MI, const int NJ, long kc, const NN_T *x,
+                                           long ldx, const NN_T *const *yr, NN_VT *part, long pst,
+                                           const int first)
+{
+    NN_VT acc[6 * 3];
+    const NN_T *xr[6];
+    for (int r = 0; r < MI; r++) xr[r] = x + r * ldx;
+    for (int r = 0; r < MI; r++)
+        for (int q = 0; q < NJ; q++) acc[r * NJ + q] = first ? NN_VZERO() : part[r * pst + q];
+    long k = 0;
+    for (; k + NN_VL <= kc; k += NN_VL) {
+        NN_VT yv[3];
+        for (int q = 0; q < NJ; q++) yv[q] = NN_VLOAD(yr[q] + k);
+        for (int r = 0; r < MI; r++) {
+            NN_VT xv = NN_VLOAD(xr[r] + k);
+            __asm__("" : "+x"(xv));   /* load x once (gcc would fold it into each FMA) */
+            for (int q = 0; q < NJ; q++) acc[r * NJ + q] = NN_VFMA(xv, yv[q], acc[r * NJ + q]);
+        }
+    }
+    if (k < kc) {   /* masked tail: lanes past kc load zeros */
+        const __m256i mk = NN_DOT_MASK(kc - k);
+        NN_VT yv[3];
+        for (int q = 0; q < NJ; q++) yv[q] = NN_VMLOAD(yr[q] + k, mk);
+        for (int r = 0; r < MI; r++) {
+            const NN_VT xv = NN_VMLOAD(xr[r] + k, mk);
+            for (int q = 0; q < NJ; q++) acc[r * NJ + q] = NN_VFMA(xv, yv[q], acc[r * NJ + q]);
+        }
+    }
+    for (int r = 0; r < MI; r++)
+        for (int q = 0; q < NJ; q++) part[r * pst + q] = acc[r * NJ + q];
+}
+
+/* part[r*NP + j]: vector partial of C(i0 + r, j), NP = N rounded up to NJ; reduced NN_VL at a
+   time into sums[] (same layout), then each row of C written from one contiguous row of sums. */
+NN_AVX2 NN_INLINE void NN_FN(nn_dot_body_)(const int MI, const int NJ, long M, long N, long K,
+                                           const NN_T *X, long ldx, const NN_T *Y, long ldy,
+                                           NN_T beta, NN_T *C, long rsc, long csc)
+{
+    const long KCD = 1024 / (long)sizeof(NN_T);
+    const long NP = (N + NJ - 1) / NJ * NJ;
+    const long nv = MI * NP;
+    NN_VT part[6 * 18 + 8];
+    NN_T sums[(6 * 18 + 8) * NN_VL];
+    for (long v = nv; v < nv + NN_VL; v++) part[v] = NN_VZERO();   /* reduction padding */
+    for (long i = 0; i < M; i += MI) {
+        const long i0 = (i + MI <= M) ? i : M - MI >= 0 ? M - MI : 0;  /* last tile: overlap */
+        const NN_T *x = X + i0 * ldx;
+        const long mi = nn_gemm_min(MI, M - i0);
+        for (long kb = 0; kb < K; kb += KCD) {
+            const long kc = nn_gemm_min(KCD, K - kb);
+            for (long j = 0; j < N; j += NJ) {
+                const NN_T *yr[3];
+                for (int q = 0; q < NJ; q++) yr[q] = Y + nn_gemm_min(j + q, N - 1) * ldy + kb;
+                if (mi == MI)
+                    NN_FN(nn_dot_tile_)(MI, NJ, kc, x + kb, ldx, yr, part + j, NP, kb == 0);
+                else   /* M < MI: one row at a time */
+                    for (long r = 0; r < mi; r++)
+                        NN_FN(nn_dot_tile_)(1, NJ, kc, x + r * ldx + kb, ldx, yr, part + r * NP + j,
+                                            NP, kb == 0);
+            }
+        }
+        for (long v = 0; v < mi * NP; v += NN_VL)   /* NN_VL partial vectors -> NN_VL sums */
+            NN_VSTORE(sums + v, NN_FN(nn_hsum_x_)(part + v));
+        for (long r = (i0 < i ? i - i0 : 0); r < mi; r++) {
+            const NN_T *sr = sums + r * NP;
+            NN_T *cr = C + (i0 + r) * rsc;
+            if (csc == 1) {
+                if (beta == 0) {   /* (gcc turns a plain copy loop into a memcpy call) */
+                    long j = 0;
+                    for (; j + NN_VL <= N; j += NN_VL) {
+                        NN_VT v = NN_VLOAD(sr + j);
+                        __asm__("" : "+x"(v));
+                        NN_VSTORE(cr + j, v);
+                    }
+                    if (j < N) NN_VMSTORE(cr + j, NN_DOT_MASK(N - j), NN_VLOAD(sr + j));
+                } else for (long j = 0; j < N; j++) cr[j] = beta * cr[j] + sr[j];
+            } else {
+                if (beta == 0) for (long j = 0; j < N; j++) cr[j * csc] = sr[j];
+                else for (long j = 0; j < N; j++) cr[j * csc] = beta * cr[j * csc] + sr[j];
+            }
+        }
+    }
+}
+
+NN_AVX2 static void NN_FN(nn_dot_avx2_)(long M, long N, long K, const NN_T *X, long ldx,
+                                        const NN_T *Y, long ldy, NN_T beta, NN_T *C, long rsc,
+                                        long csc)
+{
+    if (N % 3 == 0 || N % 2 != 0)
+        NN_FN(nn_dot_body_)(4, 3, M, N, K, X, ldx, Y, ldy, beta, C, rsc, csc);
+    else
+        NN_FN(nn_dot_body_)(6, 2, M, N, K, X, ldx, Y, ldy, beta, C, rsc, csc);
+}
+#undef NN_DOT_MASK
+#undef NN_VMLOAD
+#undef NN_VMSTORE
+
+#undef NN_VT
+#undef NN_VL
+#undef NN_VLOAD
+#undef NN_VSTORE
+#undef NN_VBCAST
+#undef NN_VFMA
+#undef NN_VSET1
+#undef NN_VZERO
+#endif /* NN_GEMM_X86 */

@@ -1,0 +1,65 @@
+"""Claims about the kernels that hold across thread counts and instruction sets.
+
+- gemm.h: results are identical for any n_threads (K is never split, each C element is summed
+  in one fixed order) — checked bit for bit, 1 against 2 threads, on shapes large enough to
+  run threaded on every path (blocked, transposed, the dot path).
+- README: same seed and same thread count give the same parameters φ, bit for bit.
+- The portable (non-AVX2) GEMM, which NNCLI_GEMM_ISA=generic forces, passes the kernel and
+  network tests on this machine too (the variable is read once per process: a subprocess).
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nncli
+from nncli import Network
+from nncli._kernels import gemm as k_gemm
+from nncli.training import train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Each well above the 1 MFLOP threading threshold; (M, N, K, trans_a, trans_b).
+THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
+                   (128, 256, 64, False, True), (300, 10, 400, False, True),
+                   (10, 300, 400, False, True), (128, 10, 256, False, False)]
+
+
+@pytest.mark.parametrize("M,N,K,ta,tb", THREADED_SHAPES)
+def test_gemm_is_bit_identical_for_one_and_two_threads(M, N, K, ta, tb, dtype, rng):
+    A = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+    one = k_gemm.matmul(A, B, trans_a=ta, trans_b=tb, n_threads=1)
+    two = k_gemm.matmul(A, B, trans_a=ta, trans_b=tb, n_threads=2)
+    assert one.tobytes() == two.tobytes()
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_same_seed_and_thread_count_train_the_same_phi(n_threads, rng):
+    # Products of 2·128·256·64 ≈ 4 MFLOP: the GEMM runs threaded when allowed two threads.
+    X = rng.standard_normal((512, 64)).astype(np.float32)
+    Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 512)]
+    phis = []
+    for _ in range(2):
+        net = Network([64, 256, 10], "relu", "cross_entropy", seed=5)
+        train(net, X, Y, optimizer="adam", batch_size=128, epochs=2, seed=3, n_threads=n_threads)
+        phis.append(net.phi.tobytes())
+    assert phis[0] == phis[1]
+
+
+def test_generic_gemm_passes_the_kernel_tests(tmp_path):
+    # The subprocesses import the nncli this process imports (installed, or built in place),
+    # and start outside the source tree, which would otherwise shadow an installed package.
+    env = dict(os.environ, NNCLI_GEMM_ISA="generic", PYTHONPATH=str(Path(nncli.__file__).parent.parent))
+    check = subprocess.run([sys.executable, "-c", "from nncli._kernels import gemm; print(gemm.isa())"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert check.stdout.strip() == "generic", check.stderr
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / "test_kernels.py"), str(ROOT / "tests" / "test_network.py"),
+                          "-k", "gemm or dense or layer or gradient or forward"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert " passed" in run.stdout
