@@ -1,0 +1,276 @@
+"""The whole model as one ONNX graph: the CSV's input columns in, what `nncli predict` prints out.
+
+Inputs, one per input column, each a 1-D tensor of N cells (a batch of rows):
+  numeric columns: the model's dtype (float for float32 models, double for float64), NaN or ±inf
+    for a missing cell; boolean and categorical columns: strings, exactly as the CSV's cells
+    after trimming spaces (true/false/yes/no in any case; an empty cell, NA, NaN or null in any
+    case is missing).
+The graph fills missing cells with the stored statistic (mean/median, most frequent category),
+standardises in double precision as nncli does, one-hot encodes over the training vocabulary
+(an unseen category is all zeros), then casts to the model's dtype and runs the network.
+
+Outputs (the model's dtype unless said):
+  classification: `label` (string, or double for a numeric target) and `probabilities` (N, K);
+  regression: `prediction` (N, T) in the target's units;
+  reconstruct: `reconstruction` (N, F) in the inputs' units (one-hot columns as they are) and
+    `reconstruction_error` (N,), the mean squared error in the encoded space.
+A row with a missing cell the model has no fill value for (trained without --impute mean|median)
+gets NaN outputs and an empty label (a NaN label for a numeric target), as `nncli predict
+--skip-missing` writes an empty prediction for it; an unknown boolean word is treated the same.
+
+`--raw` (raw=True): one input `X` (N, F), the encoded features in the model's dtype, and the
+same outputs. A model without a data schema (made through the Python API) exports only raw, with
+one output `output`: what Network.predict returns.
+
+Opset 19 (the first whose Equal compares strings), IR version 9: onnxruntime ≥ 1.16.
+"""
+import json
+
+import numpy as np
+
+from nncli._version import __version__
+from nncli.errors import NncliError
+from nncli.export.common import (boolean_spellings, check_schema, dense_layers,
+                                 missing_spellings, output_transform)
+
+OPSET = 19
+IR_VERSION = 9
+INSTALL_HINT = "ONNX export needs the onnx package: pip install 'nncli[onnx]'"
+
+try:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError:   # the optional extra is not installed
+    onnx = None
+
+
+def _require_onnx():
+    if onnx is None:
+        raise NncliError(INSTALL_HINT)
+
+
+class _Graph:
+    """Nodes and constants, with fresh internal names (prefixed so no column name collides)."""
+
+    def __init__(self):
+        self.nodes, self.inits, self.n = [], [], 0
+
+    def name(self, hint):
+        self.n += 1
+        return f"nncli/{hint}_{self.n}"
+
+    def const(self, value, dtype=None, hint="c"):
+        a = np.asarray(value, dtype=dtype)
+        name = self.name(hint)
+        self.inits.append(numpy_helper.from_array(a, name))
+        return name
+
+    def op(self, op_type, *inputs, out=None, **attrs):
+        out = out or self.name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+
+_ONNX_DTYPE = {"float32": "FLOAT", "float64": "DOUBLE"}
+
+
+def _tensor_type(dtype):
+    return getattr(TensorProto, _ONNX_DTYPE[np.dtype(dtype).name])
+
+
+def _any_match(g, t2, words):
+    """bool (N,): whether each cell of t2 (N, 1 strings) is one of `words`."""
+    hits = g.op("Cast", g.op("Equal", t2, g.const(np.array([words], dtype=object))), to=TensorProto.DOUBLE)
+    return g.op("Greater", g.op("ReduceSum", hits, g.const([1], np.int64), keepdims=0),
+                g.const(0.5))
+
+
+def _numeric(g, x, ic, model_dtype):
+    """(N, 1) double: a numeric cell filled and standardised."""
+    x = g.op("Cast", x, to=TensorProto.DOUBLE)
+    missing = g.op("Or", g.op("IsNaN", x), g.op("IsInf", x))
+    fill = np.nan if ic.impute is None else float(ic.impute)
+    x = g.op("Where", missing, g.const(fill, np.float64), x)
+    return g.op("Unsqueeze", _standardise(g, x, ic), g.const([1], np.int64))
+
+
+def _standardise(g, x, ic):
+    if (ic.mean, ic.std) == (0.0, 1.0):
+        return x
+    return g.op("Div", g.op("Sub", x, g.const(ic.mean, np.float64)), g.const(ic.std, np.float64))
+
+
+def _boolean(g, s, ic):
+    """(N, 1) double: true/yes → 1, false/no → 0 (any case), missing filled, standardised."""
+    t2 = g.op("Unsqueeze", s, g.const([1], np.int64))
+    words = boolean_spellings()
+    hits = g.op("Cast", g.op("Equal", t2, g.const(np.array([[w for w, _ in words]], dtype=object))),
+                to=TensorProto.DOUBLE)
+    value = g.op("MatMul", hits, g.const([v for _, v in words], np.float64))
+    known = g.op("Greater", g.op("MatMul", hits, g.const(np.ones(len(words)))), g.const(0.5))
+    x = g.op("Where", known, value, g.const(np.nan, np.float64))
+    if ic.impute is not None:
+        x = g.op("Where", _any_match(g, t2, missing_spellings()), g.const(float(ic.impute)), x)
+    return g.op("Unsqueeze", _standardise(g, x, ic), g.const([1], np.int64))
+
+
+def _categorical(g, s, ic):
+    """(N, V) double: one-hot over the vocabulary; unseen → zeros; missing → fill or NaN row."""
+    t2 = g.op("Unsqueeze", s, g.const([1], np.int64))
+    missing = _any_match(g, t2, missing_spellings())
+    if ic.impute is not None:
+        s = g.op("Where", missing, g.const(np.array(ic.impute, dtype=object)), s)
+        t2 = g.op("Unsqueeze", s, g.const([1], np.int64))
+    vocab = g.const(np.array([ic.vocabulary], dtype=object))
+    onehot = g.op("Cast", g.op("Equal", t2, vocab), to=TensorProto.DOUBLE)
+    if ic.impute is None:
+        onehot = g.op("Where", g.op("Unsqueeze", missing, g.const([1], np.int64)),
+                      g.const(np.nan, np.float64), onehot)
+    return onehot
+
+
+def _activation(g, f, name, dtype):
+    c = lambda v: g.const(v, dtype)   # noqa: E731  (a scalar in the layer's dtype)
+    if name == "identity":
+        return f
+    if name == "relu":
+        return g.op("Relu", f)
+    if name == "leaky_relu":
+        return g.op("LeakyRelu", f, alpha=0.01)
+    if name == "elu":
+        return g.op("Elu", f, alpha=1.0)
+    if name == "gelu":   # exact form: f·Φ(f) = 0.5·f·(1 + erf(f/√2))
+        erf = g.op("Erf", g.op("Mul", f, c(0.70710678118654752440)))
+        return g.op("Mul", g.op("Mul", f, c(0.5)), g.op("Add", erf, c(1.0)))
+    if name == "tanh":
+        return g.op("Tanh", f)
+    if name == "sigmoid":
+        return g.op("Sigmoid", f)
+    if name == "softplus":   # max(f, 0) + log(1 + e^−|f|): never overflows, as nncli's kernel
+        tail = g.op("Log", g.op("Add", g.op("Exp", g.op("Neg", g.op("Abs", f))), c(1.0)))
+        return g.op("Add", g.op("Relu", f), tail)
+    if name == "sin":
+        return g.op("Sin", f)
+    raise NncliError(f"export of the activation {name!r} is not supported")
+
+
+def _network(g, x, network):
+    dtype = network.dtype
+    h = x
+    for k, layer in enumerate(dense_layers(network), 1):
+        f = g.op("Gemm", h, g.const(layer.W, dtype, f"W{k}"), g.const(layer.b, dtype, f"b{k}"),
+                 transB=1)
+        h = _activation(g, f, layer.activation, dtype)
+    transform = output_transform(network)
+    if transform == "softmax":
+        h = g.op("Softmax", h, axis=1)
+    elif transform == "sigmoid":
+        h = g.op("Sigmoid", h)
+    return h
+
+
+def _label_output(g, proba, schema):
+    """label: the most probable class, as trained (string, or double for a numeric target)."""
+    idx = g.op("ArgMax", proba, axis=1, keepdims=0)
+    undefined = g.op("IsNaN", g.op("ReduceSum", proba, g.const([1], np.int64), keepdims=0))
+    if schema.target_kind == "numeric":
+        classes, none, elem = np.array([float(c) for c in schema.classes]), np.nan, TensorProto.DOUBLE
+    else:
+        classes, none, elem = np.array(schema.classes, dtype=object), "", TensorProto.STRING
+    label = g.op("Gather", g.const(classes), idx)
+    g.op("Where", undefined, g.const(np.array(none, dtype=classes.dtype)), label, out="label")
+    return [helper.make_tensor_value_info("label", elem, ["N"])]
+
+
+def _outputs(g, out, X64, schema, network):
+    """Network outputs → what predict prints, as graph outputs."""
+    t = _tensor_type(network.dtype)
+    if schema is None:
+        g.op("Identity", out, out="output")
+        return [helper.make_tensor_value_info("output", t, ["N", network.layers[-1]])]
+    if schema.task == "classification":
+        g.op("Identity", out, out="probabilities")
+        return _label_output(g, out, schema) + [
+            helper.make_tensor_value_info("probabilities", t, ["N", len(schema.classes)])]
+    out64 = g.op("Cast", out, to=TensorProto.DOUBLE)
+    if schema.task == "regression":
+        y = g.op("Add", g.op("Mul", out64, g.const(schema.target_std, np.float64)),
+                 g.const(schema.target_mean, np.float64))
+        g.op("Cast", y, to=t, out="prediction")
+        return [helper.make_tensor_value_info("prediction", t, ["N", len(schema.target_names)])]
+    std, mean = [], []
+    for c in schema.inputs:   # one-hot columns come back as they are (std 1, mean 0)
+        std += [c.std if c.kind != "categorical" else 1.0] * c.width
+        mean += [c.mean if c.kind != "categorical" else 0.0] * c.width
+    rec = g.op("Add", g.op("Mul", out64, g.const(std, np.float64)), g.const(mean, np.float64))
+    g.op("Cast", rec, to=t, out="reconstruction")
+    d = g.op("Sub", out64, X64)
+    err = g.op("ReduceMean", g.op("Mul", d, d), g.const([1], np.int64), keepdims=0)
+    g.op("Cast", err, to=t, out="reconstruction_error")
+    return [helper.make_tensor_value_info("reconstruction", t, ["N", schema.n_features]),
+            helper.make_tensor_value_info("reconstruction_error", t, ["N"])]
+
+
+def _encoded_inputs(g, schema, network):
+    """Graph inputs, one per column, and X (N, F) double: the features as nncli encodes them."""
+    inputs, parts = [], []
+    for ic in schema.inputs:
+        if ic.kind == "numeric":
+            inputs.append(helper.make_tensor_value_info(ic.name, _tensor_type(network.dtype), ["N"]))
+            parts.append(_numeric(g, ic.name, ic, network.dtype))
+        else:
+            inputs.append(helper.make_tensor_value_info(ic.name, TensorProto.STRING, ["N"]))
+            parts.append(_boolean(g, ic.name, ic) if ic.kind == "boolean"
+                         else _categorical(g, ic.name, ic))
+    X64 = parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1)
+    return inputs, X64
+
+
+def build_onnx(model, raw=False):
+    """(onnx.ModelProto, summary dict) for a loaded nncli Model."""
+    _require_onnx()
+    network, meta = model.network, model.meta
+    schema = model.schema
+    dense_layers(network)   # refuse other layer kinds before building anything
+    if schema is None and not raw:
+        raise NncliError("this model was made through the Python API without a data schema: "
+                         "export it with --raw (the encoded feature matrix in, the network's "
+                         "outputs out)")
+    if schema is not None:
+        check_schema(schema)
+    g = _Graph()
+    t = _tensor_type(network.dtype)
+    if raw:
+        inputs = [helper.make_tensor_value_info("X", t, ["N", network.layers[0]])]
+        X64 = g.op("Cast", "X", to=TensorProto.DOUBLE)
+        x = "X"
+    else:
+        inputs, X64 = _encoded_inputs(g, schema, network)
+        x = g.op("Cast", X64, to=t)
+    out = _network(g, x, network)
+    outputs = _outputs(g, out, X64, schema, network)
+    graph = helper.make_graph(g.nodes, "nncli", inputs, outputs, g.inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="nncli", producer_version=__version__,
+                              ir_version=IR_VERSION,
+                              doc_string=f"nncli {'→'.join(map(str, network.layers))} "
+                                         f"{meta.get('task') or 'network'} model")
+    props = {"nncli_version": __version__, "model_nncli_version": meta.get("nncli_version") or "",
+             "data_sha256": meta.get("data_sha256") or "", "task": meta.get("task") or "",
+             "layers": json.dumps(network.layers), "activations": json.dumps(network.activations),
+             "loss": network.loss, "dtype": network.dtype.name, "raw": json.dumps(raw),
+             "input_schema": json.dumps(schema.to_dict() if schema is not None else None),
+             "feature_names": json.dumps(schema.feature_names if schema is not None else None)}
+    if schema is not None and schema.task == "classification":
+        props["classes"] = json.dumps(schema.classes)
+    if schema is not None and schema.task != "reconstruct":
+        props["target_names"] = json.dumps(schema.target_names)
+    helper.set_model_props(proto, props)
+    onnx.checker.check_model(proto, full_check=True)
+    summary = {"opset": OPSET, "inputs": [i.name for i in inputs],
+               "outputs": [o.name for o in outputs], "nodes": len(g.nodes)}
+    return proto, summary
+
+
+def serialize(proto):
+    return proto.SerializeToString()
