@@ -23,6 +23,9 @@ same outputs. A model without a data schema (made through the Python API) export
 one output `output`: what Network.predict returns.
 
 Opset 19 (the first whose Equal compares strings), IR version 9: onnxruntime ≥ 1.16.
+Where onnxruntime has no double kernel the graph says how it computes instead: leaky_relu and
+elu are written out with Where (elu's e^f − 1 in double, as exact as expm1 once rounded), and a
+float64 model's gelu takes erf from its series in elementary operators (`_erf_double`).
 """
 import json
 
@@ -135,12 +138,16 @@ def _activation(g, f, name, dtype):
         return f
     if name == "relu":
         return g.op("Relu", f)
-    if name == "leaky_relu":
-        return g.op("LeakyRelu", f, alpha=0.01)
-    if name == "elu":
-        return g.op("Elu", f, alpha=1.0)
+    positive = g.op("Greater", f, c(0.0)) if name in ("leaky_relu", "elu") else None
+    if name == "leaky_relu":   # written out: onnxruntime's LeakyRelu has no double kernel
+        return g.op("Where", positive, f, g.op("Mul", f, c(0.01)))
+    if name == "elu":   # e^f − 1 in double, as accurate as the kernel's expm1 once rounded
+        f64 = g.op("Cast", f, to=TensorProto.DOUBLE)
+        em1 = g.op("Sub", g.op("Exp", f64), g.const(1.0, np.float64))
+        return g.op("Where", positive, f, g.op("Cast", em1, to=_tensor_type(dtype)))
     if name == "gelu":   # exact form: f·Φ(f) = 0.5·f·(1 + erf(f/√2))
-        erf = g.op("Erf", g.op("Mul", f, c(0.70710678118654752440)))
+        u = g.op("Mul", f, c(0.70710678118654752440))
+        erf = _erf_double(g, u) if np.dtype(dtype) == np.float64 else g.op("Erf", u)
         return g.op("Mul", g.op("Mul", f, c(0.5)), g.op("Add", erf, c(1.0)))
     if name == "tanh":
         return g.op("Tanh", f)
@@ -152,6 +159,27 @@ def _activation(g, f, name, dtype):
     if name == "sin":
         return g.op("Sin", f)
     raise NncliError(f"export of the activation {name!r} is not supported")
+
+
+# erf(u) = 2/√π · e^(−u²) · u · Σ_n v^n / (2n+1)!!, v = 2u²: a series of positive terms (no
+# cancellation); for |u| ≤ 6 its first 100 terms give double precision, and beyond 6 erf is ±1
+# to the last bit. Nested as 1 + v/3·(1 + v/5·(1 + …)): every constant a small integer, since
+# onnxruntime's optimiser merges scalar constants that agree in float32 (1/(2n+1)!! underflows
+# to 0 there, and the merged series is wrong).
+_ERF_TERMS = 100
+
+
+def _erf_double(g, u):
+    """erf in double precision from elementary operators (onnxruntime has no double Erf)."""
+    u = g.op("Clip", u, g.const(-6.0), g.const(6.0))
+    u2 = g.op("Mul", u, u)
+    v = g.op("Add", u2, u2)
+    one = g.const(1.0)
+    acc = one
+    for n in range(_ERF_TERMS, 0, -1):
+        acc = g.op("Add", g.op("Div", g.op("Mul", acc, v), g.const(2.0 * n + 1)), one)
+    scale = g.op("Mul", g.op("Exp", g.op("Neg", u2)), g.const(2.0 / np.sqrt(np.pi)))
+    return g.op("Mul", g.op("Mul", u, acc), scale)
 
 
 def _network(g, x, network):
