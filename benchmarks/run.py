@@ -17,7 +17,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-SECTIONS = ("gemm", "train", "cli", "load")
+SECTIONS = ("gemm", "train", "cli", "load", "export")
 REEXEC_MARK = "NNCLI_BENCH_REMOVED_ENV"
 
 
@@ -145,6 +145,9 @@ def main(argv=None):
             elif sec == "load":
                 import bench_load
                 results += bench_load.run(args.threads, args.quick, log)
+            elif sec == "export":
+                import bench_export
+                results += bench_export.run(args.threads, args.quick, log)
         except Exception as e:  # one broken section must not lose the others
             import traceback
             traceback.print_exc()
