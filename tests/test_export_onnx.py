@@ -162,6 +162,18 @@ def test_a_missing_input_without_a_fill_value_gives_nan_and_an_empty_label(data,
     assert max_relative(got["probabilities"], np.stack(want[1:], axis=1)) <= TOL
 
 
+def test_an_input_column_named_like_an_output_renames_the_output(tmp_path):
+    rows = ["label,probabilities,y"] + [f"{i % 7},{(i * 3) % 5},{'ab'[i % 2]}" for i in range(30)]
+    (tmp_path / "n.csv").write_text("\n".join(rows) + "\n")
+    model = train(tmp_path / "n.csv", tmp_path / "n.npz", "--target", "y")
+    assert run("export", model, "-o", tmp_path / "n.onnx").exit_code == 0
+    sess = session(tmp_path / "n.onnx")
+    assert [i.name for i in sess.get_inputs()] == ["label", "probabilities"]
+    assert [o.name for o in sess.get_outputs()] == ["label_out", "probabilities_out"]
+    got = outputs(sess, feeds(sess, tmp_path / "n.csv"))
+    assert got["label_out"].tolist() == reference(model, tmp_path / "n.csv")[0].tolist()
+
+
 def test_cli_predict_output_matches_onnxruntime(data):
     _, _, test_csv = data
     model, path = exported(data, "reg_f64_softplus_leaky")
@@ -220,6 +232,23 @@ def test_an_unknown_column_kind_is_refused_clearly():
         check_schema(schema)
 
 
+def test_an_unknown_encoding_option_is_refused_clearly():
+    # A field the Schema may grow (issue 10's "other" bucket): exporting without it would
+    # encode differently from predict, so the exporters refuse rather than guess.
+    import dataclasses
+
+    from nncli.export.common import check_schema
+    Capped = dataclasses.make_dataclass("Capped", [("other", bool, dataclasses.field(default=False))],
+                                        bases=(InputColumn,))
+    column = Capped("city", "categorical", vocabulary=["a", "b"], other=True)
+    schema = Schema("regression", ["city", "y"], [column], ["y"], "numeric",
+                    target_mean=[0.0], target_std=[1.0])
+    with pytest.raises(ModelFileError, match="column 'city': its encoding uses 'other', which"):
+        check_schema(schema)
+    column.other = False
+    assert check_schema(schema) is schema
+
+
 def test_a_model_without_schema_exports_raw_only(tmp_path):
     from nncli import Network
     from nncli.model_io import save_model
@@ -249,3 +278,27 @@ def test_double_erf_from_elementary_operators_is_exact_to_double_precision():
     got = ort.InferenceSession(proto.SerializeToString(),
                                providers=["CPUExecutionProvider"]).run(None, {"u": u})[0]
     assert np.max(np.abs(got - [math.erf(x) for x in u])) < 4e-15
+
+
+def test_options_that_do_not_fit_the_format_are_usage_errors(data, tmp_path):
+    model, _ = exported(data, "reg_f32_gelu")
+    r = run("export", model, "-o", tmp_path / "x.h", "--format", "c", "--raw")
+    assert r.exit_code == 2 and r.stderr.splitlines()[0].startswith("Error: --raw applies to --format onnx only")
+    r = run("export", model, "-o", tmp_path / "x.onnx", "--fixed", "16")
+    assert r.exit_code == 2 and r.stderr.splitlines() == ["Error: --fixed applies to --format c only"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_summary_and_an_empty_batch(data, tmp_path):
+    model, _ = exported(data, "cls_f32_leaky_elu_gelu_softplus")
+    r = run("export", model, "-o", tmp_path / "m.onnx", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["opset"] == 19 and summary["format"] == "onnx"
+    assert summary["inputs"] == ["x1", "x2", "color", "flag"]
+    assert summary["outputs"] == ["label", "probabilities"]
+    sess = session(tmp_path / "m.onnx")
+    empty = {i.name: np.array([], np.float32 if i.type == "tensor(float)" else object)
+             for i in sess.get_inputs()}
+    label, proba = sess.run(None, empty)
+    assert label.shape == (0,) and proba.shape == (0, 2)

@@ -4,6 +4,7 @@ An exporter must reproduce nncli's arithmetic exactly, so anything it does not k
 kind other than dense, a column kind added to the Schema later) is refused with one line
 naming it, rather than exported approximately.
 """
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -42,12 +43,29 @@ def output_transform(network):
     return LOSSES[network.loss].output
 
 
+# InputColumn fields the exporters reproduce; any other field set away from its default (an
+# encoding added to the Schema later: an "other" bucket, a missing indicator...) is refused.
+KNOWN_FIELDS = {"name", "kind", "mean", "std", "vocabulary", "impute"}
+
+
 def check_schema(schema):
-    """Refuse a schema with a column kind the exporters do not encode (one line, naming it)."""
+    """Refuse a schema the exporters cannot reproduce exactly (one line, naming the column):
+    a column kind they do not encode, or an encoding option they do not know."""
     for c in schema.inputs:
         if c.kind not in COLUMN_KINDS:
             raise ModelFileError(f"cannot export input column {c.name!r} of kind {c.kind!r}: "
                                  f"the exporters encode {', '.join(COLUMN_KINDS)} columns only")
+        for f in dataclasses.fields(c):
+            if f.name in KNOWN_FIELDS:
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if getattr(c, f.name) != default:
+                raise ModelFileError(f"cannot export input column {c.name!r}: its encoding uses "
+                                     f"{f.name!r}, which the exporters do not reproduce yet")
+        width = len(c.vocabulary) if c.kind == "categorical" else 1
+        if c.width != width:
+            raise ModelFileError(f"cannot export input column {c.name!r}: it encodes as "
+                                 f"{c.width} features where the exporters make {width}")
     return schema
 
 

@@ -14,6 +14,8 @@ Outputs (the model's dtype unless said):
   regression: `prediction` (N, T) in the target's units;
   reconstruct: `reconstruction` (N, F) in the inputs' units (one-hot columns as they are) and
     `reconstruction_error` (N,), the mean squared error in the encoded space.
+  (An output whose name an input column has takes the suffix `_out`: a column `label` → the
+  output `label_out`.)
 A row with a missing cell the model has no fill value for (trained without --impute mean|median)
 gets NaN outputs and an empty label (a NaN label for a numeric target), as `nncli predict
 --skip-missing` writes an empty prediction for it; an unknown boolean word is treated the same.
@@ -55,8 +57,13 @@ def _require_onnx():
 class _Graph:
     """Nodes and constants, with fresh internal names (prefixed so no column name collides)."""
 
-    def __init__(self):
+    def __init__(self, taken=()):
         self.nodes, self.inits, self.n = [], [], 0
+        self.taken = set(taken)   # the input columns' names
+
+    def out(self, name):
+        """An output's name: `name`, or `name_out` when an input column has that name."""
+        return name if name not in self.taken else self.out(name + "_out")
 
     def name(self, hint):
         self.n += 1
@@ -206,37 +213,37 @@ def _label_output(g, proba, schema):
     else:
         classes, none, elem = np.array(schema.classes, dtype=object), "", TensorProto.STRING
     label = g.op("Gather", g.const(classes), idx)
-    g.op("Where", undefined, g.const(np.array(none, dtype=classes.dtype)), label, out="label")
-    return [helper.make_tensor_value_info("label", elem, ["N"])]
+    g.op("Where", undefined, g.const(np.array(none, dtype=classes.dtype)), label, out=g.out("label"))
+    return [helper.make_tensor_value_info(g.out("label"), elem, ["N"])]
 
 
 def _outputs(g, out, X64, schema, network):
     """Network outputs → what predict prints, as graph outputs."""
     t = _tensor_type(network.dtype)
     if schema is None:
-        g.op("Identity", out, out="output")
-        return [helper.make_tensor_value_info("output", t, ["N", network.layers[-1]])]
+        g.op("Identity", out, out=g.out("output"))
+        return [helper.make_tensor_value_info(g.out("output"), t, ["N", network.layers[-1]])]
     if schema.task == "classification":
-        g.op("Identity", out, out="probabilities")
+        g.op("Identity", out, out=g.out("probabilities"))
         return _label_output(g, out, schema) + [
-            helper.make_tensor_value_info("probabilities", t, ["N", len(schema.classes)])]
+            helper.make_tensor_value_info(g.out("probabilities"), t, ["N", len(schema.classes)])]
     out64 = g.op("Cast", out, to=TensorProto.DOUBLE)
     if schema.task == "regression":
         y = g.op("Add", g.op("Mul", out64, g.const(schema.target_std, np.float64)),
                  g.const(schema.target_mean, np.float64))
-        g.op("Cast", y, to=t, out="prediction")
-        return [helper.make_tensor_value_info("prediction", t, ["N", len(schema.target_names)])]
+        g.op("Cast", y, to=t, out=g.out("prediction"))
+        return [helper.make_tensor_value_info(g.out("prediction"), t, ["N", len(schema.target_names)])]
     std, mean = [], []
     for c in schema.inputs:   # one-hot columns come back as they are (std 1, mean 0)
         std += [c.std if c.kind != "categorical" else 1.0] * c.width
         mean += [c.mean if c.kind != "categorical" else 0.0] * c.width
     rec = g.op("Add", g.op("Mul", out64, g.const(std, np.float64)), g.const(mean, np.float64))
-    g.op("Cast", rec, to=t, out="reconstruction")
+    g.op("Cast", rec, to=t, out=g.out("reconstruction"))
     d = g.op("Sub", out64, X64)
     err = g.op("ReduceMean", g.op("Mul", d, d), g.const([1], np.int64), keepdims=0)
-    g.op("Cast", err, to=t, out="reconstruction_error")
-    return [helper.make_tensor_value_info("reconstruction", t, ["N", schema.n_features]),
-            helper.make_tensor_value_info("reconstruction_error", t, ["N"])]
+    g.op("Cast", err, to=t, out=g.out("reconstruction_error"))
+    return [helper.make_tensor_value_info(g.out("reconstruction"), t, ["N", schema.n_features]),
+            helper.make_tensor_value_info(g.out("reconstruction_error"), t, ["N"])]
 
 
 def _encoded_inputs(g, schema, network):
@@ -266,7 +273,7 @@ def build_onnx(model, raw=False):
                          "outputs out)")
     if schema is not None:
         check_schema(schema)
-    g = _Graph()
+    g = _Graph([] if raw else [c.name for c in schema.inputs])
     t = _tensor_type(network.dtype)
     if raw:
         inputs = [helper.make_tensor_value_info("X", t, ["N", network.layers[0]])]
