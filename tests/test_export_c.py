@@ -164,3 +164,25 @@ def test_names_must_be_c_identifiers(tmp_path):
     assert r.exit_code == 0, r.output
     assert "static inline int m_3d_model_predict(const float *in, float *out)" in \
         (tmp_path / "3d-model.h").read_text()
+
+
+def test_fixed_point_classifier_returns_the_class_and_its_logits_within_the_bound(tmp_path):
+    iris = os.path.join(DATA, "iris.csv")
+    model = train(iris, tmp_path / "iris.npz", "--layers", "8", "--epochs", "30")
+    r = run("export", model, "--format", "c", "--fixed", "16", "-o", tmp_path / "irisq.h", "--json")
+    assert r.exit_code == 0, r.output
+    bound = json.loads(r.stdout)["max_abs_error"]
+    rows, schema = c_inputs(model, iris)
+    ret, logits = compile_and_run(tmp_path, tmp_path / "irisq.h", "irisq", rows, 4, 3)
+    loaded = load_model(model)
+    X = encode_features(read_csv(iris), schema)
+    want = X.astype(np.float32)   # the float network's logits, by hand from the layers
+    for W, b, act in zip(loaded.network.weights, loaded.network.biases, loaded.network.activations):
+        want = want @ W.T + b
+        want = np.maximum(want, 0) if act == "relu" else want
+    assert np.abs(logits - want).max() <= bound
+    labels = reference(model, iris, proba=False)[0]
+    top2 = np.sort(want, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 2 * bound   # rows whose class no rounding can change
+    assert clear.mean() > 0.9
+    assert [schema.classes[i] for i in ret[clear]] == labels[clear].tolist()
