@@ -14,7 +14,7 @@ import click
                    "input per CSV column.")
 @click.option("--fixed", type=click.IntRange(1, 24), default=None, metavar="BITS",
               help="C: Q-format integer arithmetic with BITS fraction bits (e.g. 16), for CPUs "
-                   "without floating point; relu/leaky_relu/identity hidden layers.")
+                   "without floating point; relu, leaky_relu and identity layers only.")
 @click.option("--name", default=None, metavar="NAME",
               help="C: prefix of the header's identifiers (default: from the output file's name).")
 @click.option("--json", "json_out", is_flag=True, help="Print a summary as one JSON object.")
