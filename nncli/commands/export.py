@@ -28,7 +28,7 @@ def command(model, output, fmt, raw, fixed, name, json_out):
     reconstruction).
 
     C: one header, libm only: NAME_predict(const float *in, float *out), one float per input
-    column (a category as its index in NAME_vocab_<column>, NaN for missing).
+    column (a category as its index in NAME_vocab_<k>, k its position; NaN for missing).
 
     \b
     Examples:
