@@ -287,6 +287,10 @@ class _Header:
               f"#define {N}_ERROR_BOUND {self.bound_layer!r}", "",
               f"static inline int32_t {n}_sat(int64_t v) {{",
               "    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;", "}", "",
+              f"/* A Q{2 * B} sum to Q{B}, rounded to nearest (halves away from zero), saturated.",
+              " * Shifts only non-negative values: C99 leaves shifting negative ones to the compiler. */",
+              f"static inline int32_t {n}_round(int64_t acc) {{",
+              f"    return {n}_sat(acc >= 0 ? (acc + {half}) >> {B} : -((-acc + {half}) >> {B}));", "}", "",
               "/* x_q: encoded features in Q format; out_q: the last layer (before softmax/",
               " * sigmoid) in Q format. Integer arithmetic only. Returns the most probable class",
               " * for a classifier, else 0. */",
@@ -302,10 +306,10 @@ class _Header:
                    "leaky_relu": "if (b[j] < 0) b[j] = (int32_t)(((int64_t)b[j] - 50) / 100);"}[layer.activation]
             L += [f"    for (j = 0; j < {n_out}; j++) {{  /* layer {k} */",
                   f"        const int32_t *w = {n}_w{k} + j * {n_in};",
-                  f"        acc = (int64_t){n}_b{k}[j] << {B};",
+                  f"        acc = (int64_t){n}_b{k}[j] * ((int64_t)1 << {B});",
                   f"        for (i = 0; i < {n_in}; i++) acc += (int64_t)w[i] * a[i];",
-                  f"        b[j] = {n}_sat((acc + {half}) >> {B});",   # arithmetic shift: floor
-                  f"        {act}", "    }",
+                  f"        b[j] = {n}_round(acc);"] + ([f"        {act}"] if act else []) + [
+                  "    }",
                   f"    for (j = 0; j < {n_out}; j++) a[j] = b[j];"]
         m = self.network.layers[-1]
         L += [f"    for (j = 0; j < {m}; j++) {{ out_q[j] = a[j]; if (a[j] > a[best]) best = j; }}",
