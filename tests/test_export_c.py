@@ -114,7 +114,7 @@ def test_the_compiled_header_gives_what_predict_gives(data, name):
 
 def test_a_missing_input_without_a_fill_value_returns_minus_one(data, tmp_path):
     clean = write_mixed_csv(tmp_path / "clean.csv", missing=False)
-    model = train(clean, tmp_path / "m.npz", "--target", "r", "--drop", "y,k")
+    model = train(clean, tmp_path / "m.npz", "--target", "r", "--drop", "y,k", "--impute", "drop")
     r = run("export", model, "--format", "c", "-o", tmp_path / "noimp.h")
     assert r.exit_code == 0, r.output
     ret, out = compile_and_run(tmp_path, tmp_path / "noimp.h", "noimp",

@@ -140,7 +140,8 @@ def test_model_metadata_and_opset(data):
 def test_a_missing_input_without_a_fill_value_gives_nan_and_an_empty_label(data, tmp_path):
     d, _, _ = data
     clean = write_mixed_csv(tmp_path / "clean.csv", missing=False)
-    model = train(clean, tmp_path / "m.npz", "--target", "y", "--drop", "k,r")
+    # --impute drop: training leaves rows with gaps out and learns no fill value
+    model = train(clean, tmp_path / "m.npz", "--target", "y", "--drop", "k,r", "--impute", "drop")
     r = run("export", model, "-o", tmp_path / "m.onnx")
     assert r.exit_code == 0, r.output
     sess = session(tmp_path / "m.onnx")
@@ -233,19 +234,19 @@ def test_an_unknown_column_kind_is_refused_clearly():
 
 
 def test_an_unknown_encoding_option_is_refused_clearly():
-    # A field the Schema may grow (issue 10's "other" bucket): exporting without it would
-    # encode differently from predict, so the exporters refuse rather than guess.
+    # A field the Schema may grow (here a made-up "bins"): exporting without it would encode
+    # differently from predict, so the exporters refuse rather than guess.
     import dataclasses
 
     from nncli.export.common import check_schema
-    Capped = dataclasses.make_dataclass("Capped", [("other", bool, dataclasses.field(default=False))],
+    Binned = dataclasses.make_dataclass("Binned", [("bins", int, dataclasses.field(default=0))],
                                         bases=(InputColumn,))
-    column = Capped("city", "categorical", vocabulary=["a", "b"], other=True)
-    schema = Schema("regression", ["city", "y"], [column], ["y"], "numeric",
+    column = Binned("size", "numeric", bins=4)
+    schema = Schema("regression", ["size", "y"], [column], ["y"], "numeric",
                     target_mean=[0.0], target_std=[1.0])
-    with pytest.raises(ModelFileError, match="column 'city': its encoding uses 'other', which"):
+    with pytest.raises(ModelFileError, match="column 'size': its encoding uses 'bins', which"):
         check_schema(schema)
-    column.other = False
+    column.bins = 0
     assert check_schema(schema) is schema
 
 
