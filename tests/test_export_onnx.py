@@ -220,9 +220,9 @@ def test_an_existing_output_survives_a_failed_export(data, tmp_path):
 def test_other_layer_kinds_are_refused_clearly():
     from types import SimpleNamespace
 
-    from nncli.export.common import dense_layers
-    with pytest.raises(ModelFileError, match="^export of kan layers is not supported yet"):
-        dense_layers(SimpleNamespace(kinds=["dense", "kan"]))
+    from nncli.export.common import network_layers
+    with pytest.raises(ModelFileError, match="^export of conv layers is not supported yet"):
+        network_layers(SimpleNamespace(kinds=["conv"], activations=["relu"]))
 
 
 def test_an_unknown_column_kind_is_refused_clearly():

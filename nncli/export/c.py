@@ -9,7 +9,10 @@ Generated code, in the header's order:
   NAME_predict_encoded(x, out) and NAME_predict(in, out).
 Arithmetic in the model's dtype (float or double), libm's float functions for float models, as
 nncli's kernels do; softmax in double as nncli does. The network's layers are written out one
-after another (sizes are constants), each a plain dot-product loop.
+after another (sizes are constants), each a plain dot-product loop; a KAN layer's B-spline
+bases come from the kernel's own triangular Cox–de Boor recursion (NAME_kan_bases). Missing
+indicators and the capped one-hot's `other` input are encoded as nncli encodes them; date
+columns are refused (a float input cannot hold seconds since 1970 to the hour).
 
 `fixed=B` writes the Q-format variant: int32 values with B fraction bits, int64 accumulators,
 one rounding per dot product; NAME_predict_q(x_q, out_q) takes the encoded features in Q format
@@ -24,7 +27,7 @@ import numpy as np
 
 from nncli._version import __version__
 from nncli.errors import NncliError
-from nncli.export.common import check_schema, dense_layers, output_transform
+from nncli.export.common import check_schema, network_layers, output_transform
 
 FIXED_ACTIVATIONS = ("relu", "leaky_relu", "identity")
 FIXED_INPUT_RANGE = 8.0   # the fixed-point bound holds for encoded features within ±8
@@ -87,9 +90,11 @@ class _Header:
         self.model, self.name, self.fixed = model, name, fixed
         self.network = model.network
         self.schema = model.schema
-        self.layers = dense_layers(self.network)
+        self.layers = network_layers(self.network)
         if self.schema is not None:
-            check_schema(self.schema)
+            check_schema(self.schema, why=" (a date needs seconds since 1970 in double "
+                                          "precision, which the float inputs cannot hold; "
+                                          "the ONNX export takes dates)")
         self.double = self.network.dtype == np.float64
         self.real = "double" if self.double else "float"
         self.transform = output_transform(self.network)
@@ -109,11 +114,17 @@ class _Header:
                 if c.kind == "categorical":
                     what = (f"categorical: the index of its category in {n}_vocab_{k} "
                             f"({len(c.vocabulary)} categories; see {n}_category); any other "
-                            "value is an unseen category (all zeros)")
+                            "value is an unseen category ("
+                            + ("its 'other' input" if getattr(c, "other", False) else "all zeros")
+                            + ")")
                 elif c.kind == "boolean":
                     what = "boolean: 1 for true/yes, 0 for false/no"
                 else:
                     what = "numeric"
+                if getattr(c, "number_format", None):
+                    what += " (the number itself, without the CSV's units or separators)"
+                if getattr(c, "indicator", False):
+                    what += ", with a missing indicator"
                 fill = ("no fill value: a NaN makes the call return -1" if c.impute is None
                         else f"NaN is filled with {c.impute!r}")
                 L.append(f" *   in[{k}] {_comment(c.name)}: {_comment(what)}; {_comment(fill)}")
@@ -166,6 +177,13 @@ class _Header:
         n, L = self.name, self.lines
         for k, layer in enumerate(self.layers, 1):
             n_out, n_in = layer.W.shape
+            if layer.kind == "kan":
+                L.append(f"/* layer {k}: KAN {layer.n_in} → {n_out} (grid {layer.grid}, order "
+                         f"{layer.order}), {layer.activation}; W = [wb | ws⊙c] row-major, knots "
+                         f"per input */")
+                _array(L, self.real, f"{n}_w{k}", _split(_floats(layer.W, self.double)))
+                _array(L, self.real, f"{n}_t{k}", _split(_floats(layer.knots, self.double)))
+                continue
             L.append(f"/* layer {k}: {n_in} → {n_out}, {layer.activation}; W row-major (out × in) */")
             if self.fixed:
                 _array(L, "int32_t", f"{n}_w{k}", map(str, _quantise(layer.W, self.fixed)), 8)
@@ -203,11 +221,17 @@ class _Header:
             if c.kind == "categorical":
                 imp = -1 if c.impute is None else c.vocabulary.index(c.impute)
                 miss = "goto missing;" if c.impute is None else f"v = {imp};"
+                V = len(c.vocabulary)
+                known = f"v >= 0 && v < {V} && v == (double)(int)v"
                 L += [f"    if (isnan(v)) {{ {miss} }}",
                       f"    for (i = 0; i < {c.width}; i++) x[{at} + i] = 0;",
-                      f"    if (v >= 0 && v < {c.width} && v == (double)(int)v) x[{at} + (int)v] = 1;"]
+                      f"    if ({known}) x[{at} + (int)v] = 1;"]
+                if getattr(c, "other", False):   # any other value: the 'other' input
+                    L[-1] += f" else x[{at + V}] = 1;"
             else:
                 miss = "goto missing;" if c.impute is None else f"v = {float(c.impute)!r};"
+                if getattr(c, "indicator", False):   # 1 where the cell was missing
+                    L.append(f"    x[{at + 1}] = (isnan(v) || isinf(v)) ? 1 : 0;")
                 L += [f"    if (isnan(v) || isinf(v)) {{ {miss} }}",
                       f"    x[{at}] = ({r})((v - {float(c.mean)!r}) / {float(c.std)!r});"]
             at += c.width
@@ -216,6 +240,53 @@ class _Header:
             L += ["missing:", f"    for (i = 0; i < {n.upper()}_N_FEATURES; i++) x[i] = ({r})NAN;",
                   "    return -1;"]
         L += ["}", ""]
+
+    def kan_helpers(self):
+        """The B-spline bases and silu exactly as nncli's KAN kernel computes them."""
+        n, r, L = self.name, self.real, self.lines
+        K = max(l.order for l in self.layers if l.kind == "kan")
+        sig = _FLOAT_ACT["sigmoid"][1 if self.double else 0]
+        L += [f"/* KAN: the k+1 non-zero B-splines of order k at x on knots t (G+2k+1 of them) into",
+              " * N, x clamped to [t_k, t_{G+k}] (a NaN to t_k), as nncli's kernel computes them:",
+              " * Cox–de Boor on the span (The NURBS Book, A2.2). Returns the span s: N[r] is",
+              " * B_{s-k+r}(x). */",
+              f"static inline int {n}_kan_bases({r} x, const {r} *t, int G, int k, {r} *N) {{",
+              f"    {r} left[{K + 1}], right[{K + 1}], saved, temp, den;",
+              "    int lo = k, hi = G + k - 1, mid, j, q;",
+              "    if (x != x || x < t[k]) x = t[k]; else if (x > t[G + k]) x = t[G + k];",
+              "    while (lo < hi) { mid = (lo + hi + 1) / 2; if (t[mid] <= x) lo = mid; else hi = mid - 1; }",
+              "    N[0] = 1;",
+              "    for (j = 1; j <= k; j++) {",
+              "        left[j] = x - t[lo + 1 - j];", "        right[j] = t[lo + j] - x;",
+              "        saved = 0;",
+              "        for (q = 0; q < j; q++) {",
+              "            den = right[q + 1] + left[j - q];",
+              "            temp = den != 0 ? N[q] / den : 0;",
+              "            N[q] = saved + right[q + 1] * temp;",
+              "            saved = left[j - q] * temp;", "        }",
+              "        N[j] = saved;", "    }", "    return lo;", "}", "",
+              f"static inline {r} {n}_silu({r} v) {{",
+              f"    {r} s = {sig};", "    return s != 0 ? v * s : 0;   /* the limit at -inf */", "}", ""]
+
+    def kan_layer(self, k, layer, fl):
+        n, r, L = self.name, self.real, self.lines
+        n_out, width = layer.W.shape
+        n_in, G, K = layer.n_in, layer.grid, layer.order
+        nb, nk = G + K, G + 2 * K + 1
+        L += [f"    {{  /* layer {k}: KAN, A = [silu(a) | bases(a)], b = act(W·A) */",
+              f"        {r} A[{width}], N[{K + 1}];", "        int s, q;",
+              f"        for (i = 0; i < {width}; i++) A[i] = 0;",
+              f"        for (i = 0; i < {n_in}; i++) {{",
+              f"            A[i] = {n}_silu(a[i]);",
+              f"            s = {n}_kan_bases(a[i], {n}_t{k} + i * {nk}, {G}, {K}, N);",
+              f"            for (q = 0; q <= {K}; q++) A[{n_in} + i * {nb} + s - {K} + q] = N[q];",
+              "        }",
+              f"        for (j = 0; j < {n_out}; j++) {{",
+              f"            const {r} *w = {n}_w{k} + j * {width};",
+              "            v = 0;",
+              f"            for (i = 0; i < {width}; i++) v += w[i] * A[i];",
+              f"            b[j] = {_FLOAT_ACT[layer.activation][fl]};", "        }", "    }",
+              f"    for (j = 0; j < {n_out}; j++) a[j] = b[j];"]
 
     def forward_float(self):
         n, N, L, r = self.name, self.name.upper(), self.lines, self.real
@@ -229,6 +300,9 @@ class _Header:
               f"    for (i = 0; i < {N}_N_FEATURES; i++) a[i] = x[i];"]
         for k, layer in enumerate(self.layers, 1):
             n_out, n_in = layer.W.shape
+            if layer.kind == "kan":
+                self.kan_layer(k, layer, fl)
+                continue
             L += [f"    for (j = 0; j < {n_out}; j++) {{  /* layer {k} */",
                   f"        const {r} *w = {n}_w{k} + j * {n_in};",
                   f"        v = {n}_b{k}[j];",
@@ -336,6 +410,9 @@ class _Header:
         arithmetic, for encoded features within ±FIXED_INPUT_RANGE; refuses what overflows."""
         B = self.fixed
         q = 2.0 ** -B
+        if any(l.kind == "kan" for l in self.layers):
+            raise NncliError("--fixed does not support KAN layers (their splines are not "
+                             "piecewise linear); export them in floating point")
         bad = [l.activation for l in self.layers if l.activation not in FIXED_ACTIVATIONS]
         if bad:
             raise NncliError(f"--fixed supports {', '.join(FIXED_ACTIVATIONS)} layers only; "
@@ -376,6 +453,8 @@ class _Header:
         if self.fixed:
             self.forward_fixed()
         else:
+            if any(l.kind == "kan" for l in self.layers):
+                self.kan_helpers()
             self.forward_float()
             if self.schema is not None:
                 self.predict_float()

@@ -14,7 +14,7 @@ from nncli.errors import ConfigError, ModelFileError
 from nncli.functions import LOSSES
 
 FORMATS = ("onnx", "c")
-COLUMN_KINDS = ("numeric", "boolean", "categorical")   # the Schema's kinds the exporters encode
+COLUMN_KINDS = ("numeric", "boolean", "categorical")   # the Schema's kinds both exporters encode
 # Missing-value tokens (nncli.csvio.MISSING_TOKENS, matched case-insensitively) and boolean
 # words: the exporters enumerate their spellings, since ONNX has no locale-free lower-casing.
 BOOLEAN_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
@@ -26,16 +26,48 @@ class Layer:
     W: np.ndarray        # (n_out, n_in), the model's dtype
     b: np.ndarray        # (n_out,)
     activation: str
+    kind = "dense"
 
 
-def dense_layers(network):
-    """The network's layers as (W, b, activation); a clear error for any other layer kind."""
-    other = [k for k in network.kinds if k != "dense"]
-    if other:
-        raise ModelFileError(f"export of {other[0]} layers is not supported yet "
-                             "(only dense layers can be exported)")
-    return [Layer(np.array(W), np.array(b), a)
-            for W, b, a in zip(network.weights, network.biases, network.activations)]
+@dataclass
+class KanLayer:
+    """One KAN layer (nncli._kernels.kan): h = a(A · Wᵀ), A = [silu(x) | B(x)], where B(x)
+    holds, for each input i, its G+k B-splines of order k on knots[i] at x_i clamped to
+    [knots[i, k], knots[i, G+k]] (the last interval closed), and W = [wb | ws⊙c] — the
+    product the kernel forms, in the model's dtype."""
+    W: np.ndarray        # (n_out, n_in·(G+k+1))
+    knots: np.ndarray    # (n_in, G+2k+1)
+    grid: int
+    order: int
+    activation: str
+    kind = "kan"
+
+    @property
+    def n_in(self):
+        return self.knots.shape[0]
+
+
+def network_layers(network):
+    """The network's layers as Layer / KanLayer; a clear error for any other kind."""
+    out = []
+    for k, (kind, act) in enumerate(zip(network.kinds, network.activations)):
+        if kind == "dense":
+            if hasattr(network, "parts"):
+                W, b = network.parts[k]["Ω"], network.parts[k]["β"]
+            else:
+                W, b = network.weights[k], network.biases[k]
+            out.append(Layer(np.array(W), np.array(b), act))
+        elif kind == "kan":
+            p, opt = network.parts[k], network.options[k]
+            wb, ws, c = p["wb"], p["ws"], p["c"]
+            n_out = wb.shape[0]
+            spline = (ws[:, :, None] * c).reshape(n_out, -1)   # ws⊙c in the model's dtype
+            out.append(KanLayer(np.concatenate([wb, spline], axis=1), np.array(network.grids[k]),
+                                opt["grid"], opt["order"], act))
+        else:
+            raise ModelFileError(f"export of {kind} layers is not supported yet "
+                                 "(dense and kan layers can be exported)")
+    return out
 
 
 def output_transform(network):
@@ -45,16 +77,19 @@ def output_transform(network):
 
 # InputColumn fields the exporters reproduce; any other field set away from its default (an
 # encoding added to the Schema later: an "other" bucket, a missing indicator...) is refused.
-KNOWN_FIELDS = {"name", "kind", "mean", "std", "vocabulary", "impute"}
+# (number_format: how the CSV writes a numeric column's cells — the exported inputs take the
+# numbers themselves, so it changes nothing here.)
+KNOWN_FIELDS = {"name", "kind", "mean", "std", "vocabulary", "impute", "indicator", "other",
+                "number_format", "date_format", "parts", "part_mean", "part_std"}
 
 
-def check_schema(schema):
-    """Refuse a schema the exporters cannot reproduce exactly (one line, naming the column):
-    a column kind they do not encode, or an encoding option they do not know."""
+def check_schema(schema, kinds=COLUMN_KINDS, why=""):
+    """Refuse a schema the exporter cannot reproduce exactly (one line, naming the column):
+    a column kind outside `kinds`, or an encoding option the exporters do not know."""
     for c in schema.inputs:
-        if c.kind not in COLUMN_KINDS:
+        if c.kind not in kinds:
             raise ModelFileError(f"cannot export input column {c.name!r} of kind {c.kind!r}: "
-                                 f"the exporters encode {', '.join(COLUMN_KINDS)} columns only")
+                                 f"the exporter encodes {', '.join(kinds)} columns only{why}")
         for f in dataclasses.fields(c):
             if f.name in KNOWN_FIELDS:
                 continue
@@ -62,7 +97,10 @@ def check_schema(schema):
             if getattr(c, f.name) != default:
                 raise ModelFileError(f"cannot export input column {c.name!r}: its encoding uses "
                                      f"{f.name!r}, which the exporters do not reproduce yet")
-        width = len(c.vocabulary) if c.kind == "categorical" else 1
+        if c.kind == "categorical":
+            width = len(c.vocabulary) + bool(getattr(c, "other", False))
+        else:
+            width = (len(c.parts) if c.kind == "date" else 1) + bool(getattr(c, "indicator", False))
         if c.width != width:
             raise ModelFileError(f"cannot export input column {c.name!r}: it encodes as "
                                  f"{c.width} features where the exporters make {width}")

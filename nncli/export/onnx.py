@@ -4,10 +4,12 @@ Inputs, one per input column, each a 1-D tensor of N cells (a batch of rows):
   numeric columns: the model's dtype (float for float32 models, double for float64), NaN or ±inf
     for a missing cell; boolean and categorical columns: strings, exactly as the CSV's cells
     after trimming spaces (true/false/yes/no in any case; an empty cell, NA, NaN or null in any
-    case is missing).
+    case is missing); date columns: double seconds since 1970-01-01 (NaN when missing).
 The graph fills missing cells with the stored statistic (mean/median, most frequent category),
 standardises in double precision as nncli does, one-hot encodes over the training vocabulary
-(an unseen category is all zeros), then casts to the model's dtype and runs the network.
+(an unseen category is all zeros, or its `other` input), adds missing indicators, makes the
+date features, then casts to the model's dtype and runs the network: dense layers as Gemm, KAN
+layers as their B-spline bases (a dense Cox–de Boor recursion) and one Gemm.
 
 Outputs (the model's dtype unless said):
   classification: `label` (string, or double for a numeric target) and `probabilities` (N, K);
@@ -35,8 +37,8 @@ import numpy as np
 
 from nncli._version import __version__
 from nncli.errors import NncliError
-from nncli.export.common import (boolean_spellings, check_schema, dense_layers,
-                                 missing_spellings, output_transform)
+from nncli.export.common import (COLUMN_KINDS, boolean_spellings, check_schema,
+                                 missing_spellings, network_layers, output_transform)
 
 OPSET = 19
 IR_VERSION = 9
@@ -101,7 +103,17 @@ def _numeric(g, x, ic, model_dtype):
     missing = g.op("Or", g.op("IsNaN", x), g.op("IsInf", x))
     fill = np.nan if ic.impute is None else float(ic.impute)
     x = g.op("Where", missing, g.const(fill, np.float64), x)
-    return g.op("Unsqueeze", _standardise(g, x, ic), g.const([1], np.int64))
+    return _with_indicator(g, g.op("Unsqueeze", _standardise(g, x, ic), g.const([1], np.int64)),
+                           missing, ic)
+
+
+def _with_indicator(g, x2, missing, ic):
+    """(N, 1) x2, and with a missing indicator (issue 10's `indicator`) (N, 2): 1 where the
+    cell was missing."""
+    if not getattr(ic, "indicator", False):
+        return x2
+    flag = g.op("Unsqueeze", g.op("Cast", missing, to=TensorProto.DOUBLE), g.const([1], np.int64))
+    return g.op("Concat", x2, flag, axis=1)
 
 
 def _standardise(g, x, ic):
@@ -119,13 +131,69 @@ def _boolean(g, s, ic):
     value = g.op("MatMul", hits, g.const([v for _, v in words], np.float64))
     known = g.op("Greater", g.op("MatMul", hits, g.const(np.ones(len(words)))), g.const(0.5))
     x = g.op("Where", known, value, g.const(np.nan, np.float64))
+    missing = _any_match(g, t2, missing_spellings())
     if ic.impute is not None:
-        x = g.op("Where", _any_match(g, t2, missing_spellings()), g.const(float(ic.impute)), x)
-    return g.op("Unsqueeze", _standardise(g, x, ic), g.const([1], np.int64))
+        x = g.op("Where", missing, g.const(float(ic.impute)), x)
+    return _with_indicator(g, g.op("Unsqueeze", _standardise(g, x, ic), g.const([1], np.int64)),
+                           missing, ic)
+
+
+def _date(g, seconds, ic):
+    """(N, parts [+ 1]) double: a date given as seconds since 1970-01-01 (UTC for a time with
+    an offset, else as written; NaN when missing) → the parts nncli.columns.date_parts makes
+    (year; month, day of year, weekday and hour as sin/cos; elapsed days), standardised. The
+    civil date of a day number is H. Hinnant's days → (year, month, day), in Floor arithmetic."""
+    c = lambda v: g.const(float(v))   # noqa: E731
+    fl = lambda a, b: g.op("Floor", g.op("Div", a, c(b)))   # noqa: E731  (floor(a / b))
+    missing = g.op("Or", g.op("IsNaN", seconds), g.op("IsInf", seconds))
+    fill = np.nan if ic.impute is None else float(ic.impute)
+    # numpy's datetime64[s] keeps whole seconds, rounding toward zero
+    s = g.op("Where", missing, c(fill), seconds)
+    s = g.op("Mul", g.op("Sign", s), g.op("Floor", g.op("Abs", s)))
+    days = fl(s, 86400)
+    z = g.op("Add", days, c(719468))
+    era = fl(z, 146097)
+    doe = g.op("Sub", z, g.op("Mul", era, c(146097)))
+    yoe = fl(g.op("Add", g.op("Sub", g.op("Sub", doe, fl(doe, 1460)), fl(doe, 146096)),
+                  fl(doe, 36524)), 365)
+    year = g.op("Add", yoe, g.op("Mul", era, c(400)))
+    doy_mar = g.op("Sub", doe, g.op("Sub", g.op("Add", g.op("Mul", yoe, c(365)), fl(yoe, 4)),
+                                    fl(yoe, 100)))
+    mp = fl(g.op("Add", g.op("Mul", doy_mar, c(5)), c(2)), 153)          # 0 = March
+    month0 = g.op("Where", g.op("Less", mp, c(10)), g.op("Add", mp, c(2)), g.op("Sub", mp, c(10)))
+    year = g.op("Add", year, g.op("Cast", g.op("Less", month0, c(2)), to=TensorProto.DOUBLE))
+    # day number of January 1st of that year (days_from_civil(year, 1, 1))
+    y1 = g.op("Sub", year, c(1))
+    era1 = fl(y1, 400)
+    yoe1 = g.op("Sub", y1, g.op("Mul", era1, c(400)))
+    jan1 = g.op("Add", g.op("Mul", era1, c(146097)),
+                g.op("Sub", g.op("Add", g.op("Add", g.op("Mul", yoe1, c(365)), fl(yoe1, 4)),
+                                 c(306 - 719468)), fl(yoe1, 100)))
+    doy = g.op("Sub", days, jan1)
+    wd = g.op("Add", days, c(3))
+    weekday = g.op("Sub", wd, g.op("Mul", fl(wd, 7), c(7)))
+    hour = g.op("Div", g.op("Sub", s, g.op("Mul", days, c(86400))), c(3600))
+    tau = 2 * np.pi
+    cyc = {"month": (month0, 12), "doy": (doy, 365.25), "weekday": (weekday, 7), "hour": (hour, 24)}
+    cols = []
+    for part, mean, std in zip(ic.parts, ic.part_mean, ic.part_std):
+        if part == "year":
+            v = year
+        elif part == "elapsed":
+            v = g.op("Div", s, c(86400))
+        else:
+            base, fn = part.rsplit("_", 1)
+            value, period = cyc[base]
+            v = g.op("Sin" if fn == "sin" else "Cos", g.op("Mul", value, c(tau / period)))
+        v = g.op("Div", g.op("Sub", v, c(mean)), c(std))
+        cols.append(g.op("Unsqueeze", v, g.const([1], np.int64)))
+    x = cols[0] if len(cols) == 1 else g.op("Concat", *cols, axis=1)
+    return _with_indicator(g, x, missing, ic)
 
 
 def _categorical(g, s, ic):
-    """(N, V) double: one-hot over the vocabulary; unseen → zeros; missing → fill or NaN row."""
+    """(N, V) double: one-hot over the vocabulary; unseen → zeros (or the `other` input);
+    missing → fill or NaN row."""
     t2 = g.op("Unsqueeze", s, g.const([1], np.int64))
     missing = _any_match(g, t2, missing_spellings())
     if ic.impute is not None:
@@ -133,6 +201,9 @@ def _categorical(g, s, ic):
         t2 = g.op("Unsqueeze", s, g.const([1], np.int64))
     vocab = g.const(np.array([ic.vocabulary], dtype=object))
     onehot = g.op("Cast", g.op("Equal", t2, vocab), to=TensorProto.DOUBLE)
+    if getattr(ic, "other", False):   # one more input: 1 for a value not in the vocabulary
+        seen = g.op("ReduceSum", onehot, g.const([1], np.int64), keepdims=1)
+        onehot = g.op("Concat", onehot, g.op("Sub", g.const(1.0), seen), axis=1)
     if ic.impute is None:
         onehot = g.op("Where", g.op("Unsqueeze", missing, g.const([1], np.int64)),
                       g.const(np.nan, np.float64), onehot)
@@ -189,12 +260,46 @@ def _erf_double(g, u):
     return g.op("Mul", g.op("Mul", u, acc), scale)
 
 
+def _kan_features(g, x, layer, dtype):
+    """A = [silu(x) | B(x)] (N, n_in·(G+k+1)) of a KAN layer, the bases by the dense
+    Cox–de Boor recursion over all G+2k intervals (standard operators only)."""
+    G, k, t = layer.grid, layer.order, np.asarray(layer.knots, np.float64)
+    M = G + 2 * k                                    # intervals
+    silu = g.op("Mul", x, g.op("Sigmoid", x))
+    # The kernel clamps x to the grid range for the spline term (NaN stays NaN here: the
+    # silu term makes the output NaN in both).
+    xc = g.op("Max", g.op("Min", x, g.const(t[:, G + k], dtype)), g.const(t[:, k], dtype))
+    x3 = g.op("Unsqueeze", xc, g.const([2], np.int64))             # (N, n_in, 1)
+    # Order 0: the indicator of the one span s in k..G+k−1 with t_s ≤ x < t_{s+1} (the last
+    # one closed): lower knots of the other intervals at +∞, the last upper knot at +∞.
+    lower, upper = t[:, :-1].copy(), t[:, 1:].copy()
+    lower[:, :k] = lower[:, G + k:] = np.inf
+    upper[:, G + k - 1] = np.inf
+    B = g.op("Cast", g.op("And", g.op("GreaterOrEqual", x3, g.const(lower, dtype)),
+                          g.op("Less", x3, g.const(upper, dtype))), to=_tensor_type(dtype))
+    for p in range(1, k + 1):                        # B_{i,p}, i = 0..M−p−1
+        n = M - p
+        left = g.op("Slice", B, g.const([0], np.int64), g.const([n], np.int64), g.const([2], np.int64))
+        right = g.op("Slice", B, g.const([1], np.int64), g.const([n + 1], np.int64), g.const([2], np.int64))
+        a = g.op("Div", g.op("Sub", x3, g.const(t[:, :n], dtype)),
+                 g.const(t[:, p:p + n] - t[:, :n], dtype))
+        b = g.op("Div", g.op("Sub", g.const(t[:, p + 1:p + 1 + n], dtype), x3),
+                 g.const(t[:, p + 1:p + 1 + n] - t[:, 1:n + 1], dtype))
+        B = g.op("Add", g.op("Mul", a, left), g.op("Mul", b, right))
+    flat = g.op("Reshape", B, g.const([0, layer.n_in * (G + k)], np.int64))
+    return g.op("Concat", silu, flat, axis=1)
+
+
 def _network(g, x, network):
     dtype = network.dtype
     h = x
-    for k, layer in enumerate(dense_layers(network), 1):
-        f = g.op("Gemm", h, g.const(layer.W, dtype, f"W{k}"), g.const(layer.b, dtype, f"b{k}"),
-                 transB=1)
+    for k, layer in enumerate(network_layers(network), 1):
+        if layer.kind == "kan":
+            f = g.op("Gemm", _kan_features(g, h, layer, dtype), g.const(layer.W, dtype, f"W{k}"),
+                     transB=1)
+        else:
+            f = g.op("Gemm", h, g.const(layer.W, dtype, f"W{k}"),
+                     g.const(layer.b, dtype, f"b{k}"), transB=1)
         h = _activation(g, f, layer.activation, dtype)
     transform = output_transform(network)
     if transform == "softmax":
@@ -253,6 +358,9 @@ def _encoded_inputs(g, schema, network):
         if ic.kind == "numeric":
             inputs.append(helper.make_tensor_value_info(ic.name, _tensor_type(network.dtype), ["N"]))
             parts.append(_numeric(g, ic.name, ic, network.dtype))
+        elif ic.kind == "date":   # seconds since 1970, in double whatever the model's dtype
+            inputs.append(helper.make_tensor_value_info(ic.name, TensorProto.DOUBLE, ["N"]))
+            parts.append(_date(g, ic.name, ic))
         else:
             inputs.append(helper.make_tensor_value_info(ic.name, TensorProto.STRING, ["N"]))
             parts.append(_boolean(g, ic.name, ic) if ic.kind == "boolean"
@@ -266,13 +374,13 @@ def build_onnx(model, raw=False):
     _require_onnx()
     network, meta = model.network, model.meta
     schema = model.schema
-    dense_layers(network)   # refuse other layer kinds before building anything
+    network_layers(network)   # refuse other layer kinds before building anything
     if schema is None and not raw:
         raise NncliError("this model was made through the Python API without a data schema: "
                          "export it with --raw (the encoded feature matrix in, the network's "
                          "outputs out)")
     if schema is not None:
-        check_schema(schema)
+        check_schema(schema, COLUMN_KINDS + ("date",))
     g = _Graph([] if raw else [c.name for c in schema.inputs])
     t = _tensor_type(network.dtype)
     if raw:
