@@ -18,7 +18,7 @@ Outputs (the model's dtype unless said):
     `reconstruction_error` (N,), the mean squared error in the encoded space.
   (An output whose name an input column has takes the suffix `_out`: a column `label` → the
   output `label_out`.)
-A row with a missing cell the model has no fill value for (trained without --impute mean|median)
+A row with a missing cell the model has no fill value for (trained with --impute drop, say)
 gets NaN outputs and an empty label (a NaN label for a numeric target), as `nncli predict
 --skip-missing` writes an empty prediction for it; an unknown boolean word is treated the same.
 
