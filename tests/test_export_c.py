@@ -186,3 +186,17 @@ def test_fixed_point_classifier_returns_the_class_and_its_logits_within_the_boun
     clear = top2[:, 1] - top2[:, 0] > 2 * bound   # rows whose class no rounding can change
     assert clear.mean() > 0.9
     assert [schema.classes[i] for i in ret[clear]] == labels[clear].tolist()
+
+
+def test_a_model_without_schema_exports_its_network_on_encoded_inputs(tmp_path):
+    from nncli import Network
+    from nncli.model_io import save_model
+    net = Network([3, 3, 3, 1], ["tanh", "identity"], "mse", seed=0)
+    save_model(tmp_path / "api.npz", net)
+    r = run("export", tmp_path / "api.npz", "--format", "c", "-o", tmp_path / "api.h", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["functions"] == ["api_predict_encoded"]
+    X = np.random.default_rng(0).normal(size=(9, 3)).astype(np.float32)
+    ret, out = compile_and_run(tmp_path, tmp_path / "api.h", "api", X, 3, 1,
+                               fn="api_predict_encoded")
+    assert (ret == 0).all() and max_relative(out, net.predict(X)) <= 1e-5
