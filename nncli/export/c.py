@@ -196,7 +196,7 @@ class _Header:
     def category_lookup(self):
         s, n, L = self.schema, self.name, self.lines
         cats = [(k, c) for k, c in enumerate(s.inputs) if c.kind == "categorical"]
-        L += [f"/* The index of `text` among input column k's categories, or -1 (unseen, or k not",
+        L += ["/* The index of `text` among input column k's categories, or -1 (unseen, or k not",
               " * categorical). Text is compared exactly: trimmed, as in the CSV. */",
               f"static inline int {n}_category(int k, const char *text) {{",
               "    const char *const *vocab = 0;", "    int size = 0, i, j;",
@@ -246,7 +246,7 @@ class _Header:
         n, r, L = self.name, self.real, self.lines
         K = max(l.order for l in self.layers if l.kind == "kan")
         sig = _FLOAT_ACT["sigmoid"][1 if self.double else 0]
-        L += [f"/* KAN: the k+1 non-zero B-splines of order k at x on knots t (G+2k+1 of them) into",
+        L += ["/* KAN: the k+1 non-zero B-splines of order k at x on knots t (G+2k+1 of them) into",
               " * N, x clamped to [t_k, t_{G+k}] (a NaN to t_k), as nncli's kernel computes them:",
               " * Cox–de Boor on the span (The NURBS Book, A2.2). Returns the span s: N[r] is",
               " * B_{s-k+r}(x). */",
@@ -356,7 +356,7 @@ class _Header:
         n, N, L, B = self.name, self.name.upper(), self.lines, self.fixed
         half = 1 << (B - 1)
         L += [f"#define {N}_Q {B}", f"#define {N}_ONE ((int32_t)1 << {B})",
-              f"/* Worst-case |error| of out_q in the last layer's units, for encoded features",
+              "/* Worst-case |error| of out_q in the last layer's units, for encoded features",
               f" * within ±{FIXED_INPUT_RANGE:g}: {self.bound_layer!r} */",
               f"#define {N}_ERROR_BOUND {self.bound_layer!r}", "",
               f"static inline int32_t {n}_sat(int64_t v) {{",
