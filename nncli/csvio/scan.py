@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from nncli.csvio import parquet
 from nncli.csvio.reader import Reader, detect_separator, skip_records, slow_rows
 from nncli.csvio.sink import Sink, estimate_rows
 from nncli.csvio.table import Column, Table
@@ -146,6 +147,8 @@ def read_csv(source, *, sep=None, header=True, columns=None, encoding="utf-8",
     data, naming file and line; a header without rows too, unless ``header_only_ok``
     (then the Table has no rows: a loss log that has not logged an epoch yet).
     """
+    if parquet.is_parquet(source):
+        return parquet.read_table(source, keep_text=keep_text, columns=columns)
     scan = _scan(source, sep=sep, header=header, columns=columns, encoding=encoding,
                  keep_text=keep_text, max_rows=None)
     _, names, sep, named, reader = next(scan)
@@ -173,10 +176,15 @@ def iter_csv_chunks(source, *, sep=None, header=True, columns=None, chunk_rows=6
     chunk has the same names and separator; whether a column holds numbers or
     text is decided per chunk (``keep_text`` forces text). The last Table's
     ``sha256`` is set to the digest of the whole input. Header-only input
-    raises DataError, as in :func:`read_csv`.
+    raises DataError, as in :func:`read_csv`. A Parquet file (``.parquet``) is read by row
+    groups (:mod:`nncli.csvio.parquet`); compressed CSV is decompressed as it is read.
     """
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise ConfigError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
+    if parquet.is_parquet(source):
+        yield from parquet.iter_tables(source, chunk_rows=chunk_rows, keep_text=keep_text,
+                                       columns=columns)
+        return
     scan = _scan(source, sep=sep, header=header, columns=columns, encoding=encoding,
                  keep_text=keep_text, max_rows=chunk_rows)
     _, names, sep, named, reader = next(scan)
