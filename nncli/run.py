@@ -62,7 +62,8 @@ class TrainingRun:
     """
 
     def __init__(self, data, config, *, output, loss_log=None, checkpoint=None, checkpoint_every=10,
-                 resume=None, val_data=None, save_diverged=False, given=()):
+                 resume=None, val_data=None, save_diverged=False, given=(), cache_dir=None,
+                 no_cache=False, read_progress=None):
         self.data_path = data
         self.config = dict(config)
         self.output = output
@@ -74,12 +75,24 @@ class TrainingRun:
         self.save_diverged = save_diverged
         self.given = set(given)
         self.trainer = None
+        # Streaming (nncli.streaming): where the cache goes, whether to use one, and a
+        # callable(rows, seconds) told how the pass over the data goes.
+        self.cache_dir, self.no_cache, self.read_progress = cache_dir, no_cache, read_progress
+        self.cache = None
+        self.plan_note = None   # what was decided (in memory or streaming), for the first line
 
     # -- before the first epoch ----------------------------------------------------------
     def prepare(self):
         """Read, check, build and split: everything that can fail before training. Returns self."""
         self._check_paths()
         state = self._resume_state() if self.resume else None
+        from nncli import streaming
+        decision = streaming.decide(self.data_path, self.config, cache_dir=self.cache_dir,
+                                    no_cache=self.no_cache, val_data=self.val_data_path,
+                                    resume=self.resume)
+        self.plan_note = decision.why
+        if decision.stream:
+            return self._prepare_streaming(decision)
         read = read_options(self.config)
         self.table = D.read_csv(self.data_path, **read)
         if state is not None and state["data_sha256"] != self.table.sha256:
@@ -106,6 +119,39 @@ class TrainingRun:
             except (KeyError, TypeError, ValueError) as e:
                 raise ModelFileError(f"{self.resume}: the checkpoint's training state is "
                                      f"damaged ({type(e).__name__}: {e})") from None
+        for path in (self.output, self.loss_log, self.checkpoint):
+            if path:
+                check_writable(path)
+        return self
+
+    def _prepare_streaming(self, decision):
+        """prepare() from the cache: built by one pass over the data, or reused."""
+        from types import SimpleNamespace
+
+        from nncli import streaming
+        from nncli.cache import get_cache
+        self.cache, note = get_cache(self.data_path, self.config, cache_dir=self.cache_dir,
+                                     budget=decision.budget, progress=self.read_progress)
+        meta = self.cache.meta
+        self.table = SimpleNamespace(sha256=meta["source"]["sha256"])
+        schema = D.Schema.from_dict(meta["schema"])
+        self.data = D.TrainingData(None, None, schema, schema.task, schema.feature_names, None,
+                                   None, val_rows=self.cache.val_rows)
+        self.net = pipeline.build_network(self.data, self.config)
+        self.val_table = None
+        n_val = len(self.cache.val_rows)
+        self.validation = (self.cache.val_rows, None) if n_val else None
+        if self.config.get("early_stopping") and self.validation is None:
+            raise ConfigError("--early-stopping watches the validation loss, but there is no "
+                              "validation set; use --val-split 0.2 or leave out --early-stopping")
+        rows = streaming.block_rows(self.config, self.cache, decision.budget)
+        self.trainer = pipeline.make_trainer(self.net, None, None, None, self.config,
+                                             cache=self.cache, block_rows=rows)
+        blocks = len(self.trainer.blocks)
+        self.plan_note = (f"{decision.why}; cache {self.cache.path} {note}; "
+                          f"{self.cache.n_rows} rows in {blocks} block{'s' * (blocks > 1)} "
+                          f"of up to {min(rows, self.cache.n_rows)}")
+        self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
         for path in (self.output, self.loss_log, self.checkpoint):
             if path:
                 check_writable(path)
@@ -238,8 +284,8 @@ class TrainingRun:
     def _metrics_in_target_units(self):
         """Regression: RMSE, MAE and R² of the validation rows in the target's own units (the
         loss is computed on standardised targets), by the code `nncli evaluate` runs."""
-        if self.data.task != "regression" or self.validation is None:
-            return {}
+        if self.data.task != "regression" or self.validation is None or self.cache is not None:
+            return {}   # streaming: the cache holds standardised targets only
         from nncli.predicting import Evaluation, evaluate_chunk, metrics
         table = self.val_table
         if table is None:

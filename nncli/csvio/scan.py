@@ -169,14 +169,15 @@ def read_csv(source, *, sep=None, header=True, columns=None, encoding="utf-8",
 
 
 def iter_csv_chunks(source, *, sep=None, header=True, columns=None, chunk_rows=65536,
-                    encoding="utf-8", keep_text=None):
+                    encoding="utf-8", keep_text=None, on_bytes=None):
     """Yield Tables of at most ``chunk_rows`` rows, reading incrementally.
 
     Memory stays bounded by the chunk whatever the size of the input. Every
     chunk has the same names and separator; whether a column holds numbers or
     text is decided per chunk (``keep_text`` forces text). The last Table's
     ``sha256`` is set to the digest of the whole input. Header-only input
-    raises DataError, as in :func:`read_csv`. A Parquet file (``.parquet``) is read by row
+    raises DataError, as in :func:`read_csv`. ``on_bytes(read, total)`` (total None when
+    unknown) is told, per chunk, how many bytes of the source as stored were read. A Parquet file (``.parquet``) is read by row
     groups (:mod:`nncli.csvio.parquet`); compressed CSV is decompressed as it is read.
     """
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
@@ -199,6 +200,8 @@ def iter_csv_chunks(source, *, sep=None, header=True, columns=None, chunk_rows=6
                 yield pending
             pending = part
         del table, part
+        if on_bytes is not None:
+            on_bytes(reader.raw_position(), reader.raw_size)
     if pending is None:
         raise DataError(f"{reader.name}: has a header but no data rows" if header
                         else f"{reader.name}: the file is empty")
