@@ -418,6 +418,7 @@ class _Fit:
         counts_kept = [np.zeros(len(s.vocab), np.int64) for s in self.scans]
         counts_fit = [np.zeros(len(s.vocab), np.int64) for s in self.scans]
         median_parts = [[] for _ in range(U)]
+        shift, windows, first = np.zeros(U), np.zeros(U, np.int64), [None] * U
         for _, _, values, codes, train in self._fit_windows():
             for k in range(U):
                 if self.kinds[k] == "categorical":
@@ -432,9 +433,19 @@ class _Fit:
                     median_parts[k].append(v)
                 if not len(v):
                     continue
-                # Chan et al.'s pairwise merge of (count, mean, M2); each window's by numpy.
-                nb, mb = len(v), float(np.mean(v))
-                d = v - mb
+                if n[k] == 0:
+                    # numpy's own numbers for this window: the answer when it is the only one
+                    shift[k] = v[0]
+                    mb = float(np.mean(v))
+                    d = v - mb
+                    first[k] = (len(v), mb, float(np.sum(d * d)))
+                windows[k] += 1
+                # Chan et al.'s pairwise merge of (count, mean, M2), each window's by numpy,
+                # on values less a shift (the column's first value): a large offset then
+                # costs no precision (1e6 + noise keeps its std to the last bits).
+                b = v - shift[k]
+                nb, mb = len(b), float(np.mean(b))
+                d = b - mb
                 m2b = float(np.sum(d * d))
                 if n[k] == 0:
                     n[k], mean[k], m2[k] = nb, mb, m2b
@@ -444,6 +455,11 @@ class _Fit:
                     mean[k] += delta * nb / tot
                     m2[k] += m2b + delta * delta * n[k] * nb / tot
                     n[k] = tot
+        for k in range(U):
+            if windows[k] == 1:
+                n[k], mean[k], m2[k] = first[k]
+            elif windows[k] > 1:
+                mean[k] += shift[k]
         self.stats = {"n": n, "mean": mean, "m2": m2, "counts_kept": counts_kept,
                       "counts_fit": counts_fit, "median": median_parts}
 

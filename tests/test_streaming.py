@@ -1,0 +1,159 @@
+"""Streaming training from the binary cache: statistics, reuse, invalidation, damage,
+determinism, and equality with in-memory training for one block."""
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nncli.cache import cache_path, get_cache
+from nncli.cli import cli
+from nncli.data import validation_split
+from nncli.streaming import parse_memory
+
+TRAIN = ["--epochs", "3", "--layers", "6", "--seed", "5", "--batch-size", "16"]
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+def _phi(path):
+    with np.load(path) as z:
+        return z["phi"].copy()
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _write(path, n=1500, seed=0):
+    """Numbers with a large offset (hard for naive variance), a category, a class label."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)) * [1.0, 1e-3, 50.0] + [1e6, -3.0, 0.0]
+    colour = rng.choice(["red", "green", "blue"], n).tolist()
+    rows = [f"{a!r},{b!r},{c!r},{k},{'up' if (a - 1e6) + c / 50 > 0 else 'down'}"
+            for (a, b, c), k in zip(x.tolist(), colour)]
+    path.write_text("a,b,c,colour,label\n" + "\n".join(rows) + "\n")
+    return x
+
+
+def test_statistics_equal_numpy_over_the_training_rows(here):
+    x = _write(here / "d.csv")
+    config = {"val_split": 0.25, "seed": 3, "dtype": "float64"}
+    # a tiny budget: the pass reads 256-row chunks and the fit merges 64-row windows
+    cache, note = get_cache("d.csv", config, cache_dir="c", budget=16 << 10)
+    assert note.startswith("built")
+    labels = (((x[:, 0] - 1e6) + x[:, 2] / 50) > 0).astype(np.int64)
+    train, val = validation_split(len(x), 0.25, 3, labels)   # classes sort: down (0), up (1)
+    assert np.array_equal(cache.train_rows, train) and np.array_equal(cache.val_rows, val)
+    stats = {c["name"]: c for c in cache.meta["stats"]["columns"]}
+    for j, name in enumerate("abc"):
+        v = x[train, j]
+        assert stats[name]["count"] == len(v)
+        assert stats[name]["mean"] == pytest.approx(np.mean(v), rel=1e-12, abs=0)
+        assert stats[name]["std"] == pytest.approx(np.std(v), rel=1e-12, abs=0)
+    schema = cache.meta["schema"]
+    assert schema["inputs"][3]["vocabulary"] == ["blue", "green", "red"]
+    assert cache.meta["stats"]["class_counts"] == {"down": int((labels == 0).sum()),
+                                                    "up": int(labels.sum())}
+    # the encoded rows are the standardised numbers
+    X, _ = cache.window(0, cache.n_rows)
+    a = stats["a"]
+    assert np.allclose(X[:, 0], (x[:, 0] - a["mean"]) / a["std"], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("extra", [[], ["--task", "regression", "--target", "c",
+                                        "--drop", "label", "--val-split", "0.3"]])
+def test_one_block_equals_in_memory_training_bit_for_bit(here, extra):
+    _write(here / "d.csv")
+    r = run("train", "d.csv", *TRAIN, *extra, "--no-cache", "-o", "mem.npz", "-q")
+    assert r.exit_code == 0, r.output
+    r = run("train", "d.csv", *TRAIN, *extra, "--cache", "c", "--shuffle-block", "100000",
+            "-o", "st.npz")
+    assert r.exit_code == 0, r.output
+    assert "1 block" in r.output.splitlines()[0]
+    assert np.array_equal(_phi("mem.npz"), _phi("st.npz"))
+    assert run("predict", "st.npz", "d.csv").output == run("predict", "mem.npz", "d.csv").output
+
+
+def test_same_seed_and_block_give_the_same_model(here):
+    _write(here / "d.csv")
+    for out in ("one.npz", "two.npz"):
+        r = run("train", "d.csv", *TRAIN, "--memory", "64K", "--shuffle-block", "200", "-o", out, "-q")
+        assert r.exit_code == 0, r.output
+    assert np.array_equal(_phi("one.npz"), _phi("two.npz"))
+    r = run("train", "d.csv", *TRAIN, "--memory", "64K", "--shuffle-block", "300", "-o", "three.npz", "-q")
+    assert not np.array_equal(_phi("one.npz"), _phi("three.npz"))   # the blocks do matter
+    e = run("evaluate", "one.npz", "d.csv", "--json")
+    assert e.exit_code == 0 and json.loads(e.output)["accuracy"] > 0.8
+
+
+def test_the_cache_is_reused_and_a_changed_source_or_option_rebuilds_it(here):
+    _write(here / "d.csv")
+    first = run("train", "d.csv", *TRAIN, "--cache", "c", "-o", "m1.npz").output
+    assert "built (none yet)" in first
+    assert "reused" in run("train", "d.csv", *TRAIN, "--cache", "c", "-o", "m2.npz").output
+    assert np.array_equal(_phi("m1.npz"), _phi("m2.npz"))
+    # another option the rows depend on: another cache file
+    assert "built (none yet)" in run("train", "d.csv", *TRAIN, "--seed", "9", "--cache", "c",
+                                     "-o", "m3.npz").output
+    assert len(os.listdir("c")) == 2
+    _write(here / "d.csv", seed=1)   # the data changed
+    out = run("train", "d.csv", *TRAIN, "--cache", "c", "-o", "m4.npz").output
+    assert "built (the data changed)" in out
+    assert not np.array_equal(_phi("m1.npz"), _phi("m4.npz"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "header"])
+def test_a_damaged_cache_is_rebuilt_never_trusted(here, damage):
+    _write(here / "d.csv")
+    assert run("train", "d.csv", *TRAIN, "--cache", "c", "-o", "good.npz").exit_code == 0
+    path = cache_path("d.csv", {"seed": 5, "val_split": 0.2, "dtype": "float32",
+                                "standardize": True, "encoding": "utf-8"}, "c")
+    [name] = os.listdir("c")
+    path = os.path.join("c", name)
+    data = bytearray(open(path, "rb").read())
+    if damage == "truncate":
+        data = data[:len(data) - 100]
+    elif damage == "flip":
+        data[-50] ^= 0xFF
+    else:
+        data[20:30] = b"!" * 10
+    open(path, "wb").write(bytes(data))
+    r = run("train", "d.csv", *TRAIN, "--cache", "c", "-o", "again.npz")
+    assert r.exit_code == 0, r.output
+    assert "built (" in r.output and "reused" not in r.output
+    assert np.array_equal(_phi("good.npz"), _phi("again.npz"))
+    assert os.listdir("c") == [name]   # no temporary files left behind
+
+
+def test_a_compressed_source_streams_to_the_same_model(here):
+    _write(here / "d.csv")
+    (here / "d.csv.gz").write_bytes(gzip.compress((here / "d.csv").read_bytes()))
+    for src, out in (("d.csv", "a.npz"), ("d.csv.gz", "b.npz")):
+        r = run("train", src, *TRAIN, "--memory", "64K", "--shuffle-block", "250", "-o", out)
+        assert r.exit_code == 0, r.output
+        assert r.output.startswith("Streaming") and "6 blocks" in r.output
+    assert np.array_equal(_phi("a.npz"), _phi("b.npz"))
+
+
+def test_the_first_line_says_what_was_decided(here):
+    _write(here / "d.csv")
+    small = run("train", "d.csv", *TRAIN, "--memory", "64K", "-o", "s.npz").output.splitlines()[0]
+    assert small.startswith("Streaming: the data") and "more than --memory 64K" in small
+    big = run("train", "d.csv", *TRAIN, "--memory", "2G", "-o", "b.npz").output.splitlines()[0]
+    assert big.startswith("Training")   # in memory: no cache, as before
+
+
+def test_memory_sizes_and_refusals():
+    assert parse_memory("2G") == 2 << 30 and parse_memory("512m") == 512 << 20
+    assert parse_memory("1.5K") == 1536 and parse_memory("100") == 100
+    r = run("train", "x.csv", "--memory", "lots")
+    assert r.exit_code != 0
+    r = run("train", "-", "--memory", "1M", input="a,b\n1,2\n3,4\n")
+    assert r.exit_code == 2 and "save it to a file" in r.output
