@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from nncli import data as D
-from nncli.cachefile import CacheWriter, open_cache, source_identity
+from nncli.cachefile import ALIGN, CacheFile, CacheWriter, open_cache, source_identity
 from nncli.csvio import iter_csv_chunks, read_options
 from nncli.errors import ConfigError, DataError
 
@@ -64,11 +64,8 @@ def get_cache(data_path, config, *, cache_dir=None, budget=256 << 20, progress=N
     cache, why = open_cache(path, key, identity)
     if cache is not None:
         return cache, "reused"
-    build_cache(data_path, config, path, key, identity, budget=budget, progress=progress)
-    cache, why2 = open_cache(path, key, identity)
-    if cache is None:
-        raise DataError(f"{path}: the cache just written does not read back ({why2})")
-    return cache, f"built ({why})"
+    return build_cache(data_path, config, path, key, identity, budget=budget,
+                       progress=progress), f"built ({why})"
 
 
 # --------------------------------------------------------------------------- #
@@ -127,7 +124,9 @@ class _ColumnScan:
         if not col.is_text:
             values = col.values
             self.numbers_seen(values, lines)
-            codes = self.codes_of_numbers(values) if self.text_mode else np.full(n, -2, np.int32)
+            codes = self.codes_of_numbers(values) if self.text_mode else None
+            if col.bad and codes is None:
+                codes = np.full(n, -2, np.int32)
             for r, s in col.bad:
                 self.bad += 1
                 if self.first_bad is None:
@@ -165,16 +164,25 @@ class _ColumnScan:
 
 
 class _RawStore:
-    """The cells of the used columns, row-major: values float64 (n, U), codes int32 (n, U),
-    line numbers int64 (n); written chunk by chunk, read back by windows."""
+    """The cells of the used columns, row-major: values float64 (n, U), line numbers int64
+    (n), and codes int32 (n, U) from the first chunk that holds text on (rows before it are
+    −2, deferred, and written then); read back by windows of memory maps."""
 
     def __init__(self, folder, stem, n_cols):
         self.n_cols, self.n = n_cols, 0
-        self.paths = [os.path.join(folder, f"{stem}.{os.getpid()}.{k}.raw") for k in "vcl"]
-        self.files = [open(p, "wb") for p in self.paths]  # noqa: SIM115 (closed in close)
+        self.paths = [os.path.join(folder, f"{stem}.{os.getpid()}.{k}.raw") for k in "vlc"]
+        self.files = [open(p, "wb") for p in self.paths[:2]]  # noqa: SIM115 (closed in close)
+        self.has_codes = False
 
     def append(self, values, codes, lines):
-        for f, a in zip(self.files, (values, codes, lines)):
+        if codes is not None and not self.has_codes:
+            self.files.append(open(self.paths[2], "wb"))  # noqa: SIM115
+            for lo in range(0, self.n, 1 << 16):
+                np.full((min(1 << 16, self.n - lo), self.n_cols), -2, np.int32).tofile(self.files[2])
+            self.has_codes = True
+        if self.has_codes and codes is None:
+            codes = np.full((len(lines), self.n_cols), -2, np.int32)
+        for f, a in zip(self.files, (values, lines, codes)):
             np.ascontiguousarray(a).tofile(f)
         self.n += len(lines)
 
@@ -183,13 +191,16 @@ class _RawStore:
             f.close()
 
     def window(self, lo, hi):
-        shapes = ((np.float64, (self.n_cols,)), (np.int32, (self.n_cols,)), (np.int64, ()))
-        out = []
-        for p, (dt, tail) in zip(self.paths, shapes):
-            width = int(np.prod(tail)) if tail else 1
-            out.append(np.fromfile(p, dt, count=(hi - lo) * width,
-                                   offset=lo * width * np.dtype(dt).itemsize).reshape((hi - lo, *tail)))
-        return out
+        """(values, codes or None, lines) of rows lo..hi, memory-mapped."""
+        U = self.n_cols
+        if hi <= lo:
+            return np.empty((0, U)), (np.empty((0, U), np.int32) if self.has_codes else None), \
+                np.empty(0, np.int64)
+        values = np.memmap(self.paths[0], np.float64, "r", lo * U * 8, (hi - lo, U))
+        lines = np.memmap(self.paths[1], np.int64, "r", lo * 8, (hi - lo,))
+        codes = (np.memmap(self.paths[2], np.int32, "r", lo * U * 4, (hi - lo, U))
+                 if self.has_codes else None)
+        return values, codes, lines
 
     def close(self):
         for f in self.files:
@@ -202,8 +213,9 @@ class _RawStore:
 
 
 def _chunk_rows(budget, ncols):
-    """Rows per chunk of the source: about an eighth of the budget at ~100 bytes a cell."""
-    return int(min(1 << 16, max(256, budget // 8 // (100 * max(ncols, 1)))))
+    """Rows per chunk of the source: about a quarter of the budget at ~50 bytes a cell (a
+    float64 and its share of the parser's buffers; text cells cost more, and are rarer)."""
+    return int(min(1 << 16, max(256, budget // 4 // (50 * max(ncols, 1)))))
 
 
 def _window_rows(budget, row_bytes):
@@ -236,9 +248,13 @@ def build_cache(data_path, config, path, key, identity, *, budget, progress=None
         del first
         while table is not None:
             vals = np.empty((table.n_rows, len(used)), np.float64)
-            codes = np.empty((table.n_rows, len(used)), np.int32)
+            codes = None
             for k, (j, s) in enumerate(zip(used, scans)):
-                vals[:, k], codes[:, k] = s.add(table.columns[j], table.line_numbers)
+                vals[:, k], c = s.add(table.columns[j], table.line_numbers)
+                if c is not None:
+                    if codes is None:
+                        codes = np.full((table.n_rows, len(used)), -2, np.int32)
+                    codes[:, k] = c
             raw.append(vals, codes, table.line_numbers)
             sha256 = table.sha256
             del vals, codes, table
@@ -251,8 +267,9 @@ def build_cache(data_path, config, path, key, identity, *, budget, progress=None
         header = fit.write(writer)
         header.update(key=key, source={"identity": identity, "sha256": sha256, "bytes": size},
                       config={k: config.get(k) for k in KEY_OPTIONS}, build_seconds=time.perf_counter() - t0)
-        writer.commit(header)
+        meta = writer.commit(header)
         writer = None
+        return CacheFile(path, meta, ALIGN)   # just written and synced: no second CRC pass
     finally:
         raw.close()
         if writer is not None:
@@ -323,6 +340,8 @@ class _Fit:
 
     def _resolve_codes(self, k, values, codes):
         """Codes of column k with the deferred ones (−2: numbers) filled in."""
+        if codes is None:
+            return self.scans[k].codes_of_numbers(values[:, k])
         c = codes[:, k]
         deferred = c == -2
         if deferred.any():
@@ -344,10 +363,15 @@ class _Fit:
         keep = np.ones(self.raw.n, bool)
         label_parts = []
         classify = self.task == "classification"
+        for s in self.scans:
+            s.missing_final = 0
         for lo, hi, values, codes, lines in self._windows():
+            complete = np.isfinite(values).all(axis=0)
             for k, s in enumerate(self.scans):
+                if self.kinds[k] == "numeric" and complete[k]:
+                    continue
                 miss = self._missing(k, values, codes)
-                s.missing_final = getattr(s, "missing_final", 0) + int(miss.sum())
+                s.missing_final += int(miss.sum())
                 if not miss.any():
                     continue
                 is_target = k >= n_feat
@@ -398,14 +422,16 @@ class _Fit:
 
     # -- statistics over the training rows ------------------------------------------------
     def _fit_windows(self):
-        """(lo, hi, values, codes, kept-row mask in the window, training mask of those)."""
+        """(values, codes, training mask) of the kept rows, a window at a time."""
         is_train = np.zeros(self.n_kept, bool)
         is_train[self.train_rows] = True
         at = 0
         for lo, hi, values, codes, _ in self._windows():
-            kw = np.ones(hi - lo, bool) if self.keep is None else self.keep[lo:hi]
-            m = int(kw.sum())
-            yield lo, hi, values[kw], codes[kw], is_train[at:at + m]
+            if self.keep is not None:
+                kw = self.keep[lo:hi]
+                values, codes = values[kw], (None if codes is None else codes[kw])
+            m = len(values)
+            yield values, codes, is_train[at:at + m]
             at += m
 
     def statistics(self):
@@ -419,18 +445,27 @@ class _Fit:
         counts_fit = [np.zeros(len(s.vocab), np.int64) for s in self.scans]
         median_parts = [[] for _ in range(U)]
         shift, windows, first = np.zeros(U), np.zeros(U, np.int64), [None] * U
-        for _, _, values, codes, train in self._fit_windows():
+        numeric = [k for k in range(U) if self.kinds[k] == "numeric"]
+        for values, codes, train in self._fit_windows():
+            every = bool(train.all())
+            # each column's training values contiguous, as numpy reduces a column in memory
+            cols = np.ascontiguousarray((values if every else values[train])[:, numeric].T)
             for k in range(U):
                 if self.kinds[k] == "categorical":
                     c = self._resolve_codes(k, values, codes)
                     counts_kept[k] += np.bincount(c[c >= 0], minlength=len(counts_kept[k]))
-                    ct = c[train]
+                    ct = c if every else c[train]
                     counts_fit[k] += np.bincount(ct[ct >= 0], minlength=len(counts_fit[k]))
                     continue
-                v = self._numbers(k, values, codes)[train]
-                v = v[np.isfinite(v)]
+                if self.kinds[k] == "numeric":
+                    v = cols[numeric.index(k)]
+                else:
+                    v = self._numbers(k, values, codes)
+                    v = v if every else v[train]
+                if not np.isfinite(v).all():
+                    v = v[np.isfinite(v)]
                 if self.impute == "median":
-                    median_parts[k].append(v)
+                    median_parts[k].append(v.copy())
                 if not len(v):
                     continue
                 if n[k] == 0:
@@ -551,28 +586,29 @@ class _Fit:
         dtype = np.dtype(self.config.get("dtype") or "float32")
         same_xy = self.task == "reconstruct"
         F, O = schema.n_features, schema.n_outputs
-        for part in ("X",) if same_xy else ("X", "Y"):
-            writer.begin(part)
-            at = 0
-            for _, _, values, codes, _ in self._fit_windows():
-                m = len(values)
-                if part == "X":
-                    writer.write(self._encode_x(values, codes, schema).astype(dtype, copy=False))
-                else:
-                    writer.write(self._encode_y(values, at, schema).astype(dtype, copy=False))
-                at += m
-        writer.begin("train_rows")
-        writer.write(self.train_rows.astype(np.int64))
-        writer.begin("val_rows")
-        writer.write(self.val_rows.astype(np.int64))
+        n, size = self.n_kept, dtype.itemsize
+        writer.add("X", n * F * size)
+        if not same_xy:
+            writer.add("Y", n * O * size)
+        writer.add("train_rows", len(self.train_rows) * 8)
+        writer.add("val_rows", len(self.val_rows) * 8)
+        at = 0
+        for values, codes, _ in self._fit_windows():   # X and Y in one pass
+            writer.write("X", self._encode_x(values, codes, schema).astype(dtype, copy=False))
+            if not same_xy:
+                writer.write("Y", self._encode_y(values, at, schema).astype(dtype, copy=False))
+            at += len(values)
+        writer.write("train_rows", self.train_rows.astype(np.int64))
+        writer.write("val_rows", self.val_rows.astype(np.int64))
         return {"dtype": dtype.name, "n_rows": self.n_kept, "n_features": F, "n_outputs": O,
                 "same_xy": same_xy, "n_train": len(self.train_rows), "n_val": len(self.val_rows),
                 "n_source_rows": self.raw.n, "schema": schema.to_dict(), "task": self.task,
                 "stats": self._stats_doc(schema)}
 
     def _encode_x(self, values, codes, schema):
-        X = np.empty((len(values), schema.n_features), np.float64)
-        at = 0
+        X = (np.empty((len(values), schema.n_features), np.float64) if any(
+            ic.kind == "categorical" for ic in schema.inputs) else None)
+        at, num_cols, num_at, means, stds = 0, [], [], [], []
         for k, ic in enumerate(schema.inputs):
             if ic.kind == "categorical":
                 s = self.scans[k]
@@ -586,17 +622,25 @@ class _Fit:
                 hit = col >= 0
                 block[np.flatnonzero(hit), col[hit]] = 1.0
             else:
-                v = self._numbers(k, values, codes)
-                ok = np.isfinite(v)
-                if not ok.all():
-                    v = np.where(ok, v, ic.impute)
-                out = X[:, at]
-                if ic.mean == 0.0 and ic.std == 1.0:
-                    out[:] = v
-                else:   # the arithmetic of data._numbers_into: (v − mean) / std
-                    np.subtract(v, ic.mean, out=out)
-                    out /= ic.std
+                num_cols.append(self._numbers(k, values, codes) if ic.kind == "boolean" else None)
+                num_at.append((k, at, ic))
             at += ic.width
+        if num_at:
+            # all number columns at once: (v − mean) / std element by element, the same IEEE
+            # operations as data._numbers_into, so the same bits
+            V = values[:, [k for k, _, _ in num_at]]   # a row-major copy
+            for i, b in enumerate(num_cols):
+                if b is not None:
+                    V[:, i] = b
+            ok = np.isfinite(V)
+            if not ok.all():
+                fills = np.array([np.nan if ic.impute is None else ic.impute for _, _, ic in num_at])
+                V = np.where(ok, V, fills)
+            V -= np.array([ic.mean for _, _, ic in num_at])
+            V /= np.array([ic.std for _, _, ic in num_at])
+            if len(num_at) == schema.n_features:   # numbers only: V is X
+                return V
+            X[:, [a for _, a, _ in num_at]] = V
         return X
 
     def _encode_y(self, values, at, schema):

@@ -3,11 +3,12 @@ opening it only when it is whole and still describes its source.
 
 Layout (little-endian)::
 
-    b"NNCACHE1" | uint64 header length | header (UTF-8 JSON) | zero padding to 4096
-    X   float32/float64 (n_rows, n_features), C order      ─┐ the payload, whose
-    Y   float32/float64 (n_rows, n_outputs) (absent when     │ CRC-32 the header
-        the targets are the inputs: reconstruct)             │ records
-    train_rows int64 (n_train) · val_rows int64 (n_val)    ─┘
+    b"NNCACHE1" | uint64 header offset | uint64 header length | zero padding to 4096
+    X   float32/float64 (n_rows, n_features), C order         ─┐ the arrays, each with
+    Y   float32/float64 (n_rows, n_outputs) (absent when        │ its CRC-32 in the
+        the targets are the inputs: reconstruct)                │ header
+    train_rows int64 (n_train) · val_rows int64 (n_val)       ─┘
+    header (UTF-8 JSON), last, so the arrays can be written before it is known
 
 The header holds the schema, the source's path/size/mtime/sha256, the options the rows
 depend on (its ``key``), the per-column statistics and the offset of each array. A file
@@ -39,56 +40,47 @@ def source_identity(path) -> dict:
 
 
 class CacheWriter:
-    """Writes a cache: header space first, then the arrays in order; `commit` fills in the
-    header and moves the file into place (``os.replace``), `abort` removes it."""
+    """Writes a cache: `add` reserves each array's room, `write` appends rows to an array
+    (in any order of arrays, in order within one), `commit` writes the header, syncs and
+    moves the file into place (``os.replace``); `abort` removes it."""
 
     def __init__(self, path):
         self.path = path
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.tmp = f"{path}.{os.getpid()}.tmp"
         self.f = open(self.tmp, "w+b")  # noqa: SIM115 (closed in commit/abort)
-        self.f.write(b"\0" * ALIGN)  # grown in commit if the header needs more
-        self.crc = 0
-        self.offsets = {}
-        self._current = None
+        self.fd = self.f.fileno()
+        self.offsets, self.sizes, self.pos, self.crcs = {}, {}, {}, {}
+        self.end = 0
 
-    def begin(self, name):
-        self._current = name
-        self.offsets[name] = self.f.tell() - ALIGN
+    def add(self, name, nbytes):
+        self.offsets[name], self.sizes[name] = self.end, int(nbytes)
+        self.pos[name], self.crcs[name] = self.end, 0
+        self.end += int(nbytes)
 
-    def write(self, array: np.ndarray):
+    def write(self, name, array: np.ndarray):
         data = memoryview(np.ascontiguousarray(array)).cast("B")
-        self.crc = zlib.crc32(data, self.crc)
-        self.f.write(data)
+        if self.pos[name] + len(data) > self.offsets[name] + self.sizes[name]:
+            raise ValueError(f"cache: more bytes for {name} than reserved")
+        self.crcs[name] = zlib.crc32(data, self.crcs[name])
+        while len(data):
+            done = os.pwrite(self.fd, data, ALIGN + self.pos[name])
+            self.pos[name] += done
+            data = data[done:]
 
     def commit(self, header: dict):
-        header = dict(header, version=VERSION, offsets=self.offsets, crc32=self.crc,
-                      payload_bytes=self.f.tell() - ALIGN)
+        short = [n for n in self.offsets if self.pos[n] != self.offsets[n] + self.sizes[n]]
+        if short:
+            raise ValueError(f"cache: {', '.join(short)} not written in full")
+        header = dict(header, version=VERSION, offsets=self.offsets, sizes=self.sizes,
+                      crc32=self.crcs, payload_bytes=self.end)
         text = json.dumps(header, allow_nan=False).encode()
-        start = ALIGN
-        if len(text) + 16 > ALIGN:  # a long header (many categories): move the payload
-            start = (len(text) + 16 + ALIGN - 1) // ALIGN * ALIGN
-            self._shift_payload(start - ALIGN)
-        header_bytes = MAGIC + struct.pack("<Q", len(text)) + text
-        self.f.seek(0)
-        self.f.write(header_bytes.ljust(start, b"\0"))
-        self.f.flush()
-        os.fsync(self.f.fileno())
+        os.pwrite(self.fd, text, ALIGN + self.end)
+        os.pwrite(self.fd, MAGIC + struct.pack("<QQ", ALIGN + self.end, len(text)), 0)
+        os.fsync(self.fd)
         self.f.close()
         os.replace(self.tmp, self.path)
-
-    def _shift_payload(self, by):
-        """Move the payload `by` bytes further (from the end, a block at a time)."""
-        end = self.f.seek(0, os.SEEK_END)
-        pos = end
-        while pos > ALIGN:
-            size = min(_CRC_BLOCK, pos - ALIGN)
-            pos -= size
-            self.f.seek(pos)
-            block = self.f.read(size)
-            self.f.seek(pos + by)
-            self.f.write(block)
+        return json.loads(text)   # the header as a reader sees it
 
     def abort(self):
         try:
@@ -130,35 +122,39 @@ class CacheFile:
 
 
 def open_cache(path, key: str, source: dict | None):
-    """The cache at `path` when it is whole and matches `key` and `source` (its identity,
-    None to skip that check); otherwise ``(None, why)``. Returns ``(CacheFile, None)``."""
+    """``(CacheFile, None)`` for the cache at `path` when it is whole and matches `key` and
+    `source` (its identity, None to skip that check); otherwise ``(None, why)``."""
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
-            if len(head) < 16 or head[:8] != MAGIC:
+            head = f.read(24)
+            if len(head) < 24 or head[:8] != MAGIC:
                 return None, "not an nncli cache"
-            (length,) = struct.unpack("<Q", head[8:])
-            text = f.read(length)
-            if len(text) != length:
+            at, length = struct.unpack("<QQ", head[8:])
+            size = os.fstat(f.fileno()).st_size
+            if at + length != size or at < ALIGN:
                 return None, "truncated"
-            meta = json.loads(text)
-            start = (length + 16 + ALIGN - 1) // ALIGN * ALIGN
+            f.seek(at)
+            meta = json.loads(f.read(length))
             if meta.get("version") != VERSION:
                 return None, "another version"
             if meta.get("key") != key:
                 return None, "made with other options"
             if source is not None and meta.get("source", {}).get("identity") != source:
                 return None, "the data changed"
-            size = os.fstat(f.fileno()).st_size
-            if size != start + meta["payload_bytes"]:
+            if ALIGN + meta["payload_bytes"] != at:
                 return None, "truncated"
-            f.seek(start)
-            crc = 0
-            while block := f.read(_CRC_BLOCK):
-                crc = zlib.crc32(block, crc)
-            if crc != meta["crc32"]:
-                return None, "damaged (checksum)"
-            return CacheFile(path, meta, start), None
+            for name, offset in meta["offsets"].items():
+                f.seek(ALIGN + offset)
+                crc, left = 0, meta["sizes"][name]
+                while left:
+                    block = f.read(min(_CRC_BLOCK, left))
+                    if not block:
+                        return None, "truncated"
+                    crc = zlib.crc32(block, crc)
+                    left -= len(block)
+                if crc != meta["crc32"][name]:
+                    return None, "damaged (checksum)"
+            return CacheFile(path, meta, ALIGN), None
     except FileNotFoundError:
         return None, "none yet"
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
