@@ -63,7 +63,7 @@ class TrainingRun:
 
     def __init__(self, data, config, *, output, loss_log=None, checkpoint=None, checkpoint_every=10,
                  resume=None, val_data=None, save_diverged=False, given=(), cache_dir=None,
-                 no_cache=False, read_progress=None):
+                 no_cache=False, read_progress=None, on_note=None):
         self.data_path = data
         self.config = dict(config)
         self.output = output
@@ -76,8 +76,10 @@ class TrainingRun:
         self.given = set(given)
         self.trainer = None
         # Streaming (nncli.streaming): where the cache goes, whether to use one, and a
-        # callable(rows, seconds) told how the pass over the data goes.
+        # callable(rows, seconds, bytes read, bytes in all) told how the pass over the data
+        # goes, and on_note(text) told what was decided (streaming or not, the cache) first.
         self.cache_dir, self.no_cache, self.read_progress = cache_dir, no_cache, read_progress
+        self.on_note = on_note
         self.cache = None
         self.plan_note = None   # what was decided (in memory or streaming), for the first line
 
@@ -92,6 +94,8 @@ class TrainingRun:
                                     resume=self.resume)
         self.plan_note = decision.why
         if decision.stream:
+            if self.on_note is not None:
+                self.on_note(decision.why)
             return self._prepare_streaming(decision)
         read = read_options(self.config)
         self.table = D.read_csv(self.data_path, **read)
@@ -151,6 +155,9 @@ class TrainingRun:
         self.plan_note = (f"{decision.why}; cache {self.cache.path} {note}; "
                           f"{self.cache.n_rows} rows in {blocks} block{'s' * (blocks > 1)} "
                           f"of up to {min(rows, self.cache.n_rows)}")
+        if self.on_note is not None:
+            self.on_note(f"Cache {self.cache.path} {note}; {self.cache.n_rows} rows in {blocks} "
+                         f"block{'s' * (blocks > 1)} of up to {min(rows, self.cache.n_rows)}")
         self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
         for path in (self.output, self.loss_log, self.checkpoint):
             if path:

@@ -76,7 +76,8 @@ def test_one_block_equals_in_memory_training_bit_for_bit(here, extra):
     r = run("train", "d.csv", *TRAIN, *extra, "--cache", "c", "--shuffle-block", "100000",
             "-o", "st.npz")
     assert r.exit_code == 0, r.output
-    assert "1 block" in r.output.splitlines()[0]
+    assert r.output.startswith("Streaming (--cache)")
+    assert "1 block" in r.output.splitlines()[1]
     assert np.array_equal(_phi("mem.npz"), _phi("st.npz"))
     assert run("predict", "st.npz", "d.csv").output == run("predict", "mem.npz", "d.csv").output
 

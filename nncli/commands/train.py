@@ -186,11 +186,11 @@ def command(**opts):
                       resume=opts["resume"], val_data=opts["val_data"],
                       save_diverged=opts["save_diverged"], given=given,
                       cache_dir=opts["cache"], no_cache=opts["no_cache"],
-                      read_progress=None if opts["quiet"] else _ReadProgress()).prepare()
+                      read_progress=None if opts["quiet"] else _ReadProgress(),
+                      on_note=None if opts["quiet"] else
+                      lambda note: echo_err(note[:1].upper() + note[1:] + ".")).prepare()
     progress = None
     if not opts["quiet"]:
-        if run.cache is not None:
-            echo_err(run.plan_note[:1].upper() + run.plan_note[1:] + ".")
         progress = Progress(run.trainer.epochs, every=opts["log_every"])
         echo_err(_start_line(run))
     try:

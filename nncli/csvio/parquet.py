@@ -84,7 +84,7 @@ def _column(array, name, index, keep_text) -> Column:
     return Column(name, index, text=["" if v is None else v for v in array.to_pylist()])
 
 
-def iter_tables(source, *, chunk_rows=65536, keep_text=None, columns=None):
+def iter_tables(source, *, chunk_rows=65536, keep_text=None, columns=None, use_columns=None):
     """Tables of at most ``chunk_rows`` rows, one row group (or part of one) at a time;
     the last one carries the file's sha256. ``columns`` renames the file's columns."""
     name = os.fspath(source)
@@ -98,17 +98,25 @@ def iter_tables(source, *, chunk_rows=65536, keep_text=None, columns=None):
     if len(set(names)) != len(names):
         raise DataError(f"{name}: duplicate column names")
     keep = {k if isinstance(k, str) else names[k] for k in (keep_text or ())}
+    # Parquet is stored by column: unused ones are not read at all (NaN in the Table)
+    read = [j for j, n in enumerate(names)
+            if use_columns is None or n in use_columns or n in keep]
     row = 1
     pending = None
     try:
         # One row group in memory at a time (the unit Parquet is written and compressed in),
         # cut into chunks of at most chunk_rows.
+        file_names = pf.schema_arrow.names
         batches = (b for g in range(pf.num_row_groups)
-                   for b in pf.read_row_group(g).to_batches(max_chunksize=chunk_rows))
+                   for b in pf.read_row_group(g, columns=[file_names[j] for j in read])
+                   .to_batches(max_chunksize=chunk_rows))
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            cols = [_column(batch.column(j), n, j, n in keep) for j, n in enumerate(names)]
+            at = {j: i for i, j in enumerate(read)}
+            cols = [_column(batch.column(at[j]), n, j, n in keep) if j in at
+                    else Column(n, j, values=np.full(batch.num_rows, np.nan))
+                    for j, n in enumerate(names)]
             lines = np.arange(row, row + batch.num_rows, dtype=np.int64)
             row += batch.num_rows
             if pending is not None:
