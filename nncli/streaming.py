@@ -1,7 +1,7 @@
 """Training from the cache in bounded memory: whether to stream, and the streaming trainer.
 
-An epoch visits the cache in blocks of ``--shuffle-block`` rows (contiguous windows of the
-file, memory-mapped one at a time), in a shuffled order, and the training rows of each
+An epoch visits the cache in blocks of ``--shuffle-block`` rows (contiguous rows of the
+file, read one at a time into a buffer allocated once), in a shuffled order, and the training rows of each
 block in a shuffled order, each block one call of the same fused kernel
 (``Engine.train_epoch``). The block order is drawn only when there is more than one block,
 so data that fits in one block is trained exactly as in memory: the same generator draws
@@ -129,6 +129,11 @@ class StreamingTrainer(Trainer):
             tr = train[np.searchsorted(train, lo):np.searchsorted(train, hi)] - lo
             va = val[np.searchsorted(val, lo):np.searchsorted(val, hi)] - lo
             self.blocks.append((lo, hi, tr.astype(np.int64), va.astype(np.int64)))
+        # One buffer per array, a block long, reused by every block (see CacheFile.read_rows).
+        rows = min(self.block_rows, cache.n_rows)
+        self._X = np.empty((rows, cache.n_features), cache.dtype)
+        self._Y = None if cache.same_xy else np.empty((rows, cache.n_outputs), cache.dtype)
+        self._loaded = None   # the block the buffers hold
         self._configure(network, len(train), len(val), optimizer=optimizer, lr=lr,
                         batch_size=batch_size, epochs=epochs,
                         shuffle_seed=np.random.SeedSequence(seed).spawn(2)[1],
@@ -146,10 +151,9 @@ class StreamingTrainer(Trainer):
             if not len(tr):
                 continue
             idx = tr[self.rng.permutation(len(tr))]
-            X, Y = self.cache.window(lo, hi)
+            X, Y = self._block(b)
             loss, opt.step_count = engine.train_epoch(
                 X, Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
-            del X, Y   # unmap the window: its pages leave the process's memory
             if not math.isfinite(loss):
                 return loss
             only = loss if rows == 0 else None
@@ -157,15 +161,25 @@ class StreamingTrainer(Trainer):
             rows += len(tr)
         return only if only is not None else total / rows
 
+    def _block(self, b):
+        """(X, Y) of block b in the reused buffers (read unless they hold it already: a
+        single block is read once for the whole run)."""
+        lo, hi = self.blocks[b][:2]
+        n = hi - lo
+        if self._loaded != b:
+            self.cache.read_rows(lo, hi, self._X, self._Y)
+            self._loaded = b
+        X = self._X[:n]
+        return X, (X if self._Y is None else self._Y[:n])
+
     def _validate(self, engine, classifier):
         total, rows, right, parts = 0.0, 0, 0.0, 0
         last = None
-        for lo, hi, _, va in self.blocks:
+        for b, (lo, hi, _, va) in enumerate(self.blocks):
             if not len(va):
                 continue
-            X, Y = self.cache.window(lo, hi)
-            Xv, Yv = np.ascontiguousarray(X[va]), np.ascontiguousarray(Y[va])
-            del X, Y
+            X, Y = self._block(b)
+            Xv, Yv = X[va], Y[va]   # copies (fancy indexing), contiguous
             loss, out = engine.evaluate(Xv, Yv, outputs=classifier)
             acc = accuracy(out, Yv, self.net.loss) if classifier else None
             last = (loss, acc)
