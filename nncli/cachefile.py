@@ -14,8 +14,8 @@ The header holds the schema, the source's path/size/mtime/sha256, the options th
 depend on (its ``key``), the per-column statistics and the offset of each array. A file
 that is short, has another version, a header that does not parse, a payload whose CRC
 differs, or a source whose size or mtime changed is not used: the caller rebuilds it.
-Rows are read through memory maps of a window of rows at a time (`CacheFile.window`), so
-the pages of one window, not of the file, count in the process's memory.
+Training reads a block of rows at a time into buffers allocated once (`CacheFile.read_rows`):
+no page of the file stays mapped, so the process's memory is the block's, not the file's.
 """
 
 from __future__ import annotations
@@ -108,36 +108,6 @@ class CacheFile:
         with open(self.path, "rb") as f:
             f.seek(self.start + self.meta["offsets"][name])
             return np.fromfile(f, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
-
-    def map_rows(self, lo, hi):
-        """``(X, Y, close)``: rows lo..hi mapped read-only with every page mapped in one call
-        (MAP_POPULATE: no fault per 4 KiB page, no copy); ``close()`` unmaps them, after
-        which the arrays must not be used. Falls back to `window` where there is no
-        MAP_POPULATE."""
-        import mmap
-        flags = getattr(mmap, "MAP_POPULATE", None)
-        if flags is None:
-            X, Y = self.window(lo, hi)
-            return X, Y, lambda: None
-        maps = []
-
-        def part(name, width):
-            begin = self.start + self.meta["offsets"][name] + lo * width * self.dtype.itemsize
-            length = (hi - lo) * width * self.dtype.itemsize
-            base = begin // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
-            with open(self.path, "rb") as f:
-                mm = mmap.mmap(f.fileno(), length + begin - base, flags=mmap.MAP_SHARED | flags,
-                               prot=mmap.PROT_READ, offset=base)
-            maps.append(mm)
-            return np.frombuffer(mm, self.dtype, (hi - lo) * width, begin - base).reshape(hi - lo, width)
-
-        X = part("X", self.n_features)
-        Y = X if self.same_xy else part("Y", self.n_outputs)
-
-        def close():
-            for mm in maps:
-                mm.close()
-        return X, Y, close
 
     def read_rows(self, lo, hi, X, Y=None):
         """Copy rows lo..hi into the buffers X (and Y): (X[:n], Y[:n]) as views. One read

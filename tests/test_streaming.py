@@ -158,3 +158,21 @@ def test_memory_sizes_and_refusals():
     assert r.exit_code != 0
     r = run("train", "-", "--memory", "1M", input="a,b\n1,2\n3,4\n")
     assert r.exit_code == 2 and "save it to a file" in r.output
+
+
+def test_a_streamed_model_knows_its_held_out_rows(here):
+    _write(here / "d.csv")
+    r = run("train", "d.csv", *TRAIN, "--memory", "64K", "--shuffle-block", "400", "-o", "m.npz", "-q")
+    assert r.exit_code == 0, r.output
+    e = run("evaluate", "m.npz", "d.csv", "--held-out", "--json")
+    assert e.exit_code == 0, e.output
+    assert json.loads(e.output)["rows"] == 300   # 20% of 1500, the rows the cache held out
+
+
+def test_the_pass_reports_bytes_rows_per_second_and_time_left(capsys):
+    from nncli.commands.train import _ReadProgress
+    p = _ReadProgress(every=1.0)
+    p(1000, 0.5, 100, 1000)      # too early: nothing
+    p(4000, 2.0, 250 << 20, 1 << 30)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["Reading: 4,000 rows, 2,000 rows/s, 250.0 MB of 1.0 GB (24%), ETA 6 s"]
