@@ -65,13 +65,17 @@ def decide(data_path, config, *, cache_dir=None, no_cache=False, val_data=None, 
     memory = config.get("memory")
     budget = parse_memory(memory) if memory else None
     if no_cache or data_path == "-":
-        if budget is not None or cache_dir:
+        if (budget is not None or cache_dir) and os.path.exists(data_path):
             why = "--no-cache" if no_cache else "standard input"
             raise ConfigError(f"streaming (--memory, --cache) reads a cache built from a file; "
                               f"with {why} the data is read in memory: save it to a file first")
         return Decision(False, None, "in memory")
     from nncli.csvio.compressed import format_of_name
     from nncli.csvio.parquet import is_parquet
+    if not os.path.isfile(data_path):   # a device or a FIFO, or missing: the reader says so
+        if (budget is not None or cache_dir) and os.path.exists(data_path):
+            raise ConfigError(f"{data_path}: streaming (--memory, --cache) needs a regular file")
+        return Decision(False, None, "in memory")
     size = os.path.getsize(data_path)
     packed = format_of_name(data_path) or is_parquet(data_path)
     need = size * (MEMORY_PER_PACKED_BYTE if packed else MEMORY_PER_CSV_BYTE)
