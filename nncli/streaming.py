@@ -65,7 +65,7 @@ def decide(data_path, config, *, cache_dir=None, no_cache=False, val_data=None, 
     memory = config.get("memory")
     budget = parse_memory(memory) if memory else None
     if no_cache or data_path == "-":
-        if (budget is not None or cache_dir) and os.path.exists(data_path):
+        if budget is not None or cache_dir:
             why = "--no-cache" if no_cache else "standard input"
             raise ConfigError(f"streaming (--memory, --cache) reads a cache built from a file; "
                               f"with {why} the data is read in memory: save it to a file first")

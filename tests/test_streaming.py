@@ -176,3 +176,32 @@ def test_the_pass_reports_bytes_rows_per_second_and_time_left(capsys):
     p(4000, 2.0, 250 << 20, 1 << 30)
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["Reading: 4,000 rows, 2,000 rows/s, 250.0 MB of 1.0 GB (24%), ETA 6 s"]
+
+
+@pytest.mark.parametrize("impute", ["drop", "mean", "median"])
+def test_the_cache_fits_what_memory_fits_with_missing_cells_booleans_and_categories(here, impute):
+    from nncli import pipeline
+    from nncli.data import read_csv
+    rng = np.random.default_rng(5)
+    rows = ["a,b,flag,colour,t"]
+    for _ in range(700):
+        a = "" if rng.random() < 0.05 else repr(float(rng.normal()))
+        flag = ["yes", "no", "", "YES"][rng.integers(0, 4)]
+        colour = ["red", "green", "", "blue ", "7"][rng.integers(0, 5)]
+        rows.append(f"{a},{float(rng.normal() * 3 + 7)!r},{flag},{colour},{float(rng.normal())!r}")
+    (here / "mix.csv").write_text("\n".join(rows) + "\n")
+    config = {"impute": impute, "val_split": 0.2, "seed": 1, "dtype": "float64"}
+    memory = pipeline.prepare_data(read_csv("mix.csv"), config)
+    cache, _ = get_cache("mix.csv", config, cache_dir="c", budget=8 << 10)   # many windows
+    ours, theirs = cache.meta["schema"], memory.schema.to_dict()
+    assert [(c["name"], c["kind"], c.get("vocabulary")) for c in ours["inputs"]] == \
+        [(c["name"], c["kind"], c.get("vocabulary")) for c in theirs["inputs"]]
+    for o, t in zip(ours["inputs"], theirs["inputs"]):
+        for k in ("mean", "std", "impute"):
+            if isinstance(t.get(k), float):
+                assert o[k] == pytest.approx(t[k], rel=1e-12, abs=1e-15)
+            else:
+                assert o.get(k) == t.get(k)
+    assert np.array_equal(cache.val_rows, memory.val_rows)
+    X, _ = cache.window(0, cache.n_rows)
+    assert X.shape == memory.X.shape and np.allclose(X, memory.X, rtol=0, atol=1e-12)
