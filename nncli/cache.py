@@ -592,11 +592,21 @@ class _Fit:
             writer.add("Y", n * O * size)
         writer.add("train_rows", len(self.train_rows) * 8)
         writer.add("val_rows", len(self.val_rows) * 8)
+        # A regression's validation targets in their own units (float64, as read): the
+        # run's RMSE/MAE/R² in the target's units come from them, as in memory.
+        regression = self.task == "regression"
+        if regression:
+            writer.add("val_targets", len(self.val_rows) * (O * 8))
+            is_val = np.zeros(self.n_kept, bool)
+            is_val[self.val_rows] = True
         at = 0
-        for values, codes, _ in self._fit_windows():   # X and Y in one pass
+        for values, codes, train in self._fit_windows():   # X and Y in one pass
             writer.write("X", self._encode_x(values, codes, schema).astype(dtype, copy=False))
             if not same_xy:
                 writer.write("Y", self._encode_y(values, at, schema).astype(dtype, copy=False))
+            if regression:
+                writer.write("val_targets", np.ascontiguousarray(
+                    values[is_val[at:at + len(values)], self.n_feat:]))
             at += len(values)
         writer.write("train_rows", self.train_rows.astype(np.int64))
         writer.write("val_rows", self.val_rows.astype(np.int64))

@@ -103,6 +103,8 @@ class CacheFile:
         self.same_xy = meta["same_xy"]
         self.train_rows = self._array("train_rows", np.int64, (meta["n_train"],))
         self.val_rows = self._array("val_rows", np.int64, (meta["n_val"],))
+        self.val_targets = (self._array("val_targets", np.float64, (meta["n_val"], self.n_outputs))
+                            if "val_targets" in meta["offsets"] else None)
 
     def _array(self, name, dtype, shape):
         with open(self.path, "rb") as f:

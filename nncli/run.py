@@ -291,9 +291,14 @@ class TrainingRun:
     def _metrics_in_target_units(self):
         """Regression: RMSE, MAE and R² of the validation rows in the target's own units (the
         loss is computed on standardised targets), by the code `nncli evaluate` runs."""
-        if self.data.task != "regression" or self.validation is None or self.cache is not None:
-            return {}   # streaming: the cache holds standardised targets only
+        if self.data.task != "regression" or self.validation is None:
+            return {}
         from nncli.predicting import Evaluation, evaluate_chunk, metrics
+        if self.cache is not None:
+            from nncli.streaming import validation_sums
+            ev = validation_sums(self.trainer, self.cache, self.data.schema)
+            m = metrics(ev, self.data.schema)
+            return json_safe({"val_rmse": m["rmse"], "val_mae": m["mae"], "val_r2": m["r2"]})
         table = self.val_table
         if table is None:
             rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]

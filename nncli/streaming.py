@@ -197,3 +197,27 @@ class StreamingTrainer(Trainer):
         else:
             loss, acc = total / rows, right / rows
         return loss, ({"val_accuracy": acc} if classifier else {})
+
+
+def validation_sums(trainer, cache, schema):
+    """A regression's `predicting.Evaluation` over the cache's validation rows: outputs back
+    in the target's units against the targets as read (`val_targets`), block by block."""
+    from nncli.data import decode_outputs
+    from nncli.predicting import Evaluation, _add
+    ev = Evaluation("regression")
+    engine = trainer.net.engine(trainer.batch_size, trainer.n_threads)
+    at = 0
+    for b, (_, _, _, va) in enumerate(trainer.blocks):
+        if not len(va):
+            continue
+        X, _ = trainer._block(b)
+        _, out = engine.evaluate(X[va], outputs=True)
+        Y = cache.val_targets[at:at + len(va)]
+        at += len(va)
+        d = decode_outputs(out.astype(np.float64), schema) - Y
+        ev.n += len(va)
+        _add(ev.sums, "sse", np.sum(d * d, axis=0))
+        _add(ev.sums, "sae", np.sum(np.abs(d), axis=0))
+        _add(ev.sums, "sy", np.sum(Y, axis=0))
+        _add(ev.sums, "syy", np.sum(Y * Y, axis=0))
+    return ev
