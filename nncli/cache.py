@@ -50,8 +50,16 @@ def cache_key(config) -> str:
 
 def cache_path(data_path, config, cache_dir=None) -> str:
     """Where the cache of `data_path` with these options lives: DIR/NAME-KEY.nncache, DIR
-    being --cache or a `.nncli-cache` folder beside the data."""
-    folder = cache_dir or os.path.join(os.path.dirname(os.path.abspath(data_path)), ".nncli-cache")
+    being --cache, else a `.nncli-cache` folder beside the data, else (a read-only folder)
+    ~/.cache/nncli."""
+    folder = cache_dir
+    if folder is None:
+        beside = os.path.dirname(os.path.abspath(data_path))
+        if os.access(beside, os.W_OK):
+            folder = os.path.join(beside, ".nncli-cache")
+        else:   # read-only data: the user's cache folder
+            folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                  "nncli")
     return os.path.join(folder, f"{os.path.basename(data_path)}-{cache_key(config)}.nncache")
 
 
