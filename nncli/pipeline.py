@@ -93,7 +93,8 @@ def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None):
     try:
         if cache is not None:
             from nncli.streaming import StreamingTrainer
-            return StreamingTrainer(net, cache, block_rows=block_rows, **common)
+            return StreamingTrainer(net, cache, block_rows=block_rows, validation=validation,
+                                    **common)
         return Trainer(net, X, Y, validation=validation, **common)
     except ValueError as e:
         raise ConfigError(str(e)) from None

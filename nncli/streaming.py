@@ -94,9 +94,8 @@ def decide(data_path, config, *, cache_dir=None, no_cache=False, val_data=None, 
                f"more than half of the {human(free)} available") if stream else "in memory"
         if stream:
             why += f", within {human(budget)}"
-    if stream and (val_data or resume):
-        raise ConfigError(f"{'--val-data' if val_data else '--resume'} is not available when "
-                          "training streams from the cache; use --val-split, or train in memory")
+    if config.get("streamed") and not stream:   # resuming a streamed run: stream it again
+        stream, why = True, f"streaming, as the run being resumed, within {human(budget)}"
     return Decision(stream, budget, why)
 
 
@@ -112,18 +111,24 @@ def block_rows(config, cache, budget) -> int:
 class StreamingTrainer(Trainer):
     """A `Trainer` whose rows stay in the cache (see the module docstring)."""
 
-    def __init__(self, network, cache, *, block_rows, optimizer="adam", lr=None, batch_size=32,
-                 epochs=100, seed=0, early_stopping=None, schedule="constant",
+    def __init__(self, network, cache, *, block_rows, validation=None, optimizer="adam", lr=None,
+                 batch_size=32, epochs=100, seed=0, early_stopping=None, schedule="constant",
                  schedule_options=None, n_threads=None):
+        """`validation`: (Xv, Yv) arrays (a validation file), else the cache's held-out rows."""
         if cache.dtype != network.dtype:
             raise ValueError(f"the cache holds {cache.dtype} rows, the network is {network.dtype}")
         train, val = cache.train_rows, cache.val_rows
         if len(train) == 0:
             raise ValueError("no training rows")
-        if early_stopping is not None and len(val) == 0:
-            raise ValueError("early_stopping watches the validation loss: give a validation split")
         self.cache = cache
-        self.validation = (val, None) if len(val) else None
+        self._val_arrays = validation is not None
+        if validation is not None:
+            Xv = network.as_input(validation[0])
+            self.validation = (Xv, network.as_target(validation[1], len(Xv)))
+        else:
+            self.validation = (val, None) if len(val) else None
+        if early_stopping is not None and self.validation is None:
+            raise ValueError("early_stopping watches the validation loss: give a validation split")
         self.block_rows = int(block_rows)
         # Blocks: windows [lo, hi) of the cache's rows with the training and validation rows
         # in each (sorted, as block-local indices).
@@ -138,7 +143,8 @@ class StreamingTrainer(Trainer):
         self._X = np.empty((rows, cache.n_features), cache.dtype)
         self._Y = None if cache.same_xy else np.empty((rows, cache.n_outputs), cache.dtype)
         self._loaded = None   # the block the buffers hold
-        self._configure(network, len(train), len(val), optimizer=optimizer, lr=lr,
+        n_val = len(self.validation[0]) if self.validation is not None else 0
+        self._configure(network, len(train), n_val, optimizer=optimizer, lr=lr,
                         batch_size=batch_size, epochs=epochs,
                         shuffle_seed=np.random.SeedSequence(seed).spawn(2)[1],
                         early_stopping=early_stopping, schedule=schedule,
@@ -177,6 +183,8 @@ class StreamingTrainer(Trainer):
         return X, (X if self._Y is None else self._Y[:n])
 
     def _validate(self, engine, classifier):
+        if self._val_arrays:   # a validation file, in memory
+            return super()._validate(engine, classifier)
         total, rows, right, parts = 0.0, 0, 0.0, 0
         last = None
         for b, (lo, hi, _, va) in enumerate(self.blocks):

@@ -215,3 +215,39 @@ def test_the_cache_fits_what_memory_fits_with_missing_cells_booleans_and_categor
     assert np.array_equal(cache.val_rows, memory.val_rows)
     X, _ = cache.window(0, cache.n_rows)
     assert X.shape == memory.X.shape and np.allclose(X, memory.X, rtol=0, atol=1e-12)
+
+
+def test_a_streamed_run_resumes_bit_for_bit(here):
+    from nncli.model_io import load_model
+    from nncli.run import TrainingRun
+    _write(here / "d.csv")
+    config = {"layers": [6], "epochs": 6, "seed": 5, "threads": 1, "val_split": 0.2,
+              "memory": "64K", "shuffle_block": 300, "dtype": "float32"}
+    TrainingRun("d.csv", config, output="whole.npz").execute()
+
+    def stop_at_4(record, trainer):
+        if record.epoch == 4:
+            raise KeyboardInterrupt
+
+    run = TrainingRun("d.csv", config, output="part.npz", checkpoint="ck.npz", checkpoint_every=3)
+    with pytest.raises(KeyboardInterrupt):
+        run.execute([stop_at_4])
+    assert len(run.trainer.blocks) == 5   # it streamed
+    meta = load_model("ck.npz").meta
+    assert meta["checkpoint"]["epoch"] == 3 and meta["config"]["streamed"] is True
+    TrainingRun("d.csv", {}, output="resumed.npz", resume="ck.npz").execute()
+    assert np.array_equal(_phi("resumed.npz"), _phi("whole.npz"))
+
+
+def test_streaming_with_a_validation_file(here):
+    _write(here / "d.csv")
+    _write(here / "v.csv", n=300, seed=4)
+    r = run("train", "d.csv", *TRAIN, "--memory", "64K", "--val-data", "v.csv", "-o", "m.npz", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["val_loss"] is not None and s["val_accuracy"] > 0.5
+    r2 = run("train", "d.csv", *TRAIN, "--no-cache", "--val-data", "v.csv", "-o", "m2.npz", "--json", "-q")
+    s2 = json.loads(r2.output)
+    # every row of d.csv trains in both (no split): the same number of training rows
+    assert run("info", "m.npz").output.count("1500 training rows") == 1
+    assert s2["val_loss"] is not None
