@@ -60,7 +60,9 @@ def cache_path(data_path, config, cache_dir=None) -> str:
         else:   # read-only data: the user's cache folder
             folder = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
                                   "nncli")
-    return os.path.join(folder, f"{os.path.basename(data_path)}-{cache_key(config)}.nncache")
+    # the folder's hash too: two data files of one name share a --cache DIR without a clash
+    where = hashlib.sha256(os.path.abspath(data_path).encode()).hexdigest()[:8]
+    return os.path.join(folder, f"{os.path.basename(data_path)}-{where}-{cache_key(config)}.nncache")
 
 
 def get_cache(data_path, config, *, cache_dir=None, budget=256 << 20, progress=None):

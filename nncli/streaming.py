@@ -79,17 +79,18 @@ def decide(data_path, config, *, cache_dir=None, no_cache=False, val_data=None, 
     size = os.path.getsize(data_path)
     packed = format_of_name(data_path) or is_parquet(data_path)
     need = size * (MEMORY_PER_PACKED_BYTE if packed else MEMORY_PER_CSV_BYTE)
+    asked = "--cache" if cache_dir else "--shuffle-block" if config.get("shuffle_block") else None
     if budget is not None:
-        stream = need > budget or bool(cache_dir)
+        stream = need > budget or bool(asked)
         why = (f"streaming: the data ({human(size)}) would need about {human(need)} in memory, "
                f"more than --memory {memory}" if need > budget else
-               f"streaming (--cache), within --memory {memory}" if stream else
+               f"streaming ({asked}), within --memory {memory}" if stream else
                f"in memory: the data ({human(size)}, about {human(need)} loaded) fits --memory {memory}")
     else:
         free = available_memory()
-        stream = bool(cache_dir) or need > free // 2
+        stream = bool(asked) or need > free // 2
         budget = max(64 << 20, free // 4)
-        why = ("streaming (--cache)" if cache_dir else
+        why = (f"streaming ({asked})" if asked else
                f"streaming: the data ({human(size)}) would need about {human(need)} in memory, "
                f"more than half of the {human(free)} available") if stream else "in memory"
         if stream:

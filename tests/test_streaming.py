@@ -153,6 +153,30 @@ def test_a_compressed_source_streams_to_the_same_model(here):
     assert np.array_equal(_phi("a.npz"), _phi("b.npz"))
 
 
+def test_parquet_streams_to_the_same_model_as_the_csv(here):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from nncli.csvio import read_csv
+    _write(here / "d.csv")
+    t = read_csv("d.csv")
+    pq.write_table(pa.table({n: (c.values if not c.is_text else c.text)
+                             for n, c in zip(t.names, t.columns)}), "d.parquet", row_group_size=200)
+    for src, out in (("d.csv", "a.npz"), ("d.parquet", "b.npz")):
+        r = run("train", src, *TRAIN, "--memory", "64K", "--shuffle-block", "250", "-o", out)
+        assert r.exit_code == 0 and r.output.startswith("Streaming"), r.output
+    assert np.array_equal(_phi("a.npz"), _phi("b.npz"))
+
+
+def test_two_files_of_one_name_share_a_cache_folder(here):
+    os.mkdir("x")
+    os.mkdir("y")
+    _write(here / "x" / "d.csv", seed=1)
+    _write(here / "y" / "d.csv", seed=2)
+    for d in ("x", "y", "x", "y"):
+        out = run("train", f"{d}/d.csv", *TRAIN, "--cache", "c", "-o", f"{d}.npz").output
+    assert "reused" in out and len(os.listdir("c")) == 2
+
+
 def test_the_first_line_says_what_was_decided(here):
     _write(here / "d.csv")
     small = run("train", "d.csv", *TRAIN, "--memory", "64K", "-o", "s.npz").output.splitlines()[0]

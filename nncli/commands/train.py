@@ -140,8 +140,8 @@ def _did_you_mean(key, known):
                    "binary cache in blocks (default: stream when the data would not fit "
                    "comfortably in the memory available).")
 @click.option("--shuffle-block", type=click.IntRange(min=1), default=None, metavar="ROWS",
-              help="Streaming: rows per block (shuffled within, blocks in shuffled order); "
-                   "default: what a quarter of the budget holds.")
+              help="Stream in blocks of ROWS (shuffled within, blocks in shuffled order); "
+                   "default when streaming: what a quarter of the budget holds.")
 @click.option("--cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Stream from a cache in DIR (default when streaming: .nncli-cache beside the "
                    "data); reused while the data and options are the same.")
