@@ -209,7 +209,7 @@ def test_the_pass_reports_bytes_rows_per_second_and_time_left(capsys):
     p(1000, 0.5, 100, 1000)      # too early: nothing
     p(4000, 2.0, 250 << 20, 1 << 30)
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["Reading: 4,000 rows, 2,000 rows/s, 250.0 MB of 1.0 GB (24%), ETA 6 s"]
+    assert err == ["Reading: 4,000 rows, 2,000 rows/s, 250.0 MiB of 1.0 GiB (24%), ETA 6 s"]
 
 
 @pytest.mark.parametrize("impute", ["drop", "mean", "median"])
