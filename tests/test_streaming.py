@@ -275,3 +275,22 @@ def test_streaming_with_a_validation_file(here):
     # every row of d.csv trains in both (no split): the same number of training rows
     assert run("info", "m.npz").output.count("1500 training rows") == 1
     assert s2["val_loss"] is not None
+
+
+def test_a_real_process_streams_a_gzipped_file_within_its_budget(here):
+    """`python -m nncli` end to end: a compressed file, a budget, the first line, the model."""
+    import subprocess
+    import sys
+
+    import nncli
+    _write(here / "d.csv", n=3000)
+    (here / "d.csv.gz").write_bytes(gzip.compress((here / "d.csv").read_bytes()))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (os.path.dirname(os.path.dirname(nncli.__file__)), env.get("PYTHONPATH")) if p)
+    p = subprocess.run([sys.executable, "-m", "nncli", "train", "d.csv.gz", "--memory", "256K",
+                        "--epochs", "2", "-o", "m.npz"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    assert lines[0].startswith("Streaming: the data") and lines[1].startswith("Cache ")
+    assert os.path.exists("m.npz") and os.listdir(".nncli-cache")
