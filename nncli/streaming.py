@@ -1,8 +1,8 @@
 """Training from the cache in bounded memory: whether to stream, and the streaming trainer.
 
 An epoch visits the cache in blocks of ``--shuffle-block`` rows (contiguous rows of the
-file, read one at a time into a buffer allocated once), in a shuffled order, and the training rows of each
-block in a shuffled order, each block one call of the same fused kernel
+file, read one at a time into a buffer allocated once), in a shuffled order, and the
+training rows of each block in a shuffled order, each block one call of the same fused kernel
 (``Engine.train_epoch``). The block order is drawn only when there is more than one block,
 so data that fits in one block is trained exactly as in memory: the same generator draws
 the same permutation of the same rows, and the model is the same bit for bit. Same seed
@@ -22,8 +22,9 @@ from nncli.errors import ConfigError
 from nncli.training import Trainer, accuracy
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-#: In-memory training holds about this many bytes per byte of CSV at its peak (the parsed
-#: columns, the float64 X and Y, the float32 copy), measured on numeric CSVs.
+#: Bytes in-memory training may hold per byte of CSV: loading peaks at about 2× the float64
+#: array (benchmarks/bench_load.py), itself about the CSV's size for numbers of 6–7 digits;
+#: the float32 copies and the split come on top, hence 4 for "comfortably".
 MEMORY_PER_CSV_BYTE = 4
 #: The same for a compressed or Parquet file, whose rows take more room than its bytes.
 MEMORY_PER_PACKED_BYTE = 20

@@ -186,7 +186,7 @@ class Trainer:
     def run(self, callbacks=()):
         """Train until `epochs` or early stopping; returns the History. A callback returning
         True stops training after that epoch."""
-        net, opt = self.net, self.opt
+        net = self.net
         engine = net.engine(self.batch_size, self.n_threads)
         # φ as it was before the current epoch: what is left to save if the epoch diverges.
         self.phi_before_epoch = np.empty_like(net.phi)
