@@ -10,7 +10,8 @@
   rss      peak RSS of `nncli train FILE --memory M` on a generated CSV 4× larger than M,
            polled with psutil, vs M + 100 MB; target ≤ 1
   predict  `nncli predict` rows/s on a file with an unused text column vs the same rows
-           without it; target ≥ 0.8
+           without it; target ≥ 0.8; and `nncli evaluate`'s peak RSS on 4× the rows vs 1×,
+           target ≤ 1.1
 
     python benchmarks/run.py --only stream [--quick]
 """
@@ -239,7 +240,22 @@ def bench_predict(tmp, quick, threads, log):
                         "--threads", str(threads)], check=True, env=env, stdout=subprocess.DEVNULL)
         best[which] = max(best.get(which, 0), n / (time.perf_counter() - t0))
     log(f"  predict: {best['plain']:,.0f} rows/s without, {best['text']:,.0f} with an unused text column")
-    return [Result("stream", f"predict with vs without an unused text column, {n:,} rows", threads,
+    # evaluate's memory must not grow with the file: the same rows once and four times
+    big = os.path.join(tmp, "text4.csv")
+    with open(text) as f, open(big, "w") as out:
+        head, body = f.readline(), f.read()
+        out.write(head + body * 4)
+    peaks = {}
+    for name, path in (("1x", text), ("4x", big)):
+        rc, peaks[name], tail = _peak_rss([sys.executable, "-m", "nncli", "evaluate", model, path,
+                                           "--threads", str(threads)], env)
+    log(f"  evaluate peak RSS: {peaks['1x'] / MiB:.0f} MiB on {n:,} rows, {peaks['4x'] / MiB:.0f} on {4 * n:,}")
+    evaluate = Result("stream", f"evaluate peak RSS, {4 * n:,} vs {n:,} rows (classification, a text "
+                      "label and an unused text column)", threads, ours=peaks["4x"] / MiB,
+                      ref=peaks["1x"] / MiB, unit="MiB", reference=f"the same on {n:,} rows",
+                      ratio=peaks["4x"] / peaks["1x"], ratio_kind="big/small", target=1.1,
+                      target_op="<=", note="memory must not grow with the input").finish()
+    return [evaluate, Result("stream", f"predict with vs without an unused text column, {n:,} rows", threads,
                    ours=best["text"], ref=best["plain"], unit="rows/s",
                    reference="the same rows without it", ratio=best["text"] / best["plain"],
                    ratio_kind="ours/ref", target=0.8,
