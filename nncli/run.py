@@ -90,8 +90,7 @@ class TrainingRun:
         state = self._resume_state() if self.resume else None
         from nncli import streaming
         decision = streaming.decide(self.data_path, self.config, cache_dir=self.cache_dir,
-                                    no_cache=self.no_cache, val_data=self.val_data_path,
-                                    resume=self.resume)
+                                    no_cache=self.no_cache)
         self.plan_note = decision.why
         if decision.stream:
             if self.on_note is not None:

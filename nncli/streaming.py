@@ -61,7 +61,7 @@ class Decision:
     why: str
 
 
-def decide(data_path, config, *, cache_dir=None, no_cache=False, val_data=None, resume=None):
+def decide(data_path, config, *, cache_dir=None, no_cache=False):
     """Stream or not, with which budget, and why (the first progress line says it)."""
     memory = config.get("memory")
     budget = parse_memory(memory) if memory else None
