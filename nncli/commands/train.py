@@ -162,7 +162,7 @@ def _did_you_mean(key, known):
               help="Epochs between progress lines when stderr is not a terminal.")
 @click.option("--json", "json_out", is_flag=True, help="Print the final summary as JSON on stdout.")
 def command(**opts):
-    """Train a network on DATA (a CSV file, or - for stdin).
+    """Train a network on DATA (a CSV file, .csv.gz/.bz2/.xz/.zst, .parquet, or - for stdin).
 
     \b
     Examples:
@@ -171,6 +171,7 @@ def command(**opts):
       nncli train data/large.csv --target label --batch-size 128 --threads 2 -o large.npz
       cat data/xor.csv | nncli train - --layers 4 --activation tanh --lr 0.05 --batch-size full
       nncli train data/three.csv --config run.toml --epochs 50
+      nncli train events.csv.gz --target label --memory 2G     # streams if it would not fit
     """
     from nncli.commands.options import default_output, echo_err, read_kwargs
     from nncli.progress import Progress
