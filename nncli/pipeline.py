@@ -4,7 +4,9 @@ options: the arrays, the network, the optimiser, the trainer, the validation arr
 Options are a plain dict (the resolved configuration, stored in the model as it is):
 target, features, drop, id, task, standardize, impute, layers (hidden widths),
 activation, loss, optimizer, lr, momentum, beta1, beta2, eps, weight_decay, clip_norm,
-batch_size, epochs, schedule, val_split, early_stopping, init, seed, dtype, threads.
+batch_size, epochs, schedule, val_split, early_stopping, init, seed, dtype, threads;
+for KAN networks arch ("mlp" or "kan"), grid (intervals, a list: the first is the initial
+grid, the others the refinements), spline_order, grid_every, grid_adapt.
 """
 from nncli import data as D
 from nncli.errors import ConfigError
@@ -48,11 +50,20 @@ def build_network(data, opts):
         raise ConfigError(f"--activation gives {len(acts)} names for {len(hidden)} hidden layers; "
                           "give one name, or one per hidden layer")
     layers = [data.schema.n_features, *hidden, data.schema.n_outputs]
+    kan = (opts.get("arch") or "mlp") == "kan"
     try:
-        return Network(layers, acts, loss, dtype=opts.get("dtype", "float32"),
-                       init=opts.get("init", "auto"), seed=opts.get("seed"))
+        if not kan:
+            return Network(layers, acts, loss, dtype=opts.get("dtype", "float32"),
+                           init=opts.get("init", "auto"), seed=opts.get("seed"))
+        # The edge functions are the non-linearity: no activation on a KAN layer's outputs.
+        net = Network(layers, ["identity"] * len(hidden), loss, dtype=opts.get("dtype", "float32"),
+                      seed=opts.get("seed"), kinds=["kan"] * (len(layers) - 1),
+                      options={"grid": (opts.get("grid") or [5])[0],
+                               "order": opts.get("spline_order") or 3})
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    # Grid ranges from the training rows (not the validation rows, like the statistics).
+    return net.fit_grids(data.X if data.val_rows is None else data.X[data.train_rows])
 
 
 def split_validation(data, val_table=None):

@@ -88,6 +88,9 @@ class TrainingRun:
         has_val_data = bool(self.val_data_path or state and state["val_data"])
         self.data = pipeline.prepare_data(self.table, self.config, split=not has_val_data)
         self.net = pipeline.build_network(self.data, self.config)
+        if state is not None and "kan" in state["network"].kinds:
+            # The checkpoint's knots (and grid size, after refinements) are the run's own.
+            self.net = state["network"]
         self.val_table = self._read_val_data(read, state)
         X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
         if self.config.get("early_stopping") and self.validation is None:
@@ -154,6 +157,7 @@ class TrainingRun:
                               "these differ from it: "
                               + ", ".join("--" + n.replace("_", "-") for n in changed))
         return {"checkpoint": meta["checkpoint"], "arrays": dict(model.arrays, phi=model.network.phi),
+                "network": model.network,
                 "data_sha256": meta.get("data_sha256"), "val_data": val_data}
 
     def _read_val_data(self, read, state):

@@ -92,6 +92,17 @@ def _did_you_mean(key, known):
               help=f"Hidden activation, or one per hidden layer: {', '.join(ACTIVATIONS)}.")
 @click.option("--loss", type=click.Choice(list(LOSSES)), default=None,
               help="Default: cross_entropy for classification, mse otherwise.")
+@click.option("--arch", type=click.Choice(["mlp", "kan"]), default="mlp", show_default=True,
+              help="mlp: dense layers with --activation; kan: Kolmogorov–Arnold layers, a "
+                   "learned spline on every edge (--grid, --spline-order; --activation unused).")
+@click.option("--grid", type=CommaList(positive_int, metavar="G[,G...]"), default="5",
+              show_default=True,
+              help="KAN grid intervals; more values refine the grid during training "
+                   "(5,10,20: at evenly spaced epochs, or every --grid-every epochs).")
+@click.option("--spline-order", type=click.IntRange(1, 7), default=3, show_default=True,
+              help="KAN B-spline order k (3: cubic).")
+@click.option("--grid-every", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
+              help="KAN: epochs between grid refinements (with several --grid values).")
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True)
 @click.option("--lr", type=click_type("lr"), default=None,
               help="Learning rate (default: the optimiser's, 0.001 for adam).")
