@@ -315,15 +315,19 @@ class Network:
         return out
 
     def fit_grids(self, X):
-        """Set every KAN layer's grid range to the range of its inputs over the rows of X
-        (layer by layer: each range depends on the grids before it). The spline values on
+        """Set every KAN layer's grid range to the range of its inputs over the rows of X, plus
+        1% each side (layer by layer: each range depends on the grids before it). The spline values on
         the grid points are kept (c is the same, only the range moves)."""
         for k, kind in enumerate(self.kinds):
             if kind != "kan":
                 continue
             h = self.prefix(k).forward(X).astype(np.float64) if k else self.as_input(X).astype(np.float64)
             opt = self.options[k]
-            self.grids[k][:] = _kan.uniform_knots(h.min(0), h.max(0), opt["grid"], opt["order"])
+            lo, hi = h.min(0), h.max(0)
+            # 1% margin each side (as efficient-kan): the extreme rows lie inside the grid,
+            # not on the edge where the constant extension starts.
+            margin = 0.01 * (hi - lo)
+            self.grids[k][:] = _kan.uniform_knots(lo - margin, hi + margin, opt["grid"], opt["order"])
         return self
 
     def __repr__(self):

@@ -107,12 +107,13 @@ cdef Py_ssize_t spline_bases(floating x, const floating *t, int G, int k,
 
 
 cdef inline floating silu(floating x) noexcept nogil:
-    return x * stable_sigmoid(x)
+    cdef floating s = stable_sigmoid(x)
+    return x * s if s != 0 else 0        # −inf·0 would be NaN; the limit is 0
 
 
 cdef inline floating silu_prime(floating x) noexcept nogil:
     cdef floating s = stable_sigmoid(x)
-    return s * (1 + x * (1 - s))
+    return s * (1 + x * (1 - s)) if s != 0 else 0
 
 
 cdef void kan_forward(floating *f, floating *h_out, const floating *h_in, const floating *phi,
