@@ -108,3 +108,112 @@ def edge_values(wb, ws, c, knots, G, k, x):
         out[:, :, i] = (wb[:, i][None, :] * silu[:, i:i + 1]
                         + ws[:, i][None, :] * spline_values(c[:, i, :], knots[i], G, k, x[:, i]))
     return out
+
+
+def extend_knots(interior, k):
+    """(n_in, G+1) increasing grid points → (n_in, G+2k+1) knots, k more each side at the
+    mean step (pykan's extend_grid)."""
+    interior = np.asarray(interior, dtype=np.float64)
+    G = interior.shape[1] - 1
+    h = (interior[:, -1] - interior[:, 0]) / G
+    steps = np.arange(1, k + 1, dtype=np.float64)
+    left = interior[:, :1] - steps[::-1][None, :] * h[:, None]
+    right = interior[:, -1:] + steps[None, :] * h[:, None]
+    return np.concatenate([left, interior, right], axis=1)
+
+
+def refine(net, grid, X):
+    """Give every KAN layer of `net` `grid` intervals, in place, keeping its function.
+
+    As pykan's refine: the new grid points interpolate the old ones linearly (same range,
+    same adaptivity), wb and ws are kept, and c is the least-squares fit of the old splines
+    at the layer's inputs for the rows of X (and at points spread over the range). When the
+    new grid holds the old one (5 → 10 on a uniform grid) the fit is exact: the function
+    does not change. φ's length changes, so `net` gets a new φ and engine (a Trainer
+    notices and restarts its optimiser state)."""
+    inputs = net.layer_inputs(X)
+    options, grids, new_c = [], [], {}
+    for k, kind in enumerate(net.kinds):
+        if kind != "kan":
+            options.append(None)
+            grids.append(None)
+            continue
+        G, order = net.options[k]["grid"], net.options[k]["order"]
+        old = net.grids[k].astype(np.float64)
+        u = np.linspace(0, G, grid + 1)
+        interior = np.array([np.interp(u, np.arange(G + 1), row) for row in old[:, order:G + order + 1]])
+        knots = extend_knots(interior, order)
+        new_c[k] = fit_coefficients(net.parts[k]["c"].astype(np.float64), old, G, knots, grid,
+                                    order, inputs[k])
+        options.append({"grid": grid, "order": order})
+        grids.append(knots)
+    net.regrid(options, grids, lambda k, name, old: new_c[k] if name == "c" else old)
+    return net
+
+
+def adapt(net, X, eps=0.02):
+    """Move every KAN layer's grid points to the quantiles of its inputs over the rows of X,
+    in place, as pykan's update_grid_from_samples: ε·uniform + (1 − ε)·quantiles, ε = 0.02,
+    on the inputs' range plus 1% each side; c refitted by least squares to the old splines.
+    Layer by layer, since each layer's inputs depend on the grids before it. G and φ's
+    length do not change."""
+    for k, kind in enumerate(net.kinds):
+        if kind != "kan":
+            continue
+        h = net.layer_inputs(X)[k] if k else np.asarray(X, dtype=np.float64)
+        G, order = net.options[k]["grid"], net.options[k]["order"]
+        lo, hi = h.min(0), h.max(0)
+        margin = 0.01 * (hi - lo)
+        lo, hi = lo - margin, hi + margin
+        srt = np.sort(h, axis=0)
+        ranks = np.floor(np.arange(G) * len(h) / G).astype(int)
+        quant = np.concatenate([srt[ranks], hi[None, :]], axis=0).T        # (n_in, G+1)
+        quant[:, 0] = lo
+        uniform = lo[:, None] + np.linspace(0, 1, G + 1)[None, :] * (hi - lo)[:, None]
+        interior = eps * uniform + (1 - eps) * quant
+        # Repeated samples (a discrete input) would repeat knots: keep a minimal gap.
+        gap = 1e-3 * np.maximum(hi - lo, 1e-6) / G
+        for j in range(1, G + 1):
+            interior[:, j] = np.maximum(interior[:, j], interior[:, j - 1] + gap)
+        knots = extend_knots(interior, order)
+        old = net.grids[k].astype(np.float64)
+        c = fit_coefficients(net.parts[k]["c"].astype(np.float64), old, G, knots, G, order, h)
+        net.grids[k][:] = knots
+        net.parts[k]["c"][:] = c
+    return net
+
+
+class GridSchedule:
+    """An epoch callback (nncli.training) that refines the KAN layers' grids during training.
+
+    grids: intervals, the first the network's own ([5, 10, 20]: refine to 10, then to 20).
+    The refinements happen after evenly spaced epochs (epochs·i/len(grids)), or after every
+    `every` epochs. With `adapt`, the grids also move to the data's quantiles at each of those
+    epochs (and, with `every` and one grid size, every `every` epochs). The training rows
+    (trainer.X) are the samples of the least-squares refits, so a run is deterministic and
+    resumes bit for bit. The optimiser restarts (zero moments, step 0) when P changes.
+    """
+
+    def __init__(self, grids, epochs, every=None, adapt=False):
+        self.grids = [int(g) for g in grids]
+        self.adapt = adapt
+        n = len(self.grids) - 1
+        if every:
+            events = range(every, epochs, every) if (adapt and n == 0) else \
+                [every * i for i in range(1, n + 1)]
+        else:
+            events = [round(epochs * i / (n + 1)) for i in range(1, n + 1)]
+        self.events = {}
+        for i, e in enumerate(events):
+            self.events[e] = self.grids[i + 1] if i < n else None
+
+    def __call__(self, record, trainer):
+        if record.epoch not in self.events:
+            return False
+        grid = self.events[record.epoch]
+        if grid is not None:
+            refine(trainer.net, grid, trainer.X)
+            trainer.restart_optimizer()
+        if self.adapt:
+            adapt(trainer.net, trainer.X)
+        return False

@@ -298,6 +298,24 @@ class Network:
                        self.init, phi=self.phi, kinds=self.kinds, options=self.options,
                        grids=self.grids)
 
+    def regrid(self, options, grids, new_part):
+        """Replace the KAN layers' options and knots (a grid refinement), in place: φ is
+        rebuilt for the new layout from new_part(k, name, old values) for each part of
+        layer k (dense layers keep theirs). P changes, so φ, ∂L/∂φ and the engine are new."""
+        old_parts = self.parts
+        self.options = layer_options(self.kinds, options)
+        self._option_ints = _option_ints(self.kinds, self.options)
+        self.grids = self._make_grids(grids)
+        self.phi = np.zeros(self.n_params, dtype=self.dtype)
+        self.grad = np.zeros(self.n_params, dtype=self.dtype)
+        self._engine = None
+        self._views()
+        for k, parts in enumerate(self.parts):
+            for name, view in parts.items():
+                old = old_parts[k][name]
+                view[...] = new_part(k, name, old) if self.kinds[k] == "kan" else old
+        return self
+
     def prefix(self, n_layers):
         """The first `n_layers` layers as a network of their own (a copy; mse loss): its
         outputs are the inputs of layer n_layers + 1."""

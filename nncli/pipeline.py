@@ -66,6 +66,18 @@ def build_network(data, opts):
     return net.fit_grids(data.X if data.val_rows is None else data.X[data.train_rows])
 
 
+def grid_schedule(opts):
+    """The KAN grid refinements/updates of a run (nncli.kan.GridSchedule), or None."""
+    grids = opts.get("grid") or [5]
+    if (opts.get("arch") or "mlp") != "kan":
+        return None
+    if len(grids) == 1 and not opts.get("grid_adapt"):
+        return None
+    from nncli.kan import GridSchedule
+    return GridSchedule(grids, opts.get("epochs", 100), opts.get("grid_every"),
+                        bool(opts.get("grid_adapt")))
+
+
 def split_validation(data, val_table=None):
     """(train X, train Y, validation (X, Y) or None): the rows data.val_rows held out,
     or `val_table` encoded with the data's schema."""

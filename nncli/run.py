@@ -101,6 +101,10 @@ class TrainingRun:
                    "there is no validation set (--val-split 0); use --val-split 0.2")
                 + " or --val-data FILE, or leave out --early-stopping")
         self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config)
+        self.grid_schedule = pipeline.grid_schedule(self.config)
+        if self.grid_schedule and self.grid_schedule.adapt and state is None:
+            from nncli.kan import adapt
+            adapt(self.net, self.trainer.X)
         # Store what was resolved, not what was left to defaults.
         self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
         if state is not None:
@@ -184,6 +188,8 @@ class TrainingRun:
             self.prepare()
         trainer, net = self.trainer, self.net
         callbacks = list(callbacks)
+        if self.grid_schedule:
+            callbacks.append(self.grid_schedule)
         log = None
         if self.loss_log:
             metric_names = (["val_accuracy"] if self.validation is not None

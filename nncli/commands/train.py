@@ -103,6 +103,9 @@ def _did_you_mean(key, known):
               help="KAN B-spline order k (3: cubic).")
 @click.option("--grid-every", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
               help="KAN: epochs between grid refinements (with several --grid values).")
+@click.option("--grid-adapt", is_flag=True,
+              help="KAN: move the grid points to the quantiles of each layer's inputs (before "
+                   "training and at each refinement, or every --grid-every epochs).")
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True)
 @click.option("--lr", type=click_type("lr"), default=None,
               help="Learning rate (default: the optimiser's, 0.001 for adam).")
