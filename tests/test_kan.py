@@ -330,3 +330,27 @@ def test_cli_grid_refinement_resumes_bit_for_bit(tmp_path):
             "--epochs", "4", "-q", "-o", tmp_path / "c.npz", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["n_params"] == 2 * 3 * 11 + 3 * 11
+
+
+def test_plot_kan_draws_every_edge_with_its_importance(tmp_path):
+    from nncli.plot import kan_edges
+    r = run("train", DATA, "--arch", "kan", "--layers", "3", "--epochs", "3", "-q",
+            "-o", tmp_path / "m.npz")
+    assert r.exit_code == 0, r.output
+    model = load_model(tmp_path / "m.npz")
+    net = model.network
+    # An edge with no weight is drawn, faintly: its importance is 0.
+    net.parts[0]["wb"][1, 0] = net.parts[0]["ws"][1, 0] = 0
+    save_model(tmp_path / "m.npz", net, model.meta)
+    X, _ = hello(100, 6)
+    edges = kan_edges(net, X)
+    assert [e[1].shape for e in edges] == [(200, 3, 2), (200, 1, 3)]
+    assert edges[0][2][1, 0] == 0 and (np.delete(edges[0][2].ravel(), 2) > 0).all()
+    for args in ([], [DATA]):
+        out = tmp_path / f"kan{len(args)}.png"
+        r = run("plot-kan", tmp_path / "m.npz", *args, "-o", out)
+        assert r.exit_code == 0 and "(9 edges)" in r.stderr, r.output
+        assert out.read_bytes()[:4] == b"\x89PNG"
+    r = run("train", DATA, "--layers", "3", "--epochs", "1", "-q", "-o", tmp_path / "mlp.npz")
+    r = run("plot-kan", tmp_path / "mlp.npz", "-o", tmp_path / "x.png")
+    assert r.exit_code == 1 and "has no KAN layer" in r.stderr
