@@ -113,6 +113,7 @@ class Network:
             raise ValueError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
         self.init = init
         self.grids = self._make_grids(grids)
+        self.kan_penalty = (0.0, 0.0)
         self.phi = np.zeros(self.n_params, dtype=self.dtype)
         self.grad = np.zeros(self.n_params, dtype=self.dtype)
         self._engine = None
@@ -234,7 +235,8 @@ class Network:
         if e is None or e.capacity < capacity:
             e = Engine(self.layers, [ACTIVATIONS[a].code for a in self.activations],
                        LOSSES[self.loss].code, self.phi, self.grad, capacity, n_threads,
-                       self._kind_codes, self._option_ints, self.grids)
+                       self._kind_codes, self._option_ints, self.grids,
+                       [self.kan_penalty if kind == "kan" else None for kind in self.kinds])
             self._engine = e
         e.n_threads = n_threads
         return e
@@ -297,6 +299,16 @@ class Network:
         return Network(self.layers, self.activations, self.loss, dtype or self.dtype.name,
                        self.init, phi=self.phi, kinds=self.kinds, options=self.options,
                        grids=self.grids)
+
+    def regularize(self, l1=0.0, entropy=0.0):
+        """The KAN layers' sparsity penalty in training (paper eq. 2.17–2.20): l1·Σ|φ_ji|₁ +
+        entropy·S per KAN layer, added to each batch's loss (nncli._kernels.kan). The loss the
+        engine reports stays the prediction loss."""
+        if l1 < 0 or entropy < 0:
+            raise ValueError("the KAN penalties must not be negative")
+        self.kan_penalty = (float(l1), float(entropy))
+        self._engine = None
+        return self
 
     def regrid(self, options, grids, new_part):
         """Replace the KAN layers' options and knots (a grid refinement), in place: φ is

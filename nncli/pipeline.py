@@ -6,7 +6,7 @@ target, features, drop, id, task, standardize, impute, layers (hidden widths),
 activation, loss, optimizer, lr, momentum, beta1, beta2, eps, weight_decay, clip_norm,
 batch_size, epochs, schedule, val_split, early_stopping, init, seed, dtype, threads;
 for KAN networks arch ("mlp" or "kan"), grid (intervals, a list: the first is the initial
-grid, the others the refinements), spline_order, grid_every, grid_adapt.
+grid, the others the refinements), spline_order, grid_every, grid_adapt, kan_l1, kan_entropy.
 """
 from nncli import data as D
 from nncli.errors import ConfigError
@@ -62,6 +62,7 @@ def build_network(data, opts):
                                "order": opts.get("spline_order") or 3})
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    net.regularize(opts.get("kan_l1") or 0.0, opts.get("kan_entropy") or 0.0)
     # Grid ranges from the training rows (not the validation rows, like the statistics).
     return net.fit_grids(data.X if data.val_rows is None else data.X[data.train_rows])
 

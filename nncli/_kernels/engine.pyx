@@ -144,7 +144,8 @@ cdef class Engine:
     `grad` are the network's flat arrays (float32 or float64, length P), used in place;
     `kinds` holds one LayerKind code per layer (all dense when None), `options` each layer's
     kind options (up to 4 ints, None for dense) and `data` each layer's untrained data (a KAN
-    layer's knots, an array of layers.data_shape in phi's dtype, used in place; None for dense).
+    layer's knots, an array of layers.data_shape in phi's dtype, used in place; None for dense),
+    `reals` each layer's real parameters (up to 2 floats: a KAN layer's penalties; or None).
     """
     cdef Net net
     cdef readonly object dtype
@@ -158,7 +159,8 @@ cdef class Engine:
         self.net.H = NULL
 
     def __init__(self, sizes, activations, int loss, cnp.ndarray phi, cnp.ndarray grad,
-                 Py_ssize_t capacity, int n_threads=1, kinds=None, options=None, data=None):
+                 Py_ssize_t capacity, int n_threads=1, kinds=None, options=None, data=None,
+                 reals=None):
         cdef int L = len(sizes) - 1, k
         cdef Layer *layer
         if L < 1 or len(activations) != L:
@@ -204,6 +206,8 @@ cdef class Engine:
             layer.n_params = slices[k][1]
             for i, v in enumerate((options[k] or ())[:4]):
                 layer.options[i] = v
+            for i, v in enumerate(((reals or [None] * L)[k] or ())[:2]):
+                layer.reals[i] = v
             scratch = work_size(kinds[k], sizes[k], sizes[k + 1], cap, options[k])
             layer.work = data_of(buf(scratch)) if scratch else NULL
             layer.capacity = cap

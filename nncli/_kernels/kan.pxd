@@ -30,4 +30,4 @@ cdef void kan_backward(floating *dh_in,       # OUT  B×n_in ∂L/∂h_in, or NU
                        const floating *knots, # IN   n_in×(G+2k+1)
                        floating *work,        # INOUT the scratch the forward pass filled
                        Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t capacity,
-                       int G, int k, int n_threads) noexcept nogil
+                       int G, int k, double l1, double entropy, int n_threads) noexcept nogil

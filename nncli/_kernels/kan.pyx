@@ -27,11 +27,22 @@ term goes on; no input, however far, makes a NaN. (pykan and efficient-kan inste
 spline fade to 0 across the k outer intervals, which makes the function of a far input
 depend on the arbitrary outer knots.) Zero-length knot intervals give 0, not 0/0.
 
-Scratch (Layer.work, kan_work_size values): W and ∂L/∂W (n_out × n_in(G+k+1) each), then A and
-M (capacity × n_in(G+k+1) each). A is kept from the forward pass for the backward one.
+Sparsity penalty (paper eq. 2.17–2.20), when l1 or entropy > 0: with the edge's L1 norm over
+the batch a_ji = mean_r |φ_ji(x_ri)|, A = Σ a and p = a/A,
+    R = l1·Σ a_ji + entropy·S,   S = −Σ p_ji ln p_ji
+is added to the batch's loss: ∂R/∂a_ji = l1 + entropy·(−ln p_ji − S)/A, and
+∂a_ji/∂θ = mean_r sign(φ_ji(x_ri))·∂φ_ji(x_ri)/∂θ, for W's entries of the edge and for x_ri
+(so δ to the layer below carries it too). It costs two passes of n_in·n_out·(k+2) per row.
+(pykan's default 'edge_forward_spline_n' normalises a by the inputs' spread; this is the
+paper's formula. The loss the engine reports is the prediction loss, without R.)
+
+Scratch (Layer.work, kan_work_size values): W and ∂L/∂W (n_out × n_in(G+k+1) each), a and
+∂R/∂a (n_out × n_in each), then A and M (capacity × n_in(G+k+1) each). A is kept from the
+forward pass for the backward one.
 """
 import numpy as np
 from cython cimport floating
+from libc.math cimport log, fabs
 from nncli._kernels.gemm cimport gemm
 from nncli._kernels.activations cimport activation_forward, stable_sigmoid, IDENTITY
 
@@ -39,7 +50,7 @@ from nncli._kernels.activations cimport activation_forward, stable_sigmoid, IDEN
 def kan_work_size(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t capacity, int G, int k):
     """Scratch values a KAN layer needs for batches of up to `capacity` rows."""
     cdef Py_ssize_t width = n_in * (G + k + 1)
-    return 2 * n_out * width + 2 * capacity * width
+    return 2 * n_out * width + 2 * n_out * n_in + 2 * capacity * width
 
 
 cdef inline Py_ssize_t find_span(floating x, const floating *t, int G, int k) noexcept nogil:
@@ -126,7 +137,7 @@ cdef void kan_forward(floating *f, floating *h_out, const floating *h_in, const 
     cdef const floating *ws = phi + n_out * n_in
     cdef const floating *coef = phi + 2 * n_out * n_in
     cdef floating *W = work
-    cdef floating *A = work + 2 * n_out * width
+    cdef floating *A = work + 2 * n_out * width + 2 * n_out * n_in
     cdef floating *row
     cdef floating *wrow
     cdef floating N[KAN_MAX_ORDER + 1]
@@ -158,9 +169,9 @@ cdef void kan_forward(floating *f, floating *h_out, const floating *h_in, const 
 cdef void kan_backward(floating *dh_in, floating *grad, const floating *d, const floating *h_in,
                        const floating *phi, const floating *knots, floating *work,
                        Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t capacity,
-                       int G, int k, int n_threads) noexcept nogil:
-    cdef Py_ssize_t nb = G + k, nk = G + 2 * k + 1, width = n_in * (nb + 1)
-    cdef Py_ssize_t r, i, j, c, s, e
+                       int G, int k, double l1, double entropy, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nb = G + k, width = n_in * (nb + 1)
+    cdef Py_ssize_t i, j, c, e
     cdef const floating *ws = phi + n_out * n_in
     cdef const floating *coef = phi + 2 * n_out * n_in
     cdef floating *gwb = grad
@@ -168,15 +179,18 @@ cdef void kan_backward(floating *dh_in, floating *grad, const floating *d, const
     cdef floating *gc = grad + 2 * n_out * n_in
     cdef floating *W = work
     cdef floating *dW = work + n_out * width
-    cdef floating *A = work + 2 * n_out * width
+    cdef floating *A = work + 2 * n_out * width + 2 * n_out * n_in
     cdef floating *M = A + capacity * width
     cdef floating *drow
-    cdef floating *mrow
-    cdef floating N[KAN_MAX_ORDER + 1]
-    cdef floating dN[KAN_MAX_ORDER + 1]
-    cdef floating acc, x, scale, g
-    # ∂L/∂W = δᵀ·A, then split into the three parts of φ.
+    cdef floating acc, scale, g
+    # ∂L/∂W = δᵀ·A; δ for the layer below; the penalty's share of both; then ∂L/∂W is split
+    # into the three parts of φ.
     gemm(True, False, n_out, width, B, d, n_out, A, width, <floating>0, dW, width, n_threads)
+    if dh_in != NULL:
+        kan_input_delta(dh_in, d, h_in, knots, W, M, B, n_in, n_out, G, k, n_threads)
+    if l1 > 0 or entropy > 0:
+        kan_penalty_backward(dh_in, dW, h_in, knots, W, A, work + 2 * n_out * width,
+                             B, n_in, n_out, G, k, l1, entropy)
     for j in range(n_out):
         drow = dW + j * width
         for i in range(n_in):
@@ -189,9 +203,19 @@ cdef void kan_backward(floating *dh_in, floating *grad, const floating *d, const
                 acc = acc + g * coef[e * nb + c]
                 gc[e * nb + c] = g * scale
             gws[e] = acc
-    if dh_in == NULL:
-        return
-    # M = δ·W; each input takes its silu′ column and its k+1 live basis columns.
+
+
+cdef void kan_input_delta(floating *dh_in, const floating *d, const floating *h_in,
+                          const floating *knots, const floating *W, floating *M,
+                          Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out, int G, int k,
+                          int n_threads) noexcept nogil:
+    """∂L/∂x: M = δ·W, then each input takes its silu′ column and its k+1 live basis columns."""
+    cdef Py_ssize_t nb = G + k, nk = G + 2 * k + 1, width = n_in * (nb + 1)
+    cdef Py_ssize_t r, i, c, s
+    cdef floating *mrow
+    cdef floating N[KAN_MAX_ORDER + 1]
+    cdef floating dN[KAN_MAX_ORDER + 1]
+    cdef floating acc, x
     gemm(False, False, B, width, n_out, d, n_out, W, width, <floating>0, M, width, n_threads)
     for r in range(B):
         mrow = M + r * width
@@ -202,6 +226,74 @@ cdef void kan_backward(floating *dh_in, floating *grad, const floating *d, const
             for c in range(k + 1):
                 acc = acc + mrow[n_in + i * nb + s - k + c] * dN[c]
             dh_in[r * n_in + i] = acc
+
+
+cdef void kan_penalty_backward(floating *dh_in, floating *dW, const floating *h_in,
+                               const floating *knots, const floating *W, const floating *A,
+                               floating *scratch, Py_ssize_t B, Py_ssize_t n_in,
+                               Py_ssize_t n_out, int G, int k, double l1,
+                               double entropy) noexcept nogil:
+    """Adds ∂R/∂W to dW and ∂R/∂x to dh_in (if not NULL) for the sparsity penalty R."""
+    cdef Py_ssize_t nb = G + k, nk = G + 2 * k + 1, width = n_in * (nb + 1)
+    cdef Py_ssize_t r, i, j, c, s, col
+    cdef floating *a = scratch              # n_out × n_in: a_ji, then ∂R/∂a_ji / B
+    cdef const floating *row
+    cdef const floating *w
+    cdef floating *dw
+    cdef floating N[KAN_MAX_ORDER + 1]
+    cdef floating dN[KAN_MAX_ORDER + 1]
+    cdef floating x, v, dv, g, sil, dsil
+    cdef double total = 0, S = 0, p
+    for j in range(n_out * n_in):
+        a[j] = 0
+    # a_ji = mean_r |φ_ji(x_ri)|, from A's live columns and W.
+    for r in range(B):
+        row = A + r * width
+        for i in range(n_in):
+            s = spline_bases(h_in[r * n_in + i], knots + i * nk, G, k, N, <floating *>NULL)
+            col = n_in + i * nb + s - k
+            for j in range(n_out):
+                w = W + j * width
+                v = w[i] * row[i]
+                for c in range(k + 1):
+                    v = v + w[col + c] * row[col + c]
+                a[j * n_in + i] += fabs(v)
+    for j in range(n_out * n_in):
+        a[j] = a[j] / B
+        total += a[j]
+    if total <= 0:
+        return
+    for j in range(n_out * n_in):
+        p = a[j] / total
+        if p > 0:
+            S -= p * log(p)
+    # ∂R/∂a_ji, over B for the mean (p = 0 would give ln 0: held at 1e-300).
+    for j in range(n_out * n_in):
+        p = a[j] / total
+        a[j] = <floating>((l1 + entropy * (-log(p if p > 1e-300 else 1e-300) - S) / total) / B)
+    for r in range(B):
+        row = A + r * width
+        for i in range(n_in):
+            x = h_in[r * n_in + i]
+            s = spline_bases(x, knots + i * nk, G, k, N, dN)
+            col = n_in + i * nb + s - k
+            sil = silu_prime(x)
+            for j in range(n_out):
+                w = W + j * width
+                v = w[i] * row[i]
+                dv = w[i] * sil
+                for c in range(k + 1):
+                    v = v + w[col + c] * row[col + c]
+                    dv = dv + w[col + c] * dN[c]
+                if v == 0:
+                    continue
+                g = a[j * n_in + i] if v > 0 else -a[j * n_in + i]
+                dw = dW + j * width
+                dw[i] += g * row[i]
+                for c in range(k + 1):
+                    dw[col + c] += g * row[col + c]
+                if dh_in != NULL:
+                    dh_in[r * n_in + i] += g * dv
 
 
 # -- Python access (tests, initialisation, grid refits, plots) ----------------------------
@@ -252,8 +344,10 @@ def forward(floating[:, ::1] h_in, floating[::1] phi, floating[:, ::1] knots, in
 
 
 def backward(floating[:, ::1] d, floating[:, ::1] h_in, floating[::1] phi,
-             floating[:, ::1] knots, floating[::1] work, int G, int k):
-    """(∂L/∂h_in, ∂L/∂φ) of one KAN layer given δ and the work of its forward (testing)."""
+             floating[:, ::1] knots, floating[::1] work, int G, int k, double l1=0,
+             double entropy=0):
+    """(∂L/∂h_in, ∂L/∂φ) of one KAN layer given δ and the work of its forward, with the
+    sparsity penalty's gradient added when l1 or entropy > 0 (testing)."""
     cdef Py_ssize_t B = h_in.shape[0], n_in = h_in.shape[1], n_out = d.shape[1]
     if d.shape[0] != B or phi.shape[0] != n_out * n_in * (G + k + 2) \
             or work.shape[0] != kan_work_size(n_in, n_out, B, G, k):
@@ -265,5 +359,5 @@ def backward(floating[:, ::1] d, floating[:, ::1] h_in, floating[::1] phi,
     cdef floating[::1] g = g_arr
     with nogil:
         kan_backward(&dh[0, 0], &g[0], &d[0, 0], &h_in[0, 0], &phi[0], &knots[0, 0], &work[0],
-                     B, n_in, n_out, B, G, k, 1)
+                     B, n_in, n_out, B, G, k, l1, entropy, 1)
     return dh_arr, g_arr

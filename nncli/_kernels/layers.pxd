@@ -22,6 +22,7 @@ cdef struct Layer:
     void *work           # kind-specific scratch (layers.work_size values), or NULL
     void *data           # kind-specific data that is not trained (a KAN layer's knots), or NULL
     Py_ssize_t capacity  # rows the scratch holds
+    double reals[2]      # kind-specific real parameters (a KAN layer's L1 and entropy penalties)
 
 # The dispatch, inline so that the engine calls each kind's kernels directly.
 cdef inline void layer_forward(const Layer *layer,
@@ -58,4 +59,5 @@ cdef inline void layer_backward(const Layer *layer,
     elif layer.kind == KAN:
         kan_backward(dh_in, grad, d, h_in, phi, <const floating *>layer.data,
                      <floating *>layer.work, B, n_in, n_out, layer.capacity,
-                     layer.options[0], layer.options[1], n_threads)
+                     layer.options[0], layer.options[1], layer.reals[0], layer.reals[1],
+                     n_threads)

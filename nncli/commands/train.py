@@ -103,6 +103,12 @@ def _did_you_mean(key, known):
               help="KAN B-spline order k (3: cubic).")
 @click.option("--grid-every", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
               help="KAN: epochs between grid refinements (with several --grid values).")
+@click.option("--kan-l1", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="λ", help="KAN: weight of the edges' L1 norms (mean |φ| over the batch) "
+                                "in the loss, for sparse networks (paper eq. 2.20: λ·μ1).")
+@click.option("--kan-entropy", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="λ", help="KAN: weight of the entropy of the edges' L1 norms in the loss "
+                                "(paper eq. 2.20: λ·μ2).")
 @click.option("--grid-adapt", is_flag=True,
               help="KAN: move the grid points to the quantiles of each layer's inputs (before "
                    "training and at each refinement, or every --grid-every epochs).")
