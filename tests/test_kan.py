@@ -187,14 +187,14 @@ def test_model_file_stores_and_checks_the_knots(tmp_path):
 
 def test_hello_world_fit():
     """The paper's first example, [2, 5, 1], G = 5, k = 3, 1000 training rows, Adam with
-    batches of 100 for 200 epochs: test RMSE below 0.02 (0.0121 measured, 0.009–0.015 over
+    batches of 100 for 200 epochs: test RMSE below 0.012 (0.0066 measured, 0.005–0.008 over
     seeds 0–3; pykan's hellokan reaches 0.0177 with 50 LBFGS steps)."""
     X, Y = hello(1000, 0)
     Xt, Yt = hello(1000, 1)
     net = Network([2, 5, 1], "identity", kinds=["kan", "kan"], seed=0, dtype="float64").fit_grids(X)
     train(net, X, Y, lr=0.01, batch_size=100, epochs=200, seed=0)
     rmse = float(np.sqrt(np.mean((net.predict(Xt) - Yt) ** 2)))
-    assert rmse < 0.02, rmse
+    assert rmse < 0.012, rmse
 
 
 def test_training_is_deterministic():
@@ -292,7 +292,7 @@ def test_adapting_the_grid_follows_the_quantiles_and_keeps_the_function_close():
 def test_grid_extension_during_training_lowers_the_test_error():
     """[2,5,1] on the hello-world function, 300 epochs of Adam with a cosine schedule: with
     the grid refined 5 → 20 at epoch 150 the test RMSE is lower than on G = 5 throughout
-    (measured 0.0049 vs 0.0089)."""
+    (measured 0.0012 vs 0.0079)."""
     X, Y = hello(1000, 0)
     Xt, Yt = hello(1000, 1)
     rmse = {}
@@ -303,7 +303,7 @@ def test_grid_extension_during_training_lowers_the_test_error():
               callbacks=callbacks)
         assert net.options[0]["grid"] == grids[-1]
         rmse[len(grids)] = float(np.sqrt(np.mean((net.predict(Xt) - Yt) ** 2)))
-    assert rmse[2] < 0.7 * rmse[1] and rmse[2] < 0.008, rmse
+    assert rmse[2] < 0.5 * rmse[1] and rmse[2] < 0.003, rmse
 
 
 def test_cli_grid_refinement_resumes_bit_for_bit(tmp_path):
@@ -395,7 +395,7 @@ def test_the_penalty_makes_the_network_sparse(tmp_path):
     for l1 in (0.0, 0.03):
         net = Network([2, 5, 1], "identity", kinds=["kan", "kan"], seed=0, dtype="float64")
         net.fit_grids(X).regularize(l1=l1, entropy=l1)
-        train(net, X, Y, lr=0.01, batch_size=100, epochs=150, seed=0)
+        train(net, X, Y, lr=0.01, batch_size=100, epochs=300, seed=0)
         a = kan_edges(net, X)[1][2].ravel()                   # the 5 edges into the output
         share[l1] = np.sort(a)[-1] / a.sum()
-    assert share[0.03] > 0.7 and share[0.0] < 0.4, share     # measured 0.85 and 0.28
+    assert share[0.03] > 0.8 and share[0.0] < 0.4, share     # measured 1.00 and 0.29

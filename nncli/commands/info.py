@@ -43,7 +43,7 @@ def command(model, json_out):
     out = [f"model      {model}  (nncli {info['nncli_version']}, {info['dtype']})",
            f"task       {info['task'] or '—'}   loss {info['loss']}",
            f"network    {'→'.join(map(str, net.layers))}   {net.n_params} parameters", "",
-           "layer  kind   in → out   activation    params  grid  order"]
+           "layer  kind   in → out   activation    params" + ("  grid  order" if "kan" in net.kinds else "")]
     for l in layers:
         spline = f"  {l['grid']:>4}  {l['order']:>5}" if l["kind"] == "kan" else ""
         out.append(f"{l['layer']:>5}  {l['kind']:<5} {l['inputs']:>3} → {l['outputs']:<4} "
