@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import import_nncli  # noqa: E402
+from common import import_nncli, optional_import  # noqa: E402
 
 TARGET = 20.0
 
@@ -155,6 +155,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     epochs = args.epochs or (30 if args.quick else 200)
     nncli = import_nncli()
+    missing = [m for m in ("torch", "kan", "scipy") if optional_import(m) is None]
+    if missing:
+        sys.exit(f"bench_kan.py compares with pykan: pip install pykan torch scipy (missing: {', '.join(missing)})")
     import torch
     torch.set_num_threads(1)
     from importlib.metadata import version

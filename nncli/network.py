@@ -300,6 +300,19 @@ class Network:
                        self.init, phi=self.phi, kinds=self.kinds, options=self.options,
                        grids=self.grids)
 
+    def layer_specs(self):
+        """Each layer as a plain description, for exporters and tools: kind, widths,
+        activation, options ({"grid", "order"} for KAN, None for dense), knots (a KAN
+        layer's, n_in × (G+2k+1); None for dense) and its parts of φ by name (numpy views,
+        row-major: dense Ω (n_out × n_in), β; KAN wb, ws (n_out × n_in), c (n_out × n_in ×
+        (G+k))). A KAN layer computes y_j = Σ_i wb_ji·silu(x_i) + ws_ji·Σ_m c_jim·B_m(x_i)
+        with B_m the order-k B-splines on input i's knots, x clamped to
+        [knots[i, k], knots[i, G+k]] inside the spline term (nncli._kernels.kan)."""
+        return [{"kind": kind, "inputs": self.layers[k], "outputs": self.layers[k + 1],
+                 "activation": self.activations[k], "options": self.options[k],
+                 "knots": self.grids[k], "parts": dict(self.parts[k])}
+                for k, kind in enumerate(self.kinds)]
+
     def regularize(self, l1=0.0, entropy=0.0):
         """The KAN layers' sparsity penalty in training (paper eq. 2.17–2.20): l1·Σ|φ_ji|₁ +
         entropy·S per KAN layer, added to each batch's loss (nncli._kernels.kan). The loss the

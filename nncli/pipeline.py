@@ -51,6 +51,14 @@ def build_network(data, opts):
                           "give one name, or one per hidden layer")
     layers = [data.schema.n_features, *hidden, data.schema.n_outputs]
     kan = (opts.get("arch") or "mlp") == "kan"
+    if not kan:
+        used = [name for name, on in (("--grid G,G…", len(opts.get("grid") or [5]) > 1),
+                                      ("--grid-every", opts.get("grid_every")),
+                                      ("--grid-adapt", opts.get("grid_adapt")),
+                                      ("--kan-l1", opts.get("kan_l1")),
+                                      ("--kan-entropy", opts.get("kan_entropy"))) if on]
+        if used:
+            raise ConfigError(f"{', '.join(used)} apply to KAN layers: add --arch kan")
     try:
         if not kan:
             return Network(layers, acts, loss, dtype=opts.get("dtype", "float32"),

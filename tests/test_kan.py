@@ -399,3 +399,23 @@ def test_the_penalty_makes_the_network_sparse(tmp_path):
         a = kan_edges(net, X)[1][2].ravel()                   # the 5 edges into the output
         share[l1] = np.sort(a)[-1] / a.sum()
     assert share[0.03] > 0.8 and share[0.0] < 0.4, share     # measured 1.00 and 0.29
+
+
+def test_layer_specs_describe_every_layer_for_exporters():
+    net = Network([3, 4, 2], ["tanh"], kinds=["dense", "kan"], seed=0, options=[None, {"grid": 6}])
+    dense, k = net.layer_specs()
+    assert dense["kind"] == "dense" and dense["options"] is None and dense["knots"] is None
+    assert set(dense["parts"]) == {"Ω", "β"} and dense["activation"] == "tanh"
+    assert k["options"] == {"grid": 6, "order": 3} and k["knots"].shape == (4, 13)
+    assert {n: v.shape for n, v in k["parts"].items()} == {"wb": (2, 4), "ws": (2, 4), "c": (2, 4, 9)}
+    # The formula the spec documents gives the network's outputs.
+    X = np.random.default_rng(0).uniform(-1, 1, (5, 3))
+    h = np.tanh(X @ dense["parts"]["Ω"].T + dense["parts"]["β"])
+    p = k["parts"]
+    y = kan.edge_values(p["wb"], p["ws"], p["c"], k["knots"], 6, 3, h).sum(2)
+    np.testing.assert_allclose(net.predict(X), y, atol=1e-5)
+
+
+def test_kan_options_without_arch_kan_are_refused(tmp_path):
+    r = run("train", DATA, "--grid", "5,10", "--kan-l1", "0.1", "-o", tmp_path / "m.npz", "-q")
+    assert r.exit_code == 2 and "--grid G,G…, --kan-l1 apply to KAN layers: add --arch kan" in r.stderr
