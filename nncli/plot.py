@@ -385,6 +385,10 @@ def loss_series(logs, metric=None):
 def architecture(network):
     """"1→3→1 relu" for a network (hidden activations named once when they agree)."""
     arch = "→".join(map(str, network.layers))
+    if "kan" in network.kinds:
+        o = next(o for o in network.options if o)
+        return f"{arch} KAN G={o['grid']} k={o['order']}" if set(network.kinds) == {"kan"} \
+            else f"{arch} {'/'.join(network.kinds)}"
     hidden = network.activations[:-1]
     acts = sorted(set(hidden), key=hidden.index)
     text = f"{arch} {'/'.join(acts)}" if acts else arch

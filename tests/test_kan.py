@@ -419,3 +419,10 @@ def test_layer_specs_describe_every_layer_for_exporters():
 def test_kan_options_without_arch_kan_are_refused(tmp_path):
     r = run("train", DATA, "--grid", "5,10", "--kan-l1", "0.1", "-o", tmp_path / "m.npz", "-q")
     assert r.exit_code == 2 and "--grid G,G…, --kan-l1 apply to KAN layers: add --arch kan" in r.stderr
+
+
+def test_plot_fit_labels_a_kan_model():
+    from nncli.plot import architecture
+    assert architecture(Network([1, 3, 1], "identity", kinds=["kan", "kan"], seed=0,
+                                options={"grid": 7})) == "1→3→1 KAN G=7 k=3"
+    assert architecture(Network([1, 3, 1], ["tanh"], kinds=["dense", "kan"], seed=0)) == "1→3→1 dense/kan"
