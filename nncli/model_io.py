@@ -14,10 +14,12 @@ or null) and the array ``knots``: every KAN layer's knots (n_in × (G+2k+1), row
 after layer, in φ's dtype. They are not trained, so they are not in φ.
 """
 import contextlib
+import io
 import json
 import math
 import os
 import secrets
+import stat
 import zipfile
 from dataclasses import dataclass, field
 
@@ -132,9 +134,17 @@ def save_model(path, network, meta=None, arrays=None):
     payload.update(arrays or {})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
+            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                np.savez(f, **payload)
+                f.flush()
+                os.fsync(f.fileno())
+            else:
+                # A device or a pipe (-o /dev/null, /dev/stdout): the zip writer seeks back to
+                # patch its headers, which such a file cannot do, so the archive is built in
+                # memory and written in one go.
+                buf = io.BytesIO()
+                np.savez(buf, **payload)
+                f.write(buf.getbuffer())
 
 
 def load_model(path):
