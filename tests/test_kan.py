@@ -426,3 +426,15 @@ def test_plot_fit_labels_a_kan_model():
     assert architecture(Network([1, 3, 1], "identity", kinds=["kan", "kan"], seed=0,
                                 options={"grid": 7})) == "1→3→1 KAN G=7 k=3"
     assert architecture(Network([1, 3, 1], ["tanh"], kinds=["dense", "kan"], seed=0)) == "1→3→1 dense/kan"
+
+
+def test_cli_mixed_stack_of_dense_and_kan_layers(tmp_path):
+    r = run("train", DATA, "--arch", "dense,kan,kan", "--layers", "8,4", "--activation", "tanh",
+            "--epochs", "3", "-q", "-o", tmp_path / "m.npz", "--json")
+    assert r.exit_code == 0, r.output
+    net = load_model(tmp_path / "m.npz").network
+    assert net.kinds == ["dense", "kan", "kan"] and net.activations == ["tanh", "identity", "identity"]
+    info = json.loads(run("info", tmp_path / "m.npz", "--json").stdout)
+    assert [l["kind"] for l in info["layers"]] == ["dense", "kan", "kan"]
+    r = run("train", DATA, "--arch", "dense,kan", "--layers", "8,4", "-q", "-o", tmp_path / "x.npz")
+    assert r.exit_code == 2 and "one kind per layer (dense or kan) for the 3 layers" in r.stderr

@@ -92,9 +92,11 @@ def _did_you_mean(key, known):
               help=f"Hidden activation, or one per hidden layer: {', '.join(ACTIVATIONS)}.")
 @click.option("--loss", type=click.Choice(list(LOSSES)), default=None,
               help="Default: cross_entropy for classification, mse otherwise.")
-@click.option("--arch", type=click.Choice(["mlp", "kan"]), default="mlp", show_default=True,
+@click.option("--arch", type=CommaList(choices=["mlp", "kan", "dense"], metavar="mlp|kan|KIND,..."),
+              default="mlp", show_default=True,
               help="mlp: dense layers with --activation; kan: Kolmogorov–Arnold layers, a "
-                   "learned spline on every edge (--grid, --spline-order; --activation unused).")
+                   "learned spline on every edge (--grid, --spline-order; no activation); or "
+                   "one kind per layer, e.g. dense,kan for --layers 8.")
 @click.option("--grid", type=CommaList(positive_int, metavar="G[,G...]"), default="5",
               show_default=True,
               help="KAN grid intervals; more values refine the grid during training "
