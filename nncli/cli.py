@@ -26,6 +26,7 @@ COMMANDS = {
     "descend": ("descend", "Watch optimisers descend a 2-parameter loss surface."),
     "plot-fit": ("plot_fit", "Plot 1-D models' curves over their data."),
     "plot-kan": ("plot_kan", "Draw a KAN model's learned edge functions."),
+    "prune": ("prune", "Drop the faint hidden nodes of a KAN model."),
 }
 
 

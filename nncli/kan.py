@@ -217,3 +217,33 @@ class GridSchedule:
         if self.adapt:
             adapt(trainer.net, trainer.X)
         return False
+
+
+def prune(net, X, threshold=1e-2):
+    """A copy of the all-KAN `net` without the hidden nodes whose incoming and outgoing edges
+    are all faint (the paper's §2.5.1): node j of hidden layer l stays when its largest
+    incoming importance max_i a_ji and its largest outgoing one max_m a_mj both exceed
+    `threshold`, with a the edges' L1 norm over the rows of X, mean |φ(x)|. Returns
+    (network, [kept node indices per hidden layer])."""
+    from nncli.network import Network
+    from nncli.plot import kan_edges
+    if set(net.kinds) != {"kan"}:
+        raise ValueError("pruning needs a network of KAN layers only")
+    edges = kan_edges(net, X, points=2)
+    kept = []
+    for l in range(1, len(net.layers) - 1):
+        a_in, a_out = edges[l - 1][2], edges[l][2]          # (n_l, n_{l−1}), (n_{l+1}, n_l)
+        keep = np.flatnonzero((a_in.max(1) > threshold) & (a_out.max(0) > threshold))
+        if len(keep) == 0:     # keep the most important node rather than cut the network
+            keep = np.array([int(np.argmax(a_in.max(1) * a_out.max(0)))])
+        kept.append(keep)
+    rows = [np.arange(net.layers[0]), *kept, np.arange(net.layers[-1])]
+    layers = [len(r) for r in rows]
+    grids = [net.grids[k][rows[k]] for k in range(len(layers) - 1)]
+    new = Network(layers, net.activations, net.loss, net.dtype.name, net.init,
+                  kinds=net.kinds, options=net.options, grids=grids, seed=0)
+    for k, parts in enumerate(new.parts):
+        for name, view in parts.items():
+            view[...] = net.parts[k][name][np.ix_(rows[k + 1], rows[k])]
+    new.kan_penalty = net.kan_penalty
+    return new, [r.tolist() for r in kept]

@@ -438,3 +438,25 @@ def test_cli_mixed_stack_of_dense_and_kan_layers(tmp_path):
     assert [l["kind"] for l in info["layers"]] == ["dense", "kan", "kan"]
     r = run("train", DATA, "--arch", "dense,kan", "--layers", "8,4", "-q", "-o", tmp_path / "x.npz")
     assert r.exit_code == 2 and "one kind per layer (dense or kan) for the 3 layers" in r.stderr
+
+
+def test_prune_drops_faint_nodes_and_keeps_the_function(tmp_path):
+    X, Y = hello(500, 7)
+    net = Network([2, 5, 1], "identity", kinds=["kan", "kan"], seed=0, dtype="float64")
+    net.fit_grids(X).regularize(l1=0.03, entropy=0.03)
+    train(net, X, Y, lr=0.01, batch_size=100, epochs=300, seed=0)
+    pruned, kept = kan.prune(net, X)
+    assert pruned.layers == [2, 1, 1] and len(kept[0]) == 1 and pruned.n_params == 30
+    # What is cut is what the faint edges added: under the threshold per edge.
+    np.testing.assert_allclose(pruned.predict(X), net.predict(X), atol=2e-2)
+    with pytest.raises(ValueError, match="KAN layers only"):
+        kan.prune(Network([2, 3, 1], seed=0), X)
+    # From the command line, on a model trained with the penalty.
+    r = run("train", DATA, "--arch", "kan", "--layers", "5", "--epochs", "60", "--batch-size", "100",
+            "--lr", "0.01", "--kan-l1", "0.03", "--kan-entropy", "0.03", "-q", "-o", tmp_path / "s.npz")
+    assert r.exit_code == 0, r.output
+    r = run("prune", tmp_path / "s.npz", DATA, "-o", tmp_path / "p.npz")
+    assert r.exit_code == 0 and "2→5→1 → 2→" in r.stderr, r.output
+    model = load_model(tmp_path / "p.npz")
+    assert model.network.layers[1] < 5 and model.meta["pruned_from"]["layers"] == [2, 5, 1]
+    assert run("predict", tmp_path / "p.npz", DATA).exit_code == 0
