@@ -202,7 +202,8 @@ class GridSchedule:
             events = range(every, epochs, every) if (adapt and n == 0) else \
                 [every * i for i in range(1, n + 1)]
         else:
-            events = [round(epochs * i / (n + 1)) for i in range(1, n + 1)]
+            # At least after epoch 1: a refinement "at epoch 0" would never happen.
+            events = [max(1, round(epochs * i / (n + 1))) for i in range(1, n + 1)]
         self.events = {}
         for i, e in enumerate(events):
             self.events[e] = self.grids[i + 1] if i < n else None

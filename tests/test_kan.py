@@ -464,3 +464,29 @@ def test_prune_drops_faint_nodes_and_keeps_the_function(tmp_path):
     model = load_model(tmp_path / "p.npz")
     assert model.network.layers[1] < 5 and model.meta["pruned_from"]["layers"] == [2, 5, 1]
     assert run("predict", tmp_path / "p.npz", DATA).exit_code == 0
+
+
+def test_grid_schedule_epochs():
+    assert kan.GridSchedule([5, 10, 20], 300).events == {100: 10, 200: 20}
+    assert kan.GridSchedule([5, 10], 1).events == {1: 10}
+    assert kan.GridSchedule([5, 10, 20], 300, every=50).events == {50: 10, 100: 20}
+    assert kan.GridSchedule([5], 10, every=3, adapt=True).events == {3: None, 6: None, 9: None}
+
+
+@pytest.mark.parametrize("options,match", [
+    ([{"grid": "x", "order": 3}, None], "'layer_options' must give each KAN layer"),
+    ([{"grid": 5, "order": 3, "spline": 1}, None], "'layer_options' must give each KAN layer"),
+    ([{"grid": 6, "order": 3}, None], "'knots' must be a 1-D float32 array of 26 values"),
+])
+def test_model_file_with_bad_kan_options_is_refused(tmp_path, options, match):
+    net = Network([2, 3, 1], ["identity"], kinds=["kan", "dense"], seed=0)
+    path = tmp_path / "m.npz"
+    save_model(path, net)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    meta["layer_options"] = options
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match=match):
+        load_model(path)
