@@ -242,7 +242,7 @@ cdef void kan_penalty_backward(floating *dh_in, floating *dW, const floating *h_
     cdef floating *dw
     cdef floating N[KAN_MAX_ORDER + 1]
     cdef floating dN[KAN_MAX_ORDER + 1]
-    cdef floating x, v, dv, g, sil, dsil
+    cdef floating x, v, dv, g, sil
     cdef double total = 0, S = 0, p
     for j in range(n_out * n_in):
         a[j] = 0
