@@ -28,16 +28,16 @@ spline fade to 0 across the k outer intervals, which makes the function of a far
 depend on the arbitrary outer knots.) Zero-length knot intervals give 0, not 0/0.
 
 Sparsity penalty (paper eq. 2.17–2.20), when l1 or entropy > 0: with the edge's L1 norm over
-the batch a_ji = mean_r |φ_ji(x_ri)|, A = Σ a and p = a/A,
+the batch a_ji = mean_r |φ_ji(x_ri)|, T = Σ a and p = a/T,
     R = l1·Σ a_ji + entropy·S,   S = −Σ p_ji ln p_ji
-is added to the batch's loss: ∂R/∂a_ji = l1 + entropy·(−ln p_ji − S)/A, and
+is added to the batch's loss: ∂R/∂a_ji = l1 + entropy·(−ln p_ji − S)/T, and
 ∂a_ji/∂θ = mean_r sign(φ_ji(x_ri))·∂φ_ji(x_ri)/∂θ, for W's entries of the edge and for x_ri
 (so δ to the layer below carries it too). It costs two passes of n_in·n_out·(k+2) per row.
 (pykan's default 'edge_forward_spline_n' normalises a by the inputs' spread; this is the
 paper's formula. The loss the engine reports is the prediction loss, without R.)
 
-Scratch (Layer.work, kan_work_size values): W and ∂L/∂W (n_out × n_in(G+k+1) each), a and
-∂R/∂a (n_out × n_in each), then A and M (capacity × n_in(G+k+1) each). A is kept from the
+Scratch (Layer.work, kan_work_size values): W and ∂L/∂W (n_out × n_in(G+k+1) each), a (then
+∂R/∂a over B, in place; n_out × n_in), then A and M (capacity × n_in(G+k+1) each). A is kept from the
 forward pass for the backward one.
 """
 import numpy as np
@@ -50,7 +50,7 @@ from nncli._kernels.activations cimport activation_forward, stable_sigmoid, IDEN
 def kan_work_size(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t capacity, int G, int k):
     """Scratch values a KAN layer needs for batches of up to `capacity` rows."""
     cdef Py_ssize_t width = n_in * (G + k + 1)
-    return 2 * n_out * width + 2 * n_out * n_in + 2 * capacity * width
+    return 2 * n_out * width + n_out * n_in + 2 * capacity * width
 
 
 cdef inline Py_ssize_t find_span(floating x, const floating *t, int G, int k) noexcept nogil:
@@ -137,7 +137,7 @@ cdef void kan_forward(floating *f, floating *h_out, const floating *h_in, const 
     cdef const floating *ws = phi + n_out * n_in
     cdef const floating *coef = phi + 2 * n_out * n_in
     cdef floating *W = work
-    cdef floating *A = work + 2 * n_out * width + 2 * n_out * n_in
+    cdef floating *A = work + 2 * n_out * width + n_out * n_in
     cdef floating *row
     cdef floating *wrow
     cdef floating N[KAN_MAX_ORDER + 1]
@@ -179,7 +179,7 @@ cdef void kan_backward(floating *dh_in, floating *grad, const floating *d, const
     cdef floating *gc = grad + 2 * n_out * n_in
     cdef floating *W = work
     cdef floating *dW = work + n_out * width
-    cdef floating *A = work + 2 * n_out * width + 2 * n_out * n_in
+    cdef floating *A = work + 2 * n_out * width + n_out * n_in
     cdef floating *M = A + capacity * width
     cdef floating *drow
     cdef floating acc, scale, g
