@@ -37,8 +37,8 @@ is added to the batch's loss: ∂R/∂a_ji = l1 + entropy·(−ln p_ji − S)/T,
 paper's formula. The loss the engine reports is the prediction loss, without R.)
 
 Scratch (Layer.work, kan_work_size values): W and ∂L/∂W (n_out × n_in(G+k+1) each), a (then
-∂R/∂a over B, in place; n_out × n_in), then A and M (capacity × n_in(G+k+1) each). A is kept from the
-forward pass for the backward one.
+∂R/∂a over B, in place; n_out × n_in), then A (capacity × n_in(G+k+1)), kept from the forward
+pass for the backward one, where M = δ·W then takes its place.
 """
 import numpy as np
 from cython cimport floating
@@ -50,7 +50,7 @@ from nncli._kernels.activations cimport activation_forward, stable_sigmoid, IDEN
 def kan_work_size(Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t capacity, int G, int k):
     """Scratch values a KAN layer needs for batches of up to `capacity` rows."""
     cdef Py_ssize_t width = n_in * (G + k + 1)
-    return 2 * n_out * width + n_out * n_in + 2 * capacity * width
+    return 2 * n_out * width + n_out * n_in + capacity * width
 
 
 cdef inline Py_ssize_t find_span(floating x, const floating *t, int G, int k) noexcept nogil:
@@ -180,17 +180,22 @@ cdef void kan_backward(floating *dh_in, floating *grad, const floating *d, const
     cdef floating *W = work
     cdef floating *dW = work + n_out * width
     cdef floating *A = work + 2 * n_out * width + n_out * n_in
-    cdef floating *M = A + capacity * width
     cdef floating *drow
     cdef floating acc, scale, g
-    # ∂L/∂W = δᵀ·A; δ for the layer below; the penalty's share of both; then ∂L/∂W is split
-    # into the three parts of φ.
+    cdef bint penalty = l1 > 0 or entropy > 0
+    cdef Py_ssize_t r
+    # ∂L/∂W = δᵀ·A; the penalty's share of ∂L/∂W and of δ for the layer below (it reads A);
+    # then the rest of δ below, whose product M = δ·W overwrites A (A is spent by then:
+    # the next forward pass rebuilds it); last, ∂L/∂W is split into the three parts of φ.
     gemm(True, False, n_out, width, B, d, n_out, A, width, <floating>0, dW, width, n_threads)
-    if dh_in != NULL:
-        kan_input_delta(dh_in, d, h_in, knots, W, M, B, n_in, n_out, G, k, n_threads)
-    if l1 > 0 or entropy > 0:
+    if penalty:
+        if dh_in != NULL:
+            for r in range(B * n_in):
+                dh_in[r] = 0
         kan_penalty_backward(dh_in, dW, h_in, knots, W, A, work + 2 * n_out * width,
                              B, n_in, n_out, G, k, l1, entropy)
+    if dh_in != NULL:
+        kan_input_delta(dh_in, d, h_in, knots, W, A, B, n_in, n_out, G, k, penalty, n_threads)
     for j in range(n_out):
         drow = dW + j * width
         for i in range(n_in):
@@ -208,8 +213,9 @@ cdef void kan_backward(floating *dh_in, floating *grad, const floating *d, const
 cdef void kan_input_delta(floating *dh_in, const floating *d, const floating *h_in,
                           const floating *knots, const floating *W, floating *M,
                           Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out, int G, int k,
-                          int n_threads) noexcept nogil:
-    """∂L/∂x: M = δ·W, then each input takes its silu′ column and its k+1 live basis columns."""
+                          bint accumulate, int n_threads) noexcept nogil:
+    """∂L/∂x (added to dh_in when `accumulate`): M = δ·W, then each input takes its silu′
+    column and its k+1 live basis columns."""
     cdef Py_ssize_t nb = G + k, nk = G + 2 * k + 1, width = n_in * (nb + 1)
     cdef Py_ssize_t r, i, c, s
     cdef floating *mrow
@@ -225,7 +231,10 @@ cdef void kan_input_delta(floating *dh_in, const floating *d, const floating *h_
             s = spline_bases(x, knots + i * nk, G, k, N, dN)
             for c in range(k + 1):
                 acc = acc + mrow[n_in + i * nb + s - k + c] * dN[c]
-            dh_in[r * n_in + i] = acc
+            if accumulate:
+                dh_in[r * n_in + i] += acc
+            else:
+                dh_in[r * n_in + i] = acc
 
 
 cdef void kan_penalty_backward(floating *dh_in, floating *dW, const floating *h_in,
