@@ -73,6 +73,10 @@ def build_network(data, opts):
                                "order": opts.get("spline_order") or 3})
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if data.X is None:
+        raise ConfigError("KAN layers train on data held in memory (their grids are set from "
+                          "it), and this run would stream the data: use --memory with a larger "
+                          "size, or --arch mlp")
     net.regularize(opts.get("kan_l1") or 0.0, opts.get("kan_entropy") or 0.0)
     # Grid ranges from the training rows (not the validation rows, like the statistics).
     return net.fit_grids(data.X if data.val_rows is None else data.X[data.train_rows])
@@ -128,16 +132,21 @@ def make_optimizer(opts):
         raise ConfigError(str(e)) from None
 
 
-def make_trainer(net, X, Y, validation, opts):
+def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None):
+    """The Trainer of (X, Y), or with `cache` the StreamingTrainer of the cache's rows."""
     batch = opts.get("batch_size", 32)
+    common = dict(optimizer=make_optimizer(opts),
+                  batch_size=None if batch == "full" else int(batch),
+                  epochs=opts.get("epochs", 100), seed=opts.get("seed"),
+                  early_stopping=opts.get("early_stopping"),
+                  schedule=opts.get("schedule") or "constant",
+                  schedule_options=schedule_options(opts), n_threads=opts.get("threads"))
     try:
-        return Trainer(net, X, Y, optimizer=make_optimizer(opts),
-                       batch_size=None if batch == "full" else int(batch),
-                       epochs=opts.get("epochs", 100), seed=opts.get("seed"),
-                       validation=validation, early_stopping=opts.get("early_stopping"),
-                       schedule=opts.get("schedule") or "constant",
-                       schedule_options=schedule_options(opts),
-                       n_threads=opts.get("threads"))
+        if cache is not None:
+            from nncli.streaming import StreamingTrainer
+            return StreamingTrainer(net, cache, block_rows=block_rows, validation=validation,
+                                    **common)
+        return Trainer(net, X, Y, validation=validation, **common)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -158,7 +167,7 @@ def model_meta(net, data, opts, trainer, sha256):
     return build_meta(
         net, task=data.task, schema=data.schema.to_dict(), feature_names=data.feature_names,
         config=json_safe(dict(opts)), seed=opts.get("seed"), data_sha256=sha256,
-        train_rows=int(len(trainer.X)), val_rows=int(len(trainer.validation[0])) if trainer.validation else 0,
+        train_rows=int(trainer.n_train), val_rows=int(trainer.n_val),
         epochs_run=len(h.records), stopped_early=h.stopped_early, best_epoch=h.best_epoch,
         train_seconds=h.seconds, samples_per_second=json_safe(h.samples_per_second),
         metrics=final_metrics(trainer))
