@@ -493,7 +493,9 @@ def test_model_file_with_bad_kan_options_is_refused(tmp_path, options, match):
 
 
 def test_a_kan_run_that_would_stream_is_refused_in_one_line(tmp_path, monkeypatch):
+    import shutil
     monkeypatch.chdir(tmp_path)
-    r = run("train", DATA, "--arch", "kan", "--layers", "3", "--memory", "64K", "-o", "m.npz", "-q")
+    shutil.copy(DATA, "kan.csv")        # the cache is written beside the data
+    r = run("train", "kan.csv", "--arch", "kan", "--layers", "3", "--memory", "64K", "-o", "m.npz", "-q")
     assert r.exit_code == 2, r.output
     assert "KAN layers train on data held in memory" in r.stderr and len(r.stderr.splitlines()) == 1
