@@ -75,6 +75,7 @@ class TrainingRun:
         self.save_diverged = save_diverged
         self.given = set(given)
         self.trainer = None
+        self.grid_schedule = None      # KAN grid refinements (in-memory runs only)
         # Streaming (nncli.streaming): where the cache goes, whether to use one, and a
         # callable(rows, seconds, bytes read, bytes in all) told how the pass over the data
         # goes, and on_note(text) told what was decided (streaming or not, the cache) first.
@@ -104,6 +105,9 @@ class TrainingRun:
         has_val_data = bool(self.val_data_path or state and state["val_data"])
         self.data = pipeline.prepare_data(self.table, self.config, split=not has_val_data)
         self.net = pipeline.build_network(self.data, self.config)
+        if state is not None and "kan" in state["network"].kinds:
+            # The checkpoint's knots (and grid size, after refinements) are the run's own.
+            self.net = state["network"]
         self.val_table = self._read_val_data(read, state)
         X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
         if self.config.get("early_stopping") and self.validation is None:
@@ -114,6 +118,10 @@ class TrainingRun:
                    "there is no validation set (--val-split 0); use --val-split 0.2")
                 + " or --val-data FILE, or leave out --early-stopping")
         self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config)
+        self.grid_schedule = pipeline.grid_schedule(self.config)
+        if self.grid_schedule and self.grid_schedule.adapt and state is None:
+            from nncli.kan import adapt
+            adapt(self.net, self.trainer.X)
         # Store what was resolved, not what was left to defaults.
         self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
         if state is not None:
@@ -226,6 +234,7 @@ class TrainingRun:
                               "these differ from it: "
                               + ", ".join("--" + n.replace("_", "-") for n in changed))
         return {"checkpoint": meta["checkpoint"], "arrays": dict(model.arrays, phi=model.network.phi),
+                "network": model.network,
                 "data_sha256": meta.get("data_sha256"), "val_data": val_data}
 
     def _read_val_data(self, read, state):
@@ -252,6 +261,8 @@ class TrainingRun:
             self.prepare()
         trainer, net = self.trainer, self.net
         callbacks = list(callbacks)
+        if self.grid_schedule:
+            callbacks.append(self.grid_schedule)
         log = None
         if self.loss_log:
             metric_names = (["val_accuracy"] if self.validation is not None

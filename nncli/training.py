@@ -192,6 +192,12 @@ class Trainer:
         self.phi_before_epoch = np.empty_like(net.phi)
         classifier = LOSSES[net.loss].output != "value"
         while self.epoch < self.epochs:
+            if net.phi.shape != self.phi_before_epoch.shape:
+                # A KAN grid refinement (nncli.kan.refine, from a callback) changed P: the
+                # optimiser's moments belonged to the old parameters, so it restarts.
+                self.restart_optimizer()
+                engine = net.engine(self.batch_size, self.n_threads)
+                self.phi_before_epoch = np.empty_like(net.phi)
             t0 = time.perf_counter()
             np.copyto(self.phi_before_epoch, net.phi)
             lr = self.schedule.lr(self.epoch)
@@ -217,6 +223,14 @@ class Trainer:
             net.phi[:] = self.best_phi
             self.history.best_epoch = self.best_epoch
         return self.history
+
+    def restart_optimizer(self):
+        """Zero moments and step count for the network's (new) φ; early stopping starts over,
+        since a best φ of another length cannot be restored."""
+        self.opt.s1 = self.opt.s2 = None
+        self.opt.step_count = 0
+        self.opt.bind(self.net.n_params, self.net.dtype)
+        self.best_loss, self.best_phi, self.bad_epochs, self.best_epoch = math.inf, None, 0, None
 
     def _train_epoch(self, engine, lr):
         """One epoch over the training rows in a new shuffled order; the mean loss."""

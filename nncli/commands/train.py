@@ -93,6 +93,28 @@ def _did_you_mean(key, known):
               help=f"Hidden activation, or one per hidden layer: {', '.join(ACTIVATIONS)}.")
 @click.option("--loss", type=click.Choice(list(LOSSES)), default=None,
               help="Default: cross_entropy for classification, mse otherwise.")
+@click.option("--arch", type=CommaList(choices=["mlp", "kan", "dense"], metavar="mlp|kan|KIND,..."),
+              default="mlp", show_default=True,
+              help="mlp: dense layers with --activation; kan: Kolmogorov–Arnold layers, a "
+                   "learned spline on every edge (--grid, --spline-order; no activation); or "
+                   "one kind per layer, e.g. dense,kan for --layers 8.")
+@click.option("--grid", type=CommaList(positive_int, metavar="G[,G...]"), default="5",
+              show_default=True,
+              help="KAN grid intervals; more values refine the grid during training "
+                   "(5,10,20: at evenly spaced epochs, or every --grid-every epochs).")
+@click.option("--spline-order", type=click.IntRange(1, 7), default=3, show_default=True,
+              help="KAN B-spline order k (3: cubic).")
+@click.option("--grid-every", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
+              help="KAN: epochs between grid refinements (with several --grid values).")
+@click.option("--kan-l1", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="λ", help="KAN: weight of the edges' L1 norms (mean |φ| over the batch) "
+                                "in the loss, for sparse networks (paper eq. 2.20: λ·μ1).")
+@click.option("--kan-entropy", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="λ", help="KAN: weight of the entropy of the edges' L1 norms in the loss "
+                                "(paper eq. 2.20: λ·μ2).")
+@click.option("--grid-adapt", is_flag=True,
+              help="KAN: move the grid points to the quantiles of each layer's inputs (before "
+                   "training and at each refinement, or every --grid-every epochs).")
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True)
 @click.option("--lr", type=click_type("lr"), default=None,
               help="Learning rate (default: the optimiser's, 0.001 for adam).")
