@@ -25,6 +25,28 @@ def isa():
     return nn_gemm_isa().decode()
 
 
+def last_threads():
+    """How many threads the last product this thread ran used (1: serial) — for tests."""
+    return nn_gemm_last_threads()
+
+
+def cpu():
+    """(vendor, family, model) of this CPU from CPUID, e.g. ('intel', 6, 167), ('amd', 25, 1)."""
+    cdef int v, f, m
+    nn_cpu_id(&v, &f, &m)
+    return ({1: "intel", 2: "amd"}.get(v, "other"), f, m)
+
+
+def fma_probe(long iters, int width=256):
+    """Run `iters` rounds of 12 independent FMA chains on 256- or 512-bit float vectors
+    (benchmarks: time it for the CPU's FMA peak; flops = iters·12·width/32·2). Returns a
+    checksum, NaN when the CPU lacks the instructions."""
+    cdef double r
+    with nogil:
+        r = nn_fma_probe(iters, width)
+    return r
+
+
 def matmul(floating[:, ::1] a, floating[:, ::1] b, bint trans_a=False, bint trans_b=False,
            floating[:, ::1] out=None, bint accumulate=False, int n_threads=1):
     """op(a) @ op(b) through our kernel (for tests and benchmarks)."""

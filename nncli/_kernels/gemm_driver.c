@@ -171,6 +171,9 @@ static void NN_FN(nn_gemm_packB_)(int tb, long kc, long nc, const NN_T *B, long 
                                   NN_T *dst, int nr)
 {
     if (nr == NN_NR) NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_NR);
+#if NN_GEMM_X86
+    else if (nr == NN_ZNR) NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_ZNR);
+#endif
     else NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_GNR);
 }
 
@@ -178,6 +181,9 @@ static void NN_FN(nn_gemm_packA_)(int ta, long mc, long kc, const NN_T *A, long 
                                   NN_T *dst, int mr)
 {
     if (mr == NN_MR) NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_MR);
+#if NN_GEMM_X86
+    else if (mr == NN_ZMR) NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_ZMR);
+#endif
     else NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_GMR);
 }
 
@@ -203,7 +209,7 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
 
     const long bsz = nn_gemm_rup(KCb * nn_gemm_min(NCb, nn_gemm_rup(N, NR)), 16);
     const long asz = packa ? KCb * nn_gemm_min(MCb, nn_gemm_rup(M, MR)) : 0;
-    NN_T *Bp = (NN_T *)nn_gemm_ws((size_t)(bsz + asz) * sizeof(NN_T) + 64 * NN_NR * sizeof(NN_T));
+    NN_T *Bp = (NN_T *)nn_gemm_ws((size_t)(bsz + asz + MR * NR) * sizeof(NN_T) + 64);
     if (!Bp) { /* out of memory: fall back to plain loops (slow but correct) */
         for (long i = 0; i < M; i++)
             for (long j = 0; j < N; j++) {
@@ -281,7 +287,7 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
 #ifdef _OPENMP
     int nt = n_threads;
     if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS) {
-        const int mx = omp_get_max_threads();
+        const int mx = nn_gemm_max_threads();
         if (nt > mx) nt = mx;
     } else {
         nt = 1;
@@ -295,6 +301,7 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
 #pragma omp parallel num_threads(nt)
             {
                 const int t = omp_get_thread_num(), T = omp_get_num_threads();
+                if (t == 0) nn_gemm_note_threads(T);
                 const long t0 = tiles * t / T, t1 = tiles * (t + 1) / T;
                 if (splitn) {
                     const long j0 = t0 * cfg->nr, j1 = nn_gemm_min(t1 * cfg->nr, N);
@@ -316,6 +323,7 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
 #else
     (void)n_threads;
 #endif
+    nn_gemm_note_threads(1);
     NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, N, K, A, lda, B, ldb, beta, C, rsc, csc);
 }
 
@@ -340,7 +348,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 
 #if NN_GEMM_X86
     /* A.B^T with one side <= 16 long and K long enough: the dot path (no packing). */
-    if (!trans_a && trans_b && K >= NN_GEMM_DOT_K && (N <= 16 || M <= 16) && nn_gemm_isa_id() == 1) {
+    if (!trans_a && trans_b && K >= NN_GEMM_DOT_K && (N <= 16 || M <= 16) && nn_gemm_isa_id() >= 1) {
         const int ny = (N <= 16 && (N <= M || M > 16));   /* Y = the short side */
         const long nx = ny ? M : N, nyl = ny ? N : M;
         const NN_T *X = ny ? A : B, *Y = ny ? B : A;
@@ -349,7 +357,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 #ifdef _OPENMP
         int nt = n_threads;
         if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS && nx >= 24) {
-            const int mx = omp_get_max_threads();
+            const int mx = nn_gemm_max_threads();
             if (nt > mx) nt = mx;
         } else {
             nt = 1;
@@ -358,6 +366,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 #pragma omp parallel num_threads(nt)
             {
                 const int t = omp_get_thread_num(), T = omp_get_num_threads();
+                if (t == 0) nn_gemm_note_threads(T);
                 const long blk = (nx + 11) / 12;   /* split on 12-row boundaries */
                 const long r0 = nn_gemm_min(blk * t / T * 12, nx);
                 const long r1 = nn_gemm_min(blk * (t + 1) / T * 12, nx);
@@ -368,6 +377,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
             return;
         }
 #endif
+        nn_gemm_note_threads(1);
         NN_FN(nn_dot_avx2_)(nx, nyl, K, X, ldx, Y, ldy, beta, C, rsc, csc);
         return;
     }
@@ -375,7 +385,11 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 
     NN_FN(nn_gemm_cfg_t_) cfg;
 #if NN_GEMM_X86
-    if (nn_gemm_isa_id() == 1) {
+    if (nn_gemm_isa_id() == 2) {
+        cfg.mr = NN_ZMR; cfg.nr = NN_ZNR; cfg.mc = NN_ZMC; cfg.kc = NN_ZKC; cfg.nc = NN_ZNC;
+        cfg.packed = NN_FN(nn_ukr_avx512_packed_);
+        cfg.sup = NN_FN(nn_ukr_avx512_sup_);
+    } else if (nn_gemm_isa_id() == 1) {
         cfg.mr = NN_MR; cfg.nr = NN_NR; cfg.mc = NN_MC; cfg.kc = NN_KC; cfg.nc = NN_NC;
         cfg.packed = NN_FN(nn_ukr_avx2_packed_);
         cfg.sup = NN_FN(nn_ukr_avx2_sup_);
@@ -407,6 +421,11 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 }
 
 #undef NN_FN
+#undef NN_ZMR
+#undef NN_ZNR
+#undef NN_ZMC
+#undef NN_ZKC
+#undef NN_ZNC
 #undef NN_MR
 #undef NN_NR
 #undef NN_MC
