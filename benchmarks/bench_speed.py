@@ -111,53 +111,63 @@ def _nncli_runner(widths, B, act, threads, N, seed_data=1234):
     return r
 
 
-def _best_epoch_rate(runner, N, min_time):
-    runner.fresh()
-    runner.epoch()   # warm-up (buffers, packing workspaces, thread pool)
-    best, timed = 0.0, 0.0
-    while timed < min_time:
-        t0 = time.perf_counter()
-        runner.epoch()
-        dt = time.perf_counter() - t0
-        timed += dt
-        best = max(best, N / dt)
-    return best
-
-
 def step_flops(widths, B):
     return sum(2.0 * M * N * K for _, (M, N, K), _, _ in train_products(widths, B))
 
 
+def _numpy_step(widths, B):
+    """One training step's products through numpy (OpenBLAS), preallocated outputs."""
+    rng = np.random.default_rng(0)
+    ops = []
+    for _, (M, Nn, K), ta, tb in train_products(widths, B):
+        a = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
+        b = rng.standard_normal((Nn, K) if tb else (K, Nn)).astype(np.float32)
+        ops.append(((a.T if ta else a), (b.T if tb else b), np.empty((M, Nn), np.float32)))
+
+    def step():
+        for a, b, c in ops:
+            np.matmul(a, b, out=c)
+    return step
+
+
 def part_train(spec):
-    """nncli samples/s of a net (+ numpy sgemm GFLOP/s on the same products if asked)."""
+    """Samples/s of nncli nets that differ only in the hidden activation (spec["acts"]), and
+    numpy's sgemm GFLOP/s on one step's products if asked: all interleaved, round after
+    round, best of each (a noisy machine hits them alike)."""
     from threadpoolctl import threadpool_limits
     widths, B = NETS[spec["net"]]
     n, N = spec["threads"], spec["rows"]
-    runner = _nncli_runner(widths, B, spec.get("act", "relu"), n, N)
-    rate = _best_epoch_rate(runner, N, spec["min_time"])
-    out = {"samples_per_s": rate, "gflops": rate / B * step_flops(widths, B) / 1e9}
-    if spec.get("numpy"):
-        rng = np.random.default_rng(0)
-        ops = []
-        for _, (M, Nn, K), ta, tb in train_products(widths, B):
-            a = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
-            b = rng.standard_normal((Nn, K) if tb else (K, Nn)).astype(np.float32)
-            ops.append(((a.T if ta else a), (b.T if tb else b), np.empty((M, Nn), np.float32)))
-
-        def step():
-            for a, b, c in ops:
-                np.matmul(a, b, out=c)
-        with threadpool_limits(limits=n, user_api="blas"):
+    runners = {}
+    for act in spec["acts"]:
+        runners[act] = _nncli_runner(widths, B, act, n, N)
+        runners[act].fresh()
+        runners[act].epoch()            # warm-up (buffers, packing workspaces, thread pool)
+    best = {act: 0.0 for act in runners}
+    np_best = float("inf")
+    step = _numpy_step(widths, B) if spec.get("numpy") else None
+    with threadpool_limits(limits=n, user_api="blas"):
+        if step:
             step()
-            best = float("inf")
-            for _ in range(5):
-                if n > 1:
-                    time.sleep(0.12)
+        t_start = time.perf_counter()
+        rounds = 0
+        while rounds < 3 or (time.perf_counter() - t_start < spec["min_time"] and rounds < 50):
+            rounds += 1
+            for act, r in runners.items():
                 t0 = time.perf_counter()
-                for _ in range(4):
+                r.epoch()
+                best[act] = max(best[act], N / (time.perf_counter() - t0))
+            if step:
+                if n > 1:
+                    time.sleep(0.12)   # OpenBLAS's workers spin after a call: let them sleep
+                reps = max(1, N // B // 4)
+                t0 = time.perf_counter()
+                for _ in range(reps):
                     step()
-                best = min(best, (time.perf_counter() - t0) / 4)
-        out["numpy_gflops"] = step_flops(widths, B) / best / 1e9
+                np_best = min(np_best, (time.perf_counter() - t0) / reps)
+    fl = step_flops(widths, B)
+    out = {act: {"samples_per_s": v, "gflops": v / B * fl / 1e9} for act, v in best.items()}
+    if step:
+        out["numpy_gflops"] = fl / np_best / 1e9
     return out
 
 
@@ -190,12 +200,13 @@ def part_torch(spec):
             loss.backward()
             opt.step()
     epoch()
-    best, timed = 0.0, 0.0
-    while timed < spec["min_time"]:
+    best, timed, rounds = 0.0, 0.0, 0
+    while rounds < 3 or (timed < spec["min_time"] and rounds < 50):
         t0 = time.perf_counter()
         epoch()
         dt = time.perf_counter() - t0
         timed += dt
+        rounds += 1
         best = max(best, N / dt)
     return {"samples_per_s": best}
 
@@ -251,22 +262,23 @@ def cpu_kind():
     return f"{kind} ({vendor} family {family} model {model}; {flags})"
 
 
+ROWS = {"mnist": (2048, 4096), "wide": (512, 1024)}   # (quick, full) rows per epoch
+
+
 def measure_tree(tree, threads, quick, log):
     res = {}
     t0 = time.perf_counter()
     res["gemm"] = worker(tree, {"part": "gemm", "threads": threads, "quick": quick})
     log(f"  [{tree}] gemm {time.perf_counter() - t0:.0f}s")
-    min_time = 0.6 if quick else 1.5
-    rows = {"mnist": 2048 if quick else 8192, "wide": 1024 if quick else 2048}
+    min_time = 1.0 if quick else 2.5
     for net in NETS:
         for n in threads:
-            res[f"train {net} {n}"] = worker(tree, {"part": "train", "net": net, "threads": n,
-                                                     "rows": rows[net], "min_time": min_time,
-                                                     "numpy": True})
-    for act in ["relu"] + ACTS:
-        res[f"act {act}"] = worker(tree, {"part": "train", "net": "mnist", "threads": 1,
-                                          "act": act, "rows": rows["mnist"],
-                                          "min_time": min_time / 2})
+            res[f"train {net} {n}"] = worker(tree, {
+                "part": "train", "net": net, "threads": n, "rows": ROWS[net][not quick],
+                "min_time": min_time, "numpy": True, "acts": ["relu"]})
+    res["acts"] = worker(tree, {"part": "train", "net": "mnist", "threads": 1,
+                                "acts": ["relu"] + ACTS, "rows": ROWS["mnist"][not quick],
+                                "min_time": 2 * min_time})
     log(f"  [{tree}] train {time.perf_counter() - t0:.0f}s")
     return res
 
@@ -274,12 +286,11 @@ def measure_tree(tree, threads, quick, log):
 def torch_rates(threads, quick, log):
     out = {}
     try:
-        rows = {"mnist": 2048 if quick else 8192, "wide": 1024 if quick else 2048}
         for net in NETS:
             for n in threads:
                 out[(net, n)] = worker(REPO, {"part": "torch", "net": net, "threads": n,
-                                              "rows": rows[net],
-                                              "min_time": 0.6 if quick else 1.5})["samples_per_s"]
+                                              "rows": ROWS[net][not quick],
+                                              "min_time": 1.0 if quick else 2.5})["samples_per_s"]
     except RuntimeError as e:
         log(f"  torch skipped: {e}")
     return out
@@ -320,19 +331,19 @@ def table(trees, threads, quick, log):
     for net in NETS:
         for n in threads:
             m = {lab: meas[lab][f"train {net} {n}"] for lab in labs}
-            per = {lab: v["gflops"] / v["numpy_gflops"] for lab, v in m.items()}
-            add(f"epoch GFLOP/s vs numpy sgemm, {net}", n, m[new]["gflops"],
+            per = {lab: v["relu"]["gflops"] / v["numpy_gflops"] for lab, v in m.items()}
+            add(f"epoch GFLOP/s vs numpy sgemm, {net}", n, m[new]["relu"]["gflops"],
                 m[new]["numpy_gflops"], 0.92, "GFLOP/s", per_tree=per)
     for net in NETS:
         for n in threads:
             t = torch.get((net, n))
-            m = {lab: meas[lab][f"train {net} {n}"]["samples_per_s"] for lab in labs}
+            m = {lab: meas[lab][f"train {net} {n}"]["relu"]["samples_per_s"] for lab in labs}
             per = {lab: v / t for lab, v in m.items()} if t else None
             add(f"{net} vs PyTorch", n, m[new], t, 1.35 if net == "wide" else 2.5,
                 "samples/s", per_tree=per)
     for act in ACTS:
-        m = {lab: (meas[lab][f"act {act}"]["samples_per_s"],
-                   meas[lab]["act relu"]["samples_per_s"]) for lab in labs}
+        m = {lab: (meas[lab]["acts"][act]["samples_per_s"],
+                   meas[lab]["acts"]["relu"]["samples_per_s"]) for lab in labs}
         per = {lab: a / r for lab, (a, r) in m.items()}
         add(f"mnist {act} net vs relu net", 1, m[new][0], m[new][1], 0.85, "samples/s",
             per_tree=per)

@@ -167,24 +167,51 @@ NN_INLINE void NN_FN(nn_gemm_packA_body_)(int ta, long mc, long kc, const NN_T *
     }
 }
 
+#if NN_GEMM_X86
+/* The packing loops compiled for the ISA of the kernel they feed (wider loads and stores;
+   they are only called on the paths chosen for a CPU that has that ISA). */
+NN_AVX512 static void NN_FN(nn_gemm_packB_z_)(int tb, long kc, long nc, const NN_T *B, long ldb,
+                                              long pc, long jc, NN_T *dst)
+{
+    NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_ZNR);
+}
+NN_AVX512 static void NN_FN(nn_gemm_packA_z_)(int ta, long mc, long kc, const NN_T *A, long lda,
+                                              long ic, long pc, NN_T *dst)
+{
+    NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_ZMR);
+}
+NN_AVX2 static void NN_FN(nn_gemm_packB_y_)(int tb, long kc, long nc, const NN_T *B, long ldb,
+                                            long pc, long jc, NN_T *dst)
+{
+    NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_NR);
+}
+NN_AVX2 static void NN_FN(nn_gemm_packA_y_)(int ta, long mc, long kc, const NN_T *A, long lda,
+                                            long ic, long pc, NN_T *dst)
+{
+    NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_MR);
+}
+#endif
+
 static void NN_FN(nn_gemm_packB_)(int tb, long kc, long nc, const NN_T *B, long ldb, long pc, long jc,
                                   NN_T *dst, int nr)
 {
-    if (nr == NN_NR) NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_NR);
 #if NN_GEMM_X86
-    else if (nr == NN_ZNR) NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_ZNR);
+    if (nr == NN_ZNR) NN_FN(nn_gemm_packB_z_)(tb, kc, nc, B, ldb, pc, jc, dst);
+    else if (nr == NN_NR) NN_FN(nn_gemm_packB_y_)(tb, kc, nc, B, ldb, pc, jc, dst);
+    else
 #endif
-    else NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_GNR);
+    NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_GNR);
 }
 
 static void NN_FN(nn_gemm_packA_)(int ta, long mc, long kc, const NN_T *A, long lda, long ic, long pc,
                                   NN_T *dst, int mr)
 {
-    if (mr == NN_MR) NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_MR);
 #if NN_GEMM_X86
-    else if (mr == NN_ZMR) NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_ZMR);
+    if (mr == NN_ZMR) NN_FN(nn_gemm_packA_z_)(ta, mc, kc, A, lda, ic, pc, dst);
+    else if (mr == NN_MR) NN_FN(nn_gemm_packA_y_)(ta, mc, kc, A, lda, ic, pc, dst);
+    else
 #endif
-    else NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_GMR);
+    NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_GMR);
 }
 
 /* ---- blocked driver over C[0:M, 0:N] (sub-problem of one thread) ---- */
@@ -298,23 +325,31 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
         const long tiles = splitn ? ntn : ntm;
         if (tiles < nt) nt = (int)tiles;
         if (nt > 1) {
+/* Two chunks of tiles per thread, handed out dynamically: on a busy machine a thread that
+   loses its core leaves its second chunk to the other, instead of the whole product waiting
+   for it (one extra packing of the other operand per thread is the price). The chunks are
+   fixed by the shape and each C element's sum does not depend on who computes it: results
+   stay bit-identical. */
+            const long nch = tiles >= 2L * nt ? 2L * nt : tiles;
 #pragma omp parallel num_threads(nt)
             {
-                const int t = omp_get_thread_num(), T = omp_get_num_threads();
-                if (t == 0) nn_gemm_note_threads(T);
-                const long t0 = tiles * t / T, t1 = tiles * (t + 1) / T;
-                if (splitn) {
-                    const long j0 = t0 * cfg->nr, j1 = nn_gemm_min(t1 * cfg->nr, N);
-                    if (j1 > j0)
-                        NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, j1 - j0, K, A, lda,
-                                                B + (tb ? j0 * ldb : j0), ldb, beta, C + j0 * csc,
-                                                rsc, csc);
-                } else {
-                    const long i0 = t0 * cfg->mr, i1 = nn_gemm_min(t1 * cfg->mr, M);
-                    if (i1 > i0)
-                        NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, i1 - i0, N, K,
-                                                A + (ta ? i0 : i0 * lda), lda, B, ldb, beta,
-                                                C + i0 * rsc, rsc, csc);
+                if (omp_get_thread_num() == 0) nn_gemm_note_threads(omp_get_num_threads());
+#pragma omp for schedule(dynamic, 1)
+                for (long ch = 0; ch < nch; ch++) {
+                    const long t0 = tiles * ch / nch, t1 = tiles * (ch + 1) / nch;
+                    if (splitn) {
+                        const long j0 = t0 * cfg->nr, j1 = nn_gemm_min(t1 * cfg->nr, N);
+                        if (j1 > j0)
+                            NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, j1 - j0, K, A, lda,
+                                                    B + (tb ? j0 * ldb : j0), ldb, beta,
+                                                    C + j0 * csc, rsc, csc);
+                    } else {
+                        const long i0 = t0 * cfg->mr, i1 = nn_gemm_min(t1 * cfg->mr, M);
+                        if (i1 > i0)
+                            NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, i1 - i0, N, K,
+                                                    A + (ta ? i0 : i0 * lda), lda, B, ldb, beta,
+                                                    C + i0 * rsc, rsc, csc);
+                    }
                 }
             }
             return;
