@@ -329,6 +329,254 @@ NN_VM static void nn_vact_bwd_avx2(const int code, float *d, const float *f, lon
         memcpy(d + i, td, (size_t)(n - i) * sizeof(float));
     }
 }
+
+/* ======================= float64: 4 lanes ======================= */
+#define D1 _mm256_set1_pd
+#define DFMA _mm256_fmadd_pd
+#define DABS(x) _mm256_andnot_pd(D1(-0.0), (x))
+#define DSIGN(x) _mm256_and_pd(D1(-0.0), (x))
+#define DLT(a, b) _mm256_cmp_pd((a), (b), _CMP_LT_OQ)
+#define DGT(a, b) _mm256_cmp_pd((a), (b), _CMP_GT_OQ)
+#define DEQ(a, b) _mm256_cmp_pd((a), (b), _CMP_EQ_OQ)
+#define DISNAN(a) _mm256_cmp_pd((a), (a), _CMP_UNORD_Q)
+#define DSEL(m, a, b) _mm256_blendv_pd((b), (a), (m))
+
+/* 2^n for integer-valued n (as double) in [-1022, 1023]: the magic 1.5·2^52 puts n in the low
+   bits (AVX2 has no double → int64 conversion) */
+NN_VMI __m256d nn_d_pow2(__m256d n)
+{
+    const __m256d magic = D1(6755399441055744.0);
+    const __m256i ni = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(n, magic)),
+                                        _mm256_castpd_si256(magic));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(ni, _mm256_set1_epi64x(1023)), 52));
+}
+
+/* Horner with 1/k! coefficients: sum_{k=k0}^{k1} r^(k-k0)/k! */
+NN_VMI __m256d nn_d_taylor(__m256d r, const int k0, const int k1)
+{
+    double c = 1.0;
+    for (int k = 2; k <= k1; k++) c /= k;   /* 1/k1! (constant-folded) */
+    __m256d p = D1(c);
+    for (int k = k1 - 1; k >= k0; k--) {
+        c *= (k + 1);                         /* 1/k! */
+        p = DFMA(p, r, D1(c));
+    }
+    return p;
+}
+
+NN_VMI __m256d nn_d_exp(__m256d x)
+{
+    const __m256d xc = _mm256_min_pd(_mm256_max_pd(x, D1(-760.0)), D1(720.0));
+    const __m256d n = _mm256_round_pd(_mm256_mul_pd(xc, D1(1.4426950408889634074)),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d r = _mm256_fnmadd_pd(n, D1(6.93147180369123816490e-01), xc);
+    r = _mm256_fnmadd_pd(n, D1(1.90821492927058770002e-10), r);
+    /* e^r = 1 + r + r²·(1/2! + r/3! + … + r^12/14!), |r| ≤ 0.347 */
+    const __m256d p = nn_d_taylor(r, 2, 14);
+    __m256d y = _mm256_add_pd(DFMA(p, _mm256_mul_pd(r, r), r), D1(1.0));
+    const __m256d n1 = _mm256_floor_pd(_mm256_mul_pd(n, D1(0.5)));
+    y = _mm256_mul_pd(_mm256_mul_pd(y, nn_d_pow2(n1)), nn_d_pow2(_mm256_sub_pd(n, n1)));
+    y = DSEL(DGT(x, D1(709.782712893383973096)), D1(INFINITY), y);
+    y = DSEL(DLT(x, D1(-745.1332191019412076235)), _mm256_setzero_pd(), y);
+    return DSEL(DISNAN(x), x, y);
+}
+
+NN_VMI __m256d nn_d_expm1(__m256d x)
+{
+    /* |x| < 0.35: x + x²·(1/2! + x/3! + … + x^14/16!) */
+    const __m256d small = DFMA(_mm256_mul_pd(x, x), nn_d_taylor(x, 2, 16), x);
+    const __m256d big = _mm256_sub_pd(nn_d_exp(x), D1(1.0));
+    const __m256d r = DSEL(DLT(DABS(x), D1(0.35)), small, big);
+    return DSEL(DEQ(x, _mm256_setzero_pd()), x, r);   /* ±0 */
+}
+
+NN_VMI __m256d nn_d_tanh(__m256d x)
+{
+    /* on |x| (≤ 20: beyond, tanh rounds to 1), e^{2|x|} − 1 = e: tanh = e / (e + 2) */
+    const __m256d ax = _mm256_min_pd(DABS(x), D1(20.0));
+    const __m256d e = nn_d_expm1(_mm256_add_pd(ax, ax));
+    const __m256d r = _mm256_or_pd(_mm256_div_pd(e, _mm256_add_pd(e, D1(2.0))), DSIGN(x));
+    return DSEL(DISNAN(x), x, r);
+}
+
+NN_VMI __m256d nn_d_sigmoid(__m256d x)
+{
+    const __m256d e = nn_d_exp(_mm256_or_pd(DABS(x), D1(-0.0)));
+    const __m256d num = DSEL(DLT(x, _mm256_setzero_pd()), e, D1(1.0));
+    return _mm256_div_pd(num, _mm256_add_pd(D1(1.0), e));
+}
+
+/* log of normal finite u > 0: u = 2^e·m, m in [√½, √2), log m = 2·atanh((m−1)/(m+1)) */
+NN_VMI __m256d nn_d_log_pos(__m256d u)
+{
+    const __m256i bits = _mm256_castpd_si256(u);
+    const __m256d two52 = D1(4503599627370496.0);
+    __m256d e = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(bits, 52),
+                                                                  _mm256_castpd_si256(two52))),
+                              two52);
+    e = _mm256_sub_pd(e, D1(1022.0));
+    __m256d m = _mm256_castsi256_pd(_mm256_or_si256(
+        _mm256_and_si256(bits, _mm256_set1_epi64x(0x000fffffffffffffLL)),
+        _mm256_set1_epi64x(0x3fe0000000000000LL)));                       /* [0.5, 1) */
+    const __m256d lt = DLT(m, D1(0.70710678118654752440));
+    e = _mm256_sub_pd(e, _mm256_and_pd(lt, D1(1.0)));
+    m = _mm256_add_pd(m, _mm256_and_pd(lt, m));
+    const __m256d f = _mm256_sub_pd(m, D1(1.0));
+    const __m256d s = _mm256_div_pd(f, _mm256_add_pd(f, D1(2.0)));
+    const __m256d z = _mm256_mul_pd(s, s);
+    __m256d p = D1(1.0 / 25);
+    for (int k = 23; k >= 3; k -= 2) p = DFMA(p, z, D1(1.0 / k));
+    /* log m = 2s + 2s·z·p = f − (f − 2s) + …: written as 2s(1 + z·p) */
+    const __m256d lm = DFMA(_mm256_mul_pd(_mm256_add_pd(s, s), z), p, _mm256_add_pd(s, s));
+    return DFMA(e, D1(6.93147180369123816490e-01), DFMA(e, D1(1.90821492927058770002e-10), lm));
+}
+
+NN_VMI __m256d nn_d_log1p(__m256d x)
+{
+    const __m256d u = _mm256_add_pd(D1(1.0), x);
+    const __m256d d = _mm256_sub_pd(u, D1(1.0));
+    const __m256d us = _mm256_max_pd(u, D1(1e-300));
+    __m256d r = _mm256_mul_pd(nn_d_log_pos(us), _mm256_div_pd(x, d));
+    r = DSEL(DEQ(d, _mm256_setzero_pd()), x, r);
+    r = DSEL(DEQ(u, D1(INFINITY)), u, r);
+    r = DSEL(DEQ(u, _mm256_setzero_pd()), D1(-INFINITY), r);
+    r = DSEL(DLT(u, _mm256_setzero_pd()), D1(NAN), r);
+    return DSEL(DISNAN(x), x, r);
+}
+
+/* sin (cosine 0) or cos (1) for |x| ≤ 65536: octant j of π/4 (three-part π/4, Cephes' DP1-3),
+   Taylor polynomials to r^17 / r^18 on |r| ≤ π/4 */
+NN_VMI __m256d nn_d_sincos(__m256d x, const int cosine)
+{
+    const __m256d ax = DABS(x);
+    __m256d y = _mm256_floor_pd(_mm256_mul_pd(ax, D1(1.27323954473516268615)));
+    y = _mm256_add_pd(y, _mm256_and_pd(D1(1.0), _mm256_castsi256_pd(_mm256_cmpeq_epi64(
+        _mm256_and_si256(_mm256_castpd_si256(_mm256_add_pd(y, D1(6755399441055744.0))),
+                         _mm256_set1_epi64x(1)), _mm256_set1_epi64x(1)))));   /* odd j → j+1 */
+    __m256d r = _mm256_fnmadd_pd(y, D1(7.85398125648498535156E-1), ax);
+    r = _mm256_fnmadd_pd(y, D1(3.77489470793079817668E-8), r);
+    r = _mm256_fnmadd_pd(y, D1(2.69515142907905952645E-15), r);
+    __m256i j = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(y, D1(6755399441055744.0))),
+                                 _mm256_castpd_si256(D1(6755399441055744.0)));
+    if (cosine) j = _mm256_add_epi64(j, _mm256_set1_epi64x(2));
+    const __m256d z = _mm256_mul_pd(r, r);
+    /* sin r = r + r·z·(−1/3! + z/5! − …), cos r = 1 − z/2 + z²·(1/4! − z/6! + …) */
+    double c = 1.0;
+    for (int k = 2; k <= 17; k++) c /= k;            /* 1/17! */
+    __m256d ps = D1(c);
+    for (int k = 15; k >= 3; k -= 2) { c *= (double)(k + 1) * (k + 2); ps = DFMA(ps, z, D1((((k - 1) / 2) % 2) ? -c : c)); }
+    const __m256d sn = DFMA(_mm256_mul_pd(r, z), ps, r);
+    c = 1.0;
+    for (int k = 2; k <= 18; k++) c /= k;            /* 1/18! */
+    __m256d pc = D1(-c);
+    for (int k = 16; k >= 4; k -= 2) { c *= (double)(k + 1) * (k + 2); pc = DFMA(pc, z, D1(((k / 2) % 2) ? -c : c)); }
+    const __m256d cs = DFMA(_mm256_mul_pd(z, z), pc, DFMA(z, D1(-0.5), D1(1.0)));
+    const __m256d usecos = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
+        _mm256_and_si256(j, _mm256_set1_epi64x(2)), _mm256_set1_epi64x(2)));
+    __m256d v = DSEL(usecos, cs, sn);
+    v = _mm256_xor_pd(v, _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_and_si256(j, _mm256_set1_epi64x(4)), 61)));
+    if (!cosine) v = _mm256_xor_pd(v, DSIGN(x));
+    return v;
+}
+
+NN_VMI __m256d nn_d_apply(const int fn, __m256d x)
+{
+    switch (fn) {
+    case NN_VM_EXP: return nn_d_exp(x);
+    case NN_VM_EXPM1: return nn_d_expm1(x);
+    case NN_VM_TANH: return nn_d_tanh(x);
+    case NN_VM_SIGMOID: return nn_d_sigmoid(x);
+    case NN_VM_LOG1P: return nn_d_log1p(x);
+    case NN_VM_SIN: case NN_VM_COS: {
+        __m256d y = nn_d_sincos(x, fn == NN_VM_COS);
+        if (_mm256_movemask_pd(_mm256_cmp_pd(DABS(x), D1(65536.0), _CMP_NLE_UQ))) {
+            double xs[4], ys[4];
+            _mm256_storeu_pd(xs, x);
+            _mm256_storeu_pd(ys, y);
+            for (int i = 0; i < 4; i++)
+                if (!(fabs(xs[i]) <= 65536.0)) ys[i] = fn == NN_VM_SIN ? sin(xs[i]) : cos(xs[i]);
+            y = _mm256_loadu_pd(ys);
+        }
+        return y;
+    }
+    default: {   /* erf: libm per lane (no vector version in float64) */
+        double xs[4];
+        _mm256_storeu_pd(xs, x);
+        for (int i = 0; i < 4; i++) xs[i] = erf(xs[i]);
+        return _mm256_loadu_pd(xs);
+    }
+    }
+}
+
+NN_VM static void nn_vmd_array(const int fn, double *y, const double *x, long n)
+{
+    long i = 0;
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(y + i, nn_d_apply(fn, _mm256_loadu_pd(x + i)));
+    if (i < n) {
+        double t[4] = {0};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof(double));
+        _mm256_storeu_pd(t, nn_d_apply(fn, _mm256_loadu_pd(t)));
+        memcpy(y + i, t, (size_t)(n - i) * sizeof(double));
+    }
+}
+
+NN_VMI __m256d nn_d_act_fwd(const int code, __m256d f)
+{
+    const __m256d zero = _mm256_setzero_pd();
+    switch (code) {
+    case A_ELU: return DSEL(DGT(f, zero), f, nn_d_expm1(_mm256_min_pd(f, zero)));
+    case A_GELU:
+        return _mm256_mul_pd(_mm256_mul_pd(D1(0.5), f), _mm256_add_pd(D1(1.0),
+                             nn_d_apply(NN_VM_ERF, _mm256_mul_pd(f, D1(0.70710678118654752440)))));
+    case A_TANH: return nn_d_tanh(f);
+    case A_SIGMOID: return nn_d_sigmoid(f);
+    case A_SOFTPLUS:
+        return _mm256_add_pd(_mm256_max_pd(f, zero),
+                             nn_d_log1p(nn_d_exp(_mm256_or_pd(DABS(f), D1(-0.0)))));
+    default: return nn_d_apply(NN_VM_SIN, f);
+    }
+}
+
+NN_VMI __m256d nn_d_act_bwd(const int code, __m256d d, __m256d f)
+{
+    switch (code) {
+    case A_GELU: {
+        const __m256d cdf = _mm256_mul_pd(D1(0.5), _mm256_add_pd(D1(1.0),
+                                          nn_d_apply(NN_VM_ERF, _mm256_mul_pd(f, D1(0.70710678118654752440)))));
+        const __m256d pdf = _mm256_mul_pd(D1(0.39894228040143267794),
+                                          nn_d_exp(_mm256_mul_pd(D1(-0.5), _mm256_mul_pd(f, f))));
+        return _mm256_mul_pd(d, DFMA(f, pdf, cdf));
+    }
+    case A_SOFTPLUS: return _mm256_mul_pd(d, nn_d_sigmoid(f));
+    default: return _mm256_mul_pd(d, nn_d_apply(NN_VM_COS, f));
+    }
+}
+
+NN_VM static void nn_vactd_fwd_avx2(const int code, double *h, const double *f, long n)
+{
+    long i = 0;
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(h + i, nn_d_act_fwd(code, _mm256_loadu_pd(f + i)));
+    if (i < n) {
+        double t[4] = {0};
+        memcpy(t, f + i, (size_t)(n - i) * sizeof(double));
+        _mm256_storeu_pd(t, nn_d_act_fwd(code, _mm256_loadu_pd(t)));
+        memcpy(h + i, t, (size_t)(n - i) * sizeof(double));
+    }
+}
+
+NN_VM static void nn_vactd_bwd_avx2(const int code, double *d, const double *f, long n)
+{
+    long i = 0;
+    for (; i + 4 <= n; i += 4)
+        _mm256_storeu_pd(d + i, nn_d_act_bwd(code, _mm256_loadu_pd(d + i), _mm256_loadu_pd(f + i)));
+    if (i < n) {
+        double td[4] = {0}, tf[4] = {0};
+        memcpy(td, d + i, (size_t)(n - i) * sizeof(double));
+        memcpy(tf, f + i, (size_t)(n - i) * sizeof(double));
+        _mm256_storeu_pd(td, nn_d_act_bwd(code, _mm256_loadu_pd(td), _mm256_loadu_pd(tf)));
+        memcpy(d + i, td, (size_t)(n - i) * sizeof(double));
+    }
+}
 #endif /* NN_VM_X86 */
 
 int nn_vm_f32(int fn, float *y, const float *x, long n)
@@ -360,6 +608,42 @@ int nn_vact_bwd_f32(int code, float *d, const float *f, long n)
 #if NN_VM_X86
     if ((code == A_GELU || code == A_SOFTPLUS || code == A_SIN) && nn_vm_enabled()) {
         nn_vact_bwd_avx2(code, d, f, n);
+        return 1;
+    }
+#endif
+    (void)code; (void)d; (void)f; (void)n;
+    return 0;
+}
+
+int nn_vm_f64(int fn, double *y, const double *x, long n)
+{
+#if NN_VM_X86
+    if (fn >= 0 && fn < NN_VM_COUNT && fn != NN_VM_ERF && nn_vm_enabled()) {
+        nn_vmd_array(fn, y, x, n);
+        return 1;
+    }
+#endif
+    (void)fn; (void)y; (void)x; (void)n;
+    return 0;
+}
+
+int nn_vact_fwd_f64(int code, double *h, const double *f, long n)
+{
+#if NN_VM_X86
+    if (code >= A_ELU && code <= A_SIN && nn_vm_enabled()) {
+        nn_vactd_fwd_avx2(code, h, f, n);
+        return 1;
+    }
+#endif
+    (void)code; (void)h; (void)f; (void)n;
+    return 0;
+}
+
+int nn_vact_bwd_f64(int code, double *d, const double *f, long n)
+{
+#if NN_VM_X86
+    if ((code == A_GELU || code == A_SOFTPLUS || code == A_SIN) && nn_vm_enabled()) {
+        nn_vactd_bwd_avx2(code, d, f, n);
         return 1;
     }
 #endif

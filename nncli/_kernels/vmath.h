@@ -1,4 +1,5 @@
-/* Vectorised transcendentals for the activations (float32, AVX2+FMA chosen at run time).
+/* Vectorised transcendentals for the activations (float32 and float64, AVX2+FMA chosen at run
+ * time).
  *
  * Each function works on arrays and returns 1 when it ran the vector code, 0 when the caller
  * must use its scalar libm loop (no AVX2+FMA, NNCLI_GEMM_ISA=generic, or an activation code
@@ -17,6 +18,10 @@ int nn_vm_f32(int fn, float *y, const float *x, long n);
    derivative needs a transcendental of f (gelu, softplus, sin). */
 int nn_vact_fwd_f32(int code, float *h, const float *f, long n);
 int nn_vact_bwd_f32(int code, float *d, const float *f, long n);
+/* float64: the same on 4 lanes; erf (gelu) is libm per lane inside the vector code. */
+int nn_vm_f64(int fn, double *y, const double *x, long n);   /* 0 for NN_VM_ERF */
+int nn_vact_fwd_f64(int code, double *h, const double *f, long n);
+int nn_vact_bwd_f64(int code, double *d, const double *f, long n);
 
 /* 1 when the vector code runs on this CPU. */
 int nn_vm_enabled(void);
