@@ -357,7 +357,10 @@ NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const
     for (int i = 0; i < NN_ZMR; i++) { c0[i] = NN_ZZERO(); c1[i] = NN_ZZERO(); }
 #pragma GCC unroll 12
     for (int i = 0; i < NN_ZMR; i++)
-        if (i < mr) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        if (i < mr) {   /* the C tile row: 128 bytes, two cache lines */
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * ldc + NN_ZNR - 1), _MM_HINT_T0);
+        }
 #pragma GCC unroll 4
     for (long k = 0; k < kc; k++) {
         const NN_ZT b0 = NN_ZLOAD(b), b1 = NN_ZLOAD(b + NN_ZL);
