@@ -269,6 +269,14 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                         const long mr = nn_gemm_min(MR, mc - ir);
                         NN_T *cp = C + (ic + ir) * rsc + (jc + jr) * csc;
                         const int full = (csc == 1) && (nr == NR) && (packa ? mr == MR : 1);
+                        if (!full && csc == 1 && cfg->edge) {   /* corner: masked, in place */
+                            if (packa)
+                                cfg->edge((int)mr, (int)nr, kc, Ap + ir * kc, 1, MR, bp, cp, rsc, bt);
+                            else
+                                cfg->edge((int)mr, (int)nr, kc, A + (ic + ir) * rsa + pc * csa, rsa,
+                                          csa, bp, cp, rsc, bt);
+                            continue;
+                        }
                         NN_T *cdst = full ? cp : tmp;
                         const long cld = full ? rsc : NR;
                         const NN_T cb = full ? bt : (NN_T)0;
@@ -424,16 +432,19 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
         cfg.mr = NN_ZMR; cfg.nr = NN_ZNR; cfg.mc = NN_ZMC; cfg.kc = NN_ZKC; cfg.nc = NN_ZNC;
         cfg.packed = NN_FN(nn_ukr_avx512_packed_);
         cfg.sup = NN_FN(nn_ukr_avx512_sup_);
+        cfg.edge = NN_FN(nn_ukr_avx512_edge_);
     } else if (nn_gemm_isa_id() == 1) {
         cfg.mr = NN_MR; cfg.nr = NN_NR; cfg.mc = NN_MC; cfg.kc = NN_KC; cfg.nc = NN_NC;
         cfg.packed = NN_FN(nn_ukr_avx2_packed_);
         cfg.sup = NN_FN(nn_ukr_avx2_sup_);
+        cfg.edge = 0;
     } else
 #endif
     {
         cfg.mr = NN_GMR; cfg.nr = NN_GNR; cfg.mc = NN_GMC; cfg.kc = NN_GKC; cfg.nc = NN_GNC;
         cfg.packed = NN_FN(nn_ukr_gen_);
         cfg.sup = 0;
+        cfg.edge = 0;
     }
 
     /* Orientation: C = op(A) op(B), or C^T = op(B)^T op(A)^T (computed with C's strides swapped)
