@@ -189,7 +189,11 @@ class Trainer:
         net = self.net
         engine = net.engine(self.batch_size, self.n_threads)
         # φ as it was before the current epoch: what is left to save if the epoch diverges.
-        self.phi_before_epoch = np.empty_like(net.phi)
+        # Allocated on the first call only (21 MB for the wide benchmark net; a caller that
+        # runs one epoch per call must not pay for a fresh array each time).
+        prev = getattr(self, "phi_before_epoch", None)
+        if prev is None or prev.shape != net.phi.shape or prev.dtype != net.phi.dtype:
+            self.phi_before_epoch = np.empty_like(net.phi)
         classifier = LOSSES[net.loss].output != "value"
         while self.epoch < self.epochs:
             if net.phi.shape != self.phi_before_epoch.shape:
@@ -235,7 +239,14 @@ class Trainer:
     def _train_epoch(self, engine, lr):
         """One epoch over the training rows in a new shuffled order; the mean loss."""
         opt = self.opt
-        idx = self.rng.permutation(len(self.X)).astype(np.int64, copy=False)
+        # rng.permutation(n) is arange(n) shuffled: the same order, in arrays made once
+        # (no allocation per epoch).
+        if getattr(self, "_order", None) is None or len(self._order) != len(self.X):
+            self._rows = np.arange(len(self.X), dtype=np.int64)
+            self._order = np.empty_like(self._rows)
+        idx = self._order
+        np.copyto(idx, self._rows)
+        self.rng.shuffle(idx)
         loss, opt.step_count = engine.train_epoch(
             self.X, self.Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
         return loss
