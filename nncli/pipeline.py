@@ -2,7 +2,8 @@
 options: the arrays, the network, the optimiser, the trainer, the validation arrays, the meta.
 
 Options are a plain dict (the resolved configuration, stored in the model as it is):
-target, features, drop, id, task, standardize, impute, layers (hidden widths),
+target, features, drop, id, task, standardize, impute, dates, decimal, categorical,
+max_categories, layers (hidden widths),
 activation, loss, optimizer, lr, momentum, beta1, beta2, eps, weight_decay, clip_norm,
 batch_size, epochs, schedule, val_split, early_stopping, init, seed, dtype, threads.
 """
@@ -24,8 +25,23 @@ def prepare_data(table, opts, split=True):
     return D.prepare_training(
         table, target=opts.get("target"), features=opts.get("features"), drop=opts.get("drop"),
         id_column=opts.get("id"), task=opts.get("task"),
-        standardize=opts.get("standardize", True), impute=opts.get("impute"),
-        validation_fraction=(opts.get("val_split") or 0.0) if split else 0.0, seed=opts.get("seed"))
+        standardize=opts.get("standardize", True), impute=impute_option(opts),
+        validation_fraction=(opts.get("val_split") or 0.0) if split else 0.0, seed=opts.get("seed"),
+        **column_options(opts))
+
+
+def impute_option(opts):
+    """The config's impute as `data` takes it: 'none' (the CLI's word) and unset are None."""
+    impute = opts.get("impute")
+    return None if impute == "none" else impute
+
+
+def column_options(opts):
+    """The options that decide column kinds (dates, decimal, categorical, max_categories), as
+    `data.choose_columns` takes them; a config from before them gets their old meaning."""
+    return {"dates": opts.get("dates") or "expand", "decimal": opts.get("decimal"),
+            "categorical": opts.get("categorical"),
+            "max_categories": opts.get("max_categories") or D.DEFAULT_MAX_CATEGORIES}
 
 
 def resolve_loss(opts, task):

@@ -289,8 +289,9 @@ def held_out_table(data, meta, model):
     try:
         rows = D.held_out_rows(table, target=config.get("target"), features=config.get("features"),
                                drop=config.get("drop"), id_column=config.get("id"),
-                               task=config.get("task"), impute=config.get("impute"),
-                               validation_fraction=val["fraction"], seed=meta.get("seed"))
+                               task=config.get("task"), impute=pipeline.impute_option(config),
+                               validation_fraction=val["fraction"], seed=meta.get("seed"),
+                               **pipeline.column_options(config))
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{model}: the validation record is damaged ({e})") from None
     if len(rows) != val.get("rows"):

@@ -14,6 +14,7 @@ def command(model, json_out):
     Example:
       nncli info iris.npz
     """
+    from nncli.data import column_notes
     from nncli.model_io import load_model
     from nncli.run import diverged_note
     loaded = load_model(model)
@@ -28,7 +29,8 @@ def command(model, json_out):
             "data_sha256": meta.get("data_sha256"), "train_rows": meta.get("train_rows"),
             "val_rows": meta.get("val_rows"), "epochs_run": meta.get("epochs_run"),
             "metrics": meta.get("metrics"), "checkpoint": "checkpoint" in meta,
-            "diverged": meta.get("diverged") is True, "diverged_epoch": meta.get("diverged_epoch")}
+            "diverged": meta.get("diverged") is True, "diverged_epoch": meta.get("diverged_epoch"),
+            "columns": column_notes(loaded.schema) if loaded.schema is not None else []}
     if json_out:
         click.echo(json.dumps(info))
         return
@@ -41,6 +43,9 @@ def command(model, json_out):
     if info["inputs"]:
         shown = ", ".join(info["inputs"][:12]) + (" …" if len(info["inputs"]) > 12 else "")
         out += ["", f"inputs     {shown}"]
+    if info["columns"]:
+        out += [("columns    " if k == 0 else "           ") + note
+                for k, note in enumerate(info["columns"])]
     if info["config"]:
         c = info["config"]
         keys = ["optimizer", "lr", "batch_size", "epochs", "schedule", "val_split", "early_stopping",

@@ -83,8 +83,22 @@ def _did_you_mean(key, known):
                    "reconstruct: an autoencoder, the target is the input.")
 @click.option("--standardize/--no-standardize", default=True, show_default=True,
               help="Scale numeric inputs (and regression targets) to mean 0, std 1.")
-@click.option("--impute", type=click.Choice(["mean", "median", "drop"]), default=None,
-              help="What to do with missing values (default: stop with an error naming the cell).")
+@click.option("--impute", type=click.Choice(["median", "mean", "drop", "none"]), default="median",
+              show_default=True,
+              help="Missing inputs: fill numbers and dates with the training median or mean and "
+                   "text with its most frequent value (plus a 0/1 'missing' input for a column "
+                   "missing in 5%+ of rows), drop their rows, or none: stop with an error naming "
+                   "the cell. Rows without a target are left out (counted) unless none.")
+@click.option("--dates", type=click.Choice(["expand", "none"]), default="expand", show_default=True,
+              help="Date/time columns: expand into year, cyclic month, day of year, weekday and "
+                   "hour, and elapsed days; none: treat them as text.")
+@click.option("--decimal", type=click.Choice([".", ","]), default=None,
+              help="Decimal mark of numbers written as text (default: ',' when --sep is ';').")
+@click.option("--categorical", type=CommaList(column_key), default=None, metavar="COL,...",
+              help="Inputs to one-hot encode even though they hold numbers (codes).")
+@click.option("--max-categories", type=click.IntRange(min=2), default=30, show_default=True,
+              help="One-hot at most this many values of a text column: the most frequent, the "
+                   "rest as one 'other' input.")
 @click.option("--layers", type=CommaList(positive_int, metavar="N,N,..."), default="64,32", show_default=True,
               help="Hidden layer widths ('' for none).")
 @click.option("--activation", type=CommaList(choices=list(ACTIVATIONS), metavar="NAME[,NAME...]"),
@@ -176,6 +190,9 @@ def command(**opts):
     progress = None
     if not opts["quiet"]:
         progress = Progress(run.trainer.epochs, every=opts["log_every"])
+        columns = _columns_line(run)
+        if columns:
+            echo_err(columns)
         echo_err(_start_line(run))
     try:
         summary = run.train([progress] if progress else [])
@@ -187,6 +204,18 @@ def command(**opts):
         echo_err(_summary_line(summary))
     if opts["json_out"]:
         click.echo(json.dumps(summary, allow_nan=False))
+
+
+def _columns_line(run):
+    """'Columns: …' — what nncli decided about the columns, when it decided anything."""
+    from nncli.data import column_notes
+    notes = column_notes(run.data.schema)
+    if run.data.rows_without_target:
+        notes.append(f"{run.data.rows_without_target} rows without a target left out")
+    dropped = run.data.rows_dropped - run.data.rows_without_target
+    if dropped > 0:
+        notes.append(f"{dropped} rows with a missing input dropped (--impute drop)")
+    return "Columns: " + "; ".join(notes) + "." if notes else None
 
 
 def _start_line(run):
