@@ -828,10 +828,17 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
         filled = v if fill is None or ok.all() else np.where(ok, v, fill)
         if c.kind == "date":
             parts = date_parts(filled)
+            days = filled.astype("datetime64[s]").astype("datetime64[D]")
+            day_of_month = days - days.astype("datetime64[M]").astype("datetime64[D]")
+            # Monthly (or yearly) data, every date on one day of the month: its weekday and
+            # day of year only repeat the month, or are noise.
+            monthly = len(np.unique(day_of_month)) == 1
             names_kept, means, stds = [], [], []
             for p in DATE_PARTS:
                 if "hour" in p and not np.any(filled % 86400):
                     continue   # dates without times: the hour is no input
+                if monthly and p.startswith(("doy", "weekday")):
+                    continue
                 mean, std = float(np.mean(parts[p])), float(np.std(parts[p]))
                 if not std > 1e-12 or not math.isfinite(std):
                     continue   # a part that never changes in training (the year of one year)

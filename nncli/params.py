@@ -59,8 +59,9 @@ CONSTRAINTS = {
     "step_size": Interval(Integral, 1, None),
     "patience": Interval(Integral, 0, None),
     "min_lr": Interval(Real, 0, None),
-    # Training: epochs without a better validation loss before stopping, kernel threads.
-    "early_stopping": Interval(Integral, 1, None),
+    # Training: epochs without a better validation loss before stopping (0: never stop
+    # early), kernel threads.
+    "early_stopping": Interval(Integral, 0, None),
     "threads": Interval(Integral, 1, None),
     # Seeds of numpy's SeedSequence, which refuses negative numbers.
     "seed": Interval(Integral, 0, None),

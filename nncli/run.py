@@ -90,6 +90,9 @@ class TrainingRun:
         self.net = pipeline.build_network(self.data, self.config)
         self.val_table = self._read_val_data(read, state)
         X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
+        if self.config.get("early_stopping") and self.validation is None \
+                and "early_stopping" not in self.given:
+            self.config["early_stopping"] = None   # the default's, with nothing to watch: off
         if self.config.get("early_stopping") and self.validation is None:
             raise ConfigError(
                 "--early-stopping watches the validation loss, but "
@@ -202,15 +205,37 @@ class TrainingRun:
             if log is not None:
                 log.close()
         meta = self.meta(final=True)
+        refit = self._refit(trainer)
+        if refit is not None:
+            net, meta["refit"] = refit
         save_model(self.output, net, meta)
         h = trainer.history
         return {"model": self.output, "loss_log": self.loss_log, "task": self.data.task,
+                "refit": meta.get("refit"),
                 "layers": net.layers, "n_params": net.n_params, "epochs": trainer.epoch,
                 "stopped_early": h.stopped_early, "best_epoch": h.best_epoch,
                 "seconds": round(h.seconds, 6),
                 # Both already JSON-safe in the meta (non-finite values are None there).
                 "samples_per_second": meta["samples_per_second"],
                 **{k: v for k, v in meta["metrics"].items() if k != "epoch"}}
+
+    def _refit(self, trainer):
+        """With the refit option and rows held out by the split: a new network, from the same
+        seed, trained on every row (training and validation) for the epochs the validation
+        picked (early stopping's best epoch, else all that ran). Returns ``(network, record)``
+        or None. The held-out rows, now learned from, can no longer score it: the metrics stay
+        those of the run that chose the epochs."""
+        if not self.config.get("refit") or self.validation is None or self.val_table is not None:
+            return None
+        epochs = trainer.history.best_epoch or trainer.epoch
+        if not epochs:
+            return None
+        net = pipeline.build_network(self.data, self.config)
+        opts = {**self.config, "epochs": epochs, "early_stopping": None}
+        refit = pipeline.make_trainer(net, self.data.X, self.data.Y, None, opts)
+        refit.run([])
+        return net, {"epochs": int(epochs), "rows": int(len(self.data.X)),
+                     "seconds": round(refit.history.seconds, 6)}
 
     def execute(self, callbacks=()):
         """prepare() then train(callbacks): the whole run."""
@@ -282,6 +307,10 @@ def held_out_table(data, meta, model):
     if val.get("source") != "split":
         raise ConfigError(f"{model} held out no rows (trained with --val-split 0); "
                           "evaluate it without --held-out")
+    if meta.get("refit") is not None:
+        raise ConfigError(f"{model} was refit on every row, the held-out ones included, so they "
+                          "cannot score it (its validation metrics are in nncli info); train "
+                          "with --no-refit to evaluate the held-out rows")
     table = D.read_csv(data, **read_options(config))
     if table.sha256 != meta.get("data_sha256"):
         raise ConfigError(f"{table.source} is not the data {model} was trained on (its sha256 "

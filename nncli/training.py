@@ -107,6 +107,7 @@ class Trainer:
         if validation is not None:
             Xv = network.as_input(validation[0])
             validation = (Xv, network.as_target(validation[1], len(Xv)))
+        early_stopping = early_stopping or None   # 0: off, as None
         if early_stopping is not None and validation is None:
             # Stopping on the training loss would only stop a run that has stopped learning
             # the training set, which is not what early stopping is for.

@@ -43,9 +43,12 @@ TUNED = {}
 TUNED_ALL = []
 
 
+NNCLI = REPO  # the checkout whose nncli runs (--nncli: another one, e.g. before a change)
+
+
 def nncli_env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = NNCLI + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -129,7 +132,7 @@ def score(task, y_true, y_pred):
     return float(1 - np.sum((y_true - y_pred) ** 2) / np.sum((y_true - y_true.mean()) ** 2))
 
 
-def bench_table(t, seeds, work):
+def bench_table(t, seeds, work, variants=("defaults", "tuned", "reference")):
     from sklearn.model_selection import train_test_split
     df = t.frame
     strat = df[t.target] if t.task == "classification" else None
@@ -141,7 +144,7 @@ def bench_table(t, seeds, work):
     fill = (train[t.target].mean() if t.task == "regression" else "")
     out = {"table": t.name, "task": t.task, "note": t.note, "rows": len(df),
            "train_rows": len(train), "test_rows": len(scored), "columns": len(df.columns) - 1}
-    for variant in ("defaults", "tuned", "reference"):
+    for variant in variants:
         scores, added, secs, first = [], [], 0.0, ""
         for seed in seeds:
             t0 = time.perf_counter()
@@ -177,7 +180,17 @@ def main():
     ap.add_argument("--only", default=None, help="comma-separated table names")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--nncli", default=REPO, help="checkout to run nncli from (built in place)")
+    ap.add_argument("--variants", default="defaults,tuned,reference")
+    ap.add_argument("--tuned", default=None, help="options of the tuned run for every table "
+                    "(replacing TUNED), e.g. '--epochs 300 --early-stopping 20'")
     args = ap.parse_args()
+    if args.tuned is not None:
+        TUNED.clear()
+        TUNED_ALL[:] = args.tuned.split()
+    variants = args.variants.split(",")
+    global NNCLI
+    NNCLI = os.path.abspath(args.nncli)
     seeds = [int(s) for s in args.seeds.split(",")]
     loaders = datasets.ALL
     if args.only:
@@ -189,16 +202,20 @@ def main():
     for load in loaders:
         t = load()
         with tempfile.TemporaryDirectory() as work:
-            r = bench_table(t, seeds, work)
+            r = bench_table(t, seeds, work, variants)
         results.append(r)
         m = "accuracy" if t.task == "classification" else "R²"
-        cell = lambda v: f"{r[v]['mean']:.3f} ± {r[v]['sd']:.3f}"  # noqa: E731
+        cell = lambda v: f"{r[v]['mean']:.3f} ± {r[v]['sd']:.3f}" if v in r else "—"  # noqa: E731
+        asked = " ".join(r["defaults"]["flags_added"]) if "defaults" in r else ""
         print(f"| {t.name} | {t.task} | {r['rows']} | {m} | {cell('defaults')} | {cell('tuned')} | "
-              f"{cell('reference')} | {' '.join(r['defaults']['flags_added']) or '—'} |", flush=True)
-    wins = sum(r["defaults"]["mean"] >= r["reference"]["mean"] for r in results)
-    gap = statistics.mean(r["defaults"]["mean"] - r["reference"]["mean"] for r in results)
-    print(f"\ndefaults ≥ reference on {wins} of {len(results)} tables; mean (defaults − reference) {gap:+.4f}")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+              f"{cell('reference')} | {asked or '—'} |", flush=True)
+    for v in ("defaults", "tuned"):
+        if v in variants and "reference" in variants:
+            wins = sum(r[v]["mean"] >= r["reference"]["mean"] for r in results)
+            gap = statistics.mean(r[v]["mean"] - r["reference"]["mean"] for r in results)
+            print(f"\n{v} ≥ reference on {wins} of {len(results)} tables; "
+                  f"mean ({v} − reference) {gap:+.4f}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=NNCLI, capture_output=True,
                             text=True).stdout.strip()
     env = {"commit": commit, "python": platform.python_version(), "machine": platform.machine(),
            "processor": platform.processor(), "seeds": seeds}

@@ -57,6 +57,10 @@ def command(model, json_out):
     if info["metrics"]:
         out.append("metrics    " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in info["metrics"].items() if v is not None))
+    refit = meta.get("refit")
+    if isinstance(refit, dict):
+        out.append(f"refit      on all {refit.get('rows')} rows for {refit.get('epochs')} epochs "
+                   "(the saved network; metrics are the validation run's)")
     note = diverged_note(meta)
     if note:
         out.append(f"diverged   yes — {note}")

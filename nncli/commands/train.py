@@ -122,7 +122,8 @@ def _did_you_mean(key, known):
               help="Clip the gradient to this global norm (0: off).")
 @click.option("--batch-size", type=BatchSize(), default=32, show_default=True,
               help="Rows per update: 1 is SGD, 'full' is full-batch gradient descent.")
-@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Epochs at most (early stopping usually ends the run sooner).")
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default="constant", show_default=True,
               help="Learning-rate schedule: step (× gamma every step size epochs), exponential "
                    "(× gamma every epoch), cosine (down to the minimum rate), plateau (× gamma "
@@ -141,8 +142,14 @@ def _did_you_mean(key, known):
               help="Share of rows held out for validation (stratified for classification).")
 @click.option("--val-data", type=click.Path(dir_okay=False), default=None,
               help="Validation CSV (instead of --val-split).")
-@click.option("--early-stopping", type=click_type("early_stopping"), default=None, metavar="PATIENCE",
-              help="Stop after this many epochs without a better validation loss; keep the best model.")
+@click.option("--early-stopping", type=click_type("early_stopping"), default=20, show_default=True,
+              metavar="PATIENCE",
+              help="Stop after this many epochs without a better validation loss and keep the "
+                   "best epoch (0: off; off by itself when there is no validation set).")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="After training with a validation split, train a new network on every row "
+                   "for the epochs the validation picked (the best epoch with --early-stopping) "
+                   "and save that one.")
 @click.option("--init", type=click.Choice(INITS), default="auto", show_default=True,
               help="Weight initialisation (auto: He for relu-like layers, Glorot otherwise).")
 @click.option("--seed", type=click_type("seed"), default=0, show_default=True, help="Seeds init, split and shuffling.")
@@ -238,5 +245,7 @@ def _summary_line(s):
         parts.append(f"val RMSE {s['val_rmse']:.4g}, MAE {s['val_mae']:.4g}, R² {r2}")
     rate = f", {s['samples_per_second']:,.0f} samples/s" if s["samples_per_second"] else ""
     stop = f", stopped early, kept epoch {s['best_epoch']}" if s["stopped_early"] else ""
+    if s.get("refit"):
+        stop += f"; refit on all {s['refit']['rows']} rows for {s['refit']['epochs']} epochs"
     return (f"Done: {s['epochs']} epochs in {s['seconds']:.2f} s{rate}{stop}; {', '.join(parts)}.\n"
             f"Model: {s['model']}   loss log: {s['loss_log']}")
