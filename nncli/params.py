@@ -63,6 +63,8 @@ CONSTRAINTS = {
     # early), kernel threads.
     "early_stopping": Interval(Integral, 0, None),
     "threads": Interval(Integral, 1, None),
+    # Classification targets (nncli.targets): the share of each target spread over all classes.
+    "label_smoothing": Interval(Real, 0, 1, closed="left"),
     # Seeds of numpy's SeedSequence, which refuses negative numbers.
     "seed": Interval(Integral, 0, None),
 }

@@ -3,7 +3,7 @@ options: the arrays, the network, the optimiser, the trainer, the validation arr
 
 Options are a plain dict (the resolved configuration, stored in the model as it is):
 target, features, drop, id, task, standardize, impute, dates, decimal, categorical,
-max_categories, layers (hidden widths),
+max_categories, class_weight, label_smoothing, refit, layers (hidden widths),
 activation, loss, optimizer, lr, momentum, beta1, beta2, eps, weight_decay, clip_norm,
 batch_size, epochs, schedule, val_split, early_stopping, init, seed, dtype, threads.
 """
@@ -82,6 +82,30 @@ def split_validation(data, val_table=None):
         return data.X, data.Y, None
     train = data.train_rows
     return data.X[train], data.Y[train], (data.X[data.val_rows], data.Y[data.val_rows])
+
+
+def shape_targets(data, Y, validation, opts, train_rows=None):
+    """Class weights and label smoothing (nncli.targets) applied to the training targets Y
+    (the rows ``train_rows`` of data, None: all) and the validation pair's targets (weights
+    only); unchanged without those options. A ConfigError for a loss other than
+    cross-entropy, whose kernel alone reads them the way nncli.targets says."""
+    from nncli import targets as T
+    spec, eps = opts.get("class_weight"), opts.get("label_smoothing") or 0.0
+    if spec in (None, "none") and not eps:
+        return Y, validation
+    if data.task != "classification" or resolve_loss(opts, data.task) != "cross_entropy":
+        raise ConfigError("--class-weight and --label-smoothing apply to classification with "
+                          "the cross_entropy loss")
+    try:
+        T.check("label_smoothing", eps)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    labels = data.labels if train_rows is None else data.labels[train_rows]
+    weights = T.class_weights(spec, data.schema.classes, labels)
+    Y = T.shape_targets(Y, weights, eps)
+    if validation is not None and weights is not None:
+        validation = (validation[0], T.shape_targets(validation[1], weights))
+    return Y, validation
 
 
 def make_optimizer(opts):

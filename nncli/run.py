@@ -90,6 +90,9 @@ class TrainingRun:
         self.net = pipeline.build_network(self.data, self.config)
         self.val_table = self._read_val_data(read, state)
         X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
+        train_rows = self.data.train_rows if self.val_table is None else None
+        Y, self.validation = pipeline.shape_targets(self.data, Y, self.validation, self.config,
+                                                    train_rows)
         if self.config.get("early_stopping") and self.validation is None \
                 and "early_stopping" not in self.given:
             self.config["early_stopping"] = None   # the default's, with nothing to watch: off
@@ -232,7 +235,8 @@ class TrainingRun:
             return None
         net = pipeline.build_network(self.data, self.config)
         opts = {**self.config, "epochs": epochs, "early_stopping": None}
-        refit = pipeline.make_trainer(net, self.data.X, self.data.Y, None, opts)
+        Y, _ = pipeline.shape_targets(self.data, self.data.Y, None, self.config)
+        refit = pipeline.make_trainer(net, self.data.X, Y, None, opts)
         refit.run([])
         return net, {"epochs": int(epochs), "rows": int(len(self.data.X)),
                      "seconds": round(refit.history.seconds, 6)}

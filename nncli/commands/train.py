@@ -146,6 +146,12 @@ def _did_you_mean(key, known):
               metavar="PATIENCE",
               help="Stop after this many epochs without a better validation loss and keep the "
                    "best epoch (0: off; off by itself when there is no validation set).")
+@click.option("--class-weight", default=None, metavar="balanced|CLASS=W,...",
+              help="Weigh each class's rows in the loss: balanced (n / (classes × n_class)) or "
+                   "given weights (others 1). Classification with cross_entropy.")
+@click.option("--label-smoothing", type=click_type("label_smoothing"), default=0.0,
+              show_default=True, metavar="EPS",
+              help="Train on targets (1 − EPS)·one-hot + EPS/classes (classification).")
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="After training with a validation split, train a new network on every row "
                    "for the epochs the validation picked (the best epoch with --early-stopping) "
