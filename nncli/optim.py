@@ -24,6 +24,7 @@ class OptimizerSpec:
     # rmsprop), eps ε. Every rule also takes COMMON; nothing else applies to it.
     defaults: dict = field(default_factory=dict)
     doc: str = ""
+    full_batch: bool = False  # the rule needs the whole training set per step (training uses it)
 
     @property
     def hyperparameters(self):
@@ -47,6 +48,9 @@ OPTIMIZERS = {o.name: o for o in [
                   doc="Adam"),
     OptimizerSpec("adamw", OptimizerCode.ADAMW, 0.001, {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
                   doc="Adam with decoupled weight decay"),
+    # lr is iRprop's initial step size Δ0 (FANN's 0.1); the rule reads only the gradient's sign.
+    OptimizerSpec("irprop", OptimizerCode.IRPROP, 0.1, doc="iRprop− (full batch, FANN's default)",
+                  full_batch=True),
 ]}
 
 

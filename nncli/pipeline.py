@@ -122,6 +122,8 @@ def make_optimizer(opts):
 
 def make_trainer(net, X, Y, validation, opts):
     batch = opts.get("batch_size", 32)
+    if OPTIMIZERS[opts.get("optimizer") or "adam"].full_batch:
+        batch = "full"   # a sign-based rule on mini-batches follows noise, not the loss
     try:
         return Trainer(net, X, Y, optimizer=make_optimizer(opts),
                        batch_size=None if batch == "full" else int(batch),

@@ -263,3 +263,33 @@ def test_the_gradient_is_not_modified():
     k_optim.step(phi, grad, s1, s2, OptimizerCode.ADAM, lr=0.1, momentum=0.9, beta2=0.999,
                  weight_decay=0.5, clip_norm=1.0)
     assert grad.tolist() == [3.0, -4.0]
+
+
+def test_irprop_steps_by_the_sign_and_adapts_the_step_size():
+    opt = Optimizer("irprop", lr=0.1)
+    phi = np.array([1.0, -2.0, 3.0])
+    # step 1: Δ = α = 0.1 each; no last gradient, so φ −= sign(g)·0.1
+    opt.step(phi, np.array([0.5, 1.0, -2.0]))
+    np.testing.assert_allclose(phi, [0.9, -2.1, 3.1])
+    # step 2, g = [0.3, −1, −7]: same sign → Δ = 1.2·0.1 = 0.12, step; sign flip → Δ = 0.5·0.1 =
+    # 0.05, no step and g is forgotten (iRprop−); same sign → 0.12
+    opt.step(phi, np.array([0.3, -1.0, -7.0]))
+    np.testing.assert_allclose(phi, [0.78, -2.1, 3.22])
+    np.testing.assert_allclose(opt.s2, [0.12, 0.05, 0.12])
+    np.testing.assert_allclose(opt.s1, [0.3, 0.0, -7.0])
+    # step 3, g = [1, 1, 1]: the forgotten g (0) keeps Δ = 0.05 and steps; the flip in the
+    # third halves 0.12 → 0.06 without a step
+    opt.step(phi, np.array([1.0, 1.0, 1.0]))
+    np.testing.assert_allclose(phi, [0.78 - 0.144, -2.15, 3.22])
+    np.testing.assert_allclose(opt.s2, [0.144, 0.05, 0.06])
+
+
+def test_irprop_fits_xor_in_full_batches():
+    from nncli.network import Network
+    from nncli.training import Trainer
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+    Y = np.array([[0], [1], [1], [0]], float)
+    net = Network([2, 4, 1], ["tanh"], "mse", dtype="float64", seed=3)
+    t = Trainer(net, X, Y, optimizer="irprop", batch_size="full", epochs=300, seed=0)
+    t.run()
+    assert net.loss_value(X, Y) < 1e-3
