@@ -9,24 +9,26 @@ decision. ``encode_features`` / ``encode_targets`` / ``decode_outputs`` apply a
 stored Schema to new data at predict and evaluate time; ``encode_features`` and
 training share one encoder (``_encode_inputs``).
 
-Encoding rules (documented for users in the README):
+Encoding rules (documented for users in the README, "Columns"):
 
-* A column is *numeric* unless most of its non-missing cells are not numbers;
-  then it is *boolean* (every value true/false/yes/no, any case) or
-  *categorical*. A non-number in a numeric column is an error naming the cell.
-* Missing cells: empty, ``NA``, ``NaN``, ``null`` (any case) and non-finite
-  numbers (``inf``). They are an error unless ``impute`` is ``'mean'`` or
-  ``'median'`` (numbers and booleans; a categorical column takes its most
-  frequent category) or ``'drop'`` (training drops those rows). At predict and
-  evaluate time a mean/median model fills missing inputs with its training
-  statistic; for a model trained without imputation or with ``'drop'`` they are
-  rows it has no value for (``rows_missing``: an error, or rows the CLI skips).
-  Targets are never imputed: a missing target is an error unless ``impute='drop'``.
+* A column is *numeric* when its cells are numbers, or numbers written with one unit,
+  currency sign or percent sign, thousands separators or the ``decimal`` mark
+  (:mod:`nncli.columns`); else *boolean* (true/false/yes/no), *date* (every cell fits one
+  date format; ``dates='none'`` turns this off) or *categorical*. ``categorical=[…]``
+  declares numeric codes categorical. Text with nearly one value per row is left out
+  (``Schema.ignored``) unless ``features`` names it. A non-number in a numeric column is an
+  error naming the cell.
+* Missing cells: empty, ``NA``, ``NaN``, ``null`` (any case) and non-finite numbers. With
+  ``impute`` None they are an error; 'mean'/'median' fill inputs with the training statistic
+  (dates: the median; text: the most frequent value) and add a 0/1 indicator input for a
+  column missing in at least INDICATOR_SHARE and INDICATOR_MIN of the training rows; 'drop'
+  drops rows with a missing input. With any ``impute``, rows without a target are left out
+  and counted (``rows_without_target``). The CLI's default is 'median'.
 * Numbers beyond float32's range (|x| > 3.4e38) are an error: we may train in float32.
-* Numeric and boolean features are standardised (mean 0, std 1 over the training
-  rows; a constant column keeps std 1). Categorical features are one-hot encoded
-  over the sorted training vocabulary; an unseen category at predict time
-  encodes as all zeros.
+* Numeric, boolean and date inputs are standardised (mean 0, std 1 over the training rows;
+  a constant column keeps std 1). Categorical inputs are one-hot over the sorted training
+  vocabulary, capped at ``max_categories`` (the most frequent values; the rest, and unseen
+  values, one "other" input); without a cap an unseen category encodes as all zeros.
 * Task, when not given: a text or boolean target is classification; integers
   with at most 20 distinct values (and at most half as many as rows) are
   classification; anything else regression. Several targets: regression.
