@@ -14,7 +14,7 @@ import numpy as np
 
 from nncli.errors import DivergenceError
 from nncli.functions import LOSSES, lookup
-from nncli.optim import as_optimizer
+from nncli.optim import OPTIMIZERS, as_optimizer
 from nncli.schedules import SCHEDULES
 
 EXPLODE_FACTOR = 1e4   # a loss this many times its first value (and above 1e4) has exploded
@@ -181,13 +181,23 @@ class Trainer:
         # φ as it was before the current epoch: what is left to save if the epoch diverges.
         self.phi_before_epoch = np.empty_like(net.phi)
         classifier = LOSSES[net.loss].output != "value"
+        solver = None
+        if OPTIMIZERS[opt.name].solver == "lbfgs":
+            from nncli.lbfgs import LBFGS
+            if self.batch_size != len(self.X):
+                raise ValueError("lbfgs takes full batches: use batch_size='full'")
+            solver = LBFGS()
         while self.epoch < self.epochs:
             t0 = time.perf_counter()
             np.copyto(self.phi_before_epoch, net.phi)
             lr = self.schedule.lr(self.epoch)
             idx = self.rng.permutation(len(self.X)).astype(np.int64, copy=False)
-            loss, opt.step_count = engine.train_epoch(
-                self.X, self.Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
+            if solver is not None:   # one full-batch iteration (nncli.lbfgs)
+                loss = solver.iterate(engine, net, self.X, self.Y, lr, opt.weight_decay)
+                opt.step_count += 1
+            else:
+                loss, opt.step_count = engine.train_epoch(
+                    self.X, self.Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
             self.epoch += 1
             self._check_divergence(loss)
             val_loss, metrics = math.nan, {}
