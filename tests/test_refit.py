@@ -1,0 +1,48 @@
+"""The training defaults chosen on benchmarks/quality: early stopping, then a refit on every row."""
+import json
+import os
+
+import numpy as np
+from click.testing import CliRunner
+
+from nncli.cli import cli
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+
+
+def train(*args):
+    return CliRunner().invoke(cli, ["train", *map(str, args)])
+
+
+def test_refit_trains_a_new_network_on_every_row_for_the_picked_epochs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    iris = os.path.join(DATA, "iris.csv")
+    r = train(iris, "--early-stopping", 3, "--epochs", 60, "--lr", 0.05, "-o", "a.npz", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["stopped_early"] and s["refit"]["rows"] == 150
+    assert s["refit"]["epochs"] == s["best_epoch"] < s["epochs"]
+    plain = json.loads(train(iris, "--early-stopping", 3, "--epochs", 60, "--lr", 0.05, "-o", "b.npz",
+                             "--json", "-q", "--no-refit").stdout)
+    assert plain["refit"] is None
+    # Same validation run, so the same reported metrics; a different saved network.
+    assert plain["val_loss"] == s["val_loss"] and plain["best_epoch"] == s["best_epoch"]
+    from nncli.model_io import load_model
+    a, b = load_model("a.npz"), load_model("b.npz")
+    assert not np.array_equal(a.network.phi, b.network.phi)
+    assert a.meta["refit"]["epochs"] == s["best_epoch"] and "refit" not in b.meta
+    info = CliRunner().invoke(cli, ["info", "a.npz"]).output
+    assert f"refit      on all 150 rows for {s['best_epoch']} epochs" in info
+    # The refit network is a model like any other.
+    ev = json.loads(CliRunner().invoke(cli, ["evaluate", "a.npz", iris, "--json"]).stdout)
+    assert ev["accuracy"] > 0.9
+
+
+def test_early_stopping_default_is_off_without_validation_rows(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = train(os.path.join(DATA, "xor.csv"), "--val-split", 0, "--epochs", 5, "-q", "--json", "-o", "x.npz")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["epochs"] == 5 and s["refit"] is None and not s["stopped_early"]
+    r = train(os.path.join(DATA, "xor.csv"), "--val-split", 0, "--early-stopping", 5, "-q")
+    assert r.exit_code == 2 and "--early-stopping watches the validation loss" in r.stderr
