@@ -155,39 +155,53 @@ def _number_body(body: str, decimal: str):
     return float(f"{sign}{whole or '0'}.{frac or '0'}")
 
 
+def _read_formatted(s: str, decimal: str):
+    """(value, prefix, suffix) of one stripped, non-missing cell, or None."""
+    m = _SPLIT.match(s)
+    v = None if m is None else _number_body(m["num"].strip(), decimal)
+    return None if v is None else (v, (m["pre"] or "").strip(), m["post"].strip())
+
+
 def parse_formatted(cells, decimal="."):
     """``(values, bad, (prefixes, suffixes))``: cells read as numbers written with units,
     thousands separators, percent signs or ``decimal`` marks; NaN where missing; ``bad`` the
-    cells that are not such a number; the units seen before and after ('$', '%', 'kg')."""
+    cells that are not such a number; the units seen before and after ('$', '%', 'kg').
+    Each distinct cell is read once."""
     out = np.empty(len(cells), np.float64)
-    bad, units = [], (set(), set())
+    bad, pre, post = [], set(), set()
+    seen = {}
     for r, raw in enumerate(cells):
-        s = raw.strip()
-        if s.lower() in MISSING_TOKENS:
-            out[r] = np.nan
-            continue
-        m = _SPLIT.match(s)
-        v = None if m is None else _number_body(m["num"].strip(), decimal)
-        if v is None:
+        got = seen.get(raw, False)
+        if got is False:
+            s = raw.strip()
+            got = seen[raw] = np.nan if s.lower() in MISSING_TOKENS else _read_formatted(s, decimal)
+            if got is not None and got is not np.nan:
+                if got[1]:
+                    pre.add(got[1])
+                if got[2]:
+                    post.add(got[2])
+        if got is None:
             out[r] = np.nan
             bad.append((r, raw))
-            continue
-        out[r] = v
-        for seen, u in zip(units, ((m["pre"] or "").strip(), m["post"].strip())):
-            if u:
-                seen.add(u)
-    return out, bad, units
+        else:
+            out[r] = np.nan if got is np.nan else got[0]
+    return out, bad, (pre, post)
 
 
-def detect_number_format(cells, decimal=".") -> dict | None:
-    """``{"decimal": ".", "units": [...]}`` when every non-missing cell is a number written
-    with at most one unit before and one after, thousands separators, percent signs or ``decimal`` marks
-    and at least one is not a plain number; None otherwise."""
-    values, bad, (pre, post) = parse_formatted(cells, decimal)
-    # One unit at most on each side: '3 kg' beside '300 g' would be read on two scales.
-    if bad or not np.isfinite(values).any() or len(pre) > 1 or len(post) > 1:
+def detect_number_format(cells, decimal=".") -> tuple[dict, np.ndarray] | None:
+    """``({"decimal": ".", "units": [...]}, values)`` when every non-missing cell is a number
+    written with at most one unit before and one after, thousands separators, percent signs
+    or ``decimal`` marks; None otherwise. A sample of distinct cells is read first, so a
+    text column is turned down without reading all of it."""
+    sample = list(dict.fromkeys(cells[:SAMPLE * 20]))[:SAMPLE]
+    for probe in (sample, cells):
+        values, bad, (pre, post) = parse_formatted(probe, decimal)
+        # One unit at most on each side: '3 kg' beside '300 g' would be read on two scales.
+        if bad or len(pre) > 1 or len(post) > 1:
+            return None
+    if not np.isfinite(values).any():
         return None
-    return {"decimal": decimal, "units": sorted(pre | post)}
+    return {"decimal": decimal, "units": sorted(pre | post)}, values
 
 
 # ---------------------------------------------------------------------------- identifiers ---

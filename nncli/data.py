@@ -439,19 +439,19 @@ def _analyse(col: Column, decimal=".", dates="expand", categorical=False) -> _Ce
     if not col.is_text:
         values = col.values
         if col.bad and decimal == ".":
-            fmt = detect_number_format(col.as_text(), decimal)
-            if fmt is not None:
-                return _Cells("numeric", values=parse_formatted(col.as_text(), decimal)[0],
-                              number_format=fmt)
+            found = detect_number_format(col.as_text(), decimal)
+            if found is not None:
+                return _Cells("numeric", values=found[1], number_format=found[0])
         return _Cells("numeric", values=values, bad=col.bad)
-    if decimal == ".":
+    values, bad, n_numbers = None, [], 0
+    if decimal == "." and not _mostly_text(col.text):
         values, bad = parse_cells(col.text)
         n_numbers = int(np.isfinite(values).sum())
         if not bad and n_numbers:
             return _Cells("numeric", values=values)
-    fmt = detect_number_format(col.text, decimal)
-    if fmt is not None:
-        return _Cells("numeric", values=parse_formatted(col.text, decimal)[0], number_format=fmt)
+    found = detect_number_format(col.text, decimal)
+    if found is not None:
+        return _Cells("numeric", values=found[1], number_format=found[0])
     if decimal == "." and len(bad) <= n_numbers and (bad or n_numbers):
         return _Cells("numeric", values=values, bad=bad)
     text = [s.strip() for s in col.text]
@@ -465,6 +465,20 @@ def _analyse(col: Column, decimal=".", dates="expand", categorical=False) -> _Ce
         if date_format is not None:
             return _Cells("date", values=parse_dates(text, date_format)[0], date_format=date_format)
     return _Cells("categorical", missing, text=[("" if m else s) for s, m in zip(text, missing)])
+
+
+def _mostly_text(cells, k=1000) -> bool:
+    """True when most of ``k`` cells spread over the column are neither numbers nor missing:
+    a text column, which need not be parsed cell by cell as numbers first."""
+    step = max(1, len(cells) // k)
+    probe = cells[::step]
+    words = 0
+    for s in probe:
+        try:
+            float(s)
+        except ValueError:
+            words += s.strip().lower() not in MISSING_TOKENS
+    return words > 0.75 * len(probe)
 
 
 def _check_numbers(table: Table, j: int, cells: _Cells):
