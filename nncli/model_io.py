@@ -26,7 +26,7 @@ from nncli.network import DTYPES, Network, n_params as network_n_params
 
 FORMAT = "nncli-model"
 FORMAT_VERSION = 1
-ARRAY_KEYS = {"phi", "meta", "opt_s1", "opt_s2", "best_phi"}
+ARRAY_KEYS = {"phi", "meta", "opt_s1", "opt_s2", "best_phi", "ensemble"}
 
 
 @dataclass
@@ -122,6 +122,10 @@ def save_model(path, network, meta=None, arrays=None):
     payload = {"phi": network.phi,
                "meta": np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)}
     payload.update(arrays or {})
+    if hasattr(network, "stacked_phi"):   # an Ensemble (nncli.ensemble): the other members
+        payload["ensemble"] = network.stacked_phi()
+        meta = {**meta, "ensemble": {**(meta.get("ensemble") or {}), "members": len(network)}}
+        payload["meta"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **payload)
@@ -241,14 +245,20 @@ def _build(meta, arrays, name):
         raise ModelFileError(f"{name}: meta field 'layer_kinds' must name one known layer kind "
                              f"per layer ({', '.join(LAYER_KINDS)})")
     phi = arrays.pop("phi")
+    others = arrays.pop("ensemble", None)
     n_params = network_n_params(layers, kinds)
     _check_vector(phi, n_params, dtype, "phi", name)
+    members = _check_ensemble(meta, others, n_params, dtype, name)
     for key, value in arrays.items():
         _check_vector(value, n_params, dtype, key, name)
     try:
         # init only matters for re-initialising; an unknown one is not worth refusing a model.
         init = meta.get("init") if meta.get("init") in INITS else "auto"
         network = Network(layers, activations, loss, dtype=dtype, init=init, phi=phi, kinds=kinds)
+        if members:
+            from nncli.ensemble import Ensemble
+            network = Ensemble([network] + [Network(layers, activations, loss, dtype=dtype,
+                                                    init=init, phi=p, kinds=kinds) for p in members])
     except ValueError as e:
         raise ModelFileError(f"{name}: {e}") from None
     model = Model(network, meta, arrays)
@@ -258,6 +268,26 @@ def _build(meta, arrays, name):
             raise ModelFileError(f"{name}: the data schema ({schema.n_features} inputs, "
                                  f"{schema.n_outputs} outputs) does not fit the layers {layers}")
     return model
+
+
+def _check_ensemble(meta, others, n_params, dtype, name):
+    """The φ rows of an ensemble's other members (see nncli.ensemble), checked against
+    meta["ensemble"] = {"members": N, ...}; [] for a single network."""
+    info = meta.get("ensemble")
+    if info is None and others is None:
+        return []
+    if not isinstance(info, dict) or others is None:
+        raise ModelFileError(f"{name}: an ensemble needs both meta field 'ensemble' and the "
+                             "array 'ensemble'")
+    n = info.get("members")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise ModelFileError(f"{name}: meta field 'ensemble.members' must be a whole number ≥ 2")
+    if others.ndim != 2 or others.shape != (n - 1, n_params) or others.dtype != np.dtype(dtype):
+        raise ModelFileError(f"{name}: 'ensemble' must be a {n - 1} × {n_params} {dtype} array, "
+                             f"got {others.shape} {others.dtype}")
+    if not np.all(np.isfinite(others)):
+        raise ModelFileError(f"{name}: 'ensemble' contains NaN or infinite parameters")
+    return [np.ascontiguousarray(row) for row in others]
 
 
 def _check_vector(a, n_params, dtype, key, name):

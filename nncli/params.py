@@ -65,6 +65,8 @@ CONSTRAINTS = {
     "threads": Interval(Integral, 1, None),
     # Classification targets (nncli.targets): the share of each target spread over all classes.
     "label_smoothing": Interval(Real, 0, 1, closed="left"),
+    # Networks in an ensemble (nncli.ensemble).
+    "ensemble": Interval(Integral, 1, None),
     # Seeds of numpy's SeedSequence, which refuses negative numbers.
     "seed": Interval(Integral, 0, None),
 }

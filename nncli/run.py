@@ -103,6 +103,10 @@ class TrainingRun:
                    "larger --val-split" if self.config.get("val_split") else
                    "there is no validation set (--val-split 0); use --val-split 0.2")
                 + " or --val-data FILE, or leave out --early-stopping")
+        self.train_arrays = (X, Y)
+        if (self.config.get("ensemble") or 1) > 1 and (self.checkpoint or self.resume):
+            raise ConfigError("--ensemble cannot be combined with --checkpoint or --resume "
+                              "(a checkpoint holds one network)")
         self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config)
         # Store what was resolved, not what was left to defaults.
         self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
@@ -208,13 +212,19 @@ class TrainingRun:
             if log is not None:
                 log.close()
         meta = self.meta(final=True)
-        refit = self._refit(trainer)
+        refit = self._refit(trainer, self.config)
         if refit is not None:
             net, meta["refit"] = refit
+        n = int(self.config.get("ensemble") or 1)
+        if n > 1:
+            from nncli.ensemble import Ensemble
+            seeds = [self._member_seed(k) for k in range(n)]
+            net = Ensemble([net] + [self._member(seed) for seed in seeds[1:]])
+            meta["ensemble"] = {"members": n, "seeds": seeds}
         save_model(self.output, net, meta)
         h = trainer.history
         return {"model": self.output, "loss_log": self.loss_log, "task": self.data.task,
-                "refit": meta.get("refit"),
+                "refit": meta.get("refit"), "ensemble": (meta.get("ensemble") or {}).get("members"),
                 "layers": net.layers, "n_params": net.n_params, "epochs": trainer.epoch,
                 "stopped_early": h.stopped_early, "best_epoch": h.best_epoch,
                 "seconds": round(h.seconds, 6),
@@ -222,20 +232,34 @@ class TrainingRun:
                 "samples_per_second": meta["samples_per_second"],
                 **{k: v for k, v in meta["metrics"].items() if k != "epoch"}}
 
-    def _refit(self, trainer):
+    def _member_seed(self, k):
+        seed = self.config.get("seed")
+        return None if seed is None else seed + k
+
+    def _member(self, seed):
+        """Another member of an ensemble: the same rows, split and options, another seed for
+        its initialisation and shuffling; refit like the first."""
+        opts = {**self.config, "seed": seed}
+        net = pipeline.build_network(self.data, opts)
+        trainer = pipeline.make_trainer(net, *self.train_arrays, self.validation, opts)
+        trainer.run([])
+        refit = self._refit(trainer, opts)
+        return net if refit is None else refit[0]
+
+    def _refit(self, trainer, config):
         """With the refit option and rows held out by the split: a new network, from the same
         seed, trained on every row (training and validation) for the epochs the validation
         picked (early stopping's best epoch, else all that ran). Returns ``(network, record)``
         or None. The held-out rows, now learned from, can no longer score it: the metrics stay
         those of the run that chose the epochs."""
-        if not self.config.get("refit") or self.validation is None or self.val_table is not None:
+        if not config.get("refit") or self.validation is None or self.val_table is not None:
             return None
         epochs = trainer.history.best_epoch or trainer.epoch
         if not epochs:
             return None
-        net = pipeline.build_network(self.data, self.config)
-        opts = {**self.config, "epochs": epochs, "early_stopping": None}
-        Y, _ = pipeline.shape_targets(self.data, self.data.Y, None, self.config)
+        net = pipeline.build_network(self.data, config)
+        opts = {**config, "epochs": epochs, "early_stopping": None}
+        Y, _ = pipeline.shape_targets(self.data, self.data.Y, None, config)
         refit = pipeline.make_trainer(net, self.data.X, Y, None, opts)
         refit.run([])
         return net, {"epochs": int(epochs), "rows": int(len(self.data.X)),

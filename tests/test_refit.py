@@ -46,3 +46,39 @@ def test_early_stopping_default_is_off_without_validation_rows(tmp_path, monkeyp
     assert s["epochs"] == 5 and s["refit"] is None and not s["stopped_early"]
     r = train(os.path.join(DATA, "xor.csv"), "--val-split", 0, "--early-stopping", 5, "-q")
     assert r.exit_code == 2 and "--early-stopping watches the validation loss" in r.stderr
+
+
+def test_ensemble_averages_its_members_and_is_one_model_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    iris = os.path.join(DATA, "iris.csv")
+    r = train(iris, "--ensemble", 3, "--epochs", 5, "-o", "e.npz", "-q", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["ensemble"] == 3
+    from nncli.data import encode_features, read_csv
+    from nncli.ensemble import Ensemble
+    from nncli.model_io import load_model, save_model
+    model = load_model("e.npz")
+    ens = model.network
+    assert isinstance(ens, Ensemble) and len(ens) == 3 and ens.layers == [4, 64, 32, 3]
+    assert model.meta["ensemble"] == {"members": 3, "seeds": [0, 1, 2]}
+    phis = [m.phi for m in ens.members]
+    assert not np.array_equal(phis[0], phis[1]) and not np.array_equal(phis[1], phis[2])
+    X = encode_features(read_csv(iris), model.schema)
+    mean = np.mean([m.predict(X).astype(np.float64) for m in ens.members], axis=0)
+    np.testing.assert_allclose(ens.predict(X), mean, rtol=1e-6)
+    # The CLI predicts with the average.
+    out = CliRunner().invoke(cli, ["predict", "e.npz", iris, "--proba"]).stdout.splitlines()
+    assert float(out[1].split(",")[1]) == np.float32(mean[0, 0])
+    # A member alone is a plain model; a file whose ensemble does not fit is refused.
+    single = train(iris, "--epochs", 5, "-o", "s.npz", "-q")
+    assert single.exit_code == 0 and "ensemble" not in np.load("s.npz").files
+    save_model("bad.npz", ens.members[0], {**model.meta},
+               {"ensemble": np.zeros((1, ens.n_params), np.float32)})
+    r = CliRunner().invoke(cli, ["info", "bad.npz"])
+    assert r.exit_code == 1 and "'ensemble' must be a 2 × 2499 float32 array" in r.stderr
+
+
+def test_ensemble_refuses_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = train(os.path.join(DATA, "iris.csv"), "--ensemble", 2, "--checkpoint", "c.npz", "-q")
+    assert r.exit_code == 2 and "--ensemble cannot be combined with --checkpoint" in r.stderr

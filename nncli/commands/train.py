@@ -156,6 +156,9 @@ def _did_you_mean(key, known):
               help="After training with a validation split, train a new network on every row "
                    "for the epochs the validation picked (the best epoch with --early-stopping) "
                    "and save that one.")
+@click.option("--ensemble", type=click_type("ensemble"), default=1, show_default=True, metavar="N",
+              help="Train N networks (seeds SEED, SEED+1, …; one after another) and save them "
+                   "in one model file: predictions are their average.")
 @click.option("--init", type=click.Choice(INITS), default="auto", show_default=True,
               help="Weight initialisation (auto: He for relu-like layers, Glorot otherwise).")
 @click.option("--seed", type=click_type("seed"), default=0, show_default=True, help="Seeds init, split and shuffling.")
@@ -253,5 +256,7 @@ def _summary_line(s):
     stop = f", stopped early, kept epoch {s['best_epoch']}" if s["stopped_early"] else ""
     if s.get("refit"):
         stop += f"; refit on all {s['refit']['rows']} rows for {s['refit']['epochs']} epochs"
+    if s.get("ensemble"):
+        stop += f"; an ensemble of {s['ensemble']} networks (the metrics are the first one's)"
     return (f"Done: {s['epochs']} epochs in {s['seconds']:.2f} s{rate}{stop}; {', '.join(parts)}.\n"
             f"Model: {s['model']}   loss log: {s['loss_log']}")
