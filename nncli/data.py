@@ -127,6 +127,7 @@ class Schema:
     standardize: bool = True
     has_header: bool = True
     ignored: list[dict] = field(default_factory=list)  # {name, reason}: columns not used as inputs
+    target_format: list | None = None  # regression: per target, its number format or None
 
     @property
     def n_features(self) -> int:
@@ -180,6 +181,10 @@ class Schema:
                 "classes": None if self.classes is None else list(self.classes),
                 "mean": None if self.target_mean is None else [float(v) for v in self.target_mean],
                 "std": None if self.target_std is None else [float(v) for v in self.target_std],
+                **({"number_format": [None if f is None else {"decimal": f["decimal"],
+                                                              "units": list(f["units"])}
+                                      for f in self.target_format]}
+                   if self.target_format and any(self.target_format) else {}),
             },
             "n_features": self.n_features,
             "n_outputs": self.n_outputs,
@@ -364,9 +369,11 @@ def _schema_from_dict(d) -> Schema:
             raise _bad(f"ignored column {gname!r} must be a column that is not an input")
         ignored.append({"name": gname, "reason": _str(g["reason"], f"ignored[{i}].reason")})
     t = d["targets"]
-    _keys(t, "targets", ("names", "kind", "classes", "mean", "std"))
+    _keys(t, "targets", ("names", "kind", "classes", "mean", "std"), () if v1 else ("number_format",))
     names = _strs(t["names"], "targets.names", min_len=0)
-    kind, classes, mean, std = t["kind"], None, None, None
+    kind, classes, mean, std, target_format = t["kind"], None, None, None, None
+    if "number_format" in t and task != "regression":
+        raise _bad("only regression targets have a number format")
     if task == "reconstruct":
         if names != [c.name for c in inputs] or kind is not None or any(
                 t[k] is not None for k in ("classes", "mean", "std")):
@@ -393,8 +400,13 @@ def _schema_from_dict(d) -> Schema:
                     raise _bad(f"targets.{k} must be a list of {len(names)} numbers")
             mean = [_num(v, f"targets.mean[{i}]") for i, v in enumerate(t["mean"])]
             std = [_num(v, f"targets.std[{i}]", positive=True) for i, v in enumerate(t["std"])]
+            if "number_format" in t:
+                if not isinstance(t["number_format"], list) or len(t["number_format"]) != len(names):
+                    raise _bad(f"targets.number_format must be a list of {len(names)} entries")
+                target_format = [_number_format(f, f"targets[{i}]", "numeric")
+                                 for i, f in enumerate(t["number_format"])]
     schema = Schema(task, columns, inputs, names, kind, classes, mean, std, id_column,
-                    d["impute"], d["standardize"], d["has_header"], ignored)
+                    d["impute"], d["standardize"], d["has_header"], ignored, target_format)
     for k in ("n_features", "n_outputs"):
         v = d[k]
         if isinstance(v, bool) or not isinstance(v, int) or v != getattr(schema, k):
@@ -888,6 +900,8 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
                  for j in plan.target_idx]
         schema.target_mean = [m for m, _ in stats]
         schema.target_std = [s for _, s in stats]
+        formats = [plan.cells[j].number_format for j in plan.target_idx]
+        schema.target_format = formats if any(formats) else None   # as from_dict reads it
     return schema
 
 
@@ -1140,7 +1154,12 @@ def encode_targets(table: Table, schema: Schema, *, scaled=True) -> np.ndarray:
         return Y
     Y = np.empty((n, len(idx)), np.float64)
     for k, j in enumerate(idx):
-        values, bad = table.columns[j].as_numbers()
+        col = table.columns[j]
+        fmt = schema.target_format[k] if schema.target_format else None
+        if fmt is not None and (col.is_text or col.bad):   # '$1,200' as training read it
+            values, bad, _ = parse_formatted(col.as_text(), fmt["decimal"])
+        else:
+            values, bad = col.as_numbers()
         _check_numbers(table, j, _Cells("numeric", values=values, bad=bad))
         ok = np.isfinite(values)
         if not ok.all():

@@ -205,3 +205,21 @@ def test_schema_refuses_a_damaged_date_input():
     del old["ignored"]
     with pytest.raises(ModelFileError, match="kind must be one of numeric, boolean, categorical"):
         Schema.from_dict(old)
+
+
+def test_a_formatted_regression_target_is_read_the_same_at_evaluate(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.csv").write_text(rows("size,price", 40, lambda i: f'{i},"${1000 + 50 * i:,}"'))
+    r = CliRunner().invoke(cli, ["train", "p.csv", "--epochs", "3", "-q", "-o", "p.npz"])
+    assert r.exit_code == 0, r.output
+    from nncli.model_io import load_model
+    schema = load_model("p.npz").schema
+    assert schema.task == "regression" and schema.target_format == [{"decimal": ".", "units": ["$"]}]
+    assert schema.target_mean[0] == pytest.approx(1000 + 50 * 19.5, rel=0.05)
+    ev = CliRunner().invoke(cli, ["evaluate", "p.npz", "p.csv", "--json"])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.stdout)["rows"] == 40
+    doc = schema.to_dict()
+    doc["targets"]["number_format"] = [{"decimal": ";", "units": []}]
+    with pytest.raises(ModelFileError, match="decimal must be"):
+        Schema.from_dict(doc)
