@@ -205,7 +205,9 @@ def detect_number_format(cells, decimal=".") -> tuple[dict, np.ndarray] | None:
 
 
 # ---------------------------------------------------------------------------- identifiers ---
-ID_SHARE = 0.9   # distinct values per present cell from which a text column is an identifier
+# Distinct values per present cell from which a text column is an identifier: at 0.5 a value
+# is seen twice on average, too few for its one-hot input to learn anything that generalises.
+ID_SHARE = 0.5
 ID_MIN_ROWS = 20  # below this, a table is too small to tell
 
 
