@@ -225,6 +225,8 @@ class TrainingRun:
         h = trainer.history
         return {"model": self.output, "loss_log": self.loss_log, "task": self.data.task,
                 "refit": meta.get("refit"), "ensemble": (meta.get("ensemble") or {}).get("members"),
+                "columns": D.column_notes(self.data.schema),
+                "rows_without_target": self.data.rows_without_target,
                 "layers": net.layers, "n_params": net.n_params, "epochs": trainer.epoch,
                 "stopped_early": h.stopped_early, "best_epoch": h.best_epoch,
                 "seconds": round(h.seconds, 6),

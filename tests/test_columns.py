@@ -164,6 +164,9 @@ def test_cli_states_the_columns_and_predict_applies_the_schema(tmp_path, monkeyp
                  "city: 9 most frequent values one-hot, the rest as 'other'",
                  "name: not an input (identifier-like", "4 rows without a target left out"):
         assert said in first
+    j = json.loads(CliRunner().invoke(cli, ["train", "t.csv", "--epochs", "1", "--val-split", "0",
+                                           "--task", "regression", "-q", "--json", "-o", "j.npz"]).stdout)
+    assert j["rows_without_target"] == 4 and j["columns"][0].startswith("when: date")
     info = CliRunner().invoke(cli, ["info", "m.npz"])
     assert "columns    when: date (DD/MM/YYYY hh:mm)" in info.output
     assert json.loads(CliRunner().invoke(cli, ["info", "m.npz", "--json"]).output)["columns"]
