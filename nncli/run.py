@@ -219,12 +219,18 @@ class TrainingRun:
         if n > 1:
             from nncli.ensemble import Ensemble
             seeds = [self._member_seed(k) for k in range(n)]
-            net = Ensemble([net] + [self._member(seed) for seed in seeds[1:]])
-            meta["ensemble"] = {"members": n, "seeds": seeds}
+            validated, final = [self.net], [net]
+            for seed in seeds[1:]:
+                v, f = self._member(seed)
+                validated.append(v)
+                final.append(f)
+            net = Ensemble(final)
+            meta["ensemble"] = {"members": n, "seeds": seeds,
+                                **self._ensemble_metrics(Ensemble(validated))}
         save_model(self.output, net, meta)
         h = trainer.history
         return {"model": self.output, "loss_log": self.loss_log, "task": self.data.task,
-                "refit": meta.get("refit"), "ensemble": (meta.get("ensemble") or {}).get("members"),
+                "refit": meta.get("refit"), "ensemble": meta.get("ensemble"),
                 "columns": D.column_notes(self.data.schema),
                 "rows_without_target": self.data.rows_without_target,
                 "layers": net.layers, "n_params": net.n_params, "epochs": trainer.epoch,
@@ -240,13 +246,14 @@ class TrainingRun:
 
     def _member(self, seed):
         """Another member of an ensemble: the same rows, split and options, another seed for
-        its initialisation and shuffling; refit like the first."""
+        its initialisation and shuffling; refit like the first. Returns ``(validated network,
+        saved network)`` (the same one without refit)."""
         opts = {**self.config, "seed": seed}
         net = pipeline.build_network(self.data, opts)
         trainer = pipeline.make_trainer(net, *self.train_arrays, self.validation, opts)
         trainer.run([])
         refit = self._refit(trainer, opts)
-        return net if refit is None else refit[0]
+        return net, (net if refit is None else refit[0])
 
     def _refit(self, trainer, config):
         """With the refit option and rows held out by the split: a new network, from the same
@@ -290,16 +297,33 @@ class TrainingRun:
             return {"source": "file", "sha256": self.val_table.sha256, "rows": rows}
         return {"source": "split", "fraction": self.config["val_split"], "rows": rows}
 
+    def _ensemble_metrics(self, validated):
+        """The validation score of the averaged members as they were validated (before any
+        refit): accuracy, or RMSE/MAE/R² in the target's units. {} without validation rows."""
+        if self.validation is None or self.data.task == "reconstruct":
+            return {}
+        from nncli.predicting import Evaluation, evaluate_chunk, metrics
+        ev = Evaluation(self.data.task)
+        evaluate_chunk(ev, validated, self.data.schema, self._validation_table(),
+                       self.config.get("threads"))
+        m = metrics(ev, self.data.schema)
+        keys = ("accuracy",) if self.data.task == "classification" else ("rmse", "mae", "r2")
+        return json_safe({f"val_{k}": m[k] for k in keys})
+
+    def _validation_table(self):
+        """The validation rows as a table: the --val-data file, or the rows the split held out."""
+        if self.val_table is not None:
+            return self.val_table
+        rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]
+        return D.table_rows(self.table, rows)
+
     def _metrics_in_target_units(self):
         """Regression: RMSE, MAE and R² of the validation rows in the target's own units (the
         loss is computed on standardised targets), by the code `nncli evaluate` runs."""
         if self.data.task != "regression" or self.validation is None:
             return {}
         from nncli.predicting import Evaluation, evaluate_chunk, metrics
-        table = self.val_table
-        if table is None:
-            rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]
-            table = D.table_rows(self.table, rows)
+        table = self._validation_table()
         ev = Evaluation("regression")
         evaluate_chunk(ev, self.net, self.data.schema, table, self.config.get("threads"))
         m = metrics(ev, self.data.schema)

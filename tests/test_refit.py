@@ -53,14 +53,19 @@ def test_ensemble_averages_its_members_and_is_one_model_file(tmp_path, monkeypat
     iris = os.path.join(DATA, "iris.csv")
     r = train(iris, "--ensemble", 3, "--epochs", 5, "-o", "e.npz", "-q", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["ensemble"] == 3
+    e = json.loads(r.stdout)["ensemble"]
+    assert e["members"] == 3 and e["seeds"] == [0, 1, 2] and 0 <= e["val_accuracy"] <= 1
     from nncli.data import encode_features, read_csv
     from nncli.ensemble import Ensemble
     from nncli.model_io import load_model, save_model
     model = load_model("e.npz")
     ens = model.network
     assert isinstance(ens, Ensemble) and len(ens) == 3 and ens.layers == [4, 64, 32, 3]
-    assert model.meta["ensemble"] == {"members": 3, "seeds": [0, 1, 2]}
+    assert model.meta["ensemble"]["members"] == 3
+    # With --no-refit the held-out rows score the saved ensemble: the same accuracy.
+    r = train(iris, "--ensemble", 3, "--epochs", 5, "-o", "n.npz", "-q", "--json", "--no-refit")
+    held = json.loads(CliRunner().invoke(cli, ["evaluate", "n.npz", iris, "--held-out", "--json"]).stdout)
+    assert held["accuracy"] == json.loads(r.stdout)["ensemble"]["val_accuracy"]
     phis = [m.phi for m in ens.members]
     assert not np.array_equal(phis[0], phis[1]) and not np.array_equal(phis[1], phis[2])
     X = encode_features(read_csv(iris), model.schema)

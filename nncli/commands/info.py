@@ -58,8 +58,12 @@ def command(model, json_out):
         out.append("metrics    " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in info["metrics"].items() if v is not None))
     if isinstance(meta.get("ensemble"), dict):
-        out.append(f"ensemble   {meta['ensemble'].get('members')} networks, predictions averaged "
-                   f"(seeds {meta['ensemble'].get('seeds')}; the metrics are the first one's)")
+        e = meta["ensemble"]
+        scores = "  ".join(f"{k} {v:.4g}" for k, v in e.items() if k.startswith("val_")
+                           and isinstance(v, (int, float)))
+        out.append(f"ensemble   {e.get('members')} networks, predictions averaged (seeds "
+                   f"{e.get('seeds')})" + (f"; validated together: {scores}" if scores else "")
+                   + "; the metrics above are the first one's")
     refit = meta.get("refit")
     if isinstance(refit, dict):
         out.append(f"refit      on all {refit.get('rows')} rows for {refit.get('epochs')} epochs "

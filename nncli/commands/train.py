@@ -256,7 +256,12 @@ def _summary_line(s):
     stop = f", stopped early, kept epoch {s['best_epoch']}" if s["stopped_early"] else ""
     if s.get("refit"):
         stop += f"; refit on all {s['refit']['rows']} rows for {s['refit']['epochs']} epochs"
-    if s.get("ensemble"):
-        stop += f"; an ensemble of {s['ensemble']} networks (the metrics are the first one's)"
+    e = s.get("ensemble")
+    if e:
+        score = (f"val accuracy {e['val_accuracy']:.4f}" if e.get("val_accuracy") is not None
+                 else f"val RMSE {e['val_rmse']:.4g}, R² {e['val_r2']:.4f}"
+                 if e.get("val_r2") is not None else "")
+        stop += (f"; an ensemble of {e['members']} networks" + (f" (together: {score})" if score else "")
+                 + "; the first one's")
     return (f"Done: {s['epochs']} epochs in {s['seconds']:.2f} s{rate}{stop}; {', '.join(parts)}.\n"
             f"Model: {s['model']}   loss log: {s['loss_log']}")
