@@ -226,3 +226,16 @@ def test_a_formatted_regression_target_is_read_the_same_at_evaluate(tmp_path, mo
     doc["targets"]["number_format"] = [{"decimal": ";", "units": []}]
     with pytest.raises(ModelFileError, match="decimal must be"):
         Schema.from_dict(doc)
+
+
+def test_a_version_1_schema_still_reads():
+    d = prepare_training(table(rows("a,c,y", 30, lambda i: f"{i},{'xy'[i % 2]},{i % 3}")))
+    doc = json.loads(json.dumps(d.schema.to_dict()))
+    doc["version"] = 1
+    del doc["ignored"]
+    for c in doc["inputs"]:
+        c.pop("indicator", None)
+        c.pop("other", None)
+    old = Schema.from_dict(doc)
+    assert [c.kind for c in old.inputs] == ["numeric", "categorical"] and old.n_features == 3
+    assert np.array_equal(encode_features(table(rows("a,c,y", 30, lambda i: f"{i},{'xy'[i % 2]},0")), old), d.X)
