@@ -261,7 +261,7 @@ def _summary_line(s):
         score = (f"val accuracy {e['val_accuracy']:.4f}" if e.get("val_accuracy") is not None
                  else f"val RMSE {e['val_rmse']:.4g}, R² {e['val_r2']:.4f}"
                  if e.get("val_r2") is not None else "")
-        stop += (f"; an ensemble of {e['members']} networks" + (f" (together: {score})" if score else "")
-                 + "; the first one's")
+        stop += f"; an ensemble of {e['members']} networks" + (f" (together: {score})" if score else "")
+        parts[0] = "first network: " + parts[0]
     return (f"Done: {s['epochs']} epochs in {s['seconds']:.2f} s{rate}{stop}; {', '.join(parts)}.\n"
             f"Model: {s['model']}   loss log: {s['loss_log']}")
