@@ -218,6 +218,8 @@ def column_notes(schema: Schema) -> list[str]:
                    "median" if c.kind == "date" else schema.impute)
             if c.indicator:
                 notes.append(f"{c.name}: missing → {how}, plus a missing indicator")
+    if schema.id_column is not None:
+        notes.append(f"{schema.id_column}: the id column (--id), not an input")
     for g in schema.ignored:
         notes.append(f"{g['name']}: not an input ({g['reason']}; name it in --features to use it)")
     return notes

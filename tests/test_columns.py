@@ -239,3 +239,11 @@ def test_a_version_1_schema_still_reads():
     old = Schema.from_dict(doc)
     assert [c.kind for c in old.inputs] == ["numeric", "categorical"] and old.n_features == 3
     assert np.array_equal(encode_features(table(rows("a,c,y", 30, lambda i: f"{i},{'xy'[i % 2]},0")), old), d.X)
+
+
+def test_the_first_line_names_the_id_column(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "i.csv").write_text(rows("key,a,y", 30, lambda i: f"k{i},{i},{i % 2}"))
+    r = CliRunner().invoke(cli, ["train", "i.csv", "--id", "key", "--epochs", "1", "-o", "i.npz"])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines()[0] == "Columns: key: the id column (--id), not an input."
