@@ -54,16 +54,24 @@ def _parse_one(s: str, fmt: str):
     return (d - datetime(1970, 1, 1)).total_seconds()
 
 
-def detect_date_format(cells: list[str]) -> str | None:
+def _month_first(fmt: str) -> bool:
+    return fmt.startswith(("%m/%d", "%m-%d", "%m.%d"))
+
+
+def detect_date_format(cells: list[str], month_first=False) -> str | None:
     """The first format every non-missing cell fits (checked on a sample, then on all), or
-    None. Cells that are plain numbers never make a date: a year code 2019 stays a number."""
+    None. Cells that are plain numbers never make a date: a year code 2019 stays a number.
+    Where every day is at most 12, day-first and month-first both fit: day-first is taken
+    unless ``month_first``."""
     present = [s for s in dict.fromkeys(cells) if s.lower() not in MISSING_TOKENS]
     if not present or not all(_DATEISH.match(s) for s in present[:SAMPLE]):
         return None
     if all(_is_number(s) for s in present[:SAMPLE]):
         return None
     sample = present[:SAMPLE]
-    for fmt in DATE_FORMATS:
+    order = (sorted(DATE_FORMATS, key=lambda f: not _month_first(f)) if month_first
+             else DATE_FORMATS)
+    for fmt in order:
         if all(_parse_one(s, fmt) is not None for s in sample):
             if len(present) <= SAMPLE or all(_parse_one(s, fmt) is not None for s in present):
                 return fmt

@@ -59,7 +59,8 @@ from nncli.errors import ConfigError, DataError, ModelFileError
 TASKS = ("classification", "regression", "reconstruct")
 IMPUTE_CHOICES = ("mean", "median", "drop")
 INPUT_KINDS = ("numeric", "boolean", "categorical", "date")
-DATES_CHOICES = ("expand", "none")
+# expand: find dates (day-first where both orders fit); monthfirst: month-first there.
+DATES_CHOICES = ("expand", "monthfirst", "none")
 DECIMAL_MARKS = (".", ",")
 DEFAULT_MAX_CATEGORIES = 30
 # A column missing in at least this share of the training rows, and in at least INDICATOR_MIN
@@ -474,8 +475,8 @@ def _analyse(col: Column, decimal=".", dates="expand", categorical=False) -> _Ce
     if words and words <= BOOLEAN_WORDS.keys():
         values = np.array([BOOLEAN_WORDS.get(s.lower(), np.nan) for s in text], np.float64)
         return _Cells("boolean", values=values)
-    if dates == "expand":
-        date_format = detect_date_format(text)
+    if dates != "none":
+        date_format = detect_date_format(text, month_first=dates == "monthfirst")
         if date_format is not None:
             return _Cells("date", values=parse_dates(text, date_format)[0], date_format=date_format)
     return _Cells("categorical", missing, text=[("" if m else s) for s, m in zip(text, missing)])

@@ -41,6 +41,16 @@ def test_date_formats_found_and_look_alikes_not(cells, fmt):
     assert C.detect_date_format(cells) == fmt
 
 
+def test_month_first_where_both_orders_fit():
+    cells = ["03/04/2024", "05/06/2024", "12/01/2024"]
+    assert C.detect_date_format(cells) == "%d/%m/%Y"
+    assert C.detect_date_format(cells, month_first=True) == "%m/%d/%Y"
+    assert C.detect_date_format(["13/04/2024"], month_first=True) == "%d/%m/%Y"   # only day-first fits
+    d = prepare_training(table(rows("when,y", 30, lambda i: f"{1 + i % 12:02d}/{1 + i % 9:02d}/2024,{i}")),
+                         dates="monthfirst")
+    assert d.schema.inputs[0].date_format == "%m/%d/%Y"
+
+
 def test_date_parts_by_hand():
     # 2021-03-15 06:00 is a Monday (weekday 0), month index 2, day of year 73, hour 6.
     p = C.date_parts(np.array([C._parse_one("2021-03-15 06:00", "iso")]))

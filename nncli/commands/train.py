@@ -89,9 +89,11 @@ def _did_you_mean(key, known):
                    "text with its most frequent value (plus a 0/1 'missing' input for a column "
                    "missing in 5%+ of rows), drop their rows, or none: stop with an error naming "
                    "the cell. Rows without a target are left out (counted) unless none.")
-@click.option("--dates", type=click.Choice(["expand", "none"]), default="expand", show_default=True,
+@click.option("--dates", type=click.Choice(["expand", "monthfirst", "none"]), default="expand",
+              show_default=True,
               help="Date/time columns: expand into year, cyclic month, day of year, weekday and "
-                   "hour, and elapsed days; none: treat them as text.")
+                   "hour, and elapsed days (03/04/2024 is 3 April where both orders fit; "
+                   "monthfirst: 4 March); none: treat them as text.")
 @click.option("--decimal", type=click.Choice([".", ","]), default=None,
               help="Decimal mark of numbers written as text (default: ',' when --sep is ';').")
 @click.option("--categorical", type=CommaList(column_key), default=None, metavar="COL,...",
