@@ -552,6 +552,7 @@ class TrainingData:
     kept: np.ndarray | None = None  # int64: the table row of each row of X (None: every row)
     rows_without_target: int = 0  # rows left out because their target is missing
     rows_dropped: int = 0  # every row left out (missing target, or 'drop' and a missing input)
+    notes: list = field(default_factory=list)  # training-time remarks beside column_notes
 
     @property
     def train_rows(self) -> np.ndarray | None:
@@ -610,7 +611,28 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
     for j in plan.target_idx:
         no_target = max(no_target, int(plan.cells[j].missing.sum()))
     return TrainingData(X, Y, schema, plan.task, schema.feature_names, ids, line_numbers,
-                        labels, val_rows, kept, no_target, table.n_rows - n)
+                        labels, val_rows, kept, no_target, table.n_rows - n,
+                        _ambiguous_dates(table, plan))
+
+
+def _ambiguous_dates(table: Table, plan: ColumnPlan) -> list[str]:
+    """A note per date column whose cells fit day-first and month-first alike (every day at
+    most 12): which one was taken and how to take the other."""
+    notes = []
+    for j in plan.feat_idx:
+        fmt = plan.cells[j].date_format
+        if fmt is None or not fmt.startswith(("%d/%m", "%d-%m", "%d.%m", "%m/%d", "%m-%d", "%m.%d")):
+            continue
+        a, b = fmt[:2], fmt[3:5]
+        other = b + fmt[2] + a + fmt[5:]   # '%d/%m/%Y' ↔ '%m/%d/%Y'
+        text = [s.strip() for s in table.columns[j].as_text()]
+        if not parse_dates(text, other)[1]:
+            month_first = a == "%m"
+            order = "month-first" if month_first else "day-first"
+            fix = "--dates expand" if month_first else "--dates monthfirst"
+            notes.append(f"{plan.names[j]}: read {order}, as {describe_format(fmt)} (the other "
+                         f"order fits too: {fix})")
+    return notes
 
 
 def _split_rows(table: Table, plan: ColumnPlan, impute, fraction, seed):

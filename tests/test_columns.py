@@ -49,6 +49,11 @@ def test_month_first_where_both_orders_fit():
     d = prepare_training(table(rows("when,y", 30, lambda i: f"{1 + i % 12:02d}/{1 + i % 9:02d}/2024,{i}")),
                          dates="monthfirst")
     assert d.schema.inputs[0].date_format == "%m/%d/%Y"
+    assert d.notes == ["when: read month-first, as MM/DD/YYYY (the other order fits too: --dates expand)"]
+    day = prepare_training(table(rows("when,y", 30, lambda i: f"{1 + i % 12:02d}/{1 + i % 9:02d}/2024,{i}")))
+    assert day.notes == ["when: read day-first, as DD/MM/YYYY (the other order fits too: --dates monthfirst)"]
+    plain = prepare_training(table(rows("when,y", 30, lambda i: f"{13 + i % 12:02d}/{1 + i % 9:02d}/2024,{i}")))
+    assert plain.notes == []
 
 
 def test_date_parts_by_hand():

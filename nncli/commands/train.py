@@ -227,7 +227,7 @@ def command(**opts):
 def _columns_line(run):
     """'Columns: …' — what nncli decided about the columns, when it decided anything."""
     from nncli.data import column_notes
-    notes = column_notes(run.data.schema)
+    notes = column_notes(run.data.schema) + run.data.notes
     if run.data.rows_without_target:
         notes.append(f"{run.data.rows_without_target} rows without a target left out")
     dropped = run.data.rows_dropped - run.data.rows_without_target
