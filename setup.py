@@ -25,7 +25,7 @@ from setuptools.command.build_ext import build_ext
 
 # Slowest to compile first, so that the parallel build ends sooner (the shared utility
 # module, the slowest, is added first in extensions()).
-KERNELS = ["engine", "gemm", "activations", "losses", "optim", "dense", "layers", "csvparse"]
+KERNELS = ["engine", "gemm", "activations", "losses", "optim", "dense", "kan", "layers", "csvparse"]
 DIRECTIVES = {"boundscheck": False, "wraparound": False, "cdivision": True,
               "initializedcheck": False, "nonecheck": False}
 SHARED_UTILITY = "nncli._kernels._cyutility"
@@ -121,6 +121,9 @@ def extensions():
             # Included by gemm_dispatch.c: a change must rebuild the extension.
             depends = [f"nncli/_kernels/{f}" for f in
                        ("gemm.h", "gemm_common.h", "gemm_kernels.c", "gemm_driver.c")]
+        elif name == "activations":
+            sources.append("nncli/_kernels/vmath.c")
+            depends = ["nncli/_kernels/vmath.h"]
         elif name == "optim":
             depends = ["nncli/_kernels/adam_impl.h"]
         exts.append(Extension(f"nncli._kernels.{name}", sources, depends=depends, **options))
