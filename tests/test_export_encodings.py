@@ -138,3 +138,27 @@ def test_c_refuses_date_columns_clearly(tmp_path):
         "Error: cannot export input column 'when' of kind 'date': the exporter encodes numeric, "
         "boolean, categorical columns only (a date needs seconds since 1970 in double precision, "
         "which the float inputs cannot hold; the ONNX export takes dates)"]
+
+
+@pytest.mark.parametrize("task", ["cls", "reg64"])
+def test_onnx_averages_an_ensemble_as_predict_does(data, task):
+    ort = pytest.importorskip("onnxruntime")
+    from test_export_onnx import feeds
+    d, test_csv, _ = data
+    model = train(d / "train.csv", d / f"ens_{task}.npz", *ARGS[task], "--ensemble", "3")
+    assert len(load_model(model).network.members) == 3
+    r = run("export", model, "-o", d / f"ens_{task}.onnx")
+    assert r.exit_code == 0, r.output
+    sess = ort.InferenceSession(str(d / f"ens_{task}.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, feeds(sess, test_csv))
+    want = reference(model, test_csv)
+    if task == "cls":
+        assert got[0].tolist() == want[0].tolist()
+        rel = max_relative(got[1], np.stack(want[1:], axis=1))
+    else:
+        rel = max_relative(got[0], np.stack(want, axis=1))
+    assert rel <= 1e-5
+    r = run("export", model, "--format", "c", "-o", d / "ens.h")
+    assert r.exit_code == 1 and r.stderr.splitlines() == [
+        "Error: the C export of an ensemble (--ensemble) is not supported yet; export it as ONNX, "
+        "which averages its members"]

@@ -89,6 +89,9 @@ class _Header:
     def __init__(self, model, name, fixed):
         self.model, self.name, self.fixed = model, name, fixed
         self.network = model.network
+        if len(getattr(self.network, "members", [])) > 1:
+            raise NncliError("the C export of an ensemble (--ensemble) is not supported yet; "
+                             "export it as ONNX, which averages its members")
         self.schema = model.schema
         self.layers = network_layers(self.network)
         if self.schema is not None:

@@ -309,6 +309,17 @@ def _network(g, x, network):
     return h
 
 
+def _ensemble(g, x, network):
+    """The network's outputs; for an Ensemble (--ensemble N) the mean of its members' outputs,
+    summed in double as nncli.ensemble does."""
+    members = getattr(network, "members", [network])
+    if len(members) == 1:
+        return _network(g, x, members[0])
+    outs = [g.op("Cast", _network(g, x, m), to=TensorProto.DOUBLE) for m in members]
+    mean = g.op("Div", g.op("Sum", *outs), g.const(float(len(members))))
+    return g.op("Cast", mean, to=_tensor_type(network.dtype))
+
+
 def _label_output(g, proba, schema):
     """label: the most probable class, as trained (string, or double for a numeric target)."""
     idx = g.op("ArgMax", proba, axis=1, keepdims=0)
@@ -390,7 +401,7 @@ def build_onnx(model, raw=False):
     else:
         inputs, X64 = _encoded_inputs(g, schema, network)
         x = g.op("Cast", X64, to=t)
-    out = _network(g, x, network)
+    out = _ensemble(g, x, network)
     outputs = _outputs(g, out, X64, schema, network)
     graph = helper.make_graph(g.nodes, "nncli", inputs, outputs, g.inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -402,6 +413,7 @@ def build_onnx(model, raw=False):
              "data_sha256": meta.get("data_sha256") or "", "task": meta.get("task") or "",
              "layers": json.dumps(network.layers), "activations": json.dumps(network.activations),
              "loss": network.loss, "dtype": network.dtype.name, "raw": json.dumps(raw),
+             "ensemble_members": str(len(getattr(network, "members", [network]))),
              "input_schema": json.dumps(schema.to_dict() if schema is not None else None),
              "feature_names": json.dumps(schema.feature_names if schema is not None else None)}
     if schema is not None and schema.task == "classification":
