@@ -158,7 +158,26 @@ def test_onnx_averages_an_ensemble_as_predict_does(data, task):
     else:
         rel = max_relative(got[0], np.stack(want, axis=1))
     assert rel <= 1e-5
-    r = run("export", model, "--format", "c", "-o", d / "ens.h")
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+@pytest.mark.parametrize("task", ["cls", "reg64"])
+def test_c_averages_an_ensemble_as_predict_does(data, task):
+    from test_export_c import c_inputs, compile_and_run
+    d, test_csv, _ = data
+    model = train(d / "train.csv", d / f"ensc_{task}.npz", *ARGS[task], "--ensemble", "3")
+    r = run("export", model, "--format", "c", "-o", d / f"ensc_{task}.h")
+    assert r.exit_code == 0, r.output
+    rows, schema = c_inputs(model, test_csv)
+    ret, out = compile_and_run(d, d / f"ensc_{task}.h", f"ensc_{task}", rows, len(schema.inputs),
+                               schema.n_outputs)
+    want = reference(model, test_csv)
+    if task == "cls":
+        assert [schema.classes[i] for i in ret] == want[0].tolist()
+        rel = max_relative(out, np.stack(want[1:], axis=1))
+    else:
+        rel = max_relative(out, np.stack(want, axis=1))
+    assert rel <= 1e-5
+    r = run("export", model, "--format", "c", "--fixed", "16", "-o", d / "ensq.h")
     assert r.exit_code == 1 and r.stderr.splitlines() == [
-        "Error: the C export of an ensemble (--ensemble) is not supported yet; export it as ONNX, "
-        "which averages its members"]
+        "Error: --fixed does not support ensembles (--ensemble); export them in floating point"]

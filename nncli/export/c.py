@@ -12,7 +12,8 @@ nncli's kernels do; softmax in double as nncli does. The network's layers are wr
 after another (sizes are constants), each a plain dot-product loop; a KAN layer's B-spline
 bases come from the kernel's own triangular Cox–de Boor recursion (NAME_kan_bases). Missing
 indicators and the capped one-hot's `other` input are encoded as nncli encodes them; date
-columns are refused (a float input cannot hold seconds since 1970 to the hour).
+columns are refused (a float input cannot hold seconds since 1970 to the hour). An ensemble's
+members are written one after another (NAME_m<i>_w<k>) and their outputs averaged in double.
 
 `fixed=B` writes the Q-format variant: int32 values with B fraction bits, int64 accumulators,
 one rounding per dot product; NAME_predict_q(x_q, out_q) takes the encoded features in Q format
@@ -89,11 +90,13 @@ class _Header:
     def __init__(self, model, name, fixed):
         self.model, self.name, self.fixed = model, name, fixed
         self.network = model.network
-        if len(getattr(self.network, "members", [])) > 1:
-            raise NncliError("the C export of an ensemble (--ensemble) is not supported yet; "
-                             "export it as ONNX, which averages its members")
+        # An Ensemble (--ensemble N): every member's layers, their outputs averaged.
+        self.members = [network_layers(m) for m in getattr(self.network, "members", [self.network])]
+        if fixed and len(self.members) > 1:
+            raise NncliError("--fixed does not support ensembles (--ensemble); export them in "
+                             "floating point")
         self.schema = model.schema
-        self.layers = network_layers(self.network)
+        self.layers = self.members[0]
         if self.schema is not None:
             check_schema(self.schema, why=" (a date needs seconds since 1970 in double "
                                           "precision, which the float inputs cannot hold; "
@@ -176,24 +179,35 @@ class _Header:
                              f"/* {_comment(c.name)} */")
             L.append("")
 
+    def array(self, kind, k, member=0):
+        """The name of layer k's array `kind` (w, b, t): NAME_w1, or NAME_m2_w1 in an ensemble."""
+        return (f"{self.name}_{kind}{k}" if len(self.members) == 1
+                else f"{self.name}_m{member + 1}_{kind}{k}")
+
     def weights(self):
+        for member, layers in enumerate(self.members):
+            self.member_weights(member, layers)
+
+    def member_weights(self, member, layers):
         n, L = self.name, self.lines
-        for k, layer in enumerate(self.layers, 1):
+        if len(self.members) > 1:
+            L.append(f"/* ensemble member {member + 1} of {len(self.members)} */")
+        for k, layer in enumerate(layers, 1):
             n_out, n_in = layer.W.shape
             if layer.kind == "kan":
                 L.append(f"/* layer {k}: KAN {layer.n_in} → {n_out} (grid {layer.grid}, order "
                          f"{layer.order}), {layer.activation}; W = [wb | ws⊙c] row-major, knots "
                          f"per input */")
-                _array(L, self.real, f"{n}_w{k}", _split(_floats(layer.W, self.double)))
-                _array(L, self.real, f"{n}_t{k}", _split(_floats(layer.knots, self.double)))
+                _array(L, self.real, self.array("w", k, member), _split(_floats(layer.W, self.double)))
+                _array(L, self.real, self.array("t", k, member), _split(_floats(layer.knots, self.double)))
                 continue
             L.append(f"/* layer {k}: {n_in} → {n_out}, {layer.activation}; W row-major (out × in) */")
             if self.fixed:
-                _array(L, "int32_t", f"{n}_w{k}", map(str, _quantise(layer.W, self.fixed)), 8)
-                _array(L, "int32_t", f"{n}_b{k}", map(str, _quantise(layer.b, self.fixed)), 8)
+                _array(L, "int32_t", self.array("w", k, member), map(str, _quantise(layer.W, self.fixed)), 8)
+                _array(L, "int32_t", self.array("b", k, member), map(str, _quantise(layer.b, self.fixed)), 8)
             else:
-                _array(L, self.real, f"{n}_w{k}", _split(_floats(layer.W, self.double)))
-                _array(L, self.real, f"{n}_b{k}", _split(_floats(layer.b, self.double)))
+                _array(L, self.real, self.array("w", k, member), _split(_floats(layer.W, self.double)))
+                _array(L, self.real, self.array("b", k, member), _split(_floats(layer.b, self.double)))
         L.append("")
 
     def category_lookup(self):
@@ -271,7 +285,7 @@ class _Header:
               f"static inline {r} {n}_silu({r} v) {{",
               f"    {r} s = {sig};", "    return s != 0 ? v * s : 0;   /* the limit at -inf */", "}", ""]
 
-    def kan_layer(self, k, layer, fl):
+    def kan_layer(self, k, layer, fl, member=0):
         n, r, L = self.name, self.real, self.lines
         n_out, width = layer.W.shape
         n_in, G, K = layer.n_in, layer.grid, layer.order
@@ -281,11 +295,11 @@ class _Header:
               f"        for (i = 0; i < {width}; i++) A[i] = 0;",
               f"        for (i = 0; i < {n_in}; i++) {{",
               f"            A[i] = {n}_silu(a[i]);",
-              f"            s = {n}_kan_bases(a[i], {n}_t{k} + i * {nk}, {G}, {K}, N);",
+              f"            s = {n}_kan_bases(a[i], {self.array('t', k, member)} + i * {nk}, {G}, {K}, N);",
               f"            for (q = 0; q <= {K}; q++) A[{n_in} + i * {nb} + s - {K} + q] = N[q];",
               "        }",
               f"        for (j = 0; j < {n_out}; j++) {{",
-              f"            const {r} *w = {n}_w{k} + j * {width};",
+              f"            const {r} *w = {self.array('w', k, member)} + j * {width};",
               "            v = 0;",
               f"            for (i = 0; i < {width}; i++) v += w[i] * A[i];",
               f"            b[j] = {_FLOAT_ACT[layer.activation][fl]};", "        }", "    }",
@@ -299,28 +313,38 @@ class _Header:
               " * for a classifier, else 0. */",
               f"static inline int {n}_predict_encoded(const {r} *x, float *out) {{",
               f"    {r} a[{N}_MAX_WIDTH], b[{N}_MAX_WIDTH], v;",
-              "    double acc;", "    int i, j, best = 0;", "    (void)acc;",
-              f"    for (i = 0; i < {N}_N_FEATURES; i++) a[i] = x[i];"]
-        for k, layer in enumerate(self.layers, 1):
-            n_out, n_in = layer.W.shape
-            if layer.kind == "kan":
-                self.kan_layer(k, layer, fl)
-                continue
-            L += [f"    for (j = 0; j < {n_out}; j++) {{  /* layer {k} */",
-                  f"        const {r} *w = {n}_w{k} + j * {n_in};",
-                  f"        v = {n}_b{k}[j];",
-                  f"        for (i = 0; i < {n_in}; i++) v += w[i] * a[i];",
-                  f"        b[j] = {_FLOAT_ACT[layer.activation][fl]};", "    }",
-                  f"    for (j = 0; j < {n_out}; j++) a[j] = b[j];"]
+              f"    double acc, sum[{N}_N_OUTPUTS];", "    int i, j, best = 0;",
+              "    (void)acc;", "    (void)sum;"]
         m = self.network.layers[-1]
-        if self.transform == "softmax":   # in double, max subtracted, as nncli's kernel
-            L += ["    acc = a[0];", f"    for (j = 1; j < {m}; j++) if (a[j] > acc) acc = a[j];",
-                  "    {", "        double s = 0.0, e[" + str(m) + "];",
-                  f"        for (j = 0; j < {m}; j++) {{ e[j] = exp((double)a[j] - acc); s += e[j]; }}",
-                  f"        for (j = 0; j < {m}; j++) a[j] = ({r})(e[j] / s);", "    }"]
-        elif self.transform == "sigmoid":
-            v = _FLOAT_ACT["sigmoid"][fl]
-            L += [f"    for (j = 0; j < {m}; j++) {{ v = a[j]; a[j] = {v}; }}"]
+        M = len(self.members)
+        for member, layers in enumerate(self.members):
+            if M > 1:
+                L.append(f"    /* ensemble member {member + 1} of {M} */")
+            L.append(f"    for (i = 0; i < {N}_N_FEATURES; i++) a[i] = x[i];")
+            for k, layer in enumerate(layers, 1):
+                n_out, n_in = layer.W.shape
+                if layer.kind == "kan":
+                    self.kan_layer(k, layer, fl, member)
+                    continue
+                L += [f"    for (j = 0; j < {n_out}; j++) {{  /* layer {k} */",
+                      f"        const {r} *w = {self.array('w', k, member)} + j * {n_in};",
+                      f"        v = {self.array('b', k, member)}[j];",
+                      f"        for (i = 0; i < {n_in}; i++) v += w[i] * a[i];",
+                      f"        b[j] = {_FLOAT_ACT[layer.activation][fl]};", "    }",
+                      f"    for (j = 0; j < {n_out}; j++) a[j] = b[j];"]
+            if self.transform == "softmax":   # in double, max subtracted, as nncli's kernel
+                L += ["    acc = a[0];", f"    for (j = 1; j < {m}; j++) if (a[j] > acc) acc = a[j];",
+                      "    {", "        double s = 0.0, e[" + str(m) + "];",
+                      f"        for (j = 0; j < {m}; j++) {{ e[j] = exp((double)a[j] - acc); s += e[j]; }}",
+                      f"        for (j = 0; j < {m}; j++) a[j] = ({r})(e[j] / s);", "    }"]
+            elif self.transform == "sigmoid":
+                v = _FLOAT_ACT["sigmoid"][fl]
+                L += [f"    for (j = 0; j < {m}; j++) {{ v = a[j]; a[j] = {v}; }}"]
+            if M > 1:   # the members' mean, summed in double as nncli.ensemble does
+                op = "=" if member == 0 else "+="
+                L.append(f"    for (j = 0; j < {m}; j++) sum[j] {op} (double)a[j];")
+        if M > 1:
+            L.append(f"    for (j = 0; j < {m}; j++) a[j] = ({r})(sum[j] / {M});")
         L += [f"    for (j = 0; j < {m}; j++) {{ out[j] = (float)a[j]; if (a[j] > a[best]) best = j; }}"]
         L += ["    return " + ("best;" if self.transform != "value" else "0;"), "}", ""]
 
@@ -382,8 +406,8 @@ class _Header:
                    # use an integer division, exact up to one rounding.
                    "leaky_relu": "if (b[j] < 0) b[j] = (int32_t)(((int64_t)b[j] - 50) / 100);"}[layer.activation]
             L += [f"    for (j = 0; j < {n_out}; j++) {{  /* layer {k} */",
-                  f"        const int32_t *w = {n}_w{k} + j * {n_in};",
-                  f"        acc = (int64_t){n}_b{k}[j] * ((int64_t)1 << {B});",
+                  f"        const int32_t *w = {self.array('w', k)} + j * {n_in};",
+                  f"        acc = (int64_t){self.array('b', k)}[j] * ((int64_t)1 << {B});",
                   f"        for (i = 0; i < {n_in}; i++) acc += (int64_t)w[i] * a[i];",
                   f"        b[j] = {n}_round(acc);"] + ([f"        {act}"] if act else []) + [
                   "    }",
