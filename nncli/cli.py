@@ -27,6 +27,7 @@ COMMANDS = {
     "plot-fit": ("plot_fit", "Plot 1-D models' curves over their data."),
     "plot-kan": ("plot_kan", "Draw a KAN model's learned edge functions."),
     "prune": ("prune", "Drop the faint hidden nodes of a KAN model."),
+    "export": ("export", "Export a model as ONNX (the whole pipeline) or a C99 header."),
 }
 
 
