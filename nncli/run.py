@@ -134,7 +134,11 @@ class TrainingRun:
         if self.grid_schedule and self.grid_schedule.adapt and state is None:
             from nncli.kan import adapt
             adapt(self.net, self.trainer.X)
-        # Store what was resolved, not what was left to defaults.
+        return self._finish_prepare(state)
+
+    def _finish_prepare(self, state):
+        """The last steps of either preparation: store what was resolved (not what was left
+        to defaults), restore a checkpoint's training state, check the outputs can be written."""
         self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
         if state is not None:
             try:
@@ -200,17 +204,7 @@ class TrainingRun:
         if self.on_note is not None:
             self.on_note(f"Cache {self.cache.path} {note}; {self.cache.n_rows} rows in {blocks} "
                          f"block{'s' * (blocks > 1)} of up to {min(rows, self.cache.n_rows)}")
-        self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
-        if state is not None:
-            try:
-                self.trainer.load_state(state["checkpoint"], state["arrays"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise ModelFileError(f"{self.resume}: the checkpoint's training state is "
-                                     f"damaged ({type(e).__name__}: {e})") from None
-        for path in (self.output, self.loss_log, self.checkpoint):
-            if path:
-                check_writable(path)
-        return self
+        return self._finish_prepare(state)
 
     @property
     def split_left_no_rows(self):
