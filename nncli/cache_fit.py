@@ -47,14 +47,10 @@ class Fit:
                                     f"(at most {D.FLOAT32_MAX:.4g} in magnitude)")
 
     def _task(self):
-        task, targets = self.config.get("task"), self.scans[self.n_feat:]
+        targets = self.scans[self.n_feat:]
+        task = D.task_for_targets(self.config.get("task"), len(targets))
         if task == "reconstruct":
             return task
-        if len(targets) > 1:
-            if task == "classification":
-                raise ConfigError("classification takes one target column; "
-                                  "several targets mean multi-output regression")
-            task = "regression"
         for s, kind in zip(targets, self.kinds[self.n_feat:]):
             if kind != "numeric" and (task == "regression" or len(targets) > 1):
                 raise DataError(f"{self.source}: column {s.name!r}: the target holds text; "

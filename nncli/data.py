@@ -761,15 +761,22 @@ def choose_columns(table: Table, *, target=None, features=None, drop=None, id_co
                       {"max_categories": max_categories})
 
 
-def _infer_task(table: Table, target_idx, cells, task):
-    """The task given, or the one the target suggests; a text regression target is an error."""
-    if task == "reconstruct":
-        return task
-    if len(target_idx) > 1:
+def task_for_targets(task, n_targets):
+    """The task as far as the number of targets decides it: several targets mean
+    multi-output regression (classification takes one); None is left to the data."""
+    if task != "reconstruct" and n_targets > 1:
         if task == "classification":
             raise ConfigError("classification takes one target column; "
                               "several targets mean multi-output regression")
-        task = "regression"
+        return "regression"
+    return task
+
+
+def _infer_task(table: Table, target_idx, cells, task):
+    """The task given, or the one the target suggests; a text regression target is an error."""
+    task = task_for_targets(task, len(target_idx))
+    if task == "reconstruct":
+        return task
     tcells = [cells[j] for j in target_idx]
     for j, c in zip(target_idx, tcells):
         if c.kind == "numeric":
