@@ -25,6 +25,8 @@ COMMANDS = {
     "gradcheck": ("gradcheck", "Check backprop's gradient against finite differences."),
     "descend": ("descend", "Watch optimisers descend a 2-parameter loss surface."),
     "plot-fit": ("plot_fit", "Plot 1-D models' curves over their data."),
+    "sweep": ("sweep", "Search train options with Optuna; keep the best model."),
+    "plot-sweep": ("plot_sweep", "Plot a sweep's history and parameter importance."),
 }
 
 
