@@ -80,16 +80,22 @@ def make_optimizer(opts):
         raise ConfigError(str(e)) from None
 
 
-def make_trainer(net, X, Y, validation, opts):
+def make_trainer(net, X, Y, validation, opts, comm=None):
+    """The Trainer of a run; with an MPI communicator `comm`, the data-parallel one."""
     batch = opts.get("batch_size", 32)
+    cls, extra, threads = Trainer, {}, opts.get("threads")
+    if comm is not None:
+        from nncli import distributed
+        cls, extra = distributed.DistributedTrainer, {"comm": comm}
+        threads = threads or distributed.default_threads(comm)
     try:
-        return Trainer(net, X, Y, optimizer=make_optimizer(opts),
+        return cls(net, X, Y, optimizer=make_optimizer(opts), **extra,
                        batch_size=None if batch == "full" else int(batch),
                        epochs=opts.get("epochs", 100), seed=opts.get("seed"),
                        validation=validation, early_stopping=opts.get("early_stopping"),
                        schedule=opts.get("schedule") or "constant",
                        schedule_options=schedule_options(opts),
-                       n_threads=opts.get("threads"))
+                       n_threads=threads)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -110,7 +116,7 @@ def model_meta(net, data, opts, trainer, sha256):
     return build_meta(
         net, task=data.task, schema=data.schema.to_dict(), feature_names=data.feature_names,
         config=json_safe(dict(opts)), seed=opts.get("seed"), data_sha256=sha256,
-        train_rows=int(len(trainer.X)), val_rows=int(len(trainer.validation[0])) if trainer.validation else 0,
+        train_rows=int(trainer.rows_per_epoch), val_rows=int(len(trainer.validation[0])) if trainer.validation else 0,
         epochs_run=len(h.records), stopped_early=h.stopped_early, best_epoch=h.best_epoch,
         train_seconds=h.seconds, samples_per_second=json_safe(h.samples_per_second),
         metrics=final_metrics(trainer))

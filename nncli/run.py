@@ -59,10 +59,12 @@ class TrainingRun:
     resume: a checkpoint to continue; its configuration replaces `config`, and the options in
     `given` (the ones the user typed) must agree with it. val_data: a validation CSV instead of
     the config's val_split. save_diverged: write the last finite model when training diverges.
+    comm: an MPI communicator for data-parallel training (nncli.distributed); rank 0 alone
+    writes the model, the loss log and checkpoints.
     """
 
     def __init__(self, data, config, *, output, loss_log=None, checkpoint=None, checkpoint_every=10,
-                 resume=None, val_data=None, save_diverged=False, given=()):
+                 resume=None, val_data=None, save_diverged=False, given=(), comm=None):
         self.data_path = data
         self.config = dict(config)
         self.output = output
@@ -73,6 +75,8 @@ class TrainingRun:
         self.val_data_path = val_data
         self.save_diverged = save_diverged
         self.given = set(given)
+        self.comm = comm
+        self.writes = comm is None or comm.Get_rank() == 0
         self.trainer = None
 
     # -- before the first epoch ----------------------------------------------------------
@@ -97,7 +101,7 @@ class TrainingRun:
                    "larger --val-split" if self.config.get("val_split") else
                    "there is no validation set (--val-split 0); use --val-split 0.2")
                 + " or --val-data FILE, or leave out --early-stopping")
-        self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config)
+        self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config, self.comm)
         # Store what was resolved, not what was left to defaults.
         self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
         if state is not None:
@@ -107,7 +111,7 @@ class TrainingRun:
                 raise ModelFileError(f"{self.resume}: the checkpoint's training state is "
                                      f"damaged ({type(e).__name__}: {e})") from None
         for path in (self.output, self.loss_log, self.checkpoint):
-            if path:
+            if path and self.writes:
                 check_writable(path)
         return self
 
@@ -181,19 +185,19 @@ class TrainingRun:
         trainer, net = self.trainer, self.net
         callbacks = list(callbacks)
         log = None
-        if self.loss_log:
+        if self.loss_log and self.writes:
             metric_names = (["val_accuracy"] if self.validation is not None
                             and self.data.task == "classification" else [])
             log = LossLogWriter(self.loss_log, metric_names, trainer.history.records)
             callbacks.append(log)
-        if self.checkpoint:
+        if self.checkpoint and self.writes:
             callbacks.append(self._save_checkpoint)
         try:
             trainer.run(callbacks)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(self._interrupted()) from None
         except DivergenceError as e:
-            if self.save_diverged:
+            if self.save_diverged and self.writes:
                 # The parameters of the last epoch that ended finite: a NaN model is no model.
                 net.phi[:] = trainer.phi_before_epoch
                 save_model(self.output, net, {**self.meta(), "diverged": True, "diverged_epoch": e.epoch})
@@ -202,7 +206,8 @@ class TrainingRun:
             if log is not None:
                 log.close()
         meta = self.meta(final=True)
-        save_model(self.output, net, meta)
+        if self.writes:
+            save_model(self.output, net, meta)
         h = trainer.history
         return {"model": self.output, "loss_log": self.loss_log, "task": self.data.task,
                 "layers": net.layers, "n_params": net.n_params, "epochs": trainer.epoch,
@@ -221,6 +226,8 @@ class TrainingRun:
         target's units (regression), which cost a pass over the validation rows."""
         meta = pipeline.model_meta(self.net, self.data, self.config, self.trainer, self.table.sha256)
         meta["validation"] = self._validation_source()
+        if self.comm is not None:
+            meta["distributed"] = {"ranks": self.comm.Get_size()}
         if final:
             meta["metrics"] = {**meta["metrics"], **self._metrics_in_target_units()}
         return meta

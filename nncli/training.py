@@ -175,7 +175,7 @@ class Trainer:
     def run(self, callbacks=()):
         """Train until `epochs` or early stopping; returns the History. A callback returning
         True stops training after that epoch."""
-        net, opt = self.net, self.opt
+        net = self.net
         engine = net.engine(self.batch_size, self.n_threads)
         # φ as it was before the current epoch: what is left to save if the epoch diverges.
         self.phi_before_epoch = np.empty_like(net.phi)
@@ -184,9 +184,7 @@ class Trainer:
             t0 = time.perf_counter()
             np.copyto(self.phi_before_epoch, net.phi)
             lr = self.schedule.lr(self.epoch)
-            idx = self.rng.permutation(len(self.X)).astype(np.int64, copy=False)
-            loss, opt.step_count = engine.train_epoch(
-                self.X, self.Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
+            loss = self._train_epoch(engine, lr)
             self.epoch += 1
             self._check_divergence(loss)
             val_loss, metrics = math.nan, {}
@@ -197,7 +195,7 @@ class Trainer:
             seconds = time.perf_counter() - t0
             record = EpochRecord(self.epoch, float(loss), float(val_loss), metrics, lr, seconds)
             self.history.records.append(record)
-            self.history.samples += len(self.X)
+            self.history.samples += self.rows_per_epoch
             self.history.seconds += seconds
             monitored = val_loss if self.validation is not None else loss
             self.schedule.observe(monitored)
@@ -210,6 +208,20 @@ class Trainer:
             net.phi[:] = self.best_phi
             self.history.best_epoch = self.best_epoch
         return self.history
+
+    @property
+    def rows_per_epoch(self):
+        """Training rows in one epoch (all ranks' in data-parallel training)."""
+        return len(self.X)
+
+    def _train_epoch(self, engine, lr):
+        """One epoch over the rows in a fresh shuffled order: one kernel call. Returns the
+        mean training loss. (nncli.distributed overrides it with per-batch calls.)"""
+        opt = self.opt
+        idx = self.rng.permutation(len(self.X)).astype(np.int64, copy=False)
+        loss, opt.step_count = engine.train_epoch(
+            self.X, self.Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
+        return loss
 
     def _check_divergence(self, loss):
         if self.first_loss is None and math.isfinite(loss):

@@ -11,7 +11,7 @@ from nncli.schedules import SCHEDULES
 
 # Options that are not part of the training configuration stored in the model.
 NOT_CONFIG = {"data", "config", "output", "loss_log", "quiet", "log_every", "json_out",
-              "checkpoint", "checkpoint_every", "resume", "save_diverged", "val_data"}
+              "checkpoint", "checkpoint_every", "resume", "save_diverged", "val_data", "distributed"}
 
 
 # Keys other libraries use for our options (scikit-learn, Keras, PyTorch), to suggest ours.
@@ -145,6 +145,9 @@ def _did_you_mean(key, known):
 @click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Continue the run saved in this checkpoint (its options are used).")
 @click.option("--save-diverged", is_flag=True, help="Write the model even if training diverges.")
+@click.option("--distributed", is_flag=True,
+              help="Data-parallel training over the ranks of `mpiexec -n R` (needs nncli[mpi]): "
+                   "each rank trains on 1/R of the rows of every batch; rank 0 writes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress, no summary on stderr.")
 @click.option("--log-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Epochs between progress lines when stderr is not a terminal.")
@@ -159,6 +162,7 @@ def command(**opts):
       nncli train data/large.csv --target label --batch-size 128 --threads 2 -o large.npz
       cat data/xor.csv | nncli train - --layers 4 --activation tanh --lr 0.05 --batch-size full
       nncli train data/three.csv --config run.toml --epochs 50
+      mpiexec -n 2 nncli train data/large.csv --distributed --threads 1
     """
     from nncli.commands.options import default_output, echo_err, read_kwargs
     from nncli.progress import Progress
@@ -168,17 +172,25 @@ def command(**opts):
              and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     read_kwargs(opts)   # --sep and --columns, checked with Click's messages
     output = opts["output"] or default_output(opts["data"], ".npz")
+    comm = _communicator(opts)
     run = TrainingRun(opts["data"], {k: v for k, v in opts.items() if k not in NOT_CONFIG},
                       output=output, loss_log=opts["loss_log"] or loss_log_beside(output),
                       checkpoint=opts["checkpoint"], checkpoint_every=opts["checkpoint_every"],
                       resume=opts["resume"], val_data=opts["val_data"],
-                      save_diverged=opts["save_diverged"], given=given).prepare()
+                      save_diverged=opts["save_diverged"], given=given, comm=comm)
+    if comm is None:
+        run.prepare()
+    else:
+        from nncli.distributed import agree
+        agree(comm, run.prepare)
+    if comm is not None and comm.Get_rank() != 0:
+        opts["quiet"], opts["json_out"] = True, False   # rank 0 reports
     progress = None
     if not opts["quiet"]:
         progress = Progress(run.trainer.epochs, every=opts["log_every"])
         echo_err(_start_line(run))
     try:
-        summary = run.train([progress] if progress else [])
+        summary = _train(run, [progress] if progress else [], comm)
     finally:
         trainer = run.trainer
         if progress is not None and trainer.history.records and trainer.epoch < trainer.epochs:
@@ -189,10 +201,44 @@ def command(**opts):
         click.echo(json.dumps(summary, allow_nan=False))
 
 
+def _communicator(opts):
+    """MPI's world communicator for --distributed, else None. On ranks other than 0,
+    stderr is muted: errors every rank sees are reported by rank 0 (a rank failing alone
+    writes to the real stderr before it aborts the others)."""
+    if not opts["distributed"]:
+        return None
+    import os
+    import sys
+    from nncli.distributed import import_mpi
+    comm = import_mpi().COMM_WORLD
+    if comm.Get_rank() != 0:
+        sys.stderr = open(os.devnull, "w")
+    return comm
+
+
+def _train(run, callbacks, comm):
+    """run.train; in data-parallel training, a failure of this rank alone aborts all ranks
+    (the others would wait for it in the next Allreduce). Divergence is seen by every rank
+    at once (the loss is summed over ranks) and reported like any error."""
+    if comm is None:
+        return run.train(callbacks)
+    from nncli.distributed import abort_on_failure
+    from nncli.errors import DivergenceError
+    try:
+        return run.train(callbacks)
+    except DivergenceError:
+        raise
+    except KeyboardInterrupt as e:
+        abort_on_failure(comm, str(e) or "interrupted", 130)
+    except Exception as e:  # noqa: BLE001 - anything else leaves the other ranks waiting
+        abort_on_failure(comm, f"{type(e).__name__}: {e}", 1)
+
+
 def _start_line(run):
     net, n_val = run.net, len(run.validation[0]) if run.validation else 0
     return (f"Training {'→'.join(map(str, net.layers))} network ({net.n_params} parameters) "
-            f"on {len(run.trainer.X)} rows"
+            f"on {run.trainer.rows_per_epoch} rows"
+            + (f" over {run.comm.Get_size()} ranks" if run.comm is not None else "")
             + (f", validating on {n_val}" if n_val
                else ", no validation (too few rows for --val-split)" if run.split_left_no_rows else "")
             + f" ({run.data.task}, {net.loss}, {run.config.get('optimizer')}).")
