@@ -126,3 +126,31 @@ def test_divergence_stops_every_rank_with_one_message(env, tmp_path):
     assert r.returncode == 1
     errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "training diverged at epoch 1" in errors[0], r.stderr
+
+
+FAIL_ON_RANK_1 = """
+import sys
+from mpi4py import MPI
+import nncli.distributed as d
+if MPI.COMM_WORLD.Get_rank() == 1:     # rank 1 alone fails in its second epoch
+    train_epoch = d.DistributedTrainer._train_epoch
+    def failing(self, engine, lr):
+        if self.epoch == 1:
+            raise MemoryError("simulated")
+        return train_epoch(self, engine, lr)
+    d.DistributedTrainer._train_epoch = failing
+from nncli.cli import main
+main(sys.argv[1:])
+"""
+
+
+@needs_mpi
+def test_a_rank_failing_mid_training_aborts_all(env, tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text(FAIL_ON_RANK_1)
+    r = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(script), "train", IRIS,
+                        "--distributed", "--epochs", "50", "-o", "m.npz"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode != 0
+    assert "Error: rank 1 of 2 failed: MemoryError: simulated; stopping all ranks" in r.stderr
+    assert not os.path.exists(tmp_path / "m.npz")

@@ -331,3 +331,12 @@ def test_the_readme_sweep_example_runs_as_written(env, tmp_path):
     assert "16 trials in the study" in r.stderr and "wrote sweep.png" in r.stderr
     assert "accuracy" in r.stdout                       # evaluate --held-out's report
     assert load_model(tmp_path / "iris-sweep" / "best.npz").meta["sweep"]["study"] == "nncli"
+
+
+def test_jobs_run_trials_in_threads_of_one_process(space, tmp_path):
+    out = tmp_path / "s"
+    r = sweep(IRIS, "--space", space, "--trials", 4, "--jobs", 2, "--epochs", 4, "-o", out, "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["trials"]
+    assert [t["trial"] for t in rows] == [0, 1, 2, 3] and {t["state"] for t in rows} <= {"complete", "pruned"}
+    assert {t.user_attrs["worker"] for t in study_trials(out)} == {f"{os.uname().nodename}:{os.getpid()}"}
