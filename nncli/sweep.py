@@ -31,6 +31,7 @@ JOURNAL = "sweep.journal"
 BEST = "best.npz"
 HEARTBEAT_SECONDS = 10     # RDB storages: a beat every 10 s; 60 s of silence fails a trial
 GRACE_SECONDS = 60
+LOCK_GRACE_SECONDS = 5     # the journal's lock: its writes take milliseconds
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
 
@@ -129,6 +130,13 @@ def _dimension(path, name, spec, check):
     return Dimension(name, kind, low=low, high=high, log=log, step=step)
 
 
+def counted_states(optuna):
+    """The trial states a budget counts: all but waiting ones — running included, so that
+    workers do not start trials beyond it while others are mid-trial."""
+    S = optuna.trial.TrialState
+    return (S.RUNNING, S.COMPLETE, S.PRUNED, S.FAIL)
+
+
 def make_sampler(optuna, name, dims, seed):
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
@@ -153,9 +161,14 @@ def open_storage(optuna, url, folder):
     """The study's storage: the journal file in `folder` (None), a journal file (a path),
     or an Optuna RDB URL — with the heartbeat that fails the trials of dead workers."""
     if url is None or "://" not in url:
-        from optuna.storages.journal import JournalFileBackend
+        from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
         path = url or os.path.join(folder, JOURNAL)
-        return optuna.storages.JournalStorage(JournalFileBackend(path)), path
+        # An absolute path: Optuna's lock is a symlink to it, which a relative path would
+        # leave dangling (and its stale-lock check never firing). A worker killed while it
+        # holds the lock makes the others wait LOCK_GRACE_SECONDS, not Optuna's 30.
+        full = os.path.abspath(path)
+        lock = JournalFileSymlinkLock(full, grace_period=LOCK_GRACE_SECONDS)
+        return optuna.storages.JournalStorage(JournalFileBackend(full, lock_obj=lock)), path
     if url.startswith("postgresql://"):
         # SQLAlchemy's default PostgreSQL driver is psycopg2; the extra installs psycopg 3.
         try:
@@ -284,11 +297,8 @@ class Sweep:
         return failed
 
     def started(self):
-        """Trials that count against the budget: all but waiting ones (running included,
-        so that workers do not overshoot it while others are mid-trial)."""
-        TrialState = self.optuna.trial.TrialState
-        return len(self.study.get_trials(deepcopy=False, states=(
-            TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+        """Trials that count against the budget (see counted_states)."""
+        return len(self.study.get_trials(deepcopy=False, states=counted_states(self.optuna)))
 
     def run(self):
         """Run this process's workers until the budget is met (or the grid is done, or
@@ -330,13 +340,13 @@ class Sweep:
         if left <= 0:
             return
 
-        def budget(study, trial):
-            # MaxTrialsCallback's rule, counting running trials of every worker.
-            if self.started() >= self.trials or self.stop_event.is_set():
-                study.stop()
-            self._trial_ended(study, trial)
+        # Optuna's shared budget, counting the trials running in every worker too: a worker
+        # stops once the study holds `trials` trials, so the budget is overshot only when
+        # workers finish at the same moment (by at most workers − 1).
+        budget = optuna.study.MaxTrialsCallback(self.trials, states=counted_states(optuna))
         try:
-            study.optimize(self._objective, n_trials=left, callbacks=[budget],
+            study.optimize(self._objective, n_trials=left,
+                           callbacks=[lambda s, t: self._trial_ended(s, t), budget],
                            catch=(NncliError,), gc_after_trial=False)
         except KeyboardInterrupt:
             pass                       # the stop event; the main thread re-raises
@@ -361,7 +371,6 @@ class Sweep:
                 raise KeyboardInterrupt("stopped")
             value = record.val_loss if not math.isnan(record.val_loss) else record.train_loss
             trial.report(value, record.epoch)
-            trial.set_user_attr("epochs", record.epoch)
             if trial.should_prune():
                 raise self.optuna.TrialPruned(f"pruned at epoch {record.epoch} (loss {value:.4g})")
             return False
@@ -448,6 +457,8 @@ def trial_row(t):
     value = t.values[0] if t.values else None
     state = t.state.name.lower()
     return {"trial": t.number, "state": "failed" if state == "fail" else state,
-            "score": json_safe(value), "epochs": t.user_attrs.get("epochs"),
+            # A pruned or failed trial's epochs are those it reported.
+            "score": json_safe(value),
+            "epochs": t.user_attrs.get("epochs", len(t.intermediate_values) or None),
             "seconds": t.user_attrs.get("seconds"), "params": json_safe(dict(t.params)),
             "fail_reason": t.user_attrs.get("fail_reason")}
