@@ -10,10 +10,12 @@ A checkpoint is a model file with the training state added: arrays ``opt_s1``, `
 (and ``best_phi``), and ``meta["checkpoint"]`` holding `Trainer.state_dict()`.
 """
 import contextlib
+import io
 import json
 import math
 import os
 import secrets
+import stat
 import zipfile
 from dataclasses import dataclass, field
 
@@ -124,9 +126,17 @@ def save_model(path, network, meta=None, arrays=None):
     payload.update(arrays or {})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
+            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                np.savez(f, **payload)
+                f.flush()
+                os.fsync(f.fileno())
+            else:
+                # A device or a pipe (-o /dev/null, /dev/stdout): the zip writer seeks back to
+                # patch its headers, which such a file cannot do, so the archive is built in
+                # memory and written in one go.
+                buf = io.BytesIO()
+                np.savez(buf, **payload)
+                f.write(buf.getbuffer())
 
 
 def load_model(path):

@@ -2,9 +2,10 @@
 options: the arrays, the network, the optimiser, the trainer, the validation arrays, the meta.
 
 Options are a plain dict (the resolved configuration, stored in the model as it is):
-target, features, drop, id, task, standardize, impute, layers (hidden widths),
-activation, loss, optimizer, lr, momentum, beta1, beta2, eps, weight_decay, clip_norm,
-batch_size, epochs, schedule, val_split, early_stopping, init, seed, dtype, threads.
+the CSV settings sep, no_header, columns, encoding; target, features, drop, id, task,
+standardize, impute, layers (hidden widths), activation, loss, optimizer, lr, momentum,
+beta1, beta2, eps, weight_decay, clip_norm, batch_size, epochs, schedule, lr_gamma,
+lr_step_size, lr_patience, min_lr, val_split, early_stopping, init, seed, dtype, threads.
 """
 from nncli import data as D
 from nncli.errors import ConfigError

@@ -4,25 +4,10 @@ import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from nncli.cli import cli
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data")
-
-
-def data(name):
-    return os.path.abspath(os.path.join(DATA, name))
-
-
-@pytest.fixture
-def runner(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return CliRunner()
-
-
-def invoke(runner, *args, input=None):
-    return runner.invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
+from conftest import data, invoke  # noqa: F401  (and the runner fixture)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ in the same table with exit code 0.
 import json
 import os
 import shutil
+import stat
 import subprocess
 import zipfile
 
@@ -125,6 +126,25 @@ def _full_device():
     except (OSError, AttributeError):
         pytest.skip("cannot create a device node here")
     return "full"
+
+
+def _null_device():
+    """A /dev/null of our own, else skip."""
+    try:
+        os.mknod("null", 0o20666, os.makedev(1, 3))
+    except (OSError, AttributeError):
+        pytest.skip("cannot create a device node here")
+    return "null"
+
+
+def test_a_model_can_be_written_to_a_null_device(tmp_path, monkeypatch):
+    """`-o /dev/null` (a dry run) writes through the device: the zip writer cannot seek on it,
+    so the archive is built in memory; the device stays a device."""
+    monkeypatch.chdir(tmp_path)
+    dev = _null_device()
+    r = CliRunner().invoke(cli, ["train", w("s.csv", SMALL), *TRAIN, "-o", dev])
+    assert r.exit_code == 0, r.output
+    assert stat.S_ISCHR(os.stat(dev).st_mode)
 
 
 def _tmpfs():

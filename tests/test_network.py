@@ -94,7 +94,6 @@ def test_gradcheck_catches_a_wrong_gradient():
 
 # -- one layout, layer kinds, and the model file's kind tag ------------------------------------
 import json
-import zipfile
 
 from nncli._kernels import layers as k_layers
 from nncli._kernels.engine import Engine

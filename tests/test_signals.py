@@ -48,6 +48,13 @@ def sample(tmp_path_factory):
     return str(path)
 
 
+def sigint_as_a_terminal_sends_it():
+    """For the child: Ctrl-C's default action, even when this test run was started in the
+    background of a non-interactive shell, which starts its jobs with SIGINT ignored (and a
+    Python started with SIGINT ignored never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def nncli_cmd(*args):
     return [sys.executable, "-m", "nncli", *map(str, args)]
 
@@ -95,7 +102,8 @@ def test_signal_during_training(tmp_path, env, sample, signum):
     proc = subprocess.Popen(nncli_cmd("train", sample, "--epochs", 100000, "--layers", "32", "-q",
                                       "-o", "model.npz", "--loss-log", "log.csv",
                                       "--checkpoint", "ck.npz", "--checkpoint-every", 2),
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_a_terminal_sends_it)
     code, out, err = interrupt_after(proc, tmp_path / "log.csv", 3, signum)
     assert code == 130, err
     lines = err.splitlines()
@@ -116,7 +124,8 @@ def test_resume_after_a_real_interrupt_is_bit_for_bit(tmp_path, env, sample):
     assert full.exit_code == 0, full.output
     proc = subprocess.Popen(nncli_cmd("train", sample, *args, "-o", "part.npz", "--loss-log", "log.csv",
                                       "--checkpoint", "ck.npz", "--checkpoint-every", 3),
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_a_terminal_sends_it)
     code, _, err = interrupt_after(proc, tmp_path / "log.csv", 4, signal.SIGINT)
     assert code == 130, err
     assert not (tmp_path / "part.npz").exists()
