@@ -181,10 +181,13 @@ def slow_data(tmp_path_factory):
 
 
 def test_ctrl_c_stops_cleanly_with_the_best_model_so_far(env, space, tmp_path, slow_data):
+    # The child gets Ctrl-C's default action even when this run was started in the
+    # background of a shell (which starts its jobs with SIGINT ignored).
     out = tmp_path / "s"
     p = subprocess.Popen([sys.executable, "-m", "nncli", "sweep", slow_data, "--space", space,
                           "--trials", "50", "--epochs", "40", "--pruner", "none", "--threads", "1",
-                          "-o", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+                          "-o", str(out)], env=env, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _lines_until(p.stderr, r"^\s+0  complete", time.time() + TIMEOUT)
         time.sleep(0.2)
