@@ -84,6 +84,8 @@ def test_two_ranks_train_what_one_process_trains(env, tmp_path, dtype):
     assert a.tobytes() == b.tobytes()            # same seed, same rank count: bit for bit
     meta = load_model(tmp_path / "two0.npz").meta
     assert meta["distributed"] == {"ranks": 2} and meta["train_rows"] == 400
+    info = CliRunner().invoke(cli, ["info", str(tmp_path / "two0.npz")])
+    assert "trained    data-parallel over 2 MPI ranks" in info.output
     # Rank 0 alone reports and writes: one summary, one model and loss log per run.
     assert two[0].stderr.count("Done:") == 1 and "over 2 ranks" in two[0].stderr
     assert sorted(os.listdir(tmp_path)) == sorted(

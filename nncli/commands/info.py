@@ -28,7 +28,8 @@ def command(model, json_out):
             "data_sha256": meta.get("data_sha256"), "train_rows": meta.get("train_rows"),
             "val_rows": meta.get("val_rows"), "epochs_run": meta.get("epochs_run"),
             "metrics": meta.get("metrics"), "checkpoint": "checkpoint" in meta,
-            "diverged": meta.get("diverged") is True, "diverged_epoch": meta.get("diverged_epoch")}
+            "diverged": meta.get("diverged") is True, "diverged_epoch": meta.get("diverged_epoch"),
+            "sweep": meta.get("sweep"), "distributed": meta.get("distributed")}
     if json_out:
         click.echo(json.dumps(info))
         return
@@ -52,6 +53,12 @@ def command(model, json_out):
     if info["metrics"]:
         out.append("metrics    " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in info["metrics"].items() if v is not None))
+    sweep = info["sweep"]
+    if isinstance(sweep, dict):   # the best model of `nncli sweep`
+        out.append(f"sweep      trial {sweep.get('trial')} of study {sweep.get('study')!r} in "
+                   f"{sweep.get('storage')}")
+    if isinstance(info["distributed"], dict):
+        out.append(f"trained    data-parallel over {info['distributed'].get('ranks')} MPI ranks")
     note = diverged_note(meta)
     if note:
         out.append(f"diverged   yes — {note}")
