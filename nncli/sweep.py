@@ -14,6 +14,7 @@ of this machine that no longer exists is marked failed when a sweep (re)starts o
 
 Optuna is imported only here, and only when a sweep runs (the `sweep` extra).
 """
+import contextlib
 import json
 import math
 import os
@@ -404,11 +405,14 @@ class Sweep:
         path = trial.user_attrs.get("model")
         with self._lock:
             if path and os.path.exists(path):
-                best = _best_trial(study)
-                if best is not None and best.number == trial.number:
-                    os.replace(path, self.best_path)
-                else:
-                    os.remove(path)
+                with _folder_lock(self.folder):
+                    # Under a lock that workers sharing the folder take too, the study's best
+                    # is looked up and kept in one step: the last to write is the best.
+                    best = _best_trial(study)
+                    if best is not None and best.number == trial.number:
+                        os.replace(path, self.best_path)
+                    else:
+                        os.remove(path)
             if self.on_trial is not None:
                 self.on_trial(trial_row(trial))
 
@@ -436,6 +440,18 @@ class Sweep:
                               *[r["params"].get(n) for n in names], r["fail_reason"]]
                     f.write(csv_out.row(_field(v) for v in fields))
         return rows
+
+
+@contextlib.contextmanager
+def _folder_lock(folder):
+    """An exclusive lock (flock) on FOLDER/.best.lock, for the processes sharing it."""
+    import fcntl
+    with open(os.path.join(folder, ".best.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _field(value):

@@ -204,7 +204,7 @@ def test_ctrl_c_stops_cleanly_with_the_best_model_so_far(env, space, tmp_path, s
     rows = json.loads((out / "trials.json").read_text())
     assert rows[-1]["state"] == "failed"                  # the one Ctrl-C stopped
     assert best in [r["trial"] for r in rows if r["state"] == "complete"]
-    assert not [f for f in os.listdir(out) if f.startswith(".")]   # no trial file left
+    assert not [f for f in os.listdir(out) if f.startswith(".trial")]   # no trial file left
 
 
 def _table_rows(stderr):
@@ -238,7 +238,11 @@ def _check_shared_budget(trials, procs, errs, n_trials):
 def test_two_workers_share_one_budget(env, space, tmp_path):
     out = tmp_path / "s"
     procs, errs = _two_workers(env, [IRIS, "--space", space, "--epochs", 8, "--threads", 1], out, 10)
-    _check_shared_budget(study_trials(out), procs, errs, 10)
+    trials = study_trials(out)
+    _check_shared_budget(trials, procs, errs, 10)
+    # Both workers keep the folder's best.npz: it is the study's best trial.
+    best = min((t for t in trials if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
+    assert load_model(out / "best.npz").meta["sweep"]["trial"] == best.number
 
 
 def test_a_killed_worker_leaves_the_study_usable(env, space, tmp_path, slow_data):
