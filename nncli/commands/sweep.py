@@ -9,7 +9,7 @@ from nncli.sweep import PRUNERS, SAMPLERS
 
 # Train options a sweep does not take: it writes its own files, and prints its own table.
 NOT_SWEPT = {"data", "output", "loss_log", "checkpoint", "checkpoint_every", "resume",
-             "save_diverged", "quiet", "log_every", "json_out"}
+             "save_diverged", "quiet", "log_every", "json_out", "distributed"}
 TRAIN_OPTIONS = [p for p in train_command.command.params if p.name not in NOT_SWEPT]
 # Options that are part of a trial's configuration, so a space may search any of them.
 SEARCHABLE = {p.name for p in TRAIN_OPTIONS} - train_command.NOT_CONFIG - {"config"}
