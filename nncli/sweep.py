@@ -380,6 +380,9 @@ class Sweep:
         except NncliError as e:      # diverged, or options the data refuses: a failed trial
             trial.set_user_attr("fail_reason", str(e))
             raise
+        except KeyboardInterrupt:    # Ctrl-C: Optuna marks the trial failed
+            trial.set_user_attr("fail_reason", "interrupted")
+            raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 3))
         trial.set_user_attr("epochs", summary["epochs"])

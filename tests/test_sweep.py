@@ -202,7 +202,7 @@ def test_ctrl_c_stops_cleanly_with_the_best_model_so_far(env, space, tmp_path, s
     assert "run the same command to continue" in err and "Traceback" not in err
     best = load_model(out / "best.npz").meta["sweep"]["trial"]
     rows = json.loads((out / "trials.json").read_text())
-    assert rows[-1]["state"] == "failed"                  # the one Ctrl-C stopped
+    assert rows[-1]["state"] == "failed" and rows[-1]["fail_reason"] == "interrupted"
     assert best in [r["trial"] for r in rows if r["state"] == "complete"]
     assert not [f for f in os.listdir(out) if f.startswith(".trial")]   # no trial file left
 
