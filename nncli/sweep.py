@@ -418,6 +418,11 @@ class Sweep:
                         os.remove(path)
             if self.on_trial is not None:
                 self.on_trial(trial_row(trial))
+            # A worker of this machine that died since: its trial is failed now, not at the
+            # next start (shown in this worker's table).
+            for number in self.fail_stale_trials():
+                if self.on_trial is not None:
+                    self.on_trial(trial_row(study.get_trials(deepcopy=False)[number]))
 
     # -- results -------------------------------------------------------------------------
     def rows(self):

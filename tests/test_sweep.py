@@ -354,3 +354,22 @@ def test_jobs_run_trials_in_threads_of_one_process(space, tmp_path):
     rows = json.loads(r.stdout)["trials"]
     assert [t["trial"] for t in rows] == [0, 1, 2, 3] and {t["state"] for t in rows} <= {"complete", "pruned"}
     assert {t.user_attrs["worker"] for t in study_trials(out)} == {f"{os.uname().nodename}:{os.getpid()}"}
+
+
+def test_a_worker_fails_the_trial_of_a_dead_worker_as_its_own_trials_end(tmp_path):
+    from nncli.sweep import Sweep, read_space
+    path = tmp_path / "space.toml"
+    path.write_text("lr = {low = 1e-3, high = 0.1, log = true}\n")
+    dims = read_space(str(path), {"lr"}, lambda name, value: None)
+    rows = []
+    sweep = Sweep(IRIS, {"epochs": 2, "threads": 1, "val_split": 0.2, "seed": 0}, dims,
+                  folder=str(tmp_path / "s"), convert=lambda name, value: value, trials=3,
+                  on_trial=rows.append)
+    # A trial left running, after this sweep started, by a process of this machine that is gone.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    orphan = sweep.study.ask()
+    orphan.set_user_attr("worker", f"{os.uname().nodename}:{dead}")
+    sweep.run()
+    assert [(r["trial"], r["state"]) for r in rows] == [(1, "complete"), (0, "failed"), (2, "complete")]
+    assert rows[1]["fail_reason"] == f"its worker {os.uname().nodename}:{dead} died"
