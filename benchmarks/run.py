@@ -17,7 +17,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-SECTIONS = ("gemm", "train", "cli", "load")
+SECTIONS = ("gemm", "train", "cli", "load", "stream")
 REEXEC_MARK = "NNCLI_BENCH_REMOVED_ENV"
 
 
@@ -40,7 +40,7 @@ def reexec_without_openblas_overrides():
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated sections to run: gemm,train,cli,load (default: all)")
+                   help="comma-separated sections to run: gemm,train,cli,load,stream (default: all)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     p.add_argument("--threads", default="1,2", help="thread counts to compare at (default 1,2)")
     p.add_argument("--train-configs", default=None,
@@ -145,6 +145,9 @@ def main(argv=None):
             elif sec == "load":
                 import bench_load
                 results += bench_load.run(args.threads, args.quick, log)
+            elif sec == "stream":
+                import bench_stream
+                results += bench_stream.run(args.threads, args.quick, log)
         except Exception as e:  # one broken section must not lose the others
             import traceback
             traceback.print_exc()

@@ -1,6 +1,6 @@
 """Regenerate the example CSVs in data/ (deterministic: fixed seeds).
 
-    python data/make_data.py            # curve, xor, three, large
+    python data/make_data.py            # curve, xor, three, large, kan
     python data/make_data.py --iris     # also rebuild iris.csv from scikit-learn's copy
 
 The generated files are CC0 (public domain). iris.csv is Fisher's 1936 data;
@@ -60,6 +60,13 @@ def large(rng):
           [[fmt(v, 4) for v in r] + [c] for r, c in zip(x, names)])
 
 
+def kan(rng):
+    """The KAN paper's hello world: y = exp(sin(πx1) + x2²), 2000 rows uniform on [−1, 1]²."""
+    x = rng.uniform(-1, 1, (2000, 2))
+    y = np.exp(np.sin(np.pi * x[:, 0]) + x[:, 1] ** 2)
+    write("kan.csv", ["x1", "x2", "y"], [[fmt(v) for v in r] + [fmt(t)] for r, t in zip(x, y)])
+
+
 def iris():
     """Fisher's iris from scikit-learn's bundled copy, species as names."""
     import sklearn
@@ -80,6 +87,7 @@ def main():
     xor()
     three(np.random.default_rng(SEED + 1))
     large(np.random.default_rng(SEED + 2))
+    kan(np.random.default_rng(SEED + 3))
     if args.iris:
         iris()
 

@@ -27,6 +27,8 @@ COMMANDS = {
     "plot-fit": ("plot_fit", "Plot 1-D models' curves over their data."),
     "sweep": ("sweep", "Search train options with Optuna; keep the best model."),
     "plot-sweep": ("plot_sweep", "Plot a sweep's history and parameter importance."),
+    "plot-kan": ("plot_kan", "Draw a KAN model's learned edge functions."),
+    "prune": ("prune", "Drop the faint hidden nodes of a KAN model."),
 }
 
 

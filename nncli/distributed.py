@@ -62,19 +62,15 @@ class DistributedTrainer(Trainer):
         super().__init__(network, X, Y, **options)
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        self.n_global = len(self.X)
+        # n_train stays every rank's rows together: the epoch's size, the meta's train_rows.
         self.X = np.ascontiguousarray(self.X[self.rank::self.size])
         self.Y = np.ascontiguousarray(self.Y[self.rank::self.size])
         comm.Bcast(network.phi, root=0)
         self._sum = np.zeros(1, np.float64)
 
-    @property
-    def rows_per_epoch(self):
-        return self.n_global
-
     def _train_epoch(self, engine, lr):
         MPI = import_mpi()
-        N, B, R = self.n_global, self.batch_size, self.size
+        N, B, R = self.n_train, self.batch_size, self.size
         order = self.rng.permutation(N)       # the order one process would train in
         mine = order % R == self.rank
         local = np.ascontiguousarray(order[mine] // R, dtype=np.int64)

@@ -38,6 +38,7 @@ class Loss:
 # The model file tags each layer with its kind's name; files without tags are all dense.
 LAYER_KINDS = {k.name: k for k in [
     Kind("dense", LayerKind.DENSE, "fully connected: f = h·Ωᵀ + β"),
+    Kind("kan", LayerKind.KAN, "Kolmogorov–Arnold: f_j = Σ_i wb·silu(h_i) + ws·spline_ji(h_i)"),
 ]}
 
 ACTIVATIONS = {a.name: a for a in [

@@ -73,7 +73,8 @@ class _Branches:
             if act in KINKED_ACTIVATIONS:
                 cut = Network(network.layers[:k + 1], network.activations[:k - 1] + ["identity"],
                               "mse", dtype="float64", phi=network.phi[:ends[k - 1]],
-                              kinds=network.kinds[:k])
+                              kinds=network.kinds[:k], options=network.options[:k],
+                              grids=network.grids[:k])
                 self.cuts.append((cut, ends[k - 1]))
         self.residual = network.loss in KINKED_LOSSES
 

@@ -8,6 +8,10 @@ disk or Ctrl-C never leaves half a file under the real name.
 
 A checkpoint is a model file with the training state added: arrays ``opt_s1``, ``opt_s2``
 (and ``best_phi``), and ``meta["checkpoint"]`` holding `Trainer.state_dict()`.
+
+A network with KAN layers also stores ``meta["layer_options"]`` (per layer {"grid", "order"}
+or null) and the array ``knots``: every KAN layer's knots (n_in × (G+2k+1), row-major), layer
+after layer, in φ's dtype. They are not trained, so they are not in φ.
 """
 import contextlib
 import io
@@ -24,11 +28,11 @@ import numpy as np
 from nncli._version import __version__
 from nncli.errors import ModelFileError, NncliError
 from nncli.functions import ACTIVATIONS, INITS, LAYER_KINDS, LOSSES
-from nncli.network import DTYPES, Network, n_params as network_n_params
+from nncli.network import DTYPES, Network, layer_options, n_params as network_n_params
 
 FORMAT = "nncli-model"
 FORMAT_VERSION = 1
-ARRAY_KEYS = {"phi", "meta", "opt_s1", "opt_s2", "best_phi"}
+ARRAY_KEYS = {"phi", "meta", "opt_s1", "opt_s2", "best_phi", "knots"}
 
 
 @dataclass
@@ -112,6 +116,7 @@ def build_meta(network, **fields):
     """The meta document of `network`, plus any fields given (schema, config, metrics...)."""
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "nncli_version": __version__,
             "layers": network.layers, "layer_kinds": network.kinds,
+            "layer_options": network.options,
             "activations": network.activations, "loss": network.loss,
             "dtype": network.dtype.name, "init": network.init, "n_params": network.n_params}
     meta.update(fields)
@@ -123,6 +128,9 @@ def save_model(path, network, meta=None, arrays=None):
     meta = build_meta(network) if meta is None else meta
     payload = {"phi": network.phi,
                "meta": np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)}
+    grids = [g.ravel() for g in network.grids if g is not None]
+    if grids:
+        payload["knots"] = np.concatenate(grids)
     payload.update(arrays or {})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -250,15 +258,25 @@ def _build(meta, arrays, name):
               and all(isinstance(k, str) and k in LAYER_KINDS for k in kinds)):
         raise ModelFileError(f"{name}: meta field 'layer_kinds' must name one known layer kind "
                              f"per layer ({', '.join(LAYER_KINDS)})")
+    options = meta.get("layer_options")
+    if options is None and "kan" not in kinds:
+        options = [None] * len(kinds)
+    try:
+        options = layer_options(kinds, options)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{name}: meta field 'layer_options' must give each KAN layer its "
+                             f"grid and order, and null for other layers ({e})") from None
+    grids = _unpack_knots(arrays.pop("knots", None), layers, kinds, options, dtype, name)
     phi = arrays.pop("phi")
-    n_params = network_n_params(layers, kinds)
+    n_params = network_n_params(layers, kinds, options)
     _check_vector(phi, n_params, dtype, "phi", name)
     for key, value in arrays.items():
         _check_vector(value, n_params, dtype, key, name)
     try:
         # init only matters for re-initialising; an unknown one is not worth refusing a model.
         init = meta.get("init") if meta.get("init") in INITS else "auto"
-        network = Network(layers, activations, loss, dtype=dtype, init=init, phi=phi, kinds=kinds)
+        network = Network(layers, activations, loss, dtype=dtype, init=init, phi=phi, kinds=kinds,
+                          options=options, grids=grids)
     except ValueError as e:
         raise ModelFileError(f"{name}: {e}") from None
     model = Model(network, meta, arrays)
@@ -268,6 +286,32 @@ def _build(meta, arrays, name):
             raise ModelFileError(f"{name}: the data schema ({schema.n_features} inputs, "
                                  f"{schema.n_outputs} outputs) does not fit the layers {layers}")
     return model
+
+
+def _unpack_knots(knots, layers, kinds, options, dtype, name):
+    """Each layer's knots from the flat `knots` array (None for dense layers), checked."""
+    shapes = [(layers[k], o["grid"] + 2 * o["order"] + 1) if kind == "kan" else None
+              for k, (kind, o) in enumerate(zip(kinds, options))]
+    total = sum(a * b for a, b in filter(None, shapes))
+    if knots is None:
+        if total:
+            raise ModelFileError(f"{name}: the model has KAN layers but no 'knots' entry")
+        return None
+    if knots.ndim != 1 or knots.dtype != np.dtype(dtype) or knots.shape[0] != total:
+        raise ModelFileError(f"{name}: 'knots' must be a 1-D {dtype} array of {total} values "
+                             f"(the KAN layers' grids), got {knots.ndim}-D {knots.dtype} of {knots.size}")
+    grids, off = [], 0
+    for k, shape in enumerate(shapes):
+        if shape is None:
+            grids.append(None)
+            continue
+        g = knots[off:off + shape[0] * shape[1]].reshape(shape)
+        off += g.size
+        if not np.all(np.isfinite(g)) or not np.all(np.diff(g, axis=1) > 0):
+            raise ModelFileError(f"{name}: the knots of layer {k + 1} are not finite and "
+                                 "strictly increasing")
+        grids.append(g)
+    return grids
 
 
 def _check_vector(a, n_params, dtype, key, name):

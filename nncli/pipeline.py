@@ -5,7 +5,9 @@ Options are a plain dict (the resolved configuration, stored in the model as it 
 the CSV settings sep, no_header, columns, encoding; target, features, drop, id, task,
 standardize, impute, layers (hidden widths), activation, loss, optimizer, lr, momentum,
 beta1, beta2, eps, weight_decay, clip_norm, batch_size, epochs, schedule, lr_gamma,
-lr_step_size, lr_patience, min_lr, val_split, early_stopping, init, seed, dtype, threads.
+lr_step_size, lr_patience, min_lr, val_split, early_stopping, init, seed, dtype, threads;
+for KAN networks arch ("mlp", "kan" or one kind per layer: a list of dense/kan), grid (intervals, a list: the first is the initial
+grid, the others the refinements), spline_order, grid_every, grid_adapt, kan_l1, kan_entropy.
 """
 from nncli import data as D
 from nncli.errors import ConfigError
@@ -49,11 +51,60 @@ def build_network(data, opts):
         raise ConfigError(f"--activation gives {len(acts)} names for {len(hidden)} hidden layers; "
                           "give one name, or one per hidden layer")
     layers = [data.schema.n_features, *hidden, data.schema.n_outputs]
+    kinds = layer_kinds(opts, len(layers) - 1)
+    kan = "kan" in kinds
+    if not kan:
+        used = [name for name, on in (("--grid G,G…", len(opts.get("grid") or [5]) > 1),
+                                      ("--grid-every", opts.get("grid_every")),
+                                      ("--grid-adapt", opts.get("grid_adapt")),
+                                      ("--kan-l1", opts.get("kan_l1")),
+                                      ("--kan-entropy", opts.get("kan_entropy"))) if on]
+        if used:
+            raise ConfigError(f"{', '.join(used)} apply to KAN layers: add --arch kan")
     try:
-        return Network(layers, acts, loss, dtype=opts.get("dtype", "float32"),
-                       init=opts.get("init", "auto"), seed=opts.get("seed"))
+        if not kan:
+            return Network(layers, acts, loss, dtype=opts.get("dtype", "float32"),
+                           init=opts.get("init", "auto"), seed=opts.get("seed"))
+        # A KAN layer's edge functions are its non-linearity: no activation on its outputs.
+        acts = [a if kind == "dense" else "identity" for a, kind in zip(acts, kinds)]
+        net = Network(layers, acts, loss, dtype=opts.get("dtype", "float32"),
+                      init=opts.get("init", "auto"), seed=opts.get("seed"), kinds=kinds,
+                      options={"grid": (opts.get("grid") or [5])[0],
+                               "order": opts.get("spline_order") or 3})
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if data.X is None:
+        raise ConfigError("KAN layers train on data held in memory (their grids are set from "
+                          "it), and this run would stream the data: use --memory with a larger "
+                          "size, or --arch mlp")
+    net.regularize(opts.get("kan_l1") or 0.0, opts.get("kan_entropy") or 0.0)
+    # Grid ranges from the training rows (not the validation rows, like the statistics).
+    return net.fit_grids(data.X if data.val_rows is None else data.X[data.train_rows])
+
+
+def layer_kinds(opts, n_layers):
+    """Each layer's kind from opts["arch"]: mlp (all dense), kan (all KAN), or one kind per
+    layer, e.g. dense,kan (a list or a comma-separated string)."""
+    arch = opts.get("arch") or ["mlp"]
+    arch = arch.split(",") if isinstance(arch, str) else list(arch)
+    if arch in (["mlp"], ["kan"]):
+        return ["dense" if arch == ["mlp"] else "kan"] * n_layers
+    if len(arch) != n_layers or not set(arch) <= {"dense", "kan"}:
+        raise ConfigError(f"--arch takes mlp, kan, or one kind per layer (dense or kan) for the "
+                          f"{n_layers} layers of this network, not {','.join(arch)}")
+    return arch
+
+
+def grid_schedule(opts):
+    """The KAN grid refinements/updates of a run (nncli.kan.GridSchedule), or None."""
+    grids = opts.get("grid") or [5]
+    if "kan" not in layer_kinds(opts, len(opts.get("layers") or []) + 1):
+        return None
+    if len(grids) == 1 and not opts.get("grid_adapt"):
+        return None
+    from nncli.kan import GridSchedule
+    return GridSchedule(grids, opts.get("epochs", 100), opts.get("grid_every"),
+                        bool(opts.get("grid_adapt")))
 
 
 def split_validation(data, val_table=None):
@@ -81,22 +132,29 @@ def make_optimizer(opts):
         raise ConfigError(str(e)) from None
 
 
-def make_trainer(net, X, Y, validation, opts, comm=None):
-    """The Trainer of a run; with an MPI communicator `comm`, the data-parallel one."""
+def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=None):
+    """The Trainer of (X, Y), or with `cache` the StreamingTrainer of the cache's rows, or
+    with an MPI communicator `comm` the data-parallel DistributedTrainer."""
     batch = opts.get("batch_size", 32)
-    cls, extra, threads = Trainer, {}, opts.get("threads")
-    if comm is not None:
+    threads = opts.get("threads")
+    if comm is not None and threads is None:
         from nncli import distributed
-        cls, extra = distributed.DistributedTrainer, {"comm": comm}
-        threads = threads or distributed.default_threads(comm)
+        threads = distributed.default_threads(comm)
+    common = dict(optimizer=make_optimizer(opts),
+                  batch_size=None if batch == "full" else int(batch),
+                  epochs=opts.get("epochs", 100), seed=opts.get("seed"),
+                  early_stopping=opts.get("early_stopping"),
+                  schedule=opts.get("schedule") or "constant",
+                  schedule_options=schedule_options(opts), n_threads=threads)
     try:
-        return cls(net, X, Y, optimizer=make_optimizer(opts), **extra,
-                       batch_size=None if batch == "full" else int(batch),
-                       epochs=opts.get("epochs", 100), seed=opts.get("seed"),
-                       validation=validation, early_stopping=opts.get("early_stopping"),
-                       schedule=opts.get("schedule") or "constant",
-                       schedule_options=schedule_options(opts),
-                       n_threads=threads)
+        if cache is not None:
+            from nncli.streaming import StreamingTrainer
+            return StreamingTrainer(net, cache, block_rows=block_rows, validation=validation,
+                                    **common)
+        if comm is not None:
+            from nncli.distributed import DistributedTrainer
+            return DistributedTrainer(net, X, Y, comm=comm, validation=validation, **common)
+        return Trainer(net, X, Y, validation=validation, **common)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -117,7 +175,7 @@ def model_meta(net, data, opts, trainer, sha256):
     return build_meta(
         net, task=data.task, schema=data.schema.to_dict(), feature_names=data.feature_names,
         config=json_safe(dict(opts)), seed=opts.get("seed"), data_sha256=sha256,
-        train_rows=int(trainer.rows_per_epoch), val_rows=int(len(trainer.validation[0])) if trainer.validation else 0,
+        train_rows=int(trainer.n_train), val_rows=int(trainer.n_val),
         epochs_run=len(h.records), stopped_early=h.stopped_early, best_epoch=h.best_epoch,
         train_seconds=h.seconds, samples_per_second=json_safe(h.samples_per_second),
         metrics=final_metrics(trainer))

@@ -385,6 +385,10 @@ def loss_series(logs, metric=None):
 def architecture(network):
     """"1→3→1 relu" for a network (hidden activations named once when they agree)."""
     arch = "→".join(map(str, network.layers))
+    if "kan" in network.kinds:
+        o = next(o for o in network.options if o)
+        return f"{arch} KAN G={o['grid']} k={o['order']}" if set(network.kinds) == {"kan"} \
+            else f"{arch} {'/'.join(network.kinds)}"
     hidden = network.activations[:-1]
     acts = sorted(set(hidden), key=hidden.index)
     text = f"{arch} {'/'.join(acts)}" if acts else arch
@@ -468,3 +472,68 @@ def plot_sweep(rows, importances, path, *, title=None):
         fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
+# -- KAN edge functions ---------------------------------------------------------------------
+
+def kan_edges(network, X, points=200):
+    """Per KAN layer k: (x grid (points × n_in), φ_ji on it (points × n_out × n_in), the
+    edges' importance a_ji = mean over the rows of X of |φ_ji(h_i)|, the paper's L1 norm)."""
+    from nncli import kan
+    out = []
+    inputs = network.layer_inputs(X)
+    for k, kind in enumerate(network.kinds):
+        if kind != "kan":
+            out.append(None)
+            continue
+        p, opt = network.parts[k], network.options[k]
+        args = (p["wb"].astype(float), p["ws"].astype(float), p["c"].astype(float),
+                network.grids[k].astype(float), opt["grid"], opt["order"])
+        h = inputs[k]
+        importance = np.abs(kan.edge_values(*args, h)).mean(0)          # (n_out, n_in)
+        lo, hi = h.min(0), h.max(0)
+        grid = lo[None, :] + np.linspace(0, 1, points)[:, None] * (hi - lo)[None, :]
+        out.append((grid, kan.edge_values(*args, grid), importance))
+    return out
+
+
+def plot_kan(network, X, path, *, input_names=None, output_names=None, title=None):
+    """Every edge function of a KAN, layer by layer: layer k is a block of n_out rows ×
+    n_in columns of small plots, φ_ji drawn with alpha by its importance (relative to the
+    layer's largest). Returns the importances per layer."""
+    fmt = image_format(path)
+    edges = kan_edges(network, X)
+    blocks = [(k, e) for k, e in enumerate(edges) if e is not None]
+    n_rows = sum(network.layers[k + 1] for k, _ in blocks)
+    n_cols = max(network.layers[k] for k, _ in blocks)
+    plt = pyplot()
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols + 0.6, 1.25 * n_rows + 0.8),
+                             dpi=100, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    row = 0
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (grid, values, importance) in blocks:
+        n_in, n_out = network.layers[k], network.layers[k + 1]
+        top = importance.max() or 1.0
+        for j in range(n_out):
+            for i in range(n_in):
+                ax = axes[row + j, i]
+                ax.set_visible(True)
+                # sqrt: a tenth of the top importance still shows (alpha 0.36).
+                alpha = float(min(1.0, 0.08 + 0.92 * np.sqrt(importance[j, i] / top)))
+                ax.plot(grid[:, i], values[:, j, i], color=colours[k % len(colours)], alpha=alpha,
+                        linewidth=1.8)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for side in ax.spines.values():
+                    side.set_alpha(max(alpha, 0.25))
+                src = (input_names[i] if k == 0 and input_names else f"h{k}.{i + 1}")
+                dst = (output_names[j] if k == len(edges) - 1 and output_names else f"h{k + 1}.{j + 1}")
+                ax.set_title(f"{src}→{dst}  {importance[j, i]:.2g}", fontsize=7, alpha=max(alpha, 0.4))
+        axes[row, 0].set_ylabel(f"layer {k + 1}", fontsize=8)
+        axes[row, 0].yaxis.label.set_visible(True)
+        row += n_out
+    fig.suptitle(title or f"KAN {'→'.join(map(str, network.layers))}: edge functions "
+                 "(alpha by importance, mean |φ| over the data)", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path, fmt)
+    return [e[2] if e is not None else None for e in edges]

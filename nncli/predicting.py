@@ -31,6 +31,15 @@ def model_schema(model, path):
     return schema
 
 
+def used_columns(schema, *, targets=False, extra=()):
+    """The columns predict (and with `targets`, evaluate) reads; the others are skipped
+    unread (`iter_csv_chunks(use_columns=...)`)."""
+    cols = [c.name for c in schema.inputs] + [c for c in extra if c]
+    if targets and schema.task != "reconstruct":
+        cols += list(schema.target_names)
+    return set(cols)
+
+
 def output_header(schema, proba, id_column=None):
     """Column names of predict's CSV output."""
     cols = [id_column] if id_column else []

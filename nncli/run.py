@@ -64,7 +64,8 @@ class TrainingRun:
     """
 
     def __init__(self, data, config, *, output, loss_log=None, checkpoint=None, checkpoint_every=10,
-                 resume=None, val_data=None, save_diverged=False, given=(), comm=None):
+                 resume=None, val_data=None, save_diverged=False, given=(), cache_dir=None,
+                 no_cache=False, read_progress=None, on_note=None, comm=None):
         self.data_path = data
         self.config = dict(config)
         self.output = output
@@ -78,12 +79,31 @@ class TrainingRun:
         self.comm = comm
         self.writes = comm is None or comm.Get_rank() == 0
         self.trainer = None
+        self.grid_schedule = None      # KAN grid refinements (in-memory runs only)
+        # Streaming (nncli.streaming): where the cache goes, whether to use one, and a
+        # callable(rows, seconds, bytes read, bytes in all) told how the pass over the data
+        # goes, and on_note(text) told what was decided (streaming or not, the cache) first.
+        self.cache_dir, self.no_cache, self.read_progress = cache_dir, no_cache, read_progress
+        self.on_note = on_note
+        self.cache = None
+        self.plan_note = None   # what was decided (in memory or streaming), for the first line
 
     # -- before the first epoch ----------------------------------------------------------
     def prepare(self):
         """Read, check, build and split: everything that can fail before training. Returns self."""
         self._check_paths()
         state = self._resume_state() if self.resume else None
+        from nncli import streaming
+        decision = streaming.decide(self.data_path, self.config, cache_dir=self.cache_dir,
+                                    no_cache=self.no_cache)
+        self.plan_note = decision.why
+        if decision.stream and self.comm is not None:
+            raise ConfigError(f"--distributed holds the data in memory on every rank, but "
+                              f"{decision.why}; use --no-cache (or a larger --memory)")
+        if decision.stream:
+            if self.on_note is not None:
+                self.on_note(decision.why)
+            return self._prepare_streaming(decision, state)
         read = read_options(self.config)
         self.table = D.read_csv(self.data_path, **read)
         if state is not None and state["data_sha256"] != self.table.sha256:
@@ -92,6 +112,9 @@ class TrainingRun:
         has_val_data = bool(self.val_data_path or state and state["val_data"])
         self.data = pipeline.prepare_data(self.table, self.config, split=not has_val_data)
         self.net = pipeline.build_network(self.data, self.config)
+        if state is not None and "kan" in state["network"].kinds:
+            # The checkpoint's knots (and grid size, after refinements) are the run's own.
+            self.net = state["network"]
         self.val_table = self._read_val_data(read, state)
         X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
         if self.config.get("early_stopping") and self.validation is None:
@@ -101,7 +124,18 @@ class TrainingRun:
                    "larger --val-split" if self.config.get("val_split") else
                    "there is no validation set (--val-split 0); use --val-split 0.2")
                 + " or --val-data FILE, or leave out --early-stopping")
-        self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config, self.comm)
+        self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config,
+                                             comm=self.comm)
+        self.grid_schedule = pipeline.grid_schedule(self.config)
+        if self.comm is not None and (self.grid_schedule or self.config.get("kan_l1")
+                                      or self.config.get("kan_entropy")):
+            # Grid refits and the sparsity penalty are statistics of the rows a process
+            # holds; across ranks they would differ, or not add up to the global batch's.
+            raise ConfigError("--distributed does not refine or adapt KAN grids (--grid with "
+                              "several sizes, --grid-adapt) or apply --kan-l1/--kan-entropy")
+        if self.grid_schedule and self.grid_schedule.adapt and state is None:
+            from nncli.kan import adapt
+            adapt(self.net, self.trainer.X)
         # Store what was resolved, not what was left to defaults.
         self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
         if state is not None:
@@ -112,6 +146,62 @@ class TrainingRun:
                                      f"damaged ({type(e).__name__}: {e})") from None
         for path in (self.output, self.loss_log, self.checkpoint):
             if path and self.writes:
+                check_writable(path)
+        return self
+
+    def _prepare_streaming(self, decision, state):
+        """prepare() from the cache: built by one pass over the data, or reused."""
+        from types import SimpleNamespace
+
+        from nncli import streaming
+        from nncli.cache import get_cache
+        has_val_data = bool(self.val_data_path or state and state["val_data"])
+        # with a validation file, the cache holds every row for training (no split)
+        cache_config = dict(self.config, val_split=0.0) if has_val_data else self.config
+        self.cache, note = get_cache(self.data_path, cache_config, cache_dir=self.cache_dir,
+                                     budget=decision.budget, progress=self.read_progress)
+        meta = self.cache.meta
+        self.table = SimpleNamespace(sha256=meta["source"]["sha256"])
+        if state is not None and state["data_sha256"] != self.table.sha256:
+            raise ConfigError(f"{self.data_path} is not the data the checkpoint {self.resume} was "
+                              "trained on (its sha256 differs)")
+        schema = D.Schema.from_dict(meta["schema"])
+        self.data = D.TrainingData(None, None, schema, schema.task, schema.feature_names, None,
+                                   None, val_rows=self.cache.val_rows)
+        self.net = pipeline.build_network(self.data, self.config)
+        # a validation file is read in memory (it is the small one), encoded with the schema
+        self.val_table = self._read_val_data(read_options(self.config), state)
+        arrays = None
+        if self.val_table is not None:
+            arrays = (D.encode_features(self.val_table, schema), D.encode_targets(self.val_table, schema))
+            self.validation = arrays
+        else:
+            n_val = len(self.cache.val_rows)
+            self.validation = (self.cache.val_rows, None) if n_val else None
+        if self.config.get("early_stopping") and self.validation is None:
+            raise ConfigError("--early-stopping watches the validation loss, but there is no "
+                              "validation set; use --val-split 0.2 or leave out --early-stopping")
+        rows = streaming.block_rows(self.config, self.cache, decision.budget)
+        self.trainer = pipeline.make_trainer(self.net, None, None, arrays, self.config,
+                                             cache=self.cache, block_rows=rows)
+        # Resolved, so that a resumed run streams the same blocks whatever memory it finds.
+        self.config.update(shuffle_block=rows, streamed=True)
+        blocks = len(self.trainer.blocks)
+        self.plan_note = (f"{decision.why}; cache {self.cache.path} {note}; "
+                          f"{self.cache.n_rows} rows in {blocks} block{'s' * (blocks > 1)} "
+                          f"of up to {min(rows, self.cache.n_rows)}")
+        if self.on_note is not None:
+            self.on_note(f"Cache {self.cache.path} {note}; {self.cache.n_rows} rows in {blocks} "
+                         f"block{'s' * (blocks > 1)} of up to {min(rows, self.cache.n_rows)}")
+        self.config.update(task=self.data.task, loss=self.net.loss, lr=self.trainer.opt.lr)
+        if state is not None:
+            try:
+                self.trainer.load_state(state["checkpoint"], state["arrays"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ModelFileError(f"{self.resume}: the checkpoint's training state is "
+                                     f"damaged ({type(e).__name__}: {e})") from None
+        for path in (self.output, self.loss_log, self.checkpoint):
+            if path:
                 check_writable(path)
         return self
 
@@ -158,6 +248,7 @@ class TrainingRun:
                               "these differ from it: "
                               + ", ".join("--" + n.replace("_", "-") for n in changed))
         return {"checkpoint": meta["checkpoint"], "arrays": dict(model.arrays, phi=model.network.phi),
+                "network": model.network,
                 "data_sha256": meta.get("data_sha256"), "val_data": val_data}
 
     def _read_val_data(self, read, state):
@@ -184,6 +275,8 @@ class TrainingRun:
             self.prepare()
         trainer, net = self.trainer, self.net
         callbacks = list(callbacks)
+        if self.grid_schedule:
+            callbacks.append(self.grid_schedule)
         log = None
         if self.loss_log and self.writes:
             metric_names = (["val_accuracy"] if self.validation is not None
@@ -248,6 +341,11 @@ class TrainingRun:
         if self.data.task != "regression" or self.validation is None:
             return {}
         from nncli.predicting import Evaluation, evaluate_chunk, metrics
+        if self.cache is not None and self.val_table is None:
+            from nncli.streaming import validation_sums
+            ev = validation_sums(self.trainer, self.cache, self.data.schema)
+            m = metrics(ev, self.data.schema)
+            return json_safe({"val_rmse": m["rmse"], "val_mae": m["mae"], "val_r2": m["r2"]})
         table = self.val_table
         if table is None:
             rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]

@@ -113,11 +113,22 @@ class Trainer:
             raise ValueError("early_stopping watches the validation loss: give validation=(Xv, Yv) "
                              "or validation_fraction")
         self.X, self.Y, self.validation = np.ascontiguousarray(X), np.ascontiguousarray(Y), validation
+        self._configure(network, len(self.X), len(validation[0]) if validation else 0,
+                        optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
+                        shuffle_seed=shuffle_seed, early_stopping=early_stopping,
+                        schedule=schedule, schedule_options=schedule_options,
+                        n_threads=n_threads)
+
+    def _configure(self, network, n_train, n_val, *, optimizer, lr, batch_size, epochs,
+                   shuffle_seed, early_stopping, schedule, schedule_options, n_threads):
+        """Everything but the data: shared with `nncli.streaming.StreamingTrainer`."""
+        self.net = network
+        self.n_train, self.n_val = n_train, n_val
         if batch_size in (None, "full", 0):
-            batch_size = len(self.X)
+            batch_size = n_train
         if int(batch_size) < 1:
             raise ValueError("batch size must be at least 1")
-        self.batch_size = min(int(batch_size), len(self.X))
+        self.batch_size = min(int(batch_size), n_train)
         self.epochs = int(epochs)
         self.opt = as_optimizer(optimizer, lr=lr).bind(network.n_params, network.dtype)
         sched_cls = lookup(SCHEDULES, schedule, "schedule")
@@ -181,6 +192,12 @@ class Trainer:
         self.phi_before_epoch = np.empty_like(net.phi)
         classifier = LOSSES[net.loss].output != "value"
         while self.epoch < self.epochs:
+            if net.phi.shape != self.phi_before_epoch.shape:
+                # A KAN grid refinement (nncli.kan.refine, from a callback) changed P: the
+                # optimiser's moments belonged to the old parameters, so it restarts.
+                self.restart_optimizer()
+                engine = net.engine(self.batch_size, self.n_threads)
+                self.phi_before_epoch = np.empty_like(net.phi)
             t0 = time.perf_counter()
             np.copyto(self.phi_before_epoch, net.phi)
             lr = self.schedule.lr(self.epoch)
@@ -189,13 +206,11 @@ class Trainer:
             self._check_divergence(loss)
             val_loss, metrics = math.nan, {}
             if self.validation is not None:
-                val_loss, out = engine.evaluate(*self.validation, outputs=classifier)
-                if classifier:
-                    metrics["val_accuracy"] = accuracy(out, self.validation[1], net.loss)
+                val_loss, metrics = self._validate(engine, classifier)
             seconds = time.perf_counter() - t0
             record = EpochRecord(self.epoch, float(loss), float(val_loss), metrics, lr, seconds)
             self.history.records.append(record)
-            self.history.samples += self.rows_per_epoch
+            self.history.samples += self.n_train
             self.history.seconds += seconds
             monitored = val_loss if self.validation is not None else loss
             self.schedule.observe(monitored)
@@ -209,19 +224,29 @@ class Trainer:
             self.history.best_epoch = self.best_epoch
         return self.history
 
-    @property
-    def rows_per_epoch(self):
-        """Training rows in one epoch (all ranks' in data-parallel training)."""
-        return len(self.X)
+    def restart_optimizer(self):
+        """Zero moments and step count for the network's (new) φ; early stopping starts over,
+        since a best φ of another length cannot be restored."""
+        self.opt.s1 = self.opt.s2 = None
+        self.opt.step_count = 0
+        self.opt.bind(self.net.n_params, self.net.dtype)
+        self.best_loss, self.best_phi, self.bad_epochs, self.best_epoch = math.inf, None, 0, None
 
     def _train_epoch(self, engine, lr):
-        """One epoch over the rows in a fresh shuffled order: one kernel call. Returns the
-        mean training loss. (nncli.distributed overrides it with per-batch calls.)"""
+        """One epoch over the training rows in a new shuffled order; the mean loss."""
         opt = self.opt
         idx = self.rng.permutation(len(self.X)).astype(np.int64, copy=False)
         loss, opt.step_count = engine.train_epoch(
             self.X, self.Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
         return loss
+
+    def _validate(self, engine, classifier):
+        """(validation loss, metrics) of the current φ."""
+        val_loss, out = engine.evaluate(*self.validation, outputs=classifier)
+        metrics = {}
+        if classifier:
+            metrics["val_accuracy"] = accuracy(out, self.validation[1], self.net.loss)
+        return val_loss, metrics
 
     def _check_divergence(self, loss):
         if self.first_loss is None and math.isfinite(loss):

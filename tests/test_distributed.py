@@ -156,3 +156,17 @@ def test_a_rank_failing_mid_training_aborts_all(env, tmp_path):
     assert r.returncode != 0
     assert "Error: rank 1 of 2 failed: MemoryError: simulated; stopping all ranks" in r.stderr
     assert not os.path.exists(tmp_path / "m.npz")
+
+
+@needs_mpi
+def test_kan_layers_train_data_parallel_but_grid_refits_are_refused(env, tmp_path):
+    args = [IRIS, "--arch", "kan", "--layers", 4, "--epochs", 3, "--dtype", "float64",
+            "--threads", 1, "-q"]
+    assert train(env, tmp_path, 0, *args, name="one.npz").returncode == 0
+    r = train(env, tmp_path, 2, *args, name="two.npz")
+    assert r.returncode == 0, r.stderr
+    ref, two = _phi(tmp_path / "one.npz"), _phi(tmp_path / "two.npz")
+    assert np.abs(two - ref).max() / np.abs(ref).max() <= TOLERANCE["float64"]
+    r = train(env, tmp_path, 2, *args, "--grid", "3,6", name="three.npz")
+    assert r.returncode == 2
+    assert r.stderr.count("Error: --distributed does not refine or adapt KAN grids") == 1

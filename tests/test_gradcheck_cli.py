@@ -144,7 +144,7 @@ def _help_examples():
 
 def test_every_help_example_runs(tmp_path, monkeypatch):
     examples = _help_examples()
-    assert len(examples) == 3
+    assert len(examples) == 4
     repo = os.path.join(os.path.dirname(__file__), "..")
     monkeypatch.chdir(tmp_path)
     os.symlink(os.path.abspath(os.path.join(repo, "data")), "data")

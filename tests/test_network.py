@@ -160,7 +160,7 @@ def test_model_file_without_kind_tags_loads_as_dense(tmp_path):
     np.testing.assert_array_equal(loaded.phi, net.phi)
 
 
-@pytest.mark.parametrize("kinds", [["dense", "kan"], ["dense"], "dense", [1, 2]])
+@pytest.mark.parametrize("kinds", [["dense", "conv"], ["dense"], "dense", [1, 2]])
 def test_model_file_with_bad_kind_tags_is_refused(tmp_path, kinds):
     path = tmp_path / "bad.npz"
     save_model(path, Network([2, 3, 1], seed=0))

@@ -13,6 +13,7 @@ goes to C ``strtod`` in the C locale, which glibc rounds correctly.
 """
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memmove
+from libc.math cimport NAN
 
 cdef extern from *:
     """
@@ -160,10 +161,23 @@ cdef const unsigned char* _number(const unsigned char* p, const unsigned char* e
     return p
 
 
+cdef inline const unsigned char* _skip_field(const unsigned char* p, const unsigned char* end,
+                                             unsigned char sep) noexcept nogil:
+    """End of an unused field (at its separator, CR or LF); NULL at a quote, which the csv
+    module must read (a quoted field may hold separators and newlines)."""
+    while p < end:
+        if p[0] == sep or p[0] == 10 or p[0] == 13:
+            return p
+        if p[0] == 34:
+            return NULL
+        p += 1
+    return p
+
+
 cdef Py_ssize_t _records(const unsigned char* base, Py_ssize_t pos, Py_ssize_t end,
                          unsigned char sep, Py_ssize_t ncols, double* out, Py_ssize_t stride,
                          int64_t* lines, Py_ssize_t* row_io, Py_ssize_t max_row,
-                         int64_t* line_io, int* status) noexcept nogil:
+                         int64_t* line_io, int* status, const unsigned char* skip) noexcept nogil:
     """Parse records from base[pos:end]; returns the new pos (see parse_numeric)."""
     cdef const unsigned char* p = base + pos
     cdef const unsigned char* stop = base + end
@@ -187,7 +201,11 @@ cdef Py_ssize_t _records(const unsigned char* base, Py_ssize_t pos, Py_ssize_t e
         rec = p
         j = 0
         while True:
-            p = _number(p, stop, sep, &v)
+            if skip != NULL and skip[j]:
+                p = _skip_field(p, stop, sep)
+                v = NAN
+            else:
+                p = _number(p, stop, sep, &v)
             if p == NULL:
                 break
             out[j * stride + row] = v
@@ -219,7 +237,7 @@ cdef Py_ssize_t _records(const unsigned char* base, Py_ssize_t pos, Py_ssize_t e
 
 def parse_numeric(const unsigned char[::1] data, Py_ssize_t pos, Py_ssize_t end, int sep,
                   double[:, ::1] out, int64_t[::1] lines, Py_ssize_t row, Py_ssize_t max_row,
-                  int64_t line):
+                  int64_t line, const unsigned char[::1] skip=None):
     """Parse whole records of plain numbers from ``data[pos:end]`` into ``out``.
 
     ``out`` is (ncols, capacity): record r's field j goes to ``out[j, r]``, its line number
@@ -228,6 +246,9 @@ def parse_numeric(const unsigned char[::1] data, Py_ssize_t pos, Py_ssize_t end,
     ``DONE`` (all read), ``FULL`` (``max_row`` reached; ``pos`` is the next record) or
     ``FAIL`` (``pos``/``line`` locate the first record that is not plain numbers).
     The separator must not be a digit, sign, ``.``, ``e``/``E``, quote, CR or LF.
+    ``skip`` (one byte per column, nonzero: unused) makes the fields of those columns NaN
+    without reading them (text the caller does not need is not decoded); a quote in one
+    still stops the kernel.
     """
     cdef Py_ssize_t ncols = out.shape[0], stride = out.shape[1]
     cdef int status = ST_DONE
@@ -239,11 +260,16 @@ def parse_numeric(const unsigned char[::1] data, Py_ssize_t pos, Py_ssize_t end,
         raise ValueError("parse_numeric: bad row range or output shape")
     if sep < 0 or sep > 255 or chr(sep) in '0123456789+-.eE"\r\n':
         raise ValueError(f"parse_numeric: unsupported separator {chr(sep)!r}")
+    cdef const unsigned char* pskip = NULL
+    if skip is not None:
+        if skip.shape[0] != ncols:
+            raise ValueError("parse_numeric: skip needs one entry per column")
+        pskip = &skip[0]
     if pos == end:
         return pos, row, line, DONE
     with nogil:
         pos = _records(&data[0], pos, end, <unsigned char>sep, ncols, &out[0, 0], stride,
-                       &lines[0], &row_c, max_row, &line_c, &status)
+                       &lines[0], &row_c, max_row, &line_c, &status, pskip)
     return pos, row_c, line_c, status
 
 

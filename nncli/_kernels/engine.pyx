@@ -24,7 +24,7 @@ from libc.stdint cimport int64_t
 from nncli._kernels.activations cimport IDENTITY
 from nncli._kernels.losses cimport loss_forward_backward, loss_output_transform
 from nncli._kernels.layers cimport Layer, layer_forward, layer_backward, DENSE
-from nncli._kernels.layers import layout, work_per_row
+from nncli._kernels.layers import data_shape, layout, work_size
 from nncli._kernels.optim cimport optim_step, optim_config, OptimConfig
 
 cnp.import_array()
@@ -165,7 +165,10 @@ cdef class Engine:
 
     Engine(sizes, activations, loss, phi, grad, capacity, n_threads=1, kinds=None): `phi` and
     `grad` are the network's flat arrays (float32 or float64, length P), used in place;
-    `kinds` holds one LayerKind code per layer (all dense when None).
+    `kinds` holds one LayerKind code per layer (all dense when None), `options` each layer's
+    kind options (up to 4 ints, None for dense) and `data` each layer's untrained data (a KAN
+    layer's knots, an array of layers.data_shape in phi's dtype, used in place; None for dense),
+    `reals` each layer's real parameters (up to 2 floats: a KAN layer's penalties; or None).
     """
     cdef Net net
     cdef readonly object dtype
@@ -179,7 +182,8 @@ cdef class Engine:
         self.net.H = NULL
 
     def __init__(self, sizes, activations, int loss, cnp.ndarray phi, cnp.ndarray grad,
-                 Py_ssize_t capacity, int n_threads=1, kinds=None):
+                 Py_ssize_t capacity, int n_threads=1, kinds=None, options=None, data=None,
+                 reals=None):
         cdef int L = len(sizes) - 1, k
         cdef Layer *layer
         if L < 1 or len(activations) != L:
@@ -189,7 +193,9 @@ cdef class Engine:
         if not (phi.flags.c_contiguous and grad.flags.c_contiguous and phi.ndim == 1):
             raise ValueError("phi and grad must be contiguous 1-D arrays")
         kinds = [DENSE] * L if kinds is None else list(kinds)
-        slices = layout(sizes, kinds)
+        options = [None] * L if options is None else list(options)
+        data = [None] * L if data is None else list(data)
+        slices = layout(sizes, kinds, options)
         P = sum(count for _, count in slices)
         if phi.shape[0] != P or grad.shape[0] != P:
             raise ValueError(f"phi has {phi.shape[0]} values, the layers need {P}")
@@ -221,8 +227,15 @@ cdef class Engine:
             layer.n_out = sizes[k + 1]
             layer.offset = slices[k][0]
             layer.n_params = slices[k][1]
-            scratch = work_per_row(kinds[k], sizes[k], sizes[k + 1])
-            layer.work = data_of(buf(cap * scratch)) if scratch else NULL
+            for i, v in enumerate((options[k] or ())[:4]):
+                layer.options[i] = v
+            for i, v in enumerate(((reals or [None] * L)[k] or ())[:2]):
+                layer.reals[i] = v
+            scratch = work_size(kinds[k], sizes[k], sizes[k + 1], cap, options[k])
+            layer.work = data_of(buf(scratch)) if scratch else NULL
+            layer.capacity = cap
+            layer.data = self._layer_data(data[k], data_shape(kinds[k], sizes[k], sizes[k + 1],
+                                                              options[k]), k, keep)
             self.net.F[k] = data_of(buf(cap * sizes[k + 1]))
             if activations[k] == IDENTITY:
                 self.net.H[k] = self.net.F[k]
@@ -235,6 +248,16 @@ cdef class Engine:
         self.net.d0 = data_of(buf(cap * max(sizes)))
         self.net.d1 = data_of(buf(cap * max(sizes)))
         self._keep = keep
+
+    cdef void *_layer_data(self, a, shape, int k, list keep) except? NULL:
+        if shape is None:
+            return NULL
+        if not (isinstance(a, np.ndarray) and a.dtype == self.dtype and a.shape == tuple(shape)
+                and a.flags.c_contiguous):
+            raise ValueError(f"layer {k + 1} needs its data as a C-contiguous {self.dtype} "
+                             f"array of shape {tuple(shape)}")
+        keep.append(a)
+        return data_of(a)
 
     def __dealloc__(self):
         free(self.net.layers)

@@ -3,9 +3,12 @@
 from cython cimport floating
 from nncli._kernels.activations cimport activation_backward
 from nncli._kernels.dense cimport dense_forward, dense_backward
+from nncli._kernels.kan cimport kan_forward, kan_backward
 
 cpdef enum LayerKind:
     DENSE = 0            # f = h_in·Ωᵀ + β, h = a(f)   (dense.pyx)
+    KAN = 1              # f_j = Σ_i φ_ji(h_in,i), a B-spline + silu per edge (kan.pyx);
+                         # options: [grid intervals G, spline order k]
 
 cdef struct Layer:
     int kind             # LayerKind
@@ -16,7 +19,10 @@ cdef struct Layer:
     Py_ssize_t n_params  # length of that slice
     int options[4]       # kind-specific shape parameters (e.g. a spline's grid size and
                          # order); unused by dense
-    void *work           # kind-specific scratch, capacity × work_per_row values, or NULL
+    void *work           # kind-specific scratch (layers.work_size values), or NULL
+    void *data           # kind-specific data that is not trained (a KAN layer's knots), or NULL
+    Py_ssize_t capacity  # rows the scratch holds
+    double reals[2]      # kind-specific real parameters (a KAN layer's L1 and entropy penalties)
 
 # The dispatch, inline so that the engine calls each kind's kernels directly.
 cdef inline void layer_forward(const Layer *layer,
@@ -29,6 +35,10 @@ cdef inline void layer_forward(const Layer *layer,
     if layer.kind == DENSE:
         dense_forward(f, h, h_in, phi, phi + n_out * n_in, B, n_in, n_out, layer.activation,
                       n_threads)
+    elif layer.kind == KAN:
+        kan_forward(f, h, h_in, phi, <const floating *>layer.data, <floating *>layer.work,
+                    B, n_in, n_out, layer.capacity, layer.options[0], layer.options[1],
+                    layer.activation, n_threads)
 
 
 cdef inline void layer_backward(const Layer *layer,
@@ -46,3 +56,8 @@ cdef inline void layer_backward(const Layer *layer,
     if layer.kind == DENSE:
         dense_backward(dh_in, grad, grad + n_out * n_in, d, h_in, phi, B, n_in, n_out,
                        n_threads)
+    elif layer.kind == KAN:
+        kan_backward(dh_in, grad, d, h_in, phi, <const floating *>layer.data,
+                     <floating *>layer.work, B, n_in, n_out, layer.capacity,
+                     layer.options[0], layer.options[1], layer.reals[0], layer.reals[1],
+                     n_threads)

@@ -35,7 +35,8 @@ def command(model, data, threads, json_out, held_out, skip_missing, **csv_opts):
     from nncli import data as D
     from nncli.errors import DataError
     from nncli.model_io import load_model
-    from nncli.predicting import Evaluation, evaluate_chunk, metrics, model_schema
+    from nncli.predicting import (CHUNK_ROWS, Evaluation, evaluate_chunk, metrics, model_schema,
+                                  used_columns)
     from nncli.run import held_out_table
     loaded = load_model(model)
     schema = model_schema(loaded, model)
@@ -46,7 +47,9 @@ def command(model, data, threads, json_out, held_out, skip_missing, **csv_opts):
                        threads, skip_missing)
     else:
         reading = read_kwargs(csv_opts, schema, loaded.meta.get("config"))
-        for table in D.iter_csv_chunks(data, **reading):
+        # chunks as predict's: the memory is the chunk's, whatever the file's size
+        for table in D.iter_csv_chunks(data, use_columns=used_columns(schema, targets=True),
+                                       chunk_rows=CHUNK_ROWS, **reading):
             evaluate_chunk(ev, loaded.network, schema, table, threads, skip_missing)
     if ev.n == 0:
         raise DataError(f"{data}: every row has a missing value; no row is left to score")

@@ -25,6 +25,12 @@ MAX_PARAMS = 20000  # a check does about 2 loss evaluations per parameter
               help=f"Hidden activation, one name or one per hidden layer: {', '.join(ACTIVATIONS)}.")
 @click.option("--loss", type=click.Choice(list(LOSSES)), default="mse", show_default=True,
               help="Loss function.")
+@click.option("--arch", type=click.Choice(["mlp", "kan"]), default="mlp", show_default=True,
+              help="mlp: dense layers; kan: KAN layers (without --model).")
+@click.option("--grid", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="KAN grid intervals (--arch kan).")
+@click.option("--spline-order", type=click.IntRange(1, 7), default=3, show_default=True,
+              help="KAN B-spline order (--arch kan).")
 @click.option("--rows", type=click.IntRange(1, 100000), default=8, show_default=True,
               help="Rows of random data (without --model); rows of DATA used (with it).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -34,8 +40,8 @@ MAX_PARAMS = 20000  # a check does about 2 loss evaluations per parameter
 @click.option("--tolerance", type=click.FloatRange(min=0), default=1e-6, show_default=True,
               help="Largest overall relative error that passes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-def command(data, model_path, n_inputs, layers, n_outputs, activation, loss, rows, seed, h,
-            tolerance, as_json):
+def command(data, model_path, n_inputs, layers, n_outputs, activation, loss, arch, grid,
+            spline_order, rows, seed, h, tolerance, as_json):
     """Compare ∂L/∂φ from backpropagation with central differences, in float64.
 
     Without --model: a network --inputs → --layers (hidden widths, as in train) → --outputs
@@ -53,6 +59,7 @@ def command(data, model_path, n_inputs, layers, n_outputs, activation, loss, row
     Examples:
       nncli gradcheck --layers 3,3 --activation tanh --loss mse
       nncli gradcheck --inputs 4 --layers 8,8 --outputs 3 --activation relu,gelu --loss cross_entropy --json
+      nncli gradcheck --arch kan --layers 5 --inputs 2 --grid 5 --spline-order 3
       nncli gradcheck --model iris.npz data/iris.csv --rows 20
     """
     from nncli.gradcheck import SKIP_REASON, gradient_check
@@ -60,7 +67,8 @@ def command(data, model_path, n_inputs, layers, n_outputs, activation, loss, row
     if model_path is not None:
         if data is None:
             raise click.UsageError("--model needs a DATA file to compute the loss on")
-        for name in ("n_inputs", "layers", "n_outputs", "activation", "loss"):
+        for name in ("n_inputs", "layers", "n_outputs", "activation", "loss", "arch", "grid",
+                     "spline_order"):
             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
                 option = "--" + name.removeprefix("n_")
                 raise click.UsageError(f"{option} describes a new network; it cannot be "
@@ -69,11 +77,14 @@ def command(data, model_path, n_inputs, layers, n_outputs, activation, loss, row
     else:
         if data is not None:
             raise click.UsageError("DATA is only read with --model (without it the data are random)")
+        from nncli.network import n_params
         widths = [n_inputs, *layers, n_outputs]
-        if sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) > MAX_PARAMS:
+        kan = {"kinds": ["kan"] * (len(widths) - 1),
+               "options": {"grid": grid, "order": spline_order}} if arch == "kan" else {}
+        if n_params(widths, kan.get("kinds"), kan.get("options")) > MAX_PARAMS:
             raise click.UsageError(f"more than {MAX_PARAMS} parameters: a check does 2 passes "
                                    "per parameter; use a smaller network")
-        net, X, Y, what = _random_problem(widths, activation, loss, rows, seed)
+        net, X, Y, what = _random_problem(widths, activation, loss, rows, seed, kan)
     check = gradient_check(net, X, Y, h=h)
     passed = check.passed(tolerance)
     if as_json:
@@ -95,7 +106,7 @@ def command(data, model_path, n_inputs, layers, n_outputs, activation, loss, row
         ctx.exit(1)
 
 
-def _random_problem(layers, activation, loss, rows, seed):
+def _random_problem(layers, activation, loss, rows, seed, kan=None):
     import numpy as np
 
     from nncli.network import Network
@@ -105,12 +116,20 @@ def _random_problem(layers, activation, loss, rows, seed):
                                  "give one name or one per hidden layer",
                                  param_hint="--activation")
     acts = activation * n_hidden if len(activation) == 1 else activation
+    if kan:
+        acts = ["identity"] * n_hidden
     try:
-        net = Network(layers, acts, loss, dtype="float64", seed=seed)
+        net = Network(layers, acts, loss, dtype="float64", seed=seed, **(kan or {}))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     rng = np.random.default_rng([seed, 1])
     X = rng.standard_normal((rows, layers[0]))
+    if kan:
+        # Grids over the data, and the spline coefficients made larger than at init so
+        # that the spline terms weigh in the check as much as the silu ones.
+        net.fit_grids(X)
+        for p in net.parts:
+            p["c"][:] = rng.standard_normal(p["c"].shape)
     m = layers[-1]
     if loss == "cross_entropy":
         Y = np.eye(m)[rng.integers(0, m, rows)]
@@ -119,6 +138,9 @@ def _random_problem(layers, activation, loss, rows, seed):
     else:
         Y = rng.standard_normal((rows, m))
     arch = "→".join(map(str, layers))
+    if kan:
+        o = kan["options"]
+        return net, X, Y, f"{arch} KAN (grid {o['grid']}, order {o['order']}), {loss}, random data (seed {seed})"
     return net, X, Y, f"{arch} {'/'.join(dict.fromkeys(acts)) or 'linear'}, {loss}, random data (seed {seed})"
 
 
@@ -127,7 +149,6 @@ def _from_model(model_path, data, rows):
     from nncli.data import encode_features, encode_targets, read_csv
     from nncli.errors import ModelFileError
     from nncli.model_io import load_model
-    from nncli.network import Network
     model = load_model(model_path)
     schema = model.schema
     if schema is None:
@@ -139,8 +160,7 @@ def _from_model(model_path, data, rows):
     if table.n_rows > rows:
         table = table.rows(slice(0, rows))
     X, Y = encode_features(table, schema), encode_targets(table, schema)
-    src = model.network
-    net = Network(src.layers, src.activations, src.loss, dtype="float64", phi=src.phi)
+    net = model.network.copy("float64")
     return net, X, Y, f"{model_path} on {table.n_rows} rows of {data}"
 
 

@@ -19,9 +19,17 @@ def command(model, json_out):
     loaded = load_model(model)
     net, meta = loaded.network, loaded.meta
     layers = []
+    ranges = net.layer_ranges()
     for k, (n_in, n_out, act) in enumerate(zip(net.layers[:-1], net.layers[1:], net.activations), 1):
-        layers.append({"layer": k, "inputs": n_in, "outputs": n_out, "activation": act,
-                       "params": n_in * n_out + n_out})
+        layer = {"layer": k, "kind": net.kinds[k - 1], "inputs": n_in, "outputs": n_out,
+                 "activation": act, "params": ranges[k - 1].stop - ranges[k - 1].start}
+        if net.kinds[k - 1] == "kan":
+            g = net.grids[k - 1]
+            opt = net.options[k - 1]
+            layer.update(grid=opt["grid"], order=opt["order"],
+                         grid_range=[[float(g[i, opt["order"]]), float(g[i, opt["grid"] + opt["order"]])]
+                                     for i in range(n_in)])
+        layers.append(layer)
     info = {"model": model, "nncli_version": meta.get("nncli_version"), "task": meta.get("task"),
             "loss": net.loss, "dtype": net.dtype.name, "layers": layers, "n_params": net.n_params,
             "inputs": meta.get("feature_names"), "config": meta.get("config"),
@@ -36,9 +44,11 @@ def command(model, json_out):
     out = [f"model      {model}  (nncli {info['nncli_version']}, {info['dtype']})",
            f"task       {info['task'] or '—'}   loss {info['loss']}",
            f"network    {'→'.join(map(str, net.layers))}   {net.n_params} parameters", "",
-           "layer  in → out   activation    params"]
+           "layer  kind   in → out   activation    params" + ("  grid  order" if "kan" in net.kinds else "")]
     for l in layers:
-        out.append(f"{l['layer']:>5}  {l['inputs']:>3} → {l['outputs']:<4} {l['activation']:<12} {l['params']:>7}")
+        spline = f"  {l['grid']:>4}  {l['order']:>5}" if l["kind"] == "kan" else ""
+        out.append(f"{l['layer']:>5}  {l['kind']:<5} {l['inputs']:>3} → {l['outputs']:<4} "
+                   f"{l['activation']:<12} {l['params']:>7}{spline}")
     if info["inputs"]:
         shown = ", ".join(info["inputs"][:12]) + (" …" if len(info["inputs"]) > 12 else "")
         out += ["", f"inputs     {shown}"]

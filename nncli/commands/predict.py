@@ -46,7 +46,7 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, skip_mis
     from nncli.errors import ConfigError
     from nncli.model_io import atomic_path, load_model
     from nncli.predicting import (complete_rows, format_rows, model_schema, output_header,
-                                  predict_chunk)
+                                  predict_chunk, used_columns)
     loaded = load_model(model)
     schema = model_schema(loaded, model)
     warn_if_diverged(loaded.meta, model)
@@ -54,6 +54,7 @@ def command(model, data, proba, id_column, output, threads, chunk_rows, skip_mis
         raise click.UsageError("--proba applies to classification models only")
     chunks = D.iter_csv_chunks(data, chunk_rows=chunk_rows,
                                keep_text=[id_column] if id_column else None,
+                               use_columns=used_columns(schema, extra=[id_column]),
                                **read_kwargs(csv_opts, schema, loaded.meta.get("config")))
 
     def write_all(out):

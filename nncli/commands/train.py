@@ -11,7 +11,8 @@ from nncli.schedules import SCHEDULES
 
 # Options that are not part of the training configuration stored in the model.
 NOT_CONFIG = {"data", "config", "output", "loss_log", "quiet", "log_every", "json_out",
-              "checkpoint", "checkpoint_every", "resume", "save_diverged", "val_data", "distributed"}
+              "checkpoint", "checkpoint_every", "resume", "save_diverged", "val_data",
+              "cache", "no_cache", "distributed"}
 
 
 # Keys other libraries use for our options (scikit-learn, Keras, PyTorch), to suggest ours.
@@ -92,6 +93,28 @@ def _did_you_mean(key, known):
               help=f"Hidden activation, or one per hidden layer: {', '.join(ACTIVATIONS)}.")
 @click.option("--loss", type=click.Choice(list(LOSSES)), default=None,
               help="Default: cross_entropy for classification, mse otherwise.")
+@click.option("--arch", type=CommaList(choices=["mlp", "kan", "dense"], metavar="mlp|kan|KIND,..."),
+              default="mlp", show_default=True,
+              help="mlp: dense layers with --activation; kan: Kolmogorov–Arnold layers, a "
+                   "learned spline on every edge (--grid, --spline-order; no activation); or "
+                   "one kind per layer, e.g. dense,kan for --layers 8.")
+@click.option("--grid", type=CommaList(positive_int, metavar="G[,G...]"), default="5",
+              show_default=True,
+              help="KAN grid intervals; more values refine the grid during training "
+                   "(5,10,20: at evenly spaced epochs, or every --grid-every epochs).")
+@click.option("--spline-order", type=click.IntRange(1, 7), default=3, show_default=True,
+              help="KAN B-spline order k (3: cubic).")
+@click.option("--grid-every", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
+              help="KAN: epochs between grid refinements (with several --grid values).")
+@click.option("--kan-l1", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="λ", help="KAN: weight of the edges' L1 norms (mean |φ| over the batch) "
+                                "in the loss, for sparse networks (paper eq. 2.20: λ·μ1).")
+@click.option("--kan-entropy", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              metavar="λ", help="KAN: weight of the entropy of the edges' L1 norms in the loss "
+                                "(paper eq. 2.20: λ·μ2).")
+@click.option("--grid-adapt", is_flag=True,
+              help="KAN: move the grid points to the quantiles of each layer's inputs (before "
+                   "training and at each refinement, or every --grid-every epochs).")
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True)
 @click.option("--lr", type=click_type("lr"), default=None,
               help="Learning rate (default: the optimiser's, 0.001 for adam).")
@@ -134,6 +157,17 @@ def _did_you_mean(key, known):
 @click.option("--seed", type=click_type("seed"), default=0, show_default=True, help="Seeds init, split and shuffling.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--threads", type=click_type("threads"), default=None, help="Threads (default: all cores).")
+@click.option("--memory", default=None, metavar="SIZE",
+              help="Memory budget, e.g. 512M or 2G: data that would not fit is streamed from a "
+                   "binary cache in blocks (default: stream when the data would not fit "
+                   "comfortably in the memory available).")
+@click.option("--shuffle-block", type=click.IntRange(min=1), default=None, metavar="ROWS",
+              help="Stream in blocks of ROWS (shuffled within, blocks in shuffled order); "
+                   "default when streaming: what a quarter of the budget holds.")
+@click.option("--cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Stream from a cache in DIR (default when streaming: .nncli-cache beside the "
+                   "data); reused while the data and options are the same.")
+@click.option("--no-cache", is_flag=True, help="Always read the data in memory; no cache.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Model file (default: the data file's name with .npz, in this folder).")
 @click.option("--loss-log", type=click.Path(dir_okay=False), default=None,
@@ -153,7 +187,7 @@ def _did_you_mean(key, known):
               help="Epochs between progress lines when stderr is not a terminal.")
 @click.option("--json", "json_out", is_flag=True, help="Print the final summary as JSON on stdout.")
 def command(**opts):
-    """Train a network on DATA (a CSV file, or - for stdin).
+    """Train a network on DATA (a CSV file, .csv.gz/.bz2/.xz/.zst, .parquet, or - for stdin).
 
     \b
     Examples:
@@ -162,6 +196,7 @@ def command(**opts):
       nncli train data/large.csv --target label --batch-size 128 --threads 2 -o large.npz
       cat data/xor.csv | nncli train - --layers 4 --activation tanh --lr 0.05 --batch-size full
       nncli train data/three.csv --config run.toml --epochs 50
+      nncli train events.csv.gz --target label --memory 2G     # streams if it would not fit
       mpiexec -n 2 nncli train data/large.csv --distributed --threads 1
     """
     from nncli.commands.options import default_output, echo_err, read_kwargs
@@ -177,7 +212,11 @@ def command(**opts):
                       output=output, loss_log=opts["loss_log"] or loss_log_beside(output),
                       checkpoint=opts["checkpoint"], checkpoint_every=opts["checkpoint_every"],
                       resume=opts["resume"], val_data=opts["val_data"],
-                      save_diverged=opts["save_diverged"], given=given, comm=comm)
+                      save_diverged=opts["save_diverged"], given=given,
+                      cache_dir=opts["cache"], no_cache=opts["no_cache"],
+                      read_progress=None if opts["quiet"] else _ReadProgress(),
+                      on_note=None if opts["quiet"] else
+                      lambda note: echo_err(note[:1].upper() + note[1:] + "."), comm=comm)
     if comm is None:
         run.prepare()
     else:
@@ -237,7 +276,7 @@ def _train(run, callbacks, comm):
 def _start_line(run):
     net, n_val = run.net, len(run.validation[0]) if run.validation else 0
     return (f"Training {'→'.join(map(str, net.layers))} network ({net.n_params} parameters) "
-            f"on {run.trainer.rows_per_epoch} rows"
+            f"on {run.trainer.n_train} rows"
             + (f" over {run.comm.Get_size()} ranks" if run.comm is not None else "")
             + (f", validating on {n_val}" if n_val
                else ", no validation (too few rows for --val-split)" if run.split_left_no_rows else "")
@@ -257,3 +296,24 @@ def _summary_line(s):
     stop = f", stopped early, kept epoch {s['best_epoch']}" if s["stopped_early"] else ""
     return (f"Done: {s['epochs']} epochs in {s['seconds']:.2f} s{rate}{stop}; {', '.join(parts)}.\n"
             f"Model: {s['model']}   loss log: {s['loss_log']}")
+
+
+class _ReadProgress:
+    """Lines (or a live line on a terminal) while the cache is built: rows read, rows/s,
+    bytes read of the total and the time left."""
+
+    def __init__(self, every=2.0):
+        import sys
+        self.every, self.next, self.tty = every, every, sys.stderr.isatty()
+
+    def __call__(self, rows, seconds, done=None, total=None):
+        from nncli.commands.options import echo_err
+        if seconds < self.next:
+            return
+        self.next = seconds + self.every
+        line = f"Reading: {rows:,} rows, {rows / max(seconds, 1e-9):,.0f} rows/s"
+        if done and total:
+            from nncli.streaming import human
+            eta = seconds * (total - done) / done
+            line += f", {human(done)} of {human(total)} ({100 * done / total:.0f}%), ETA {eta:.0f} s"
+        echo_err(line)

@@ -12,6 +12,7 @@ import stat
 import sys
 
 from nncli._kernels import csvparse
+from nncli.csvio import compressed
 from nncli.errors import ConfigError, DataError
 
 #: Separators that are detected automatically.
@@ -65,6 +66,20 @@ class Reader:
         self.sha256: str | None = None
         self.bytes_read = 0
         self.size = _bytes_ahead(self.stream)  # None when unknown (a pipe, a stream)
+        # What progress is measured in: the bytes of the source as stored (compressed or not).
+        self.raw, self.raw_size = self.stream, self.size
+        self.compression = (compressed.format_of_name(self.name) if self._close else None) \
+            or compressed.format_of_bytes(compressed.peek(self.stream))
+        if not self.compression and compressed.peek(self.stream, 4) == compressed.PARQUET_MAGIC:
+            raise DataError(f"{self.name}: this is a Parquet file, which is read from its end: "
+                            "give its file name rather than piping it")
+        if self.compression:
+            # The decompressed size is unknown: the row estimates fall back to growing.
+            self.stream = compressed.open_decompressed(self.raw, self.compression, self.name)
+            self.size = None
+            self._errors = compressed.decompression_errors()
+        else:
+            self._errors = ()
         self._have = 0  # bytes in the buffer of the piece being read
 
     def remaining(self, pos: int) -> int | None:
@@ -93,7 +108,11 @@ class Reader:
                     buf.extend(bytes(at + got - len(buf)))
                 buf[at:at + got] = block
                 del block
+        except self._errors as e:
+            raise compressed.damaged(self.name, self.compression, e) from None
         except OSError as e:
+            if self.compression:
+                raise compressed.damaged(self.name, self.compression, e) from None
             raise DataError(f"{self.name}: cannot read: {e.strerror or e}") from None
         if got:
             with memoryview(buf) as mv, mv[at:at + got] as part:
@@ -109,8 +128,19 @@ class Reader:
         try:
             yield from self._pieces()
         finally:
+            if self.compression:
+                self.stream.close()   # the decompressor (never the stdin under it)
             if self._close:
-                self.stream.close()
+                self.raw.close()
+
+    def raw_position(self) -> int:
+        """Bytes of the source as stored that were read so far (for progress)."""
+        if self.raw is self.stream:
+            return self.bytes_read
+        try:
+            return self.raw.tell()
+        except (OSError, ValueError, AttributeError):
+            return 0
 
     def _pieces(self):
         buf = bytearray(_BLOCK_BYTES)

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from nncli.csvio import parquet
 from nncli.csvio.reader import Reader, detect_separator, skip_records, slow_rows
 from nncli.csvio.sink import Sink, estimate_rows
 from nncli.csvio.table import Column, Table
@@ -37,7 +38,7 @@ def _resolve_keep(keep_text, names) -> set[int]:
     return keep
 
 
-def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
+def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows, use_columns=None):
     """Generator: first yields the header info, then ``(columns, line_numbers)`` per Table.
 
     Yields ``("header", names, sep, named, reader)`` then ``("table", columns, lines)``:
@@ -97,6 +98,9 @@ def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
             names = [f"c{j + 1}" for j in range(ncols)]
         named = header or columns is not None
         keep = _resolve_keep(keep_text, names)
+        skip = set()
+        if use_columns is not None and named:   # by name only: positions are matched later
+            skip = {j for j, n in enumerate(names) if n not in use_columns and j not in keep}
         yield ("header", names, sep, named, reader)
 
         piece = (data, start, end, line0)
@@ -109,7 +113,7 @@ def _scan(source, *, sep, header, columns, encoding, keep_text, max_rows):
                 if sink is None:
                     cap = estimate_rows(reader, data, pos, end)
                     sink = Sink(names, keep, sep, reader, max_rows,
-                                 cap if max_rows is None else min(cap, max_rows))
+                                 cap if max_rows is None else min(cap, max_rows), skip)
                 pos, line = sink.feed(data, pos, end, line)
                 if sink.full():
                     yield ("table", *sink.finish())
@@ -146,6 +150,8 @@ def read_csv(source, *, sep=None, header=True, columns=None, encoding="utf-8",
     data, naming file and line; a header without rows too, unless ``header_only_ok``
     (then the Table has no rows: a loss log that has not logged an epoch yet).
     """
+    if parquet.is_parquet(source):
+        return parquet.read_table(source, keep_text=keep_text, columns=columns)
     scan = _scan(source, sep=sep, header=header, columns=columns, encoding=encoding,
                  keep_text=keep_text, max_rows=None)
     _, names, sep, named, reader = next(scan)
@@ -166,19 +172,27 @@ def read_csv(source, *, sep=None, header=True, columns=None, encoding="utf-8",
 
 
 def iter_csv_chunks(source, *, sep=None, header=True, columns=None, chunk_rows=65536,
-                    encoding="utf-8", keep_text=None):
+                    encoding="utf-8", keep_text=None, on_bytes=None, use_columns=None):
     """Yield Tables of at most ``chunk_rows`` rows, reading incrementally.
 
     Memory stays bounded by the chunk whatever the size of the input. Every
     chunk has the same names and separator; whether a column holds numbers or
     text is decided per chunk (``keep_text`` forces text). The last Table's
     ``sha256`` is set to the digest of the whole input. Header-only input
-    raises DataError, as in :func:`read_csv`.
+    raises DataError, as in :func:`read_csv`. ``on_bytes(read, total)`` (total None when
+    unknown) is told, per chunk, how many bytes of the source as stored were read. With
+    ``use_columns`` (names), the other columns of a file with a header are not read: they
+    hold NaN (predict and evaluate skip the text they do not use). A Parquet file (``.parquet``) is read by row
+    groups (:mod:`nncli.csvio.parquet`); compressed CSV is decompressed as it is read.
     """
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise ConfigError(f"chunk_rows must be a positive integer, not {chunk_rows!r}")
+    if parquet.is_parquet(source):
+        yield from parquet.iter_tables(source, chunk_rows=chunk_rows, keep_text=keep_text,
+                                       columns=columns, use_columns=use_columns)
+        return
     scan = _scan(source, sep=sep, header=header, columns=columns, encoding=encoding,
-                 keep_text=keep_text, max_rows=chunk_rows)
+                 keep_text=keep_text, max_rows=chunk_rows, use_columns=use_columns)
     _, names, sep, named, reader = next(scan)
     pending = None
     for _, cols, lines in scan:
@@ -191,6 +205,8 @@ def iter_csv_chunks(source, *, sep=None, header=True, columns=None, chunk_rows=6
                 yield pending
             pending = part
         del table, part
+        if on_bytes is not None:
+            on_bytes(reader.raw_position(), reader.raw_size)
     if pending is None:
         raise DataError(f"{reader.name}: has a header but no data rows" if header
                         else f"{reader.name}: the file is empty")

@@ -16,8 +16,8 @@ _NOT_KERNEL_SEPS = "0123456789+-.eE"
 class ColumnBuilder:
     """Accumulates one column over pieces (numbers while most cells are numbers)."""
 
-    def __init__(self, name: str, index: int, text: bool):
-        self.name, self.index = name, index
+    def __init__(self, name: str, index: int, text: bool, skip: bool = False):
+        self.name, self.index, self.skip = name, index, skip
         self.chunks: list[np.ndarray] = []
         self.bad: list[tuple[int, str]] = []
         self.n_numbers = 0
@@ -25,6 +25,10 @@ class ColumnBuilder:
         self.text: list[str] | None = [] if text else None
 
     def add_cells(self, cells):
+        if self.skip:   # an unused column: not parsed, missing
+            self.chunks.append(np.full(len(cells), np.nan))
+            self.n_rows += len(cells)
+            return
         if self.text is not None:
             self.text.extend(cells)
             self.n_rows += len(cells)
@@ -70,8 +74,15 @@ class Sink:
     to per-column builders (``ColumnBuilder``) and the rest goes through the csv module.
     """
 
-    def __init__(self, names, keep, sep, reader, limit, cap):
+    def __init__(self, names, keep, sep, reader, limit, cap, skip=frozenset()):
         self.names, self.ncols = names, len(names)
+        # Unused columns (`skip`): the kernel steps over their fields and they read as
+        # missing, so text nobody needs is neither decoded nor parsed.
+        self.skip = frozenset(skip)
+        self.skip_mask = None
+        if self.skip:
+            self.skip_mask = np.zeros(self.ncols, np.uint8)
+            self.skip_mask[list(self.skip)] = 1
         self.sep, self.sepcode, self.reader = sep, ord(sep), reader
         self.limit = limit  # records per Table (iter_csv_chunks), None for the whole file
         self.n = 0
@@ -90,7 +101,8 @@ class Sink:
         self.kernel_rows = 0  # rows read by the kernel (all cells numbers)
 
     def _builders_from_nothing(self, keep):
-        self.builders = [ColumnBuilder(n, j, j in keep) for j, n in enumerate(self.names)]
+        self.builders = [ColumnBuilder(n, j, j in keep, j in self.skip)
+                         for j, n in enumerate(self.names)]
         self.line_parts = []
 
     def full(self) -> bool:
@@ -107,7 +119,8 @@ class Sink:
                     continue
                 n0, pos0 = self.n, pos
                 pos, self.n, line, status = csvparse.parse_numeric(
-                    data, pos, end, self.sepcode, self.M, self.lines, self.n, top, line)
+                    data, pos, end, self.sepcode, self.M, self.lines, self.n, top, line,
+                    self.skip_mask)
                 self.bytes_seen += pos - pos0
                 self.kernel_rows += self.n - n0
                 if status == csvparse.FAIL:
@@ -142,6 +155,9 @@ class Sink:
         if n + k > self.cap:
             self._grow(data, pos, n + k)
         for j, cells in enumerate(zip(*rows)):
+            if j in self.skip:
+                self.M[j, n:n + k] = np.nan
+                continue
             values, bad = parse_cells(cells)
             self.M[j, n:n + k] = values
             if bad:
@@ -175,7 +191,7 @@ class Sink:
         n = self.n
         self.builders = []
         for j, name in enumerate(self.names):
-            b = ColumnBuilder(name, j, False)
+            b = ColumnBuilder(name, j, False, j in self.skip)
             b.chunks = [self.M[j, :n].copy()] if n else []
             b.bad, b.n_numbers, b.n_rows = self.bad[j], self.kernel_rows + self.numbers[j], n
             b.check_text()

@@ -1,0 +1,418 @@
+"""After the pass (`nncli.cache_scan`): kinds and task, kept rows, labels, the validation split,
+statistics over the training rows, and the encoded rows written to the cache file."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nncli import data as D
+from nncli.errors import ConfigError, DataError
+
+
+def _window_rows(budget, row_bytes):
+    return int(max(64, budget // 8 // max(row_bytes, 1)))
+
+
+class Fit:
+    def __init__(self, plan, scans, raw, config, first_source, budget):
+        self.plan, self.scans, self.raw, self.config = plan, scans, raw, config
+        self.source = first_source
+        self.n_feat = len(plan.feat_idx)
+        self.impute = config.get("impute")
+        if self.impute is not None and self.impute not in D.IMPUTE_CHOICES:
+            raise ConfigError(f"impute must be one of {', '.join(D.IMPUTE_CHOICES)}, not {self.impute!r}")
+        self.wrows = _window_rows(budget, len(scans) * 20 + 8)
+        self.kinds = [s.kind() for s in scans]
+        self._check_cells()
+        self.task = self._task()
+        if raw.n == 0:
+            raise DataError(f"{first_source}: has a header but no data rows")
+
+    # -- kinds and the task ---------------------------------------------------------------
+    def _where(self, line, s):
+        return f"{self.source}:{line}: column {s.name!r} ({s.index + 1})"
+
+    def _check_cells(self):
+        for s, kind in zip(self.scans, self.kinds):
+            if kind == "numeric":
+                if s.bad:
+                    line, text = s.first_bad
+                    more = f" ({s.bad - 1} more non-numbers in this column)" if s.bad > 1 else ""
+                    raise DataError(f"{self._where(line, s)}: cannot read {text!r} as a number{more}")
+                if s.first_big is not None:
+                    line, v = s.first_big
+                    raise DataError(f"{self._where(line, s)}: {v!r} is too large "
+                                    f"(at most {D.FLOAT32_MAX:.4g} in magnitude)")
+
+    def _task(self):
+        task, targets = self.config.get("task"), self.scans[self.n_feat:]
+        if task == "reconstruct":
+            return task
+        if len(targets) > 1:
+            if task == "classification":
+                raise ConfigError("classification takes one target column; "
+                                  "several targets mean multi-output regression")
+            task = "regression"
+        for s, kind in zip(targets, self.kinds[self.n_feat:]):
+            if kind != "numeric" and (task == "regression" or len(targets) > 1):
+                raise DataError(f"{self.source}: column {s.name!r}: the target holds text; "
+                                "a regression target must be numeric")
+        if task is None:
+            s, kind = targets[0], self.kinds[self.n_feat]
+            non_missing = s.numbers
+            task = "classification" if kind != "numeric" or (
+                s.all_int and non_missing and len(s.distinct) <= D.MAX_INTEGER_CLASSES
+                and len(s.distinct) <= non_missing / 2) else "regression"
+        return task
+
+    def _windows(self):
+        for lo in range(0, self.raw.n, self.wrows):
+            hi = min(lo + self.wrows, self.raw.n)
+            yield lo, hi, *self.raw.window(lo, hi)
+
+    def _resolve_codes(self, k, values, codes):
+        """Codes of column k with the deferred ones (−2: numbers) filled in."""
+        if codes is None:
+            return self.scans[k].codes_of_numbers(values[:, k])
+        c = codes[:, k]
+        deferred = c == -2
+        if deferred.any():
+            c = c.copy()
+            c[deferred] = self.scans[k].codes_of_numbers(values[deferred, k])
+        return c
+
+    def _missing(self, k, values, codes):
+        if self.kinds[k] == "numeric":
+            return ~np.isfinite(values[:, k])
+        if self.kinds[k] == "boolean":
+            return self._resolve_codes(k, values, codes) < 0
+        return self._resolve_codes(k, values, codes) < 0
+
+    # -- rows, labels, split -------------------------------------------------------------
+    def rows(self):
+        """keep (bool per raw row or None), raw label per kept row (float64 or code)."""
+        n_feat, impute = self.n_feat, self.impute
+        keep = np.ones(self.raw.n, bool)
+        label_parts = []
+        classify = self.task == "classification"
+        for s in self.scans:
+            s.missing_final = 0
+        for lo, hi, values, codes, lines in self._windows():
+            complete = np.isfinite(values).all(axis=0)
+            for k, s in enumerate(self.scans):
+                if self.kinds[k] == "numeric" and complete[k]:
+                    continue
+                miss = self._missing(k, values, codes)
+                s.missing_final += int(miss.sum())
+                if not miss.any():
+                    continue
+                is_target = k >= n_feat
+                if impute == "drop":
+                    keep[lo:hi] &= ~miss
+                elif is_target or impute is None:
+                    what = "target value" if is_target else "value"
+                    fix = "use --impute drop to drop such rows" if is_target else "use --impute mean|median|drop"
+                    raise DataError(f"{self._where(int(lines[np.argmax(miss)]), s)}: missing {what}; "
+                                    f"fill it in, or {fix}")
+            if classify:
+                k = n_feat
+                part = values[:, k] if self.kinds[k] == "numeric" else \
+                    self._resolve_codes(k, values, codes).astype(np.float64)
+                label_parts.append(part[keep[lo:hi]])
+        if not keep.any():
+            raise DataError(f"{self.source}: no row is left after dropping rows with missing values")
+        self.keep = None if keep.all() else keep
+        self.n_kept = int(keep.sum())
+        self.classes = self.labels = None
+        if classify:
+            raw_labels = np.concatenate(label_parts)
+            del label_parts
+            uniq, labels = np.unique(raw_labels, return_inverse=True)
+            del raw_labels
+            s = self.scans[n_feat]
+            if self.kinds[n_feat] == "numeric":
+                classes = [D.format_number(x) for x in uniq.tolist()]
+                order = np.arange(len(uniq))
+            else:   # codes → their text, sorted as text
+                words = {c: w for w, c in s.vocab.items()}
+                text = [words[int(c)] for c in uniq.tolist()]
+                order = np.argsort(np.array(text, dtype=object), kind="stable")
+                classes = [text[i] for i in order]
+                rank = np.empty(len(order), np.int64)
+                rank[order] = np.arange(len(order))
+                labels = rank[labels]
+            if len(classes) < 2:
+                raise DataError(f"{self.source}: the target column {s.name!r} has only one class "
+                                f"({classes[0]!r}); classification needs at least two")
+            self.classes, self.labels = classes, labels.astype(np.int64)
+        fraction = self.config.get("val_split") or 0.0
+        if fraction:
+            self.train_rows, self.val_rows = D.validation_split(self.n_kept, fraction,
+                                                                self.config.get("seed"), self.labels)
+        else:
+            self.train_rows, self.val_rows = np.arange(self.n_kept, dtype=np.int64), np.empty(0, np.int64)
+
+    # -- statistics over the training rows ------------------------------------------------
+    def _fit_windows(self):
+        """(values, codes, training mask) of the kept rows, a window at a time."""
+        is_train = np.zeros(self.n_kept, bool)
+        is_train[self.train_rows] = True
+        at = 0
+        for lo, hi, values, codes, _ in self._windows():
+            if self.keep is not None:
+                kw = self.keep[lo:hi]
+                values, codes = values[kw], (None if codes is None else codes[kw])
+            m = len(values)
+            yield values, codes, is_train[at:at + m]
+            at += m
+
+    def statistics(self):
+        """Per used column: count/mean/M2 over the training rows (numbers), code counts over
+        kept and training rows (text); the median's values when asked for."""
+        U = len(self.scans)
+        n = np.zeros(U)
+        mean = np.zeros(U)
+        m2 = np.zeros(U)
+        counts_kept = [np.zeros(len(s.vocab), np.int64) for s in self.scans]
+        counts_fit = [np.zeros(len(s.vocab), np.int64) for s in self.scans]
+        median_parts = [[] for _ in range(U)]
+        shift, windows, first = np.zeros(U), np.zeros(U, np.int64), [None] * U
+        numeric = [k for k in range(U) if self.kinds[k] == "numeric"]
+        for values, codes, train in self._fit_windows():
+            every = bool(train.all())
+            # each column's training values contiguous, as numpy reduces a column in memory
+            cols = np.ascontiguousarray((values if every else values[train])[:, numeric].T)
+            for k in range(U):
+                if self.kinds[k] == "categorical":
+                    c = self._resolve_codes(k, values, codes)
+                    counts_kept[k] += np.bincount(c[c >= 0], minlength=len(counts_kept[k]))
+                    ct = c if every else c[train]
+                    counts_fit[k] += np.bincount(ct[ct >= 0], minlength=len(counts_fit[k]))
+                    continue
+                if self.kinds[k] == "numeric":
+                    v = cols[numeric.index(k)]
+                else:
+                    v = self._numbers(k, values, codes)
+                    v = v if every else v[train]
+                if not np.isfinite(v).all():
+                    v = v[np.isfinite(v)]
+                if self.impute == "median":
+                    median_parts[k].append(v.copy())
+                if not len(v):
+                    continue
+                if n[k] == 0:
+                    # numpy's own numbers for this window: the answer when it is the only one
+                    shift[k] = v[0]
+                    mb = float(np.mean(v))
+                    d = v - mb
+                    first[k] = (len(v), mb, float(np.sum(d * d)))
+                windows[k] += 1
+                # Chan et al.'s pairwise merge of (count, mean, M2), each window's by numpy,
+                # on values less a shift (the column's first value): a large offset then
+                # costs no precision (1e6 + noise keeps its std to the last bits).
+                b = v - shift[k]
+                nb, mb = len(b), float(np.mean(b))
+                d = b - mb
+                m2b = float(np.sum(d * d))
+                if n[k] == 0:
+                    n[k], mean[k], m2[k] = nb, mb, m2b
+                else:
+                    tot = n[k] + nb
+                    delta = mb - mean[k]
+                    mean[k] += delta * nb / tot
+                    m2[k] += m2b + delta * delta * n[k] * nb / tot
+                    n[k] = tot
+        for k in range(U):
+            if windows[k] == 1:
+                n[k], mean[k], m2[k] = first[k]
+            elif windows[k] > 1:
+                mean[k] += shift[k]
+        self.stats = {"n": n, "mean": mean, "m2": m2, "counts_kept": counts_kept,
+                      "counts_fit": counts_fit, "median": median_parts}
+
+    def _numbers(self, k, values, codes):
+        """Column k of a window as numbers (booleans as 0/1)."""
+        if self.kinds[k] != "boolean":
+            return values[:, k]
+        c = self._resolve_codes(k, values, codes)
+        words = {code: D.BOOLEAN_WORDS.get(w.lower(), np.nan) for w, code in self.scans[k].vocab.items()}
+        table = np.array([words[i] for i in range(len(words))] + [np.nan], np.float64)
+        return table[c]   # −1 (missing) reads the last entry, NaN
+
+    def schema(self) -> D.Schema:
+        st, standardize = self.stats, self.config.get("standardize", True)
+        names, impute = self.plan.names, self.impute
+        inputs = []
+        for k, s in enumerate(self.scans[:self.n_feat]):
+            if self.kinds[k] == "categorical":
+                words = {c: w for w, c in s.vocab.items()}
+                present = [words[c] for c in np.flatnonzero(st["counts_kept"][k]).tolist()]
+                if not present:
+                    raise DataError(f"{self.source}: column {s.name!r} ({s.index + 1}) has no values")
+                vocab = sorted(present)
+                fill = None
+                if impute in ("mean", "median"):
+                    counts = st["counts_fit"][k] if st["counts_fit"][k].any() else st["counts_kept"][k]
+                    best = {words[c]: int(counts[c]) for c in np.flatnonzero(counts).tolist()}
+                    fill = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+                inputs.append(D.InputColumn(s.name, "categorical", vocabulary=vocab, impute=fill))
+                continue
+            if st["n"][k] == 0:
+                raise DataError(f"{self.source}: column {s.name!r} ({s.index + 1}) has no values"
+                                + (" in the training rows" if len(self.val_rows) else ""))
+            fill = None
+            if impute == "median":
+                fill = float(np.median(np.concatenate(st["median"][k])))
+            elif impute == "mean":
+                fill = float(st["mean"][k])
+            if not standardize:
+                mean, std = 0.0, 1.0
+            elif fill is not None:   # the std of the column with its gaps filled, as in memory
+                mean, std = self._with_fill(k, fill)
+            else:
+                mean, std = self._mean_std(k)
+            inputs.append(D.InputColumn(s.name, self.kinds[k], mean=mean, std=std, impute=fill))
+        plan = self.plan
+        schema = D.Schema(self.task, list(names), inputs, [], has_header=not self.config.get("no_header"),
+                          id_column=None if plan.id_idx is None else names[plan.id_idx],
+                          impute=impute, standardize=bool(standardize))
+        if self.task == "reconstruct":
+            schema.target_names = [ic.name for ic in inputs]
+        elif self.task == "classification":
+            schema.target_names = [names[plan.target_idx[0]]]
+            schema.target_kind = "numeric" if self.kinds[self.n_feat] == "numeric" else "categorical"
+            schema.classes = self.classes
+        else:
+            schema.target_names = [names[j] for j in plan.target_idx]
+            schema.target_kind = "numeric"
+            stats = [self._mean_std(k) if standardize else (0.0, 1.0)
+                     for k in range(self.n_feat, len(self.scans))]
+            schema.target_mean = [m for m, _ in stats]
+            schema.target_std = [s for _, s in stats]
+        return schema
+
+    def _mean_std(self, k):
+        n, mean, m2 = self.stats["n"][k], self.stats["mean"][k], self.stats["m2"][k]
+        std = float(np.sqrt(m2 / n)) if n else 0.0
+        return float(mean), (std if std > 0 and np.isfinite(std) else 1.0)
+
+    def _with_fill(self, k, fill):
+        """Mean and std once the missing training cells hold `fill` (the median)."""
+        n, mean, m2 = self.stats["n"][k], self.stats["mean"][k], self.stats["m2"][k]
+        n_fit = len(self.train_rows)
+        extra = n_fit - n
+        if extra <= 0:
+            return self._mean_std(k)
+        tot = n + extra
+        delta = fill - mean
+        mean2 = mean + delta * extra / tot
+        m2b = m2 + delta * delta * n * extra / tot
+        std = float(np.sqrt(m2b / tot))
+        return float(mean2), (std if std > 0 and np.isfinite(std) else 1.0)
+
+    # -- the encoded rows ----------------------------------------------------------------
+    def write(self, writer) -> dict:
+        self.rows()
+        self.statistics()
+        schema = self.schema()
+        dtype = np.dtype(self.config.get("dtype") or "float32")
+        same_xy = self.task == "reconstruct"
+        F, O = schema.n_features, schema.n_outputs
+        n, size = self.n_kept, dtype.itemsize
+        writer.add("X", n * F * size)
+        if not same_xy:
+            writer.add("Y", n * O * size)
+        writer.add("train_rows", len(self.train_rows) * 8)
+        writer.add("val_rows", len(self.val_rows) * 8)
+        # A regression's validation targets in their own units (float64, as read): the
+        # run's RMSE/MAE/R² in the target's units come from them, as in memory.
+        regression = self.task == "regression"
+        if regression:
+            writer.add("val_targets", len(self.val_rows) * (O * 8))
+            is_val = np.zeros(self.n_kept, bool)
+            is_val[self.val_rows] = True
+        at = 0
+        for values, codes, train in self._fit_windows():   # X and Y in one pass
+            writer.write("X", self._encode_x(values, codes, schema).astype(dtype, copy=False))
+            if not same_xy:
+                writer.write("Y", self._encode_y(values, at, schema).astype(dtype, copy=False))
+            if regression:
+                writer.write("val_targets", np.ascontiguousarray(
+                    values[is_val[at:at + len(values)], self.n_feat:]))
+            at += len(values)
+        writer.write("train_rows", self.train_rows.astype(np.int64))
+        writer.write("val_rows", self.val_rows.astype(np.int64))
+        return {"dtype": dtype.name, "n_rows": self.n_kept, "n_features": F, "n_outputs": O,
+                "same_xy": same_xy, "n_train": len(self.train_rows), "n_val": len(self.val_rows),
+                "n_source_rows": self.raw.n, "schema": schema.to_dict(), "task": self.task,
+                "stats": self._stats_doc(schema)}
+
+    def _encode_x(self, values, codes, schema):
+        X = (np.empty((len(values), schema.n_features), np.float64) if any(
+            ic.kind == "categorical" for ic in schema.inputs) else None)
+        at, num_cols, num_at = 0, [], []
+        for k, ic in enumerate(schema.inputs):
+            if ic.kind == "categorical":
+                s = self.scans[k]
+                index = {w: i for i, w in enumerate(ic.vocabulary)}
+                words = {c: w for w, c in s.vocab.items()}
+                fill = -1 if ic.impute is None else index[ic.impute]
+                lut = np.array([index.get(words[c], -1) for c in range(len(words))] + [fill], np.int64)
+                col = lut[self._resolve_codes(k, values, codes)]
+                block = X[:, at:at + ic.width]
+                block[:] = 0.0
+                hit = col >= 0
+                block[np.flatnonzero(hit), col[hit]] = 1.0
+            else:
+                num_cols.append(self._numbers(k, values, codes) if ic.kind == "boolean" else None)
+                num_at.append((k, at, ic))
+            at += ic.width
+        if num_at:
+            # all number columns at once: (v − mean) / std element by element, the same IEEE
+            # operations as data._numbers_into, so the same bits
+            V = values[:, [k for k, _, _ in num_at]]   # a row-major copy
+            for i, b in enumerate(num_cols):
+                if b is not None:
+                    V[:, i] = b
+            ok = np.isfinite(V)
+            if not ok.all():
+                fills = np.array([np.nan if ic.impute is None else ic.impute for _, _, ic in num_at])
+                V = np.where(ok, V, fills)
+            V -= np.array([ic.mean for _, _, ic in num_at])
+            V /= np.array([ic.std for _, _, ic in num_at])
+            if len(num_at) == schema.n_features:   # numbers only: V is X
+                return V
+            X[:, [a for _, a, _ in num_at]] = V
+        return X
+
+    def _encode_y(self, values, at, schema):
+        n = len(values)
+        if self.task == "classification":
+            Y = np.zeros((n, len(schema.classes)), np.float64)
+            Y[np.arange(n), self.labels[at:at + n]] = 1.0
+            return Y
+        Y = np.empty((n, len(schema.target_names)), np.float64)
+        for t in range(Y.shape[1]):
+            v = values[:, self.n_feat + t]
+            mean, std = schema.target_mean[t], schema.target_std[t]
+            if (mean, std) == (0.0, 1.0):
+                Y[:, t] = v
+            else:
+                np.subtract(v, mean, out=Y[:, t])
+                Y[:, t] /= std
+        return Y
+
+    def _stats_doc(self, schema):
+        """The header's per-column statistics: kind, missing cells, mean/std, class counts."""
+        cols = []
+        for k, s in enumerate(self.scans):
+            d = {"name": s.name, "kind": self.kinds[k], "missing": int(getattr(s, "missing_final", 0))}
+            if self.kinds[k] != "categorical":
+                d["count"] = int(self.stats["n"][k])
+                d["mean"], d["std"] = self._mean_std(k)
+            cols.append(d)
+        out = {"columns": cols}
+        if self.labels is not None:
+            out["class_counts"] = dict(zip(schema.classes, np.bincount(
+                self.labels, minlength=len(schema.classes)).tolist()))
+        return out
