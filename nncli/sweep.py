@@ -245,18 +245,20 @@ class Sweep:
     None (the journal), a journal path or an Optuna URL. trials: the study's budget of
     trials (all workers together, trials of earlier runs included). jobs: worker threads
     here. convert(name, value): a space value → the config value. on_trial(row): called
-    as each trial of this process ends.
+    as each trial of this process ends. run_options: TrainingRun's keyword arguments
+    (cache_dir, no_cache).
     """
 
     def __init__(self, data, fixed, dims, *, folder, convert, trials, storage=None,
                  study="nncli", jobs=1, sampler="tpe", pruner="median", sampler_seed=None,
-                 val_data=None, on_trial=None):
+                 val_data=None, on_trial=None, run_options=None):
         self.optuna = import_optuna()
         self.data, self.fixed, self.dims = data, dict(fixed), dims
         self.folder, self.convert, self.trials = folder, convert, trials
         self.study_name, self.jobs = study, max(1, jobs)
         self.sampler_name, self.pruner_name, self.sampler_seed = sampler, pruner, sampler_seed
         self.val_data, self.on_trial = val_data, on_trial
+        self.run_options = dict(run_options or {})   # TrainingRun's own (cache_dir, no_cache)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.best_path = os.path.join(folder, BEST)
         self.stop_event = threading.Event()
@@ -364,7 +366,8 @@ class Sweep:
         path = os.path.join(self.folder, f".trial-{os.getpid()}-{trial.number}.npz")
         info = {"study": self.study_name, "storage": self.storage_name, "trial": trial.number,
                 "params": json_safe(values)}
-        run = _TrialRun(self.data, config, output=path, val_data=self.val_data, sweep_info=info)
+        run = _TrialRun(self.data, config, output=path, val_data=self.val_data, sweep_info=info,
+                        **self.run_options)
         t0 = time.perf_counter()
 
         def report(record, trainer):

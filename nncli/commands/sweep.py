@@ -79,7 +79,8 @@ def command(data, space, trials, jobs, sampler, pruner, sampler_seed, storage, s
     sweep = Sweep(data, fixed, dims, folder=folder, convert=convert, trials=trials,
                   storage=storage, study=study, jobs=jobs, sampler=sampler, pruner=pruner,
                   sampler_seed=sampler_seed, val_data=opts.get("val_data"),
-                  on_trial=None if quiet else _print_row)
+                  on_trial=None if quiet else _print_row,
+                  run_options={"cache_dir": opts.get("cache"), "no_cache": opts.get("no_cache", False)})
     if not quiet:
         echo_err(f"Sweep {study!r} in {sweep.storage_name}: {sweep.started()} of {trials} trials "
                  f"done, searching {', '.join(d.name for d in dims)} ({sampler}, pruner {pruner}).")
