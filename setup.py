@@ -121,6 +121,9 @@ def extensions():
             # Included by gemm_dispatch.c: a change must rebuild the extension.
             depends = [f"nncli/_kernels/{f}" for f in
                        ("gemm.h", "gemm_common.h", "gemm_kernels.c", "gemm_driver.c")]
+        elif name == "activations":
+            sources.append("nncli/_kernels/vmath.c")
+            depends = ["nncli/_kernels/vmath.h"]
         elif name == "optim":
             depends = ["nncli/_kernels/adam_impl.h"]
         exts.append(Extension(f"nncli._kernels.{name}", sources, depends=depends, **options))

@@ -4,6 +4,7 @@
     python benchmarks/run.py                       # everything, 1 and 2 threads
     python benchmarks/run.py --quick               # a short run (~minutes)
     python benchmarks/run.py --only gemm,train --threads 1 --out /tmp/r.json
+    python benchmarks/run.py --only speed --baseline /tmp/old-checkout   # issue 12's table
 
 Prints a table and writes JSON (benchmarks/results.json by default). See benchmarks/README.md.
 Not part of the test suite.
@@ -17,7 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-SECTIONS = ("gemm", "train", "cli", "load", "stream")
+SECTIONS = ("gemm", "train", "cli", "load", "stream", "speed")
 REEXEC_MARK = "NNCLI_BENCH_REMOVED_ENV"
 
 
@@ -40,7 +41,8 @@ def reexec_without_openblas_overrides():
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated sections to run: gemm,train,cli,load,stream (default: all)")
+                   help="comma-separated sections to run: gemm,train,cli,load,stream,speed "
+                        "(default: all)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     p.add_argument("--threads", default="1,2", help="thread counts to compare at (default 1,2)")
     p.add_argument("--train-configs", default=None,
@@ -49,6 +51,8 @@ def parse_args(argv=None):
                    help="JSON output path (default benchmarks/results.json)")
     p.add_argument("--keep-openblas-env", action="store_true",
                    help="do not unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
+    p.add_argument("--baseline", default=None,
+                   help="speed section: also measure this built checkout (the 'today' column)")
     p.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -142,6 +146,9 @@ def main(argv=None):
             elif sec == "cli":
                 import bench_cli
                 results += bench_cli.run(args.threads, args.quick, log)
+            elif sec == "speed":
+                import bench_speed
+                results += bench_speed.run(args.threads, args.quick, log, args.baseline)
             elif sec == "load":
                 import bench_load
                 results += bench_load.run(args.threads, args.quick, log)

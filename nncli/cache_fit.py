@@ -19,6 +19,8 @@ class Fit:
         self.source = first_source
         self.n_feat = len(plan.feat_idx)
         self.impute = config.get("impute")
+        if self.impute == "none":   # the CLI's word for no imputation
+            self.impute = None
         if self.impute is not None and self.impute not in D.IMPUTE_CHOICES:
             raise ConfigError(f"impute must be one of {', '.join(D.IMPUTE_CHOICES)}, not {self.impute!r}")
         self.wrows = _window_rows(budget, len(scans) * 20 + 8)
@@ -107,8 +109,8 @@ class Fit:
                 if not miss.any():
                     continue
                 is_target = k >= n_feat
-                if impute == "drop":
-                    keep[lo:hi] &= ~miss
+                if impute == "drop" or (is_target and impute is not None):
+                    keep[lo:hi] &= ~miss   # as in memory: a row without a target is left out
                 elif is_target or impute is None:
                     what = "target value" if is_target else "value"
                     fix = "use --impute drop to drop such rows" if is_target else "use --impute mean|median|drop"
@@ -271,7 +273,13 @@ class Fit:
                 mean, std = self._with_fill(k, fill)
             else:
                 mean, std = self._mean_std(k)
-            inputs.append(D.InputColumn(s.name, self.kinds[k], mean=mean, std=std, impute=fill))
+            # The missing-value input, by data.fit_schema's rule over the training rows.
+            n_fit = len(self.train_rows)
+            n_missing = n_fit - int(st["n"][k])
+            indicator = (fill is not None and n_missing >= D.INDICATOR_MIN
+                         and n_missing >= D.INDICATOR_SHARE * n_fit)
+            inputs.append(D.InputColumn(s.name, self.kinds[k], mean=mean, std=std, impute=fill,
+                                        indicator=bool(indicator)))
         plan = self.plan
         schema = D.Schema(self.task, list(names), inputs, [], has_header=not self.config.get("no_header"),
                           id_column=None if plan.id_idx is None else names[plan.id_idx],
@@ -349,7 +357,7 @@ class Fit:
 
     def _encode_x(self, values, codes, schema):
         X = (np.empty((len(values), schema.n_features), np.float64) if any(
-            ic.kind == "categorical" for ic in schema.inputs) else None)
+            ic.kind == "categorical" or ic.indicator for ic in schema.inputs) else None)
         at, num_cols, num_at = 0, [], []
         for k, ic in enumerate(schema.inputs):
             if ic.kind == "categorical":
@@ -375,6 +383,9 @@ class Fit:
                 if b is not None:
                     V[:, i] = b
             ok = np.isfinite(V)
+            for i, (_, a, ic) in enumerate(num_at):
+                if ic.indicator:
+                    X[:, a + 1] = ~ok[:, i]
             if not ok.all():
                 fills = np.array([np.nan if ic.impute is None else ic.impute for _, _, ic in num_at])
                 V = np.where(ok, V, fills)

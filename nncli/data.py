@@ -9,24 +9,26 @@ decision. ``encode_features`` / ``encode_targets`` / ``decode_outputs`` apply a
 stored Schema to new data at predict and evaluate time; ``encode_features`` and
 training share one encoder (``_encode_inputs``).
 
-Encoding rules (documented for users in the README):
+Encoding rules (documented for users in the README, "Columns"):
 
-* A column is *numeric* unless most of its non-missing cells are not numbers;
-  then it is *boolean* (every value true/false/yes/no, any case) or
-  *categorical*. A non-number in a numeric column is an error naming the cell.
-* Missing cells: empty, ``NA``, ``NaN``, ``null`` (any case) and non-finite
-  numbers (``inf``). They are an error unless ``impute`` is ``'mean'`` or
-  ``'median'`` (numbers and booleans; a categorical column takes its most
-  frequent category) or ``'drop'`` (training drops those rows). At predict and
-  evaluate time a mean/median model fills missing inputs with its training
-  statistic; for a model trained without imputation or with ``'drop'`` they are
-  rows it has no value for (``rows_missing``: an error, or rows the CLI skips).
-  Targets are never imputed: a missing target is an error unless ``impute='drop'``.
+* A column is *numeric* when its cells are numbers, or numbers written with one unit,
+  currency sign or percent sign, thousands separators or the ``decimal`` mark
+  (:mod:`nncli.columns`); else *boolean* (true/false/yes/no), *date* (every cell fits one
+  date format; ``dates='none'`` turns this off) or *categorical*. ``categorical=[…]``
+  declares numeric codes categorical. Text with nearly one value per row is left out
+  (``Schema.ignored``) unless ``features`` names it. A non-number in a numeric column is an
+  error naming the cell.
+* Missing cells: empty, ``NA``, ``NaN``, ``null`` (any case) and non-finite numbers. With
+  ``impute`` None they are an error; 'mean'/'median' fill inputs with the training statistic
+  (dates: the median; text: the most frequent value) and add a 0/1 indicator input for a
+  column missing in at least INDICATOR_SHARE and INDICATOR_MIN of the training rows; 'drop'
+  drops rows with a missing input. With any ``impute``, rows without a target are left out
+  and counted (``rows_without_target``). The CLI's default is 'median'.
 * Numbers beyond float32's range (|x| > 3.4e38) are an error: we may train in float32.
-* Numeric and boolean features are standardised (mean 0, std 1 over the training
-  rows; a constant column keeps std 1). Categorical features are one-hot encoded
-  over the sorted training vocabulary; an unseen category at predict time
-  encodes as all zeros.
+* Numeric, boolean and date inputs are standardised (mean 0, std 1 over the training rows;
+  a constant column keeps std 1). Categorical inputs are one-hot over the sorted training
+  vocabulary, capped at ``max_categories`` (the most frequent values; the rest, and unseen
+  values, one "other" input); without a cap an unseen category encodes as all zeros.
 * Task, when not given: a text or boolean target is classification; integers
   with at most 20 distinct values (and at most half as many as rows) are
   classification; anything else regression. Several targets: regression.
@@ -49,15 +51,26 @@ from nncli.csvio import (  # noqa: F401  (re-exported: the public reading API)
     read_csv,
 )
 from nncli._kernels import csvparse as _kernel
+from nncli.columns import (DATE_FORMATS, DATE_PARTS, date_parts, describe_format,
+                           detect_date_format, detect_number_format, looks_like_identifier,
+                           parse_dates, parse_formatted)
 from nncli.errors import ConfigError, DataError, ModelFileError
 
 TASKS = ("classification", "regression", "reconstruct")
 IMPUTE_CHOICES = ("mean", "median", "drop")
-INPUT_KINDS = ("numeric", "boolean", "categorical")
+INPUT_KINDS = ("numeric", "boolean", "categorical", "date")
+# expand: find dates (day-first where both orders fit); monthfirst: month-first there.
+DATES_CHOICES = ("expand", "monthfirst", "none")
+DECIMAL_MARKS = (".", ",")
+DEFAULT_MAX_CATEGORIES = 30
+# A column missing in at least this share of the training rows, and in at least INDICATOR_MIN
+# of them, gets a 0/1 "missing" input: enough gaps for the network to learn what they mean.
+INDICATOR_SHARE = 0.05
+INDICATOR_MIN = 10
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 BOOLEAN_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 MAX_INTEGER_CLASSES = 20
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: dates, number formats, indicators, 'other', ignored columns
 
 
 # --------------------------------------------------------------------------- #
@@ -70,20 +83,31 @@ class InputColumn:
     """One input column as training saw it and predict must encode it."""
 
     name: str
-    kind: str  # 'numeric' | 'boolean' | 'categorical'
+    kind: str  # 'numeric' | 'boolean' | 'categorical' | 'date'
     mean: float = 0.0  # numeric, boolean: subtracted (0 without standardisation)
     std: float = 1.0  # numeric, boolean: divided by (1 without standardisation)
     vocabulary: list[str] | None = None  # categorical: sorted training categories
     impute: float | str | None = None  # value for missing cells; None: missing is an error
+    indicator: bool = False  # numeric, boolean, date: one more input, 1 where the cell was missing
+    number_format: dict | None = None  # numeric written with units/separators: {decimal, units}
+    other: bool = False  # categorical: one more input for every value not in the vocabulary
+    date_format: str | None = None  # date: the format of its cells (columns.DATE_FORMATS)
+    parts: list[str] | None = None  # date: the inputs it expands into (columns.DATE_PARTS)
+    part_mean: list[float] | None = None  # date: per part, as mean/std
+    part_std: list[float] | None = None
 
     @property
     def width(self) -> int:
-        return len(self.vocabulary) if self.kind == "categorical" else 1
+        if self.kind == "categorical":
+            return len(self.vocabulary) + self.other
+        return (len(self.parts) if self.kind == "date" else 1) + self.indicator
 
     def feature_names(self) -> list[str]:
         if self.kind == "categorical":
-            return [f"{self.name}={v}" for v in self.vocabulary]
-        return [self.name]
+            return [f"{self.name}={v}" for v in self.vocabulary] + (
+                [f"{self.name}=(other)"] if self.other else [])
+        names = [f"{self.name}.{p}" for p in self.parts] if self.kind == "date" else [self.name]
+        return names + ([f"{self.name}.missing"] if self.indicator else [])
 
 
 @dataclass
@@ -103,6 +127,8 @@ class Schema:
     impute: str | None = None
     standardize: bool = True
     has_header: bool = True
+    ignored: list[dict] = field(default_factory=list)  # {name, reason}: columns not used as inputs
+    target_format: list | None = None  # regression: per target, its number format or None
 
     @property
     def n_features(self) -> int:
@@ -126,8 +152,18 @@ class Schema:
             d = {"name": c.name, "kind": c.kind}
             if c.kind == "categorical":
                 d["vocabulary"] = list(c.vocabulary)
+                d["other"] = bool(c.other)
+            elif c.kind == "date":
+                d["format"], d["parts"] = c.date_format, list(c.parts)
+                d["mean"] = [float(v) for v in c.part_mean]
+                d["std"] = [float(v) for v in c.part_std]
             else:
                 d["mean"], d["std"] = float(c.mean), float(c.std)
+                if c.number_format is not None:
+                    d["number_format"] = {"decimal": c.number_format["decimal"],
+                                          "units": list(c.number_format["units"])}
+            if c.kind != "categorical":
+                d["indicator"] = bool(c.indicator)
             d["impute"] = c.impute if c.impute is None or isinstance(c.impute, str) else float(c.impute)
             inputs.append(d)
         return {
@@ -139,12 +175,17 @@ class Schema:
             "impute": self.impute,
             "standardize": self.standardize,
             "inputs": inputs,
+            "ignored": [{"name": g["name"], "reason": g["reason"]} for g in self.ignored],
             "targets": {
                 "names": list(self.target_names),
                 "kind": self.target_kind,
                 "classes": None if self.classes is None else list(self.classes),
                 "mean": None if self.target_mean is None else [float(v) for v in self.target_mean],
                 "std": None if self.target_std is None else [float(v) for v in self.target_std],
+                **({"number_format": [None if f is None else {"decimal": f["decimal"],
+                                                              "units": list(f["units"])}
+                                      for f in self.target_format]}
+                   if self.target_format and any(self.target_format) else {}),
             },
             "n_features": self.n_features,
             "n_outputs": self.n_outputs,
@@ -154,6 +195,35 @@ class Schema:
     def from_dict(cls, d) -> Schema:
         """Rebuild and validate a Schema; ModelFileError says what does not fit."""
         return _schema_from_dict(d)
+
+
+def column_notes(schema: Schema) -> list[str]:
+    """What training decided about the columns, one phrase each, for the first progress line
+    and `info`: dates, numbers read from formatted text, capped one-hots, missing-value fills
+    and indicators, columns left out."""
+    notes = []
+    for c in schema.inputs:
+        if c.kind == "date":
+            notes.append(f"{c.name}: date ({describe_format(c.date_format)}) → "
+                         f"{', '.join(c.parts)}")
+        elif c.number_format is not None:
+            units = " ".join(c.number_format["units"])
+            notes.append(f"{c.name}: numbers written with "
+                         + (f"{units!r}" if units else "separators")
+                         + (", decimal comma" if c.number_format["decimal"] == "," else ""))
+        elif c.kind == "categorical" and c.other:
+            notes.append(f"{c.name}: {len(c.vocabulary)} most frequent values one-hot, the rest "
+                         f"as 'other' (--max-categories)")
+        if c.impute is not None and schema.impute in ("mean", "median"):
+            how = ("most frequent" if c.kind == "categorical" else
+                   "median" if c.kind == "date" else schema.impute)
+            if c.indicator:
+                notes.append(f"{c.name}: missing → {how}, plus a missing indicator")
+    if schema.id_column is not None:
+        notes.append(f"{schema.id_column}: the id column (--id), not an input")
+    for g in schema.ignored:
+        notes.append(f"{g['name']}: not an input ({g['reason']}; name it in --features to use it)")
+    return notes
 
 
 def _bad(msg):
@@ -196,11 +266,37 @@ def _num(v, where, positive=False):
     return float(v)
 
 
+def _bool(v, where):
+    if not isinstance(v, bool):
+        raise _bad(f"{where} must be true or false, not {v!r}")
+    return v
+
+
+def _number_format(v, where, kind):
+    """A numeric input's number format: null, or {decimal: '.' or ',', units: [≤ 2 strings]}."""
+    if v is None:
+        return None
+    if kind != "numeric":
+        raise _bad(f"{where}.number_format belongs to numeric inputs only")
+    _keys(v, f"{where}.number_format", ("decimal", "units"))
+    if v["decimal"] not in DECIMAL_MARKS:
+        raise _bad(f"{where}.number_format.decimal must be '.' or ','")
+    units = _strs(v["units"], f"{where}.number_format.units")
+    if len(units) > 2:
+        raise _bad(f"{where}.number_format.units has more than a prefix and a suffix")
+    return {"decimal": v["decimal"], "units": units}
+
+
 def _schema_from_dict(d) -> Schema:
     _keys(d, "schema", ("version", "task", "columns", "has_header", "id_column", "impute",
-                        "standardize", "inputs", "targets", "n_features", "n_outputs"))
-    if d["version"] != SCHEMA_VERSION or isinstance(d["version"], bool):
+                        "standardize", "inputs", "targets", "n_features", "n_outputs"), ("ignored",))
+    # Version 1 (before dates, number formats, indicators and ignored columns) reads as a
+    # version 2 schema that uses none of them.
+    if d["version"] not in (1, SCHEMA_VERSION) or isinstance(d["version"], bool):
         raise _bad(f"version {d['version']!r} is not supported (expected {SCHEMA_VERSION})")
+    v1 = d["version"] == 1
+    if v1 and "ignored" in d:
+        raise _bad("a version 1 schema has no ignored columns")
     task = d["task"]
     if task not in TASKS:
         raise _bad(f"task must be one of {', '.join(TASKS)}, not {task!r}")
@@ -221,21 +317,44 @@ def _schema_from_dict(d) -> Schema:
         if not isinstance(c, dict):
             raise _bad(f"{where} must be an object")
         kind = c.get("kind")
+        name = c.get("name")
         if kind == "categorical":
-            _keys(c, where, ("name", "kind", "vocabulary", "impute"))
+            _keys(c, where, ("name", "kind", "vocabulary", "impute"), () if v1 else ("other",))
             vocab = _strs(c["vocabulary"], f"{where}.vocabulary", min_len=1)
             imp = c["impute"]
             if imp is not None and imp not in vocab:
                 raise _bad(f"{where}.impute must be null or one of its vocabulary")
-            ic = InputColumn(_str(c["name"], f"{where}.name"), kind, vocabulary=vocab, impute=imp)
+            other = _bool(c.get("other", False), f"{where}.other")
+            ic = InputColumn(_str(name, f"{where}.name"), kind, vocabulary=vocab, impute=imp,
+                             other=other)
         elif kind in ("numeric", "boolean"):
-            _keys(c, where, ("name", "kind", "mean", "std", "impute"))
+            _keys(c, where, ("name", "kind", "mean", "std", "impute"),
+                  () if v1 else ("indicator", "number_format"))
             imp = None if c["impute"] is None else _num(c["impute"], f"{where}.impute")
-            ic = InputColumn(_str(c["name"], f"{where}.name"), kind,
+            ic = InputColumn(_str(name, f"{where}.name"), kind,
                              mean=_num(c["mean"], f"{where}.mean"),
-                             std=_num(c["std"], f"{where}.std", positive=True), impute=imp)
+                             std=_num(c["std"], f"{where}.std", positive=True), impute=imp,
+                             indicator=_bool(c.get("indicator", False), f"{where}.indicator"),
+                             number_format=_number_format(c.get("number_format"), where, kind))
+        elif kind == "date" and not v1:
+            _keys(c, where, ("name", "kind", "format", "parts", "mean", "std", "impute", "indicator"))
+            if c["format"] not in DATE_FORMATS:
+                raise _bad(f"{where}.format {c['format']!r} is not a date format nncli reads")
+            parts = _strs(c["parts"], f"{where}.parts", min_len=1)
+            if any(p not in DATE_PARTS for p in parts):
+                raise _bad(f"{where}.parts must be among {', '.join(DATE_PARTS)}")
+            for k in ("mean", "std"):
+                if not isinstance(c[k], list) or len(c[k]) != len(parts):
+                    raise _bad(f"{where}.{k} must be a list of {len(parts)} numbers")
+            imp = None if c["impute"] is None else _num(c["impute"], f"{where}.impute")
+            ic = InputColumn(_str(name, f"{where}.name"), kind, impute=imp,
+                             indicator=_bool(c["indicator"], f"{where}.indicator"),
+                             date_format=c["format"], parts=parts,
+                             part_mean=[_num(v, f"{where}.mean") for v in c["mean"]],
+                             part_std=[_num(v, f"{where}.std", positive=True) for v in c["std"]])
         else:
-            raise _bad(f"{where}.kind must be one of {', '.join(INPUT_KINDS)}, not {kind!r}")
+            kinds = INPUT_KINDS[:3] if v1 else INPUT_KINDS
+            raise _bad(f"{where}.kind must be one of {', '.join(kinds)}, not {kind!r}")
         if ic.name not in columns:
             raise _bad(f"input {ic.name!r} is not one of the columns")
         if ic.name == id_column:
@@ -243,10 +362,21 @@ def _schema_from_dict(d) -> Schema:
         inputs.append(ic)
     if len({c.name for c in inputs}) != len(inputs):
         raise _bad("inputs has duplicate names")
+    ignored = []
+    if not isinstance(d.get("ignored", []), list):
+        raise _bad("ignored must be a list")
+    for i, g in enumerate(d.get("ignored", [])):
+        _keys(g, f"ignored[{i}]", ("name", "reason"))
+        gname = _str(g["name"], f"ignored[{i}].name")
+        if gname not in columns or gname in {c.name for c in inputs}:
+            raise _bad(f"ignored column {gname!r} must be a column that is not an input")
+        ignored.append({"name": gname, "reason": _str(g["reason"], f"ignored[{i}].reason")})
     t = d["targets"]
-    _keys(t, "targets", ("names", "kind", "classes", "mean", "std"))
+    _keys(t, "targets", ("names", "kind", "classes", "mean", "std"), () if v1 else ("number_format",))
     names = _strs(t["names"], "targets.names", min_len=0)
-    kind, classes, mean, std = t["kind"], None, None, None
+    kind, classes, mean, std, target_format = t["kind"], None, None, None, None
+    if "number_format" in t and task != "regression":
+        raise _bad("only regression targets have a number format")
     if task == "reconstruct":
         if names != [c.name for c in inputs] or kind is not None or any(
                 t[k] is not None for k in ("classes", "mean", "std")):
@@ -273,8 +403,13 @@ def _schema_from_dict(d) -> Schema:
                     raise _bad(f"targets.{k} must be a list of {len(names)} numbers")
             mean = [_num(v, f"targets.mean[{i}]") for i, v in enumerate(t["mean"])]
             std = [_num(v, f"targets.std[{i}]", positive=True) for i, v in enumerate(t["std"])]
+            if "number_format" in t:
+                if not isinstance(t["number_format"], list) or len(t["number_format"]) != len(names):
+                    raise _bad(f"targets.number_format must be a list of {len(names)} entries")
+                target_format = [_number_format(f, f"targets[{i}]", "numeric")
+                                 for i, f in enumerate(t["number_format"])]
     schema = Schema(task, columns, inputs, names, kind, classes, mean, std, id_column,
-                    d["impute"], d["standardize"], d["has_header"])
+                    d["impute"], d["standardize"], d["has_header"], ignored, target_format)
     for k in ("n_features", "n_outputs"):
         v = d[k]
         if isinstance(v, bool) or not isinstance(v, int) or v != getattr(schema, k):
@@ -289,13 +424,16 @@ def _schema_from_dict(d) -> Schema:
 
 @dataclass
 class _Cells:
-    """A column seen as numbers (numeric, boolean) or stripped text (categorical)."""
+    """A column seen as numbers (numeric, boolean; a date as seconds since 1970) or stripped
+    text (categorical)."""
 
     kind: str
     text_missing: np.ndarray | None = None  # categorical: bool (n,)
     values: np.ndarray | None = None  # float64, NaN where missing
     text: list[str] | None = None  # categorical: stripped cells ('' where missing)
     bad: list[tuple[int, str]] = field(default_factory=list)  # non-numbers in a numeric column
+    number_format: dict | None = None  # numeric: how its cells are written, when not plainly
+    date_format: str | None = None  # date: the format its cells fit
 
     @property
     def missing(self) -> np.ndarray:
@@ -303,13 +441,33 @@ class _Cells:
         return self.text_missing if self.values is None else ~np.isfinite(self.values)
 
 
-def _analyse(col: Column) -> _Cells:
+def _analyse(col: Column, decimal=".", dates="expand", categorical=False) -> _Cells:
+    """The kind of a column and its cells: numbers (plain, or written with units, thousands
+    separators, percent signs or ``decimal`` commas), booleans, dates (with ``dates='expand'``)
+    or categories (all of them with ``categorical``)."""
+    if categorical:
+        text = [s.strip() for s in col.as_text()]
+        missing = np.fromiter((s.lower() in MISSING_TOKENS for s in text), bool, len(text))
+        if col.is_text:   # '7.0' and '7' are one category, as at predict time
+            text = [_canonical(s) for s in text]
+        return _Cells("categorical", missing, text=[("" if m else s) for s, m in zip(text, missing)])
     if not col.is_text:
         values = col.values
+        if col.bad and decimal == ".":
+            found = detect_number_format(col.as_text(), decimal)
+            if found is not None:
+                return _Cells("numeric", values=found[1], number_format=found[0])
         return _Cells("numeric", values=values, bad=col.bad)
-    values, bad = parse_cells(col.text)
-    n_numbers = int(np.isfinite(values).sum())
-    if len(bad) <= n_numbers and (bad or n_numbers):
+    values, bad, n_numbers = None, [], 0
+    if decimal == "." and not _mostly_text(col.text):
+        values, bad = parse_cells(col.text)
+        n_numbers = int(np.isfinite(values).sum())
+        if not bad and n_numbers:
+            return _Cells("numeric", values=values)
+    found = detect_number_format(col.text, decimal)
+    if found is not None:
+        return _Cells("numeric", values=found[1], number_format=found[0])
+    if decimal == "." and len(bad) <= n_numbers and (bad or n_numbers):
         return _Cells("numeric", values=values, bad=bad)
     text = [s.strip() for s in col.text]
     missing = np.fromiter((s.lower() in MISSING_TOKENS for s in text), bool, len(text))
@@ -317,7 +475,25 @@ def _analyse(col: Column) -> _Cells:
     if words and words <= BOOLEAN_WORDS.keys():
         values = np.array([BOOLEAN_WORDS.get(s.lower(), np.nan) for s in text], np.float64)
         return _Cells("boolean", values=values)
+    if dates != "none":
+        date_format = detect_date_format(text, month_first=dates == "monthfirst")
+        if date_format is not None:
+            return _Cells("date", values=parse_dates(text, date_format)[0], date_format=date_format)
     return _Cells("categorical", missing, text=[("" if m else s) for s, m in zip(text, missing)])
+
+
+def _mostly_text(cells, k=1000) -> bool:
+    """True when most of ``k`` cells spread over the column are neither numbers nor missing:
+    a text column, which need not be parsed cell by cell as numbers first."""
+    step = max(1, len(cells) // k)
+    probe = cells[::step]
+    words = 0
+    for s in probe:
+        try:
+            float(s)
+        except ValueError:
+            words += s.strip().lower() not in MISSING_TOKENS
+    return words > 0.75 * len(probe)
 
 
 def _check_numbers(table: Table, j: int, cells: _Cells):
@@ -342,8 +518,8 @@ def _missing_error(table: Table, j: int, row: int, what="value", fix=None) -> Da
     v = None if col.is_text else col.values[row]
     shown = f" ({s!r})" if s else (f" ({float(v)!r})" if v is not None and not np.isnan(v) else "")
     if fix is None:  # training's advice; evaluation has no --impute
-        fix = ("use --impute drop to drop such rows" if what == "target value"
-               else "use --impute mean|median|drop")
+        fix = ("train without --impute none to leave such rows out" if what == "target value"
+               else "train without --impute none (median is the default), or with --impute mean|drop")
     return DataError(f"{table.where(row, j)}: missing {what}{shown}; fill it in, or {fix}")
 
 
@@ -374,6 +550,9 @@ class TrainingData:
     labels: np.ndarray | None = None  # classification: int class index per row (for splits)
     val_rows: np.ndarray | None = None  # int64: rows of X held out for validation (None: no split)
     kept: np.ndarray | None = None  # int64: the table row of each row of X (None: every row)
+    rows_without_target: int = 0  # rows left out because their target is missing
+    rows_dropped: int = 0  # every row left out (missing target, or 'drop' and a missing input)
+    notes: list = field(default_factory=list)  # training-time remarks beside column_notes
 
     @property
     def train_rows(self) -> np.ndarray | None:
@@ -395,12 +574,16 @@ class ColumnPlan:
     id_idx: int | None
     cells: dict  # column index → _Cells
     task: str
+    ignored: list = field(default_factory=list)  # (column index, reason): left out of the inputs
+    options: dict = field(default_factory=dict)  # max_categories
 
 
 def prepare_training(table: Table, *, target=None, features=None, drop=None, id_column=None,
                      task=None, standardize=True, impute=None, validation_fraction=0.0,
-                     seed=None) -> TrainingData:
+                     seed=None, **column_options) -> TrainingData:
     """Choose columns, infer the task, encode, standardise: see the module docstring.
+    ``column_options`` go to :func:`choose_columns` (dates, decimal, categorical,
+    max_categories).
 
     With a ``validation_fraction``, the rows held out (``val_rows``, chosen by
     :func:`validation_split` from ``seed``) take no part in the statistics: means,
@@ -409,7 +592,7 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
     if impute is not None and impute not in IMPUTE_CHOICES:
         raise ConfigError(f"impute must be one of {', '.join(IMPUTE_CHOICES)}, not {impute!r}")
     plan = choose_columns(table, target=target, features=features, drop=drop,
-                          id_column=id_column, task=task)
+                          id_column=id_column, task=task, **column_options)
     kept, classes, labels, train_rows, val_rows = _split_rows(table, plan, impute,
                                                               validation_fraction, seed)
     n = table.n_rows if kept is None else len(kept)
@@ -424,8 +607,32 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
         ids = table.columns[plan.id_idx].as_text()
         ids = ids if kept is None else [ids[i] for i in kept]
     line_numbers = table.line_numbers if kept is None else table.line_numbers[kept]
+    no_target = 0
+    for j in plan.target_idx:
+        no_target = max(no_target, int(plan.cells[j].missing.sum()))
     return TrainingData(X, Y, schema, plan.task, schema.feature_names, ids, line_numbers,
-                        labels, val_rows, kept)
+                        labels, val_rows, kept, no_target, table.n_rows - n,
+                        _ambiguous_dates(table, plan))
+
+
+def _ambiguous_dates(table: Table, plan: ColumnPlan) -> list[str]:
+    """A note per date column whose cells fit day-first and month-first alike (every day at
+    most 12): which one was taken and how to take the other."""
+    notes = []
+    for j in plan.feat_idx:
+        fmt = plan.cells[j].date_format
+        if fmt is None or not fmt.startswith(("%d/%m", "%d-%m", "%d.%m", "%m/%d", "%m-%d", "%m.%d")):
+            continue
+        a, b = fmt[:2], fmt[3:5]
+        other = b + fmt[2] + a + fmt[5:]   # '%d/%m/%Y' ↔ '%m/%d/%Y'
+        text = [s.strip() for s in table.columns[j].as_text()]
+        if not parse_dates(text, other)[1]:
+            month_first = a == "%m"
+            order = "month-first" if month_first else "day-first"
+            fix = "--dates expand" if month_first else "--dates monthfirst"
+            notes.append(f"{plan.names[j]}: read {order}, as {describe_format(fmt)} (the other "
+                         f"order fits too: {fix})")
+    return notes
 
 
 def _split_rows(table: Table, plan: ColumnPlan, impute, fraction, seed):
@@ -443,11 +650,11 @@ def _split_rows(table: Table, plan: ColumnPlan, impute, fraction, seed):
 
 
 def held_out_rows(table: Table, *, target=None, features=None, drop=None, id_column=None,
-                  task=None, impute=None, validation_fraction, seed) -> np.ndarray:
+                  task=None, impute=None, validation_fraction, seed, **column_options) -> np.ndarray:
     """int64: the table rows a training run with these options held out for validation —
     the same steps as :func:`prepare_training`, so the same rows for the same file and seed."""
     plan = choose_columns(table, target=target, features=features, drop=drop,
-                          id_column=id_column, task=task)
+                          id_column=id_column, task=task, **column_options)
     kept, _, _, _, val_rows = _split_rows(table, plan, impute, validation_fraction, seed)
     return val_rows if kept is None else kept[val_rows]
 
@@ -468,10 +675,21 @@ def table_rows(table: Table, rows) -> Table:
 
 
 def choose_columns(table: Table, *, target=None, features=None, drop=None, id_column=None,
-                   task=None) -> ColumnPlan:
-    """Step 1: the target, feature and id columns; each analysed; the task inferred."""
+                   task=None, dates="expand", decimal=None, categorical=None,
+                   max_categories=DEFAULT_MAX_CATEGORIES) -> ColumnPlan:
+    """Step 1: the target, feature and id columns; each analysed (its kind decided: see
+    :func:`_analyse`); identifier-like text left out unless ``features`` names it; the task
+    inferred. ``decimal`` None: ',' for a ';'-separated file, else '.'."""
     if task is not None and task not in TASKS:
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    if dates not in DATES_CHOICES:
+        raise ConfigError(f"dates must be one of {', '.join(DATES_CHOICES)}, not {dates!r}")
+    if decimal is None:
+        decimal = "," if table.sep == ";" else "."
+    if decimal not in DECIMAL_MARKS:
+        raise ConfigError(f"the decimal mark must be '.' or ',', not {decimal!r}")
+    if isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 2:
+        raise ConfigError(f"max_categories must be a whole number ≥ 2, not {max_categories!r}")
     names = table.names
     ncols = len(names)
     id_idx = None if id_column is None else table.index_of(id_column)
@@ -517,12 +735,30 @@ def choose_columns(table: Table, *, target=None, features=None, drop=None, id_co
         raise ConfigError("the options leave no feature column")
 
     # -- look at every column used
-    cells = {j: _analyse(table.columns[j]) for j in feat_idx + target_idx}
+    declared = {table.index_of(k) for k in _as_list(categorical)}
+    for j in declared:
+        if j not in feat_idx:
+            raise ConfigError(f"--categorical: column {names[j]!r} is not an input")
+    cells = {j: _analyse(table.columns[j], decimal, dates, j in declared) for j in feat_idx}
+    cells.update({j: _analyse(table.columns[j], decimal, "none") for j in target_idx})
     for j in feat_idx:
         if cells[j].kind == "numeric":
             _check_numbers(table, j, cells[j])
+    ignored = []
+    if features is None:   # columns a user named are used whatever they hold
+        for j in feat_idx:
+            c = cells[j]
+            if c.kind == "categorical" and j not in declared:
+                found = looks_like_identifier(c.text, c.missing)
+                if found:
+                    ignored.append((j, f"identifier-like: {found[0]} distinct values in "
+                                       f"{found[1]} rows"))
+        if len(ignored) == len(feat_idx):
+            ignored = []   # better a weak input than none
+        feat_idx = [j for j in feat_idx if j not in {g for g, _ in ignored}]
     task = _infer_task(table, target_idx, cells, task)
-    return ColumnPlan(list(names), target_idx, feat_idx, id_idx, cells, task)
+    return ColumnPlan(list(names), target_idx, feat_idx, id_idx, cells, task, ignored,
+                      {"max_categories": max_categories})
 
 
 def _infer_task(table: Table, target_idx, cells, task):
@@ -549,13 +785,14 @@ def _infer_task(table: Table, target_idx, cells, task):
 
 
 def rows_to_keep(table: Table, plan: ColumnPlan, impute) -> np.ndarray | None:
-    """Step 2: bool (n,) of the rows to train on, None for all. A missing target is an error
-    unless impute is 'drop'; a missing input is an error without impute; 'drop' drops both."""
+    """Step 2: bool (n,) of the rows to train on, None for all. A row without a target is
+    dropped when impute is set (mean, median or drop) and an error without; a missing input
+    is an error without impute, filled by mean/median, and its row dropped by 'drop'."""
     keep = None
     for j in plan.target_idx:
         miss = plan.cells[j].missing
         if miss.any():
-            if impute == "drop":
+            if impute is not None:
                 keep = ~miss if keep is None else keep & ~miss
             else:
                 raise _missing_error(table, j, int(np.argmax(miss)), "target value")
@@ -607,35 +844,73 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
     does not depend on the split."""
     names = plan.names
     inputs = []
+    cap = plan.options.get("max_categories", DEFAULT_MAX_CATEGORIES)
     for j in plan.feat_idx:
         c = plan.cells[j]
         if c.kind == "categorical":
             present = np.array(c.text, dtype=object)[_fit_mask(c.missing, kept)].astype(str)
             if not len(present):
                 raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values")
-            vocab = np.unique(present)
+            vocab, counts = np.unique(present, return_counts=True)
+            other = len(vocab) > cap
+            if other:   # the most frequent values (ties: alphabetical), the rest one 'other' input
+                top = np.argsort(-counts, kind="stable")[:cap - 1]
+                vocab = np.sort(vocab[top])
             fill = None
             if impute in ("mean", "median"):   # a drop model has no fill: it never sees a gap
                 fitted = np.array(c.text, dtype=object)[_fit_mask(c.missing, fit_rows)].astype(str)
-                values, counts = np.unique(fitted if len(fitted) else present, return_counts=True)
+                fitted = fitted[np.isin(fitted, vocab)] if other else fitted
+                values, counts = np.unique(fitted if len(fitted) else vocab, return_counts=True)
                 fill = str(values[int(np.argmax(counts))])
             inputs.append(InputColumn(names[j], "categorical", vocabulary=[str(v) for v in vocab],
-                                      impute=fill))
-        else:
-            v = _take(c.values, fit_rows)
-            ok = np.isfinite(v)
-            if not ok.any():
-                raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values"
-                                + (" in the training rows" if fit_rows is not None else ""))
-            fill = None
-            if impute in ("mean", "median"):
-                fill = float(np.median(v[ok]) if impute == "median" else np.mean(v[ok]))
-            mean, std = (_mean_std(v if fill is None or ok.all() else np.where(ok, v, fill))
-                         if standardize else (0.0, 1.0))
-            inputs.append(InputColumn(names[j], c.kind, mean=mean, std=std, impute=fill))
+                                      impute=fill, other=bool(other)))
+            continue
+        v = _take(c.values, fit_rows)
+        ok = np.isfinite(v)
+        if not ok.any():
+            raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values"
+                            + (" in the training rows" if fit_rows is not None else ""))
+        fill = None
+        if impute in ("mean", "median"):
+            fill = float(np.median(v[ok]) if impute == "median" or c.kind == "date"
+                         else np.mean(v[ok]))
+        # A missing-value input where the gaps are common enough to carry information.
+        n_missing = len(ok) - int(ok.sum())
+        indicator = (fill is not None and n_missing >= INDICATOR_MIN
+                     and n_missing >= INDICATOR_SHARE * len(ok))
+        filled = v if fill is None or ok.all() else np.where(ok, v, fill)
+        if c.kind == "date":
+            parts = date_parts(filled)
+            days = filled.astype("datetime64[s]").astype("datetime64[D]")
+            day_of_month = days - days.astype("datetime64[M]").astype("datetime64[D]")
+            # Monthly (or yearly) data, every date on one day of the month: its weekday and
+            # day of year only repeat the month, or are noise.
+            monthly = len(np.unique(day_of_month)) == 1
+            names_kept, means, stds = [], [], []
+            for p in DATE_PARTS:
+                if "hour" in p and not np.any(filled % 86400):
+                    continue   # dates without times: the hour is no input
+                if monthly and p.startswith(("doy", "weekday")):
+                    continue
+                mean, std = float(np.mean(parts[p])), float(np.std(parts[p]))
+                if not std > 1e-12 or not math.isfinite(std):
+                    continue   # a part that never changes in training (the year of one year)
+                names_kept.append(p)
+                means.append(mean if standardize else 0.0)
+                stds.append(std if standardize else 1.0)
+            if not names_kept:
+                names_kept, means, stds = ["elapsed"], [float(np.mean(parts["elapsed"]))], [1.0]
+            inputs.append(InputColumn(names[j], "date", impute=fill, indicator=bool(indicator),
+                                      date_format=c.date_format, parts=names_kept,
+                                      part_mean=means, part_std=stds))
+            continue
+        mean, std = _mean_std(filled) if standardize else (0.0, 1.0)
+        inputs.append(InputColumn(names[j], c.kind, mean=mean, std=std, impute=fill,
+                                  indicator=bool(indicator), number_format=c.number_format))
     schema = Schema(plan.task, list(names), inputs, [], has_header=table.has_header,
                     id_column=None if plan.id_idx is None else names[plan.id_idx], impute=impute,
-                    standardize=bool(standardize))
+                    standardize=bool(standardize),
+                    ignored=[{"name": names[j], "reason": why} for j, why in plan.ignored])
     if plan.task == "reconstruct":
         schema.target_names = [ic.name for ic in inputs]
     elif plan.task == "classification":
@@ -650,6 +925,8 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
                  for j in plan.target_idx]
         schema.target_mean = [m for m, _ in stats]
         schema.target_std = [s for _, s in stats]
+        formats = [plan.cells[j].number_format for j in plan.target_idx]
+        schema.target_format = formats if any(formats) else None   # as from_dict reads it
     return schema
 
 
@@ -709,7 +986,7 @@ def _encode_inputs(table: Table, columns, schema: Schema, n: int) -> np.ndarray:
     col_at = 0
     run = []  # consecutive complete numeric columns
     for (j, c), ic in zip(columns, schema.inputs):
-        if ic.kind != "categorical":
+        if ic.kind in ("numeric", "boolean") and not ic.indicator:
             v = c.values
             if v.dtype == np.float64 and v.flags.c_contiguous and np.isfinite(v).all():
                 run.append((v, ic))
@@ -717,10 +994,15 @@ def _encode_inputs(table: Table, columns, schema: Schema, n: int) -> np.ndarray:
                 continue
         _columns_into(X, col_at - len(run), run)
         run = []
+        out = X[:, col_at:col_at + ic.width]
         if ic.kind == "categorical":
-            _one_hot_into(X[:, col_at:col_at + ic.width], c.text, c.missing, ic, table, j)
+            _one_hot_into(out, c.text, c.missing, ic, table, j)
+        elif ic.kind == "date":
+            _date_into(out, c.values, ic, table, j)
         else:
-            _numbers_into(X[:, col_at], c.values, ic, table, j)
+            _numbers_into(out[:, 0], c.values, ic, table, j)
+        if ic.indicator:
+            out[:, -1] = ~np.isfinite(c.values)
         col_at += ic.width
     _columns_into(X, col_at - len(run), run)
     return X
@@ -730,11 +1012,21 @@ def _cells_as_trained(table: Table, j: int, ic: InputColumn) -> _Cells:
     """Column j of new data read as the kind training saw (errors name the cell)."""
     col = table.columns[j]
     if ic.kind == "numeric":
-        values, bad = col.as_numbers()
+        if ic.number_format is not None and (col.is_text or col.bad):
+            values, bad, _ = parse_formatted(col.as_text(), ic.number_format["decimal"])
+        else:
+            values, bad = col.as_numbers()
         cells = _Cells("numeric", values=values, bad=bad)
         _check_numbers(table, j, cells)
         return cells
     text = [s.strip() for s in col.as_text()]
+    if ic.kind == "date":
+        values, bad = parse_dates(text, ic.date_format)
+        if bad:
+            row, s = bad[0]
+            raise DataError(f"{table.where(row, j)}: cannot read {s!r} as a date in the form "
+                            f"training saw ({describe_format(ic.date_format)})")
+        return _Cells("date", values=values)
     missing = np.fromiter((s.lower() in MISSING_TOKENS for s in text), bool, len(text))
     if ic.kind == "categorical":
         return _Cells("categorical", missing, text=text)
@@ -773,6 +1065,19 @@ def _numbers_into(out, v, ic: InputColumn, table=None, j=None):
         out /= ic.std
 
 
+def _date_into(out, seconds, ic: InputColumn, table=None, j=None):
+    """out (n, len(ic.parts)) = the standardised parts of each date (columns.date_parts),
+    missing dates filled with ic.impute (or an error)."""
+    ok = np.isfinite(seconds)
+    if not ok.all():
+        if ic.impute is None:
+            raise _missing_error(table, j, int(np.argmin(ok)))
+        seconds = np.where(ok, seconds, ic.impute)
+    parts = date_parts(seconds)
+    for k, (p, mean, std) in enumerate(zip(ic.parts, ic.part_mean, ic.part_std)):
+        out[:, k] = (parts[p] - mean) / std
+
+
 def _columns_into(X, col0, run):
     """X[:, col0:col0 + len(run)] = the standardised columns of ``run`` ((values, ic) pairs,
     complete, contiguous float64), in one pass over the rows of X."""
@@ -786,6 +1091,7 @@ def _one_hot_into(out, text, missing, ic: InputColumn, table=None, j=None):
     """out (n, width) = one-hot of text over ic.vocabulary; unseen → zeros."""
     out[:] = 0.0
     index = {s: i for i, s in enumerate(ic.vocabulary)}
+    other = len(ic.vocabulary) if ic.other else None   # where the rest goes; else all zeros
     for r, (s, m) in enumerate(zip(text, missing)):
         if m:
             if ic.impute is None:
@@ -793,7 +1099,7 @@ def _one_hot_into(out, text, missing, ic: InputColumn, table=None, j=None):
             s = ic.impute
         i = index.get(s)
         if i is None and s:
-            i = index.get(_canonical(s))
+            i = index.get(_canonical(s), other)
         if i is not None:
             out[r, i] = 1.0
 
@@ -873,7 +1179,12 @@ def encode_targets(table: Table, schema: Schema, *, scaled=True) -> np.ndarray:
         return Y
     Y = np.empty((n, len(idx)), np.float64)
     for k, j in enumerate(idx):
-        values, bad = table.columns[j].as_numbers()
+        col = table.columns[j]
+        fmt = schema.target_format[k] if schema.target_format else None
+        if fmt is not None and (col.is_text or col.bad):   # '$1,200' as training read it
+            values, bad, _ = parse_formatted(col.as_text(), fmt["decimal"])
+        else:
+            values, bad = col.as_numbers()
         _check_numbers(table, j, _Cells("numeric", values=values, bad=bad))
         ok = np.isfinite(values)
         if not ok.all():

@@ -32,7 +32,7 @@ from nncli.network import DTYPES, Network, layer_options, n_params as network_n_
 
 FORMAT = "nncli-model"
 FORMAT_VERSION = 1
-ARRAY_KEYS = {"phi", "meta", "opt_s1", "opt_s2", "best_phi", "knots"}
+ARRAY_KEYS = {"phi", "meta", "opt_s1", "opt_s2", "best_phi", "knots", "ensemble"}
 
 
 @dataclass
@@ -132,6 +132,10 @@ def save_model(path, network, meta=None, arrays=None):
     if grids:
         payload["knots"] = np.concatenate(grids)
     payload.update(arrays or {})
+    if hasattr(network, "stacked_phi"):   # an Ensemble (nncli.ensemble): the other members
+        payload["ensemble"] = network.stacked_phi()
+        meta = {**meta, "ensemble": {**(meta.get("ensemble") or {}), "members": len(network)}}
+        payload["meta"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -268,8 +272,10 @@ def _build(meta, arrays, name):
                              f"grid and order, and null for other layers ({e})") from None
     grids = _unpack_knots(arrays.pop("knots", None), layers, kinds, options, dtype, name)
     phi = arrays.pop("phi")
+    others = arrays.pop("ensemble", None)
     n_params = network_n_params(layers, kinds, options)
     _check_vector(phi, n_params, dtype, "phi", name)
+    members = _check_ensemble(meta, others, n_params, dtype, name)
     for key, value in arrays.items():
         _check_vector(value, n_params, dtype, key, name)
     try:
@@ -277,6 +283,11 @@ def _build(meta, arrays, name):
         init = meta.get("init") if meta.get("init") in INITS else "auto"
         network = Network(layers, activations, loss, dtype=dtype, init=init, phi=phi, kinds=kinds,
                           options=options, grids=grids)
+        if members:   # an ensemble holds dense networks only (run.py refuses KAN layers)
+            from nncli.ensemble import Ensemble
+            network = Ensemble([network] + [Network(layers, activations, loss, dtype=dtype,
+                                                    init=init, phi=p, kinds=kinds, options=options,
+                                                    grids=grids) for p in members])
     except ValueError as e:
         raise ModelFileError(f"{name}: {e}") from None
     model = Model(network, meta, arrays)
@@ -286,6 +297,26 @@ def _build(meta, arrays, name):
             raise ModelFileError(f"{name}: the data schema ({schema.n_features} inputs, "
                                  f"{schema.n_outputs} outputs) does not fit the layers {layers}")
     return model
+
+
+def _check_ensemble(meta, others, n_params, dtype, name):
+    """The φ rows of an ensemble's other members (see nncli.ensemble), checked against
+    meta["ensemble"] = {"members": N, ...}; [] for a single network."""
+    info = meta.get("ensemble")
+    if info is None and others is None:
+        return []
+    if not isinstance(info, dict) or others is None:
+        raise ModelFileError(f"{name}: an ensemble needs both meta field 'ensemble' and the "
+                             "array 'ensemble'")
+    n = info.get("members")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise ModelFileError(f"{name}: meta field 'ensemble.members' must be a whole number ≥ 2")
+    if others.ndim != 2 or others.shape != (n - 1, n_params) or others.dtype != np.dtype(dtype):
+        raise ModelFileError(f"{name}: 'ensemble' must be a {n - 1} × {n_params} {dtype} array, "
+                             f"got {others.shape} {others.dtype}")
+    if not np.all(np.isfinite(others)):
+        raise ModelFileError(f"{name}: 'ensemble' contains NaN or infinite parameters")
+    return [np.ascontiguousarray(row) for row in others]
 
 
 def _unpack_knots(knots, layers, kinds, options, dtype, name):

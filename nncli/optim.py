@@ -15,6 +15,11 @@ from nncli.functions import lookup
 from nncli.params import check, refuse_inapplicable
 
 
+# What every update rule takes: the learning rate, L2 weight decay (decoupled for adamw)
+# and clipping by the global norm.
+COMMON = ("lr", "weight_decay", "clip_norm")
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     name: str
@@ -24,15 +29,15 @@ class OptimizerSpec:
     # rmsprop), eps ε. Every rule also takes COMMON; nothing else applies to it.
     defaults: dict = field(default_factory=dict)
     doc: str = ""
+    full_batch: bool = False  # the rule needs the whole training set per step (training uses it)
+    # A solver that runs its own iteration in Python over full-batch kernel calls instead of
+    # a kernel update rule (nncli.lbfgs); it has no single step for `Optimizer.step`.
+    solver: str = None
+    common: tuple = COMMON
 
     @property
     def hyperparameters(self):
-        return (*COMMON, *self.defaults)
-
-
-# What every update rule takes: the learning rate, L2 weight decay (decoupled for adamw)
-# and clipping by the global norm.
-COMMON = ("lr", "weight_decay", "clip_norm")
+        return (*self.common, *self.defaults)
 # The hyper-parameters an Optimizer has, in the order of its fields.
 HYPERPARAMETERS = ("lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "clip_norm")
 
@@ -47,7 +52,15 @@ OPTIMIZERS = {o.name: o for o in [
                   doc="Adam"),
     OptimizerSpec("adamw", OptimizerCode.ADAMW, 0.001, {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
                   doc="Adam with decoupled weight decay"),
+    # lr is iRprop's initial step size Δ0 (FANN's 0.1); the rule reads only the gradient's sign.
+    OptimizerSpec("irprop", OptimizerCode.IRPROP, 0.1, doc="iRprop− (full batch, FANN's default)",
+                  full_batch=True),
+    # lr is the first step length tried along each quasi-Newton direction.
+    OptimizerSpec("lbfgs", -1, 1.0, doc="L-BFGS (full batch, line search)", full_batch=True,
+                  solver="lbfgs", common=("lr", "weight_decay")),
 ]}
+#: The optimisers with a single update rule (descend steps them one update at a time).
+STEP_RULES = {n: o for n, o in OPTIMIZERS.items() if o.solver is None}
 
 
 def check_hyperparameters(name, given, spell=str):
@@ -123,6 +136,9 @@ class Optimizer:
 
     def step(self, phi, grad, lr=None):
         """One update of phi in place from grad (grad is read, not changed)."""
+        if OPTIMIZERS[self.name].solver is not None:
+            raise ValueError(f"{self.name} is a full-batch solver with a line search: it trains "
+                             "through Trainer and has no single update")
         self.bind(len(phi), phi.dtype)
         self.step_count = _k.step(phi, grad, self.s1, self.s2, *self.kernel_args(lr))
 

@@ -59,9 +59,14 @@ CONSTRAINTS = {
     "step_size": Interval(Integral, 1, None),
     "patience": Interval(Integral, 0, None),
     "min_lr": Interval(Real, 0, None),
-    # Training: epochs without a better validation loss before stopping, kernel threads.
-    "early_stopping": Interval(Integral, 1, None),
+    # Training: epochs without a better validation loss before stopping (0: never stop
+    # early), kernel threads.
+    "early_stopping": Interval(Integral, 0, None),
     "threads": Interval(Integral, 1, None),
+    # Classification targets (nncli.targets): the share of each target spread over all classes.
+    "label_smoothing": Interval(Real, 0, 1, closed="left"),
+    # Networks in an ensemble (nncli.ensemble).
+    "ensemble": Interval(Integral, 1, None),
     # Seeds of numpy's SeedSequence, which refuses negative numbers.
     "seed": Interval(Integral, 0, None),
 }

@@ -3,8 +3,9 @@ options: the arrays, the network, the optimiser, the trainer, the validation arr
 
 Options are a plain dict (the resolved configuration, stored in the model as it is):
 the CSV settings sep, no_header, columns, encoding; target, features, drop, id, task,
-standardize, impute, layers (hidden widths), activation, loss, optimizer, lr, momentum,
-beta1, beta2, eps, weight_decay, clip_norm, batch_size, epochs, schedule, lr_gamma,
+standardize, impute, dates, decimal, categorical, max_categories, class_weight,
+label_smoothing, refit, ensemble, layers (hidden widths), activation, loss, optimizer, lr,
+momentum, beta1, beta2, eps, weight_decay, clip_norm, batch_size, epochs, schedule, lr_gamma,
 lr_step_size, lr_patience, min_lr, val_split, early_stopping, init, seed, dtype, threads;
 for KAN networks arch ("mlp", "kan" or one kind per layer: a list of dense/kan), grid (intervals, a list: the first is the initial
 grid, the others the refinements), spline_order, grid_every, grid_adapt, kan_l1, kan_entropy.
@@ -27,8 +28,23 @@ def prepare_data(table, opts, split=True):
     return D.prepare_training(
         table, target=opts.get("target"), features=opts.get("features"), drop=opts.get("drop"),
         id_column=opts.get("id"), task=opts.get("task"),
-        standardize=opts.get("standardize", True), impute=opts.get("impute"),
-        validation_fraction=(opts.get("val_split") or 0.0) if split else 0.0, seed=opts.get("seed"))
+        standardize=opts.get("standardize", True), impute=impute_option(opts),
+        validation_fraction=(opts.get("val_split") or 0.0) if split else 0.0, seed=opts.get("seed"),
+        **column_options(opts))
+
+
+def impute_option(opts):
+    """The config's impute as `data` takes it: 'none' (the CLI's word) and unset are None."""
+    impute = opts.get("impute")
+    return None if impute == "none" else impute
+
+
+def column_options(opts):
+    """The options that decide column kinds (dates, decimal, categorical, max_categories), as
+    `data.choose_columns` takes them; a config from before them gets their old meaning."""
+    return {"dates": opts.get("dates") or "expand", "decimal": opts.get("decimal"),
+            "categorical": opts.get("categorical"),
+            "max_categories": opts.get("max_categories") or D.DEFAULT_MAX_CATEGORIES}
 
 
 def resolve_loss(opts, task):
@@ -120,6 +136,30 @@ def split_validation(data, val_table=None):
     return data.X[train], data.Y[train], (data.X[data.val_rows], data.Y[data.val_rows])
 
 
+def shape_targets(data, Y, validation, opts, train_rows=None):
+    """Class weights and label smoothing (nncli.targets) applied to the training targets Y
+    (the rows ``train_rows`` of data, None: all) and the validation pair's targets (weights
+    only); unchanged without those options. A ConfigError for a loss other than
+    cross-entropy, whose kernel alone reads them the way nncli.targets says."""
+    from nncli import targets as T
+    spec, eps = opts.get("class_weight"), opts.get("label_smoothing") or 0.0
+    if spec in (None, "none") and not eps:
+        return Y, validation
+    if data.task != "classification" or resolve_loss(opts, data.task) != "cross_entropy":
+        raise ConfigError("--class-weight and --label-smoothing apply to classification with "
+                          "the cross_entropy loss")
+    try:
+        T.check("label_smoothing", eps)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    labels = data.labels if train_rows is None else data.labels[train_rows]
+    weights = T.class_weights(spec, data.schema.classes, labels)
+    Y = T.shape_targets(Y, weights, eps)
+    if validation is not None and weights is not None:
+        validation = (validation[0], T.shape_targets(validation[1], weights))
+    return Y, validation
+
+
 def make_optimizer(opts):
     name = opts.get("optimizer") or "adam"
     # A config has a key per hyper-parameter (None when unset). Only those the optimiser
@@ -136,6 +176,8 @@ def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=
     """The Trainer of (X, Y), or with `cache` the StreamingTrainer of the cache's rows, or
     with an MPI communicator `comm` the data-parallel DistributedTrainer."""
     batch = opts.get("batch_size", 32)
+    if OPTIMIZERS[opts.get("optimizer") or "adam"].full_batch:
+        batch = "full"   # a sign-based rule on mini-batches follows noise, not the loss
     threads = opts.get("threads")
     if comm is not None and threads is None:
         from nncli import distributed

@@ -117,6 +117,12 @@ class TrainingRun:
             self.net = state["network"]
         self.val_table = self._read_val_data(read, state)
         X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
+        train_rows = self.data.train_rows if self.val_table is None else None
+        Y, self.validation = pipeline.shape_targets(self.data, Y, self.validation, self.config,
+                                                    train_rows)
+        if self.config.get("early_stopping") and self.validation is None \
+                and "early_stopping" not in self.given:
+            self.config["early_stopping"] = None   # the default's, with nothing to watch: off
         if self.config.get("early_stopping") and self.validation is None:
             raise ConfigError(
                 "--early-stopping watches the validation loss, but "
@@ -124,6 +130,16 @@ class TrainingRun:
                    "larger --val-split" if self.config.get("val_split") else
                    "there is no validation set (--val-split 0); use --val-split 0.2")
                 + " or --val-data FILE, or leave out --early-stopping")
+        self.train_arrays = (X, Y)
+        if (self.config.get("ensemble") or 1) > 1 and "kan" in self.net.kinds:
+            raise ConfigError("--ensemble takes dense networks; a KAN network's grids are its own")
+        if (self.config.get("ensemble") or 1) > 1 and (self.checkpoint or self.resume):
+            raise ConfigError("--ensemble cannot be combined with --checkpoint or --resume "
+                              "(a checkpoint holds one network)")
+        if self.comm is not None and ((self.config.get("ensemble") or 1) > 1
+                                      or self.config.get("optimizer") == "lbfgs"):
+            # Each would train on one rank's rows alone, outside the data-parallel epoch.
+            raise ConfigError("--distributed does not take --ensemble or --optimizer lbfgs")
         self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config,
                                              comm=self.comm)
         self.grid_schedule = pipeline.grid_schedule(self.config)
@@ -178,9 +194,18 @@ class TrainingRun:
         else:
             n_val = len(self.cache.val_rows)
             self.validation = (self.cache.val_rows, None) if n_val else None
+        if self.config.get("early_stopping") and self.validation is None \
+                and "early_stopping" not in self.given:
+            self.config["early_stopping"] = None   # the default's, with nothing to watch: off
         if self.config.get("early_stopping") and self.validation is None:
             raise ConfigError("--early-stopping watches the validation loss, but there is no "
                               "validation set; use --val-split 0.2 or leave out --early-stopping")
+        # What a streamed run does not do (yet): the options that need every row in memory.
+        for key, flag, off in (("ensemble", "--ensemble", 1), ("class_weight", "--class-weight", None),
+                               ("label_smoothing", "--label-smoothing", 0.0)):
+            if self.config.get(key) not in (None, off, "none"):
+                raise ConfigError(f"{flag} trains from rows in memory; this run streams from a "
+                                  "cache: leave it out, or train in memory (--no-cache)")
         rows = streaming.block_rows(self.config, self.cache, decision.budget)
         self.trainer = pipeline.make_trainer(self.net, None, None, arrays, self.config,
                                              cache=self.cache, block_rows=rows)
@@ -299,16 +324,70 @@ class TrainingRun:
             if log is not None:
                 log.close()
         meta = self.meta(final=True)
+        refit = self._refit(trainer, self.config)
+        if refit is not None:
+            net, meta["refit"] = refit
+        n = int(self.config.get("ensemble") or 1)
+        if n > 1:
+            from nncli.ensemble import Ensemble
+            seeds = [self._member_seed(k) for k in range(n)]
+            validated, final = [self.net], [net]
+            for seed in seeds[1:]:
+                v, f = self._member(seed)
+                validated.append(v)
+                final.append(f)
+            net = Ensemble(final)
+            meta["ensemble"] = {"members": n, "seeds": seeds,
+                                **self._ensemble_metrics(Ensemble(validated))}
         if self.writes:
             save_model(self.output, net, meta)
         h = trainer.history
         return {"model": self.output, "loss_log": self.loss_log, "task": self.data.task,
+                "refit": meta.get("refit"), "ensemble": meta.get("ensemble"),
+                "columns": D.column_notes(self.data.schema),
+                "rows_without_target": self.data.rows_without_target,
                 "layers": net.layers, "n_params": net.n_params, "epochs": trainer.epoch,
                 "stopped_early": h.stopped_early, "best_epoch": h.best_epoch,
                 "seconds": round(h.seconds, 6),
                 # Both already JSON-safe in the meta (non-finite values are None there).
                 "samples_per_second": meta["samples_per_second"],
                 **{k: v for k, v in meta["metrics"].items() if k != "epoch"}}
+
+    def _member_seed(self, k):
+        seed = self.config.get("seed")
+        return None if seed is None else seed + k
+
+    def _member(self, seed):
+        """Another member of an ensemble: the same rows, split and options, another seed for
+        its initialisation and shuffling; refit like the first. Returns ``(validated network,
+        saved network)`` (the same one without refit)."""
+        opts = {**self.config, "seed": seed}
+        net = pipeline.build_network(self.data, opts)
+        trainer = pipeline.make_trainer(net, *self.train_arrays, self.validation, opts)
+        trainer.run([])
+        refit = self._refit(trainer, opts)
+        return net, (net if refit is None else refit[0])
+
+    def _refit(self, trainer, config):
+        """With the refit option and rows held out by the split: a new network, from the same
+        seed, trained on every row (training and validation) for the epochs the validation
+        picked (early stopping's best epoch, else all that ran). Returns ``(network, record)``
+        or None. The held-out rows, now learned from, can no longer score it: the metrics stay
+        those of the run that chose the epochs."""
+        if (not config.get("refit") or self.validation is None or self.val_table is not None
+                or self.cache is not None   # a streamed run keeps its validated network
+                or "kan" in trainer.net.kinds):   # so does a KAN one (its grids change as it trains)
+            return None
+        epochs = trainer.history.best_epoch or trainer.epoch
+        if not epochs:
+            return None
+        net = pipeline.build_network(self.data, config)
+        opts = {**config, "epochs": epochs, "early_stopping": None}
+        Y, _ = pipeline.shape_targets(self.data, self.data.Y, None, config)
+        refit = pipeline.make_trainer(net, self.data.X, Y, None, opts, comm=self.comm)
+        refit.run([])
+        return net, {"epochs": int(epochs), "rows": int(len(self.data.X)),
+                     "seconds": round(refit.history.seconds, 6)}
 
     def execute(self, callbacks=()):
         """prepare() then train(callbacks): the whole run."""
@@ -335,6 +414,26 @@ class TrainingRun:
             return {"source": "file", "sha256": self.val_table.sha256, "rows": rows}
         return {"source": "split", "fraction": self.config["val_split"], "rows": rows}
 
+    def _ensemble_metrics(self, validated):
+        """The validation score of the averaged members as they were validated (before any
+        refit): accuracy, or RMSE/MAE/R² in the target's units. {} without validation rows."""
+        if self.validation is None or self.data.task == "reconstruct":
+            return {}
+        from nncli.predicting import Evaluation, evaluate_chunk, metrics
+        ev = Evaluation(self.data.task)
+        evaluate_chunk(ev, validated, self.data.schema, self._validation_table(),
+                       self.config.get("threads"))
+        m = metrics(ev, self.data.schema)
+        keys = ("accuracy",) if self.data.task == "classification" else ("rmse", "mae", "r2")
+        return json_safe({f"val_{k}": m[k] for k in keys})
+
+    def _validation_table(self):
+        """The validation rows as a table: the --val-data file, or the rows the split held out."""
+        if self.val_table is not None:
+            return self.val_table
+        rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]
+        return D.table_rows(self.table, rows)
+
     def _metrics_in_target_units(self):
         """Regression: RMSE, MAE and R² of the validation rows in the target's own units (the
         loss is computed on standardised targets), by the code `nncli evaluate` runs."""
@@ -346,10 +445,7 @@ class TrainingRun:
             ev = validation_sums(self.trainer, self.cache, self.data.schema)
             m = metrics(ev, self.data.schema)
             return json_safe({"val_rmse": m["rmse"], "val_mae": m["mae"], "val_r2": m["r2"]})
-        table = self.val_table
-        if table is None:
-            rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]
-            table = D.table_rows(self.table, rows)
+        table = self._validation_table()
         ev = Evaluation("regression")
         evaluate_chunk(ev, self.net, self.data.schema, table, self.config.get("threads"))
         m = metrics(ev, self.data.schema)
@@ -387,6 +483,10 @@ def held_out_table(data, meta, model):
     if val.get("source") != "split":
         raise ConfigError(f"{model} held out no rows (trained with --val-split 0); "
                           "evaluate it without --held-out")
+    if meta.get("refit") is not None:
+        raise ConfigError(f"{model} was refit on every row, the held-out ones included, so they "
+                          "cannot score it (its validation metrics are in nncli info); train "
+                          "with --no-refit to evaluate the held-out rows")
     table = D.read_csv(data, **read_options(config))
     if table.sha256 != meta.get("data_sha256"):
         raise ConfigError(f"{table.source} is not the data {model} was trained on (its sha256 "
@@ -394,8 +494,9 @@ def held_out_table(data, meta, model):
     try:
         rows = D.held_out_rows(table, target=config.get("target"), features=config.get("features"),
                                drop=config.get("drop"), id_column=config.get("id"),
-                               task=config.get("task"), impute=config.get("impute"),
-                               validation_fraction=val["fraction"], seed=meta.get("seed"))
+                               task=config.get("task"), impute=pipeline.impute_option(config),
+                               validation_fraction=val["fraction"], seed=meta.get("seed"),
+                               **pipeline.column_options(config))
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{model}: the validation record is damaged ({e})") from None
     if len(rows) != val.get("rows"):

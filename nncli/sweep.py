@@ -224,8 +224,19 @@ def applicable(config):
     return {**config, **{k: None for k in inapplicable(config)}}
 
 
-def _alive_here(worker):
-    """False when `worker` ('host:pid') names a process of this machine that is gone."""
+def _started(pid):
+    """When process `pid` started (Linux: /proc/PID/stat's starttime), or None if unknown:
+    told apart from a later process that got the same number."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive_here(worker, started=None):
+    """False when `worker` ('host:pid', started at `started`) names a process of this
+    machine that is gone — or whose number another process has taken since."""
     host, _, pid = (worker or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return True
@@ -235,7 +246,8 @@ def _alive_here(worker):
         return False
     except PermissionError:
         return True
-    return True
+    now = _started(pid)
+    return started is None or now is None or now == started
 
 
 class Sweep:
@@ -292,7 +304,7 @@ class Sweep:
         TrialState = self.optuna.trial.TrialState
         failed = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if not _alive_here(t.user_attrs.get("worker")):
+            if not _alive_here(t.user_attrs.get("worker"), t.user_attrs.get("worker_started")):
                 self.storage.set_trial_user_attr(t._trial_id, "fail_reason",
                                                  f"its worker {t.user_attrs['worker']} died")
                 self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -359,6 +371,7 @@ class Sweep:
 
     def _objective(self, trial):
         trial.set_user_attr("worker", self.worker)
+        trial.set_user_attr("worker_started", _started(os.getpid()))
         values = self._suggest(trial)
         config = applicable({**self.fixed, **{n: self.convert(n, v) for n, v in values.items()}})
         if self.jobs > 1 and self.fixed.get("threads") is None and "threads" not in values:

@@ -14,7 +14,7 @@ import numpy as np
 
 from nncli.errors import DivergenceError
 from nncli.functions import LOSSES, lookup
-from nncli.optim import as_optimizer
+from nncli.optim import OPTIMIZERS, as_optimizer
 from nncli.schedules import SCHEDULES
 
 EXPLODE_FACTOR = 1e4   # a loss this many times its first value (and above 1e4) has exploded
@@ -107,6 +107,7 @@ class Trainer:
         if validation is not None:
             Xv = network.as_input(validation[0])
             validation = (Xv, network.as_target(validation[1], len(Xv)))
+        early_stopping = early_stopping or None   # 0: off, as None
         if early_stopping is not None and validation is None:
             # Stopping on the training loss would only stop a run that has stopped learning
             # the training set, which is not what early stopping is for.
@@ -189,19 +190,37 @@ class Trainer:
         net = self.net
         engine = net.engine(self.batch_size, self.n_threads)
         # φ as it was before the current epoch: what is left to save if the epoch diverges.
-        self.phi_before_epoch = np.empty_like(net.phi)
+        # Allocated on the first call only (21 MB for the wide benchmark net; a caller that
+        # runs one epoch per call must not pay for a fresh array each time).
+        prev = getattr(self, "phi_before_epoch", None)
+        if prev is None or prev.shape != net.phi.shape or prev.dtype != net.phi.dtype:
+            self.phi_before_epoch = np.empty_like(net.phi)
         classifier = LOSSES[net.loss].output != "value"
+        solver = None
+        if OPTIMIZERS[self.opt.name].solver == "lbfgs":
+            from nncli.lbfgs import LBFGS
+            if getattr(self, "X", None) is None:
+                raise ValueError("lbfgs needs every training row in memory; it cannot stream")
+            if self.batch_size != len(self.X):
+                raise ValueError("lbfgs takes full batches: use batch_size='full'")
+            solver = LBFGS()
         while self.epoch < self.epochs:
             if net.phi.shape != self.phi_before_epoch.shape:
                 # A KAN grid refinement (nncli.kan.refine, from a callback) changed P: the
                 # optimiser's moments belonged to the old parameters, so it restarts.
                 self.restart_optimizer()
                 engine = net.engine(self.batch_size, self.n_threads)
+                if solver is not None:
+                    solver = type(solver)()   # its curvature pairs had the old length
                 self.phi_before_epoch = np.empty_like(net.phi)
             t0 = time.perf_counter()
             np.copyto(self.phi_before_epoch, net.phi)
             lr = self.schedule.lr(self.epoch)
-            loss = self._train_epoch(engine, lr)
+            if solver is not None:   # one full-batch iteration (nncli.lbfgs)
+                loss = solver.iterate(engine, net, self.X, self.Y, lr, self.opt.weight_decay)
+                self.opt.step_count += 1
+            else:
+                loss = self._train_epoch(engine, lr)
             self.epoch += 1
             self._check_divergence(loss)
             val_loss, metrics = math.nan, {}
@@ -235,7 +254,14 @@ class Trainer:
     def _train_epoch(self, engine, lr):
         """One epoch over the training rows in a new shuffled order; the mean loss."""
         opt = self.opt
-        idx = self.rng.permutation(len(self.X)).astype(np.int64, copy=False)
+        # rng.permutation(n) is arange(n) shuffled: the same order, in arrays made once
+        # (no allocation per epoch).
+        if getattr(self, "_order", None) is None or len(self._order) != len(self.X):
+            self._rows = np.arange(len(self.X), dtype=np.int64)
+            self._order = np.empty_like(self._rows)
+        idx = self._order
+        np.copyto(idx, self._rows)
+        self.rng.shuffle(idx)
         loss, opt.step_count = engine.train_epoch(
             self.X, self.Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
         return loss

@@ -160,7 +160,7 @@ def test_config_file_unknown_key(runner, tmp_path):
     (["--activation", "swish"], "--activation"),
     (["--batch-size", "zero"], "--batch-size"),
     (["--val-split", "1.5"], "--val-split"),
-    (["--optimizer", "lbfgs"], "--optimizer"),
+    (["--optimizer", "newton"], "--optimizer"),
 ])
 def test_bad_options_are_usage_errors(runner, args, needle):
     r = runner.invoke(cli, ["train", data("xor.csv"), *args])

@@ -417,10 +417,12 @@ def test_impute_mean_median_and_drop():
 
 def test_missing_target():
     t = read_csv(csv_bytes("a,y\n1,2\n2,\n3,4\n4,5\n"))
-    msg = err(DataError, prepare_training, t, impute="mean")
+    msg = err(DataError, prepare_training, t)
     assert msg.startswith("<stream>:3: column 'y' (2): missing target value")
-    d = prepare_training(t, impute="drop")
-    assert d.X.shape == (3, 1)
+    for impute in ("drop", "mean", "median"):   # the row is left out, and counted
+        d = prepare_training(t, impute=impute)
+        assert d.X.shape == (3, 1) and d.rows_without_target == 1 and d.rows_dropped == 1
+        assert d.line_numbers.tolist() == [2, 4, 5]
 
 
 def test_float32_overflow_is_an_error():

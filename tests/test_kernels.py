@@ -1,4 +1,6 @@
 """Each kernel against its plain numpy reference, both dtypes, awkward shapes."""
+import os
+
 import numpy as np
 import pytest
 
@@ -57,8 +59,23 @@ def test_gemm_rejects_mismatched_shapes():
         k_gemm.matmul(np.ones((2, 3)), np.ones((4, 2)))
 
 
-def test_gemm_reports_isa():
-    assert k_gemm.isa() in ("avx2", "generic")
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next(l for l in f if l.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return None
+
+
+def test_gemm_reports_isa_the_cpu_has():
+    # AVX-512 only where the CPU has it (a wrong choice would die with SIGILL elsewhere).
+    isa = k_gemm.isa()
+    assert isa in ("avx512", "avx2", "generic")
+    flags = cpu_flags()
+    if flags is not None and os.environ.get("NNCLI_GEMM_ISA") is None:
+        has512 = {"avx512f", "avx512dq", "avx512vl"} <= flags
+        has2 = {"avx2", "fma"} <= flags
+        assert isa == ("avx512" if has512 and has2 else "avx2" if has2 else "generic")
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))

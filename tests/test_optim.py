@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from nncli.optim import OPTIMIZERS, Optimizer
+from nncli.optim import OPTIMIZERS, STEP_RULES, Optimizer
 from nncli.schedules import SCHEDULES
 
 
@@ -83,7 +83,7 @@ def test_clip_by_global_norm():
     np.testing.assert_allclose(phi, [1 - 0.5 * 0.5 / math.sqrt(1.25), -2 - 0.5 / math.sqrt(1.25)])
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("name", list(STEP_RULES))
 def test_float32_matches_float64(name):
     a, _ = one_step(name, dtype=np.float32, steps=3)
     b, _ = one_step(name, dtype=np.float64, steps=3)
@@ -147,8 +147,8 @@ def test_hyperparameters_after_lr_are_keyword_only():
 
 
 def test_unknown_optimizer():
-    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
-        Optimizer("lbfgs")
+    with pytest.raises(ValueError, match="unknown optimizer 'bfgs'"):
+        Optimizer("bfgs")
 
 
 def test_schedules():
@@ -263,3 +263,71 @@ def test_the_gradient_is_not_modified():
     k_optim.step(phi, grad, s1, s2, OptimizerCode.ADAM, lr=0.1, momentum=0.9, beta2=0.999,
                  weight_decay=0.5, clip_norm=1.0)
     assert grad.tolist() == [3.0, -4.0]
+
+
+def test_irprop_steps_by_the_sign_and_adapts_the_step_size():
+    opt = Optimizer("irprop", lr=0.1)
+    phi = np.array([1.0, -2.0, 3.0])
+    # step 1: Δ = α = 0.1 each; no last gradient, so φ −= sign(g)·0.1
+    opt.step(phi, np.array([0.5, 1.0, -2.0]))
+    np.testing.assert_allclose(phi, [0.9, -2.1, 3.1])
+    # step 2, g = [0.3, −1, −7]: same sign → Δ = 1.2·0.1 = 0.12, step; sign flip → Δ = 0.5·0.1 =
+    # 0.05, no step and g is forgotten (iRprop−); same sign → 0.12
+    opt.step(phi, np.array([0.3, -1.0, -7.0]))
+    np.testing.assert_allclose(phi, [0.78, -2.1, 3.22])
+    np.testing.assert_allclose(opt.s2, [0.12, 0.05, 0.12])
+    np.testing.assert_allclose(opt.s1, [0.3, 0.0, -7.0])
+    # step 3, g = [1, 1, 1]: the forgotten g (0) keeps Δ = 0.05 and steps; the flip in the
+    # third halves 0.12 → 0.06 without a step
+    opt.step(phi, np.array([1.0, 1.0, 1.0]))
+    np.testing.assert_allclose(phi, [0.78 - 0.144, -2.15, 3.22])
+    np.testing.assert_allclose(opt.s2, [0.144, 0.05, 0.06])
+
+
+def test_irprop_fits_xor_in_full_batches():
+    from nncli.network import Network
+    from nncli.training import Trainer
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+    Y = np.array([[0], [1], [1], [0]], float)
+    net = Network([2, 4, 1], ["tanh"], "mse", dtype="float64", seed=3)
+    t = Trainer(net, X, Y, optimizer="irprop", batch_size="full", epochs=300, seed=0)
+    t.run()
+    assert net.loss_value(X, Y) < 1e-3
+
+
+def test_lbfgs_two_loop_by_hand():
+    from nncli.lbfgs import two_loop
+    # No pairs: steepest descent.
+    np.testing.assert_allclose(two_loop(np.array([1.0, -2.0]), []), [-1.0, 2.0])
+    # One pair s = (1, 0), y = (2, 0), g = (1, 1): ρ = 1/sᵀy = 1/2, α = ρ·sᵀg = 1/2,
+    # q = g − α·y = (0, 1), γ = sᵀy/yᵀy = 1/2 → r = (0, 1/2), β = ρ·yᵀr = 0,
+    # r += (α − β)·s = (1/2, 1/2): the curvature 2 along x gives 1/2, γ the rest; d = −r.
+    d = two_loop(np.array([1.0, 1.0]), [(np.array([1.0, 0.0]), np.array([2.0, 0.0]))])
+    np.testing.assert_allclose(d, [-0.5, -0.5])
+
+
+def test_lbfgs_solves_least_squares_in_a_few_iterations():
+    from nncli.network import Network
+    from nncli.training import Trainer
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    Y = X @ np.array([[1.5], [-2.0], [0.5]]) + 0.25
+    net = Network([3, 1], [], "mse", dtype="float64", seed=1)
+    history = Trainer(net, X, Y, optimizer="lbfgs", batch_size="full", epochs=25, seed=0).run()
+    losses = [r.train_loss for r in history.records]
+    assert all(b <= a for a, b in zip(losses, losses[1:]))   # the line search never goes up
+    assert net.loss_value(X, Y) < 1e-12
+    np.testing.assert_allclose(net.phi, [1.5, -2.0, 0.5, 0.25], atol=1e-6)
+
+
+def test_lbfgs_takes_full_batches_and_has_no_single_step():
+    from nncli.network import Network
+    from nncli.training import Trainer
+    net = Network([2, 1], [], "mse", dtype="float64")
+    X, Y = np.zeros((4, 2)), np.zeros((4, 1))
+    with pytest.raises(ValueError, match="full batches"):
+        Trainer(net, X, Y, optimizer="lbfgs", batch_size=2, epochs=1).run()
+    with pytest.raises(ValueError, match="no single update"):
+        Optimizer("lbfgs").step(np.zeros(2), np.ones(2))
+    with pytest.raises(ValueError, match="clip_norm does not apply to the lbfgs"):
+        Optimizer("lbfgs", clip_norm=1.0)

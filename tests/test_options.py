@@ -43,7 +43,7 @@ def test_options_that_do_not_apply_are_refused_from_a_config_file_too(runner, tm
 
 @pytest.mark.parametrize("args, message", [
     (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0."),
-    (["--early-stopping", "0"], "Invalid value for '--early-stopping': 0 is not in the range x>=1."),
+    (["--early-stopping", "-1"], "Invalid value for '--early-stopping': -1 is not in the range x>=0."),
     (["--threads", "0"], "Invalid value for '--threads': 0 is not in the range x>=1."),
     (["--lr", "0"], "Invalid value for '--lr': 0.0 is not in the range x>0."),
     (["--beta1", "1"], "Invalid value for '--beta1': 1.0 is not in the range 0<=x<1."),

@@ -109,7 +109,7 @@ def _train(here, *impute):
     return "m.npz"
 
 
-@pytest.mark.parametrize("impute, how", [([], "without --impute mean|median"),
+@pytest.mark.parametrize("impute, how", [(["--impute", "none"], "without --impute mean|median"),
                                           (["--impute", "drop"], "with --impute drop")])
 def test_predict_stops_at_a_missing_input_the_model_cannot_fill(here, impute, how):
     model = _train(here, *impute)

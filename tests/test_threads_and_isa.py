@@ -4,8 +4,11 @@
   in one fixed order) — checked bit for bit, 1 against 2 threads, on shapes large enough to
   run threaded on every path (blocked, transposed, the dot path).
 - README: same seed and same thread count give the same parameters φ, bit for bit.
-- The portable (non-AVX2) GEMM, which NNCLI_GEMM_ISA=generic forces, passes the kernel and
-  network tests on this machine too (the variable is read once per process: a subprocess).
+- The portable (non-AVX2) GEMM, which NNCLI_GEMM_ISA=generic forces, and the AVX2 path, which
+  NNCLI_GEMM_ISA=avx2 forces on an AVX-512 CPU, pass the kernel and network tests on this
+  machine too (the variable is read once per process: a subprocess).
+- n_threads decides the GEMM's threads even when another library lowered OpenMP's own count
+  (torch.set_num_threads(1) does omp_set_num_threads(1)).
 """
 import os
 import subprocess
@@ -50,16 +53,50 @@ def test_same_seed_and_thread_count_train_the_same_phi(n_threads, rng):
     assert phis[0] == phis[1]
 
 
-def test_generic_gemm_passes_the_kernel_tests(tmp_path):
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_forced_isa_passes_the_kernel_tests(isa, tmp_path):
+    # generic: the portable path; avx2: the Zen path, on a CPU that would pick AVX-512.
     # The subprocesses import the nncli this process imports (installed, or built in place),
     # and start outside the source tree, which would otherwise shadow an installed package.
-    env = dict(os.environ, NNCLI_GEMM_ISA="generic", PYTHONPATH=str(Path(nncli.__file__).parent.parent))
+    if isa == "avx2" and k_gemm.isa() == "generic":
+        pytest.skip("this CPU has no AVX2+FMA")
+    env = dict(os.environ, NNCLI_GEMM_ISA=isa, PYTHONPATH=str(Path(nncli.__file__).parent.parent))
     check = subprocess.run([sys.executable, "-c", "from nncli._kernels import gemm; print(gemm.isa())"],
                            cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert check.stdout.strip() == "generic", check.stderr
+    assert check.stdout.strip() == isa, check.stderr
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           str(ROOT / "tests" / "test_kernels.py"), str(ROOT / "tests" / "test_network.py"),
-                          "-k", "gemm or dense or layer or gradient or forward"],
+                          str(ROOT / "tests" / "test_threads_and_isa.py"),
+                          "-k", "(gemm or dense or layer or gradient or forward or same_seed)"
+                                " and not forced_isa"],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:]
     assert " passed" in run.stdout
+
+
+OMP_ONE_THEN_GEMM = """
+import ctypes, ctypes.util, sys
+import numpy as np
+from nncli._kernels import gemm
+# What torch.set_num_threads(1) does to OpenMP: nthreads-var = 1 for this thread.
+gomp = ctypes.CDLL(ctypes.util.find_library("gomp") or "libgomp.so.1")
+gomp.omp_set_num_threads(1)
+assert gomp.omp_get_max_threads() == 1
+a = np.ones((300, 700), np.float32); b = np.ones((700, 500), np.float32)
+gemm.matmul(a, b, n_threads=2)
+two = gemm.last_threads()
+gemm.matmul(a, b, n_threads=1)
+print(two, gemm.last_threads())
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+                    reason="needs two processors")
+def test_n_threads_decides_even_when_openmp_was_set_to_one_elsewhere(tmp_path):
+    # In a subprocess: lowering OpenMP's thread count would leak into the other tests.
+    env = dict(os.environ, PYTHONPATH=str(Path(nncli.__file__).parent.parent))
+    env.pop("OMP_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", OMP_ONE_THEN_GEMM], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["2", "1"]

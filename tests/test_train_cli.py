@@ -118,7 +118,7 @@ def test_regression_reports_validation_metrics_in_the_targets_units(here):
     runs = {}
     for name in ("curve", "big"):
         r = train(f"{name}.csv", "--layers", 16, "--activation", "tanh", "--epochs", 40, "--lr", 0.01,
-                  "--json", "--threads", 1)
+                  "--json", "--threads", 1, "--no-refit")
         assert r.exit_code == 0, r.output
         runs[name] = json.loads(r.stdout)
         assert f"val RMSE {runs[name]['val_rmse']:.4g}, MAE {runs[name]['val_mae']:.4g}, R² " in r.stderr
@@ -138,7 +138,7 @@ def test_regression_reports_validation_metrics_in_the_targets_units(here):
 
 
 def test_held_out_scores_exactly_the_validation_rows(here):
-    r = train("iris.csv", "--epochs", 30, "--seed", 5, "--val-split", 0.3, "--json", "-q")
+    r = train("iris.csv", "--epochs", 30, "--seed", 5, "--val-split", 0.3, "--json", "-q", "--no-refit")
     summary = json.loads(r.stdout)
     held = json.loads(evaluate("iris.npz", "iris.csv", "--held-out", "--json").stdout)
     assert held["rows"] == 45 and held["accuracy"] == summary["val_accuracy"]
@@ -150,7 +150,7 @@ def test_held_out_scores_exactly_the_validation_rows(here):
 def test_held_out_after_dropping_rows_with_missing_values(here):
     with open("gaps.csv", "w") as f:
         f.write("a,b,y\n" + "".join(f"{i},{'' if i % 6 == 0 else i % 5},{i % 2}\n" for i in range(60)))
-    r = train("gaps.csv", "--impute", "drop", "--epochs", 5, "-q", "--json")
+    r = train("gaps.csv", "--impute", "drop", "--epochs", 5, "-q", "--json", "--no-refit")
     assert r.exit_code == 0, r.output
     held = evaluate("gaps.npz", "gaps.csv", "--held-out", "--json")
     assert held.exit_code == 0, held.output
@@ -158,7 +158,7 @@ def test_held_out_after_dropping_rows_with_missing_values(here):
 
 
 def test_held_out_is_refused_when_the_rows_are_unknown(here):
-    assert train("iris.csv", "--epochs", 2, "-q").exit_code == 0
+    assert train("iris.csv", "--epochs", 2, "-q", "--no-refit").exit_code == 0
     with open("other.csv", "w") as f:
         f.write(open("iris.csv").read() + "5.0,3.0,1.5,0.2,setosa\n")
     r = evaluate("iris.npz", "other.csv", "--held-out")
@@ -170,6 +170,10 @@ def test_held_out_is_refused_when_the_rows_are_unknown(here):
     assert train("iris.csv", "--epochs", 2, "-q", "--val-split", 0, "-o", "none.npz").exit_code == 0
     r = evaluate("none.npz", "iris.csv", "--held-out")
     assert r.exit_code == 2 and "held out no rows" in r.stderr and len(r.stderr.splitlines()) == 1
+    # A refit model learned from the held-out rows too: they cannot score it.
+    assert train("iris.csv", "--epochs", 2, "-q", "-o", "refit.npz").exit_code == 0
+    r = evaluate("refit.npz", "iris.csv", "--held-out")
+    assert r.exit_code == 2 and "refit on every row" in r.stderr and "--no-refit" in r.stderr
 
 
 def test_devices_may_take_several_outputs(here):
@@ -181,7 +185,7 @@ def test_held_out_reads_the_file_as_training_read_it(here):
     with open("nh.csv", "w") as f:
         f.write("".join(f"{i % 7};{(i * 3) % 5};{'ab'[i % 2]}\n" for i in range(40)))
     r = train("nh.csv", "--no-header", "--columns", "p,q,k", "--target", "k", "--epochs", 3,
-              "-q", "--json", "--val-split", 0.25)
+              "-q", "--json", "--val-split", 0.25, "--no-refit")
     assert r.exit_code == 0, r.output
     held = evaluate("nh.npz", "nh.csv", "--held-out", "--json")
     assert held.exit_code == 0, held.output

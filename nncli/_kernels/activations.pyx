@@ -6,11 +6,27 @@ what the forward pass stored, so that the derivative can reuse it (tanhâ€² = 1 â
 dispatch: one switch per call, then a plain loop over contiguous memory calling the pair,
 which gcc inlines and vectorises where the function allows it.
 
+Layers whose function needs a transcendental (tanh, sigmoid, gelu, elu, softplus, sin) go
+through vmath.c instead when the CPU has AVX2+FMA: 8 (float32) or 4 (float64) lanes of
+polynomial approximations with stated ulp bounds (vmath.c, tests/test_vmath.py) in place of
+scalar libm calls, which gcc cannot vectorise (float64 erf stays libm, per lane). The generic
+ISA (NNCLI_GEMM_ISA=generic, or no AVX2+FMA) keeps the libm pairs below.
+
 Adding an activation: its code in activations.pxd, a pair here, a branch in each dispatch,
 and one entry in nncli.functions.ACTIVATIONS.
 """
 import numpy as np
 from cython cimport floating
+
+cdef extern from "vmath.h" nogil:
+    int nn_vm_f32(int fn, float *y, const float *x, long n)
+    int nn_vact_fwd_f32(int code, float *h, const float *f, long n)
+    int nn_vact_bwd_f32(int code, float *d, const float *f, long n)
+    int nn_vm_f64(int fn, double *y, const double *x, long n)
+    int nn_vact_fwd_f64(int code, double *h, const double *f, long n)
+    int nn_vact_bwd_f64(int code, double *d, const double *f, long n)
+    int nn_vm_enabled()
+    int NN_VM_EXP, NN_VM_EXPM1, NN_VM_TANH, NN_VM_SIGMOID, NN_VM_LOG1P, NN_VM_ERF, NN_VM_SIN, NN_VM_COS
 from libc.math cimport (exp, expm1, log1p, tanh, erf, sin, cos, fabs,
                         expf, expm1f, log1pf, tanhf, erff, sinf, cosf)
 
@@ -134,6 +150,13 @@ cdef inline floating sin_bwd(floating d, floating f, floating h) noexcept nogil:
 cdef void activation_forward(floating *h, const floating *f, Py_ssize_t n, int code) noexcept nogil:
     """h = a(f) over n values (identity: a copy, or nothing when h is f)."""
     cdef Py_ssize_t i
+    if code > LEAKY_RELU:
+        if floating is float:
+            if nn_vact_fwd_f32(code, h, f, n):
+                return
+        else:
+            if nn_vact_fwd_f64(code, h, f, n):
+                return
     if code == IDENTITY:
         if h != f:
             for i in range(n):
@@ -170,6 +193,13 @@ cdef void activation_backward(floating *d, const floating *f, const floating *h,
     cdef Py_ssize_t i
     # In place, so that d, f and h are three distinct buffers and gcc vectorises every
     # loop (it cannot prove an output that may alias an input is safe).
+    if code == GELU or code == SOFTPLUS or code == SIN:
+        if floating is float:
+            if nn_vact_bwd_f32(code, d, f, n):
+                return
+        else:
+            if nn_vact_bwd_f64(code, d, f, n):
+                return
     if code == RELU:
         for i in range(n):
             d[i] = relu_bwd(d[i], f[i], h[i])
@@ -216,3 +246,27 @@ def backward(floating[::1] dh, floating[::1] f, floating[::1] h, int code):
         with nogil:
             activation_backward(&df[0], &f[0], &h[0], f.shape[0], code)
     return out
+
+
+VMATH = {"exp": NN_VM_EXP, "expm1": NN_VM_EXPM1, "tanh": NN_VM_TANH, "sigmoid": NN_VM_SIGMOID,
+         "log1p": NN_VM_LOG1P, "erf": NN_VM_ERF, "sin": NN_VM_SIN, "cos": NN_VM_COS}
+
+
+def vmath_enabled():
+    """True when float32 activations use the vectorised transcendentals (AVX2+FMA)."""
+    return bool(nn_vm_enabled())
+
+
+def vmath(str name, floating[::1] x):
+    """The vectorised `name` (a key of VMATH) of x, float32 or float64 (testing); None when
+    the vector code does not run on this CPU (or for float64 erf, which has none)."""
+    out = np.empty(x.shape[0], dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] y = out
+    cdef int fn = VMATH[name], ok = 1
+    if x.shape[0]:
+        with nogil:
+            if floating is float:
+                ok = nn_vm_f32(fn, &y[0], &x[0], x.shape[0])
+            else:
+                ok = nn_vm_f64(fn, &y[0], &x[0], x.shape[0])
+    return out if ok else None

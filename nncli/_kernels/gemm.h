@@ -18,5 +18,11 @@ void nn_gemm_f64(int trans_a, int trans_b, long M, long N, long K,
                  double beta, double *C, long ldc, int n_threads);
 /* Which code path runs on this CPU: "avx2" or "generic". */
 const char *nn_gemm_isa(void);
+/* Team size of the calling thread's last product (1 if it ran serially). */
+int nn_gemm_last_threads(void);
+/* CPU vendor (0 other, 1 Intel, 2 AMD), family and model, from CPUID. */
+void nn_cpu_id(int *vendor, int *family, int *model);
+/* FMA throughput probe for benchmarks (see gemm_common.h); NaN without the ISA. */
+double nn_fma_probe(long iters, int width);
 
 #endif

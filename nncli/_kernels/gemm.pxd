@@ -9,6 +9,9 @@ cdef extern from "gemm.h" nogil:
                      const double *A, long lda, const double *B, long ldb,
                      double beta, double *C, long ldc, int n_threads)
     const char *nn_gemm_isa()
+    int nn_gemm_last_threads()
+    void nn_cpu_id(int *vendor, int *family, int *model)
+    double nn_fma_probe(long iters, int width)
 
 cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                const floating *A, Py_ssize_t lda,      # IN  op(A): M×K

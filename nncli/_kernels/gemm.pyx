@@ -25,24 +25,66 @@ def isa():
     return nn_gemm_isa().decode()
 
 
-def matmul(floating[:, ::1] a, floating[:, ::1] b, bint trans_a=False, bint trans_b=False,
-           floating[:, ::1] out=None, bint accumulate=False, int n_threads=1):
-    """op(a) @ op(b) through our kernel (for tests and benchmarks)."""
-    cdef Py_ssize_t M = a.shape[1] if trans_a else a.shape[0]
-    cdef Py_ssize_t K = a.shape[0] if trans_a else a.shape[1]
-    cdef Py_ssize_t Kb = b.shape[1] if trans_b else b.shape[0]
-    cdef Py_ssize_t N = b.shape[0] if trans_b else b.shape[1]
+def last_threads():
+    """How many threads the last product this thread ran used (1: serial) — for tests."""
+    return nn_gemm_last_threads()
+
+
+def cpu():
+    """(vendor, family, model) of this CPU from CPUID, e.g. ('intel', 6, 167), ('amd', 25, 1)."""
+    cdef int v, f, m
+    nn_cpu_id(&v, &f, &m)
+    return ({1: "intel", 2: "amd"}.get(v, "other"), f, m)
+
+
+def fma_probe(long iters, int width=256):
+    """Run `iters` rounds of 12 independent FMA chains on 256- or 512-bit float vectors
+    (benchmarks: time it for the CPU's FMA peak; flops = iters·12·width/32·2). Returns a
+    checksum, NaN when the CPU lacks the instructions."""
+    cdef double r
+    with nogil:
+        r = nn_fma_probe(iters, width)
+    return r
+
+
+def matmul(cnp.ndarray a, cnp.ndarray b, bint trans_a=False, bint trans_b=False,
+           cnp.ndarray out=None, bint accumulate=False, int n_threads=1):
+    """op(a) @ op(b) through our kernel (for tests and benchmarks). a, b (and out) are
+    C-contiguous 2-D arrays of one dtype, float32 or float64. Plain arrays, not memoryviews:
+    acquiring three typed memoryviews costs a few µs per call, which would dwarf the kernel on
+    the small products benchmarked against numpy (training calls the kernel from C)."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError("a and b must be 2-D")
+    dt = a.dtype
+    if dt != np.float32 and dt != np.float64:
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    if b.dtype != dt or (out is not None and out.dtype != dt):
+        raise ValueError("a, b and out must share one dtype")
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_IS_C_CONTIGUOUS(b)):
+        raise ValueError("a and b must be C-contiguous")
+    cdef Py_ssize_t ra = a.shape[0], ca = a.shape[1], rb = b.shape[0], cb = b.shape[1]
+    cdef Py_ssize_t M = ca if trans_a else ra
+    cdef Py_ssize_t K = ra if trans_a else ca
+    cdef Py_ssize_t Kb = cb if trans_b else rb
+    cdef Py_ssize_t N = rb if trans_b else cb
     if K != Kb:
         raise ValueError(f"inner dimensions differ: {K} vs {Kb}")
     if out is None:
-        out = np.empty((M, N), dtype=np.float32 if floating is float else np.float64)
-    if out.shape[0] != M or out.shape[1] != N:
-        raise ValueError(f"out has shape ({out.shape[0]}, {out.shape[1]}), expected ({M}, {N})")
-    cdef floating beta = 1 if accumulate else 0
-    # Empty operands: pointers of zero-size views may be NULL; the kernel never reads them.
-    cdef const floating *pa = &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL
-    cdef const floating *pb = &b[0, 0] if b.shape[0] > 0 and b.shape[1] > 0 else NULL
-    cdef floating *pc = &out[0, 0] if M > 0 and N > 0 else NULL
+        out = np.empty((M, N), dtype=dt)
+    elif out.ndim != 2 or out.shape[0] != M or out.shape[1] != N:
+        raise ValueError(f"out has shape {np.shape(out)}, expected ({M}, {N})")
+    elif not cnp.PyArray_IS_C_CONTIGUOUS(out):
+        raise ValueError("out must be C-contiguous")
+    cdef bint f32 = dt == np.float32
+    # Empty operands: their data pointers are never read by the kernel.
+    cdef void *pa = cnp.PyArray_DATA(a)
+    cdef void *pb = cnp.PyArray_DATA(b)
+    cdef void *pc = cnp.PyArray_DATA(out)
     with nogil:
-        gemm(trans_a, trans_b, M, N, K, pa, a.shape[1], pb, b.shape[1], beta, pc, N, n_threads)
-    return np.asarray(out)
+        if f32:
+            gemm(trans_a, trans_b, M, N, K, <const float *>pa, ca, <const float *>pb, cb,
+                 <float>(1 if accumulate else 0), <float *>pc, N, n_threads)
+        else:
+            gemm(trans_a, trans_b, M, N, K, <const double *>pa, ca, <const double *>pb, cb,
+                 <double>(1 if accumulate else 0), <double *>pc, N, n_threads)
+    return out

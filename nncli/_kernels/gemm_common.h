@@ -33,6 +33,7 @@
 #define NN_GEMM_X86 1
 #include <immintrin.h>
 #define NN_AVX2 __attribute__((target("avx2,fma")))
+#define NN_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
 #else
 #define NN_GEMM_X86 0
 #endif
@@ -95,17 +96,50 @@
 #define NN_GEMM_NC_F64 1024
 #endif
 
-/* ---- ISA selection (cached) ---- */
-static int nn_gemm_isa_cache = -1;   /* -1 unknown, 0 generic, 1 avx2+fma */
+/* AVX-512 cache blocking (MC multiple of 12, NC multiple of 32/16): the 12 x 32 (f32) or
+   12 x 16 (f64) kernel reads a KC x NR micro-panel of B per K step (KC 256: 32 KB, in a 48 KB
+   L1d) against an MC x KC block of A in L2 (2 MB per core on the Xeon this was swept on). */
+#ifndef NN_GEMM_ZMC_F32
+#define NN_GEMM_ZMC_F32 192
+#endif
+#ifndef NN_GEMM_ZKC_F32
+#define NN_GEMM_ZKC_F32 256
+#endif
+#ifndef NN_GEMM_ZNC_F32
+#define NN_GEMM_ZNC_F32 4096
+#endif
+#ifndef NN_GEMM_ZMC_F64
+#define NN_GEMM_ZMC_F64 192
+#endif
+#ifndef NN_GEMM_ZKC_F64
+#define NN_GEMM_ZKC_F64 256
+#endif
+#ifndef NN_GEMM_ZNC_F64
+#define NN_GEMM_ZNC_F64 2048
+#endif
+
+/* ---- ISA selection (cached) ----
+ * avx512: CPUs with AVX-512F (the OS saving zmm state: libgcc checks XCR0);
+ * avx2: AVX2 + FMA (Zen 1/2/3, Haswell and later); generic: anything else.
+ * NNCLI_GEMM_ISA=generic or =avx2 caps the choice (tests; Zen-like runs on an Intel CPU). */
+static int nn_gemm_isa_cache = -1;   /* -1 unknown, 0 generic, 1 avx2+fma, 2 avx512 */
 
 static int nn_gemm_isa_detect(void)
 {
     const char *e = getenv("NNCLI_GEMM_ISA");
+    int cap = 2;
     if (e && (strcmp(e, "generic") == 0 || strcmp(e, "GENERIC") == 0)) return 0;
+    if (e && (strcmp(e, "avx2") == 0 || strcmp(e, "AVX2") == 0)) cap = 1;
 #if NN_GEMM_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        if (cap >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+            && __builtin_cpu_supports("avx512vl"))
+            return 2;
+        return 1;
+    }
 #endif
+    (void)cap;
     return 0;
 }
 
@@ -121,8 +155,86 @@ static inline int nn_gemm_isa_id(void)
 
 const char *nn_gemm_isa(void)
 {
-    return nn_gemm_isa_id() == 1 ? "avx2" : "generic";
+    const int id = nn_gemm_isa_id();
+    return id == 2 ? "avx512" : id == 1 ? "avx2" : "generic";
 }
+
+/* ---- CPU facts for tuning and benchmarks: vendor (0 other, 1 Intel, 2 AMD), family, model ---- */
+void nn_cpu_id(int *vendor, int *family, int *model)
+{
+    *vendor = 0; *family = 0; *model = 0;
+#if NN_GEMM_X86
+    __builtin_cpu_init();
+    *vendor = __builtin_cpu_is("intel") ? 1 : __builtin_cpu_is("amd") ? 2 : 0;
+    unsigned int a, b, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+    const unsigned base_f = (a >> 8) & 0xf, base_m = (a >> 4) & 0xf;
+    *family = (int)(base_f == 0xf ? base_f + ((a >> 20) & 0xff) : base_f);
+    *model = (int)((base_f == 0x6 || base_f == 0xf) ? (((a >> 16) & 0xf) << 4) + base_m : base_m);
+#endif
+}
+
+/* ---- FMA throughput probe (benchmarks): `iters` rounds of 12 independent FMA chains on
+ * 256-bit (width 256) or 512-bit (width 512) float vectors.  Returns a value that depends on
+ * every chain so the loop cannot be removed; flops = iters * 12 * (width / 32) * 2.
+ * Returns NaN when the CPU lacks the ISA. ---- */
+#if NN_GEMM_X86
+NN_AVX2 static float nn_fma_probe256(long iters)
+{
+    __m256 c[12];
+    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) c[i] = _mm256_set1_ps((float)i);
+    for (long t = 0; t < iters; t++)
+        for (int i = 0; i < 12; i++) c[i] = _mm256_fmadd_ps(c[i], a, b);
+    __m256 s = c[0];
+    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, c[i]);
+    float o[8];
+    _mm256_storeu_ps(o, s);
+    return o[0] + o[7];
+}
+__attribute__((target("avx512f,avx2,fma"))) static float nn_fma_probe512(long iters)
+{
+    __m512 c[12];
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) c[i] = _mm512_set1_ps((float)i);
+    for (long t = 0; t < iters; t++)
+        for (int i = 0; i < 12; i++) c[i] = _mm512_fmadd_ps(c[i], a, b);
+    __m512 s = c[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, c[i]);
+    return _mm512_reduce_add_ps(s);
+}
+#endif
+
+double nn_fma_probe(long iters, int width)
+{
+#if NN_GEMM_X86
+    __builtin_cpu_init();
+    if (width == 256 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return nn_fma_probe256(iters);
+    if (width == 512 && __builtin_cpu_supports("avx512f"))
+        return nn_fma_probe512(iters);
+#endif
+    (void)iters; (void)width;
+    return __builtin_nan("");
+}
+
+/* ---- threads ----
+ * The caller's n_threads decides, capped by the processors this process may run on only:
+ * not by OpenMP's nthreads-var (omp_get_max_threads), which another library in the process
+ * may have lowered (torch.set_num_threads(1) calls omp_set_num_threads(1)).  The parallel
+ * regions pass num_threads(nt) explicitly, which overrides nthreads-var.
+ * nn_gemm_last_threads(): the team size of the calling thread's last product (1 when it ran
+ * serially; tiny products are not recorded) -- a kernel-level check for tests. */
+static NN_TLS int nn_gemm_last_nt = 1;
+#ifdef _OPENMP
+static inline int nn_gemm_max_threads(void)
+{
+    const int p = omp_get_num_procs();
+    return p > 0 ? p : 1;
+}
+#endif
+static inline void nn_gemm_note_threads(int t) { nn_gemm_last_nt = t; }
+int nn_gemm_last_threads(void) { return nn_gemm_last_nt; }
 
 /* ---- per-thread workspace (64-byte aligned, grown on demand, never shrinks) ---- */
 typedef struct { void *raw; void *p; size_t cap; } nn_gemm_ws_t;

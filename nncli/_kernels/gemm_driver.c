@@ -167,18 +167,51 @@ NN_INLINE void NN_FN(nn_gemm_packA_body_)(int ta, long mc, long kc, const NN_T *
     }
 }
 
+#if NN_GEMM_X86
+/* The packing loops compiled for the ISA of the kernel they feed (wider loads and stores;
+   they are only called on the paths chosen for a CPU that has that ISA). */
+NN_AVX512 static void NN_FN(nn_gemm_packB_z_)(int tb, long kc, long nc, const NN_T *B, long ldb,
+                                              long pc, long jc, NN_T *dst)
+{
+    NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_ZNR);
+}
+NN_AVX512 static void NN_FN(nn_gemm_packA_z_)(int ta, long mc, long kc, const NN_T *A, long lda,
+                                              long ic, long pc, NN_T *dst)
+{
+    NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_ZMR);
+}
+NN_AVX2 static void NN_FN(nn_gemm_packB_y_)(int tb, long kc, long nc, const NN_T *B, long ldb,
+                                            long pc, long jc, NN_T *dst)
+{
+    NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_NR);
+}
+NN_AVX2 static void NN_FN(nn_gemm_packA_y_)(int ta, long mc, long kc, const NN_T *A, long lda,
+                                            long ic, long pc, NN_T *dst)
+{
+    NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_MR);
+}
+#endif
+
 static void NN_FN(nn_gemm_packB_)(int tb, long kc, long nc, const NN_T *B, long ldb, long pc, long jc,
                                   NN_T *dst, int nr)
 {
-    if (nr == NN_NR) NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_NR);
-    else NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_GNR);
+#if NN_GEMM_X86
+    if (nr == NN_ZNR) NN_FN(nn_gemm_packB_z_)(tb, kc, nc, B, ldb, pc, jc, dst);
+    else if (nr == NN_NR) NN_FN(nn_gemm_packB_y_)(tb, kc, nc, B, ldb, pc, jc, dst);
+    else
+#endif
+    NN_FN(nn_gemm_packB_body_)(tb, kc, nc, B, ldb, pc, jc, dst, NN_GNR);
 }
 
 static void NN_FN(nn_gemm_packA_)(int ta, long mc, long kc, const NN_T *A, long lda, long ic, long pc,
                                   NN_T *dst, int mr)
 {
-    if (mr == NN_MR) NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_MR);
-    else NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_GMR);
+#if NN_GEMM_X86
+    if (mr == NN_ZMR) NN_FN(nn_gemm_packA_z_)(ta, mc, kc, A, lda, ic, pc, dst);
+    else if (mr == NN_MR) NN_FN(nn_gemm_packA_y_)(ta, mc, kc, A, lda, ic, pc, dst);
+    else
+#endif
+    NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_GMR);
 }
 
 /* ---- blocked driver over C[0:M, 0:N] (sub-problem of one thread) ---- */
@@ -203,7 +236,7 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
 
     const long bsz = nn_gemm_rup(KCb * nn_gemm_min(NCb, nn_gemm_rup(N, NR)), 16);
     const long asz = packa ? KCb * nn_gemm_min(MCb, nn_gemm_rup(M, MR)) : 0;
-    NN_T *Bp = (NN_T *)nn_gemm_ws((size_t)(bsz + asz) * sizeof(NN_T) + 64 * NN_NR * sizeof(NN_T));
+    NN_T *Bp = (NN_T *)nn_gemm_ws((size_t)(bsz + asz + MR * NR) * sizeof(NN_T) + 64);
     if (!Bp) { /* out of memory: fall back to plain loops (slow but correct) */
         for (long i = 0; i < M; i++)
             for (long j = 0; j < N; j++) {
@@ -236,6 +269,14 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                         const long mr = nn_gemm_min(MR, mc - ir);
                         NN_T *cp = C + (ic + ir) * rsc + (jc + jr) * csc;
                         const int full = (csc == 1) && (nr == NR) && (packa ? mr == MR : 1);
+                        if (!full && csc == 1 && cfg->edge) {   /* corner: masked, in place */
+                            if (packa)
+                                cfg->edge((int)mr, (int)nr, kc, Ap + ir * kc, 1, MR, bp, cp, rsc, bt);
+                            else
+                                cfg->edge((int)mr, (int)nr, kc, A + (ic + ir) * rsa + pc * csa, rsa,
+                                          csa, bp, cp, rsc, bt);
+                            continue;
+                        }
                         NN_T *cdst = full ? cp : tmp;
                         const long cld = full ? rsc : NR;
                         const NN_T cb = full ? bt : (NN_T)0;
@@ -281,7 +322,7 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
 #ifdef _OPENMP
     int nt = n_threads;
     if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS) {
-        const int mx = omp_get_max_threads();
+        const int mx = nn_gemm_max_threads();
         if (nt > mx) nt = mx;
     } else {
         nt = 1;
@@ -292,22 +333,31 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
         const long tiles = splitn ? ntn : ntm;
         if (tiles < nt) nt = (int)tiles;
         if (nt > 1) {
+/* Two chunks of tiles per thread, handed out dynamically: on a busy machine a thread that
+   loses its core leaves its second chunk to the other, instead of the whole product waiting
+   for it (one extra packing of the other operand per thread is the price). The chunks are
+   fixed by the shape and each C element's sum does not depend on who computes it: results
+   stay bit-identical. */
+            const long nch = tiles >= 2L * nt ? 2L * nt : tiles;
 #pragma omp parallel num_threads(nt)
             {
-                const int t = omp_get_thread_num(), T = omp_get_num_threads();
-                const long t0 = tiles * t / T, t1 = tiles * (t + 1) / T;
-                if (splitn) {
-                    const long j0 = t0 * cfg->nr, j1 = nn_gemm_min(t1 * cfg->nr, N);
-                    if (j1 > j0)
-                        NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, j1 - j0, K, A, lda,
-                                                B + (tb ? j0 * ldb : j0), ldb, beta, C + j0 * csc,
-                                                rsc, csc);
-                } else {
-                    const long i0 = t0 * cfg->mr, i1 = nn_gemm_min(t1 * cfg->mr, M);
-                    if (i1 > i0)
-                        NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, i1 - i0, N, K,
-                                                A + (ta ? i0 : i0 * lda), lda, B, ldb, beta,
-                                                C + i0 * rsc, rsc, csc);
+                if (omp_get_thread_num() == 0) nn_gemm_note_threads(omp_get_num_threads());
+#pragma omp for schedule(dynamic, 1)
+                for (long ch = 0; ch < nch; ch++) {
+                    const long t0 = tiles * ch / nch, t1 = tiles * (ch + 1) / nch;
+                    if (splitn) {
+                        const long j0 = t0 * cfg->nr, j1 = nn_gemm_min(t1 * cfg->nr, N);
+                        if (j1 > j0)
+                            NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, j1 - j0, K, A, lda,
+                                                    B + (tb ? j0 * ldb : j0), ldb, beta,
+                                                    C + j0 * csc, rsc, csc);
+                    } else {
+                        const long i0 = t0 * cfg->mr, i1 = nn_gemm_min(t1 * cfg->mr, M);
+                        if (i1 > i0)
+                            NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, i1 - i0, N, K,
+                                                    A + (ta ? i0 : i0 * lda), lda, B, ldb, beta,
+                                                    C + i0 * rsc, rsc, csc);
+                    }
                 }
             }
             return;
@@ -316,6 +366,7 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
 #else
     (void)n_threads;
 #endif
+    nn_gemm_note_threads(1);
     NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, N, K, A, lda, B, ldb, beta, C, rsc, csc);
 }
 
@@ -340,7 +391,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 
 #if NN_GEMM_X86
     /* A.B^T with one side <= 16 long and K long enough: the dot path (no packing). */
-    if (!trans_a && trans_b && K >= NN_GEMM_DOT_K && (N <= 16 || M <= 16) && nn_gemm_isa_id() == 1) {
+    if (!trans_a && trans_b && K >= NN_GEMM_DOT_K && (N <= 16 || M <= 16) && nn_gemm_isa_id() >= 1) {
         const int ny = (N <= 16 && (N <= M || M > 16));   /* Y = the short side */
         const long nx = ny ? M : N, nyl = ny ? N : M;
         const NN_T *X = ny ? A : B, *Y = ny ? B : A;
@@ -349,7 +400,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 #ifdef _OPENMP
         int nt = n_threads;
         if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS && nx >= 24) {
-            const int mx = omp_get_max_threads();
+            const int mx = nn_gemm_max_threads();
             if (nt > mx) nt = mx;
         } else {
             nt = 1;
@@ -358,6 +409,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 #pragma omp parallel num_threads(nt)
             {
                 const int t = omp_get_thread_num(), T = omp_get_num_threads();
+                if (t == 0) nn_gemm_note_threads(T);
                 const long blk = (nx + 11) / 12;   /* split on 12-row boundaries */
                 const long r0 = nn_gemm_min(blk * t / T * 12, nx);
                 const long r1 = nn_gemm_min(blk * (t + 1) / T * 12, nx);
@@ -368,6 +420,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
             return;
         }
 #endif
+        nn_gemm_note_threads(1);
         NN_FN(nn_dot_avx2_)(nx, nyl, K, X, ldx, Y, ldy, beta, C, rsc, csc);
         return;
     }
@@ -375,16 +428,23 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 
     NN_FN(nn_gemm_cfg_t_) cfg;
 #if NN_GEMM_X86
-    if (nn_gemm_isa_id() == 1) {
+    if (nn_gemm_isa_id() == 2) {
+        cfg.mr = NN_ZMR; cfg.nr = NN_ZNR; cfg.mc = NN_ZMC; cfg.kc = NN_ZKC; cfg.nc = NN_ZNC;
+        cfg.packed = NN_FN(nn_ukr_avx512_packed_);
+        cfg.sup = NN_FN(nn_ukr_avx512_sup_);
+        cfg.edge = NN_FN(nn_ukr_avx512_edge_);
+    } else if (nn_gemm_isa_id() == 1) {
         cfg.mr = NN_MR; cfg.nr = NN_NR; cfg.mc = NN_MC; cfg.kc = NN_KC; cfg.nc = NN_NC;
         cfg.packed = NN_FN(nn_ukr_avx2_packed_);
         cfg.sup = NN_FN(nn_ukr_avx2_sup_);
+        cfg.edge = 0;
     } else
 #endif
     {
         cfg.mr = NN_GMR; cfg.nr = NN_GNR; cfg.mc = NN_GMC; cfg.kc = NN_GKC; cfg.nc = NN_GNC;
         cfg.packed = NN_FN(nn_ukr_gen_);
         cfg.sup = 0;
+        cfg.edge = 0;
     }
 
     /* Orientation: C = op(A) op(B), or C^T = op(B)^T op(A)^T (computed with C's strides swapped)
@@ -407,6 +467,11 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 }
 
 #undef NN_FN
+#undef NN_ZMR
+#undef NN_ZNR
+#undef NN_ZMC
+#undef NN_ZKC
+#undef NN_ZNC
 #undef NN_MR
 #undef NN_NR
 #undef NN_MC

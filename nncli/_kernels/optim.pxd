@@ -10,6 +10,7 @@ cpdef enum OptimizerCode:
     ADAGRAD = 4      # s += g²;  φ −= α·g/(√s + ε)
     ADAM = 5         # m, v moments with bias correction
     ADAMW = 6        # Adam with decoupled weight decay
+    IRPROP = 7       # iRprop−: a step size per parameter, grown or shrunk by the gradient's sign
 
 cdef struct OptimConfig:
     int code
@@ -24,8 +25,8 @@ cdef struct OptimConfig:
 cdef void optim_step(floating *phi,        # INOUT P parameters
                      const floating *grad, # IN    P gradient ∂L/∂φ (read only: decay and
                                            #       clipping are applied on the fly)
-                     floating *s1,         # INOUT P first state (velocity, m, or Σg²)
-                     floating *s2,         # INOUT P second state (Adam's v); only Adam reads it
+                     floating *s1,         # INOUT P first state (velocity, m, Σg², or iRprop's last g)
+                     floating *s2,         # INOUT P second state (Adam's v, iRprop's step sizes)
                      Py_ssize_t P, OptimConfig *cfg) noexcept nogil
 
 cdef OptimConfig optim_config(int code, double lr, double momentum, double beta2, double eps,

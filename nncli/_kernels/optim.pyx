@@ -124,6 +124,41 @@ cdef inline void adam_update(floating *phi, const floating *grad, floating *m, f
                     step_size, bc2, eps)
 
 
+# iRprop− (Igel & Hüsken 2000; FANN's default trainer), per parameter with step size Δ:
+#   g·g_last > 0: Δ = min(η⁺Δ, Δmax);   g·g_last < 0: Δ = max(η⁻Δ, Δmin), g = 0
+#   φ −= sign(g)·Δ;   g_last = g
+# η⁺ = 1.2, η⁻ = 0.5, Δmin = 0, Δmax = 50 (FANN's); Δ starts at α (the learning rate). Only
+# the gradient's sign moves φ, so it needs full batches.
+cdef double RPROP_UP = 1.2, RPROP_DOWN = 0.5, RPROP_MAX = 50.0
+
+cdef inline void irprop_update(floating *phi, const floating *grad, floating *last,
+                               floating *delta, Py_ssize_t P, OptimConfig *cfg,
+                               floating scale) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating wd = <floating>cfg.weight_decay, g, d, up = <floating>RPROP_UP
+    cdef floating down = <floating>RPROP_DOWN, dmax = <floating>RPROP_MAX
+    if cfg.step == 1:
+        for i in range(P):
+            delta[i] = <floating>cfg.lr
+            last[i] = 0
+    for i in range(P):
+        g = grad[i] * scale + wd * phi[i]
+        d = delta[i]
+        if g * last[i] > 0:
+            d = d * up
+            if d > dmax:
+                d = dmax
+        elif g * last[i] < 0:
+            d = d * down
+            g = 0
+        delta[i] = d
+        if g > 0:
+            phi[i] -= d
+        elif g < 0:
+            phi[i] += d
+        last[i] = g
+
+
 cdef void optim_step(floating *phi, const floating *grad, floating *s1, floating *s2,
                      Py_ssize_t P, OptimConfig *cfg) noexcept nogil:
     """The clipping factor, the step count, then the rule (dispatch only)."""
@@ -147,6 +182,8 @@ cdef void optim_step(floating *phi, const floating *grad, floating *s1, floating
         adagrad_update(phi, grad, s1, P, cfg, scale)
     elif code == ADAM or code == ADAMW:
         adam_update(phi, grad, s1, s2, P, cfg, scale, code == ADAMW)
+    elif code == IRPROP:
+        irprop_update(phi, grad, s1, s2, P, cfg, scale)
 
 
 cdef OptimConfig optim_config(int code, double lr, double momentum, double beta2, double eps,

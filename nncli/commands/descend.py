@@ -2,7 +2,7 @@
 import click
 
 from nncli.commands.options import CommaList, click_type, dashed, number_in
-from nncli.optim import OPTIMIZERS
+from nncli.optim import OPTIMIZERS, STEP_RULES
 from nncli.params import refuse_inapplicable
 from nncli.surfaces import SURFACES
 
@@ -30,9 +30,9 @@ def _start(ctx, param, value):
 @click.option("--expr", metavar="EXPRESSION",
               help="Your own loss in phi1, phi2 (or φ1 φ2, x y), e.g. 'x**2 + 10*sin(y)**2'; "
                    "its gradient is derived exactly (needs sympy: pip install 'nncli[symbolic]').")
-@click.option("--optimizer", "optimizers", type=CommaList(choices=list(OPTIMIZERS)), default="gd",
+@click.option("--optimizer", "optimizers", type=CommaList(choices=list(STEP_RULES)), default="gd",
               show_default=True, metavar="NAME[,NAME…]",
-              help=f"One or several, comma-separated: {', '.join(OPTIMIZERS)}.")
+              help=f"One or several, comma-separated: {', '.join(STEP_RULES)}.")
 @click.option("--lr", type=CommaList(number_in("lr")), metavar="LR[,LR…]",
               help="Learning rate, one for all or one per optimiser [default: each optimiser's].")
 @click.option("--momentum", type=click_type("momentum"), metavar="μ",

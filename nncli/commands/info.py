@@ -14,6 +14,7 @@ def command(model, json_out):
     Example:
       nncli info iris.npz
     """
+    from nncli.data import column_notes
     from nncli.model_io import load_model
     from nncli.run import diverged_note
     loaded = load_model(model)
@@ -37,6 +38,7 @@ def command(model, json_out):
             "val_rows": meta.get("val_rows"), "epochs_run": meta.get("epochs_run"),
             "metrics": meta.get("metrics"), "checkpoint": "checkpoint" in meta,
             "diverged": meta.get("diverged") is True, "diverged_epoch": meta.get("diverged_epoch"),
+            "columns": column_notes(loaded.schema) if loaded.schema is not None else [],
             "sweep": meta.get("sweep"), "distributed": meta.get("distributed")}
     if json_out:
         click.echo(json.dumps(info))
@@ -52,6 +54,9 @@ def command(model, json_out):
     if info["inputs"]:
         shown = ", ".join(info["inputs"][:12]) + (" …" if len(info["inputs"]) > 12 else "")
         out += ["", f"inputs     {shown}"]
+    if info["columns"]:
+        out += [("columns    " if k == 0 else "           ") + note
+                for k, note in enumerate(info["columns"])]
     if info["config"]:
         c = info["config"]
         keys = ["optimizer", "lr", "batch_size", "epochs", "schedule", "val_split", "early_stopping",
@@ -63,6 +68,17 @@ def command(model, json_out):
     if info["metrics"]:
         out.append("metrics    " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in info["metrics"].items() if v is not None))
+    if isinstance(meta.get("ensemble"), dict):
+        e = meta["ensemble"]
+        scores = "  ".join(f"{k} {v:.4g}" for k, v in e.items() if k.startswith("val_")
+                           and isinstance(v, (int, float)))
+        out.append(f"ensemble   {e.get('members')} networks, predictions averaged (seeds "
+                   f"{e.get('seeds')})" + (f"; validated together: {scores}" if scores else "")
+                   + "; the metrics above are the first one's")
+    refit = meta.get("refit")
+    if isinstance(refit, dict):
+        out.append(f"refit      on all {refit.get('rows')} rows for {refit.get('epochs')} epochs "
+                   "(the saved network; metrics are the validation run's)")
     sweep = info["sweep"]
     if isinstance(sweep, dict):   # the best model of `nncli sweep`
         out.append(f"sweep      trial {sweep.get('trial')} of study {sweep.get('study')!r} in "

@@ -78,8 +78,11 @@ class TrainingCommand(click.Command):
         from nncli.optim import HYPERPARAMETERS, check_hyperparameters
         from nncli.schedules import CONFIG_KEYS, check_options, schedule_options
         try:
-            check_hyperparameters(params["optimizer"], {
-                k: params[k] for k in HYPERPARAMETERS if params.get(k) is not None}, dashed)
+            # An option left at its default (--clip-norm 0) was not given: an optimiser that
+            # does not take it (lbfgs) does not refuse it.
+            given = {k: params[k] for k in HYPERPARAMETERS if params.get(k) is not None
+                     and ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+            check_hyperparameters(params["optimizer"], given, dashed)
             check_options(params["schedule"], schedule_options(params),
                           lambda option: dashed(CONFIG_KEYS[option]))
         except ValueError as e:

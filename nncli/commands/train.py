@@ -84,8 +84,24 @@ def _did_you_mean(key, known):
                    "reconstruct: an autoencoder, the target is the input.")
 @click.option("--standardize/--no-standardize", default=True, show_default=True,
               help="Scale numeric inputs (and regression targets) to mean 0, std 1.")
-@click.option("--impute", type=click.Choice(["mean", "median", "drop"]), default=None,
-              help="What to do with missing values (default: stop with an error naming the cell).")
+@click.option("--impute", type=click.Choice(["median", "mean", "drop", "none"]), default="median",
+              show_default=True,
+              help="Missing inputs: fill numbers and dates with the training median or mean and "
+                   "text with its most frequent value (plus a 0/1 'missing' input for a column "
+                   "missing in 5%+ of rows), drop their rows, or none: stop with an error naming "
+                   "the cell. Rows without a target are left out (counted) unless none.")
+@click.option("--dates", type=click.Choice(["expand", "monthfirst", "none"]), default="expand",
+              show_default=True,
+              help="Date/time columns: expand into year, cyclic month, day of year, weekday and "
+                   "hour, and elapsed days (03/04/2024 is 3 April where both orders fit; "
+                   "monthfirst: 4 March); none: treat them as text.")
+@click.option("--decimal", type=click.Choice([".", ","]), default=None,
+              help="Decimal mark of numbers written as text (default: ',' when --sep is ';').")
+@click.option("--categorical", type=CommaList(column_key), default=None, metavar="COL,...",
+              help="Inputs to one-hot encode even though they hold numbers (codes).")
+@click.option("--max-categories", type=click.IntRange(min=2), default=30, show_default=True,
+              help="One-hot at most this many values of a text column: the most frequent, the "
+                   "rest as one 'other' input.")
 @click.option("--layers", type=CommaList(positive_int, metavar="N,N,..."), default="64,32", show_default=True,
               help="Hidden layer widths ('' for none).")
 @click.option("--activation", type=CommaList(choices=list(ACTIVATIONS), metavar="NAME[,NAME...]"),
@@ -131,7 +147,8 @@ def _did_you_mean(key, known):
               help="Clip the gradient to this global norm (0: off).")
 @click.option("--batch-size", type=BatchSize(), default=32, show_default=True,
               help="Rows per update: 1 is SGD, 'full' is full-batch gradient descent.")
-@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Epochs at most (early stopping usually ends the run sooner).")
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default="constant", show_default=True,
               help="Learning-rate schedule: step (× gamma every step size epochs), exponential "
                    "(× gamma every epoch), cosine (down to the minimum rate), plateau (× gamma "
@@ -150,8 +167,23 @@ def _did_you_mean(key, known):
               help="Share of rows held out for validation (stratified for classification).")
 @click.option("--val-data", type=click.Path(dir_okay=False), default=None,
               help="Validation CSV (instead of --val-split).")
-@click.option("--early-stopping", type=click_type("early_stopping"), default=None, metavar="PATIENCE",
-              help="Stop after this many epochs without a better validation loss; keep the best model.")
+@click.option("--early-stopping", type=click_type("early_stopping"), default=20, show_default=True,
+              metavar="PATIENCE",
+              help="Stop after this many epochs without a better validation loss and keep the "
+                   "best epoch (0: off; off by itself when there is no validation set).")
+@click.option("--class-weight", default=None, metavar="balanced|CLASS=W,...",
+              help="Weigh each class's rows in the loss: balanced (n / (classes × n_class)) or "
+                   "given weights (others 1). Classification with cross_entropy.")
+@click.option("--label-smoothing", type=click_type("label_smoothing"), default=0.0,
+              show_default=True, metavar="EPS",
+              help="Train on targets (1 − EPS)·one-hot + EPS/classes (classification).")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="After training with a validation split, train a new network on every row "
+                   "for the epochs the validation picked (the best epoch with --early-stopping) "
+                   "and save that one.")
+@click.option("--ensemble", type=click_type("ensemble"), default=1, show_default=True, metavar="N",
+              help="Train N networks (seeds SEED, SEED+1, …; one after another) and save them "
+                   "in one model file: predictions are their average.")
 @click.option("--init", type=click.Choice(INITS), default="auto", show_default=True,
               help="Weight initialisation (auto: He for relu-like layers, Glorot otherwise).")
 @click.option("--seed", type=click_type("seed"), default=0, show_default=True, help="Seeds init, split and shuffling.")
@@ -227,6 +259,9 @@ def command(**opts):
     progress = None
     if not opts["quiet"]:
         progress = Progress(run.trainer.epochs, every=opts["log_every"])
+        columns = _columns_line(run)
+        if columns:
+            echo_err(columns)
         echo_err(_start_line(run))
     try:
         summary = _train(run, [progress] if progress else [], comm)
@@ -273,6 +308,18 @@ def _train(run, callbacks, comm):
         abort_on_failure(comm, f"{type(e).__name__}: {e}", 1)
 
 
+def _columns_line(run):
+    """'Columns: …' — what nncli decided about the columns, when it decided anything."""
+    from nncli.data import column_notes
+    notes = column_notes(run.data.schema) + run.data.notes
+    if run.data.rows_without_target:
+        notes.append(f"{run.data.rows_without_target} rows without a target left out")
+    dropped = run.data.rows_dropped - run.data.rows_without_target
+    if dropped > 0:
+        notes.append(f"{dropped} rows with a missing input dropped (--impute drop)")
+    return "Columns: " + "; ".join(notes) + "." if notes else None
+
+
 def _start_line(run):
     net, n_val = run.net, len(run.validation[0]) if run.validation else 0
     return (f"Training {'→'.join(map(str, net.layers))} network ({net.n_params} parameters) "
@@ -294,6 +341,15 @@ def _summary_line(s):
         parts.append(f"val RMSE {s['val_rmse']:.4g}, MAE {s['val_mae']:.4g}, R² {r2}")
     rate = f", {s['samples_per_second']:,.0f} samples/s" if s["samples_per_second"] else ""
     stop = f", stopped early, kept epoch {s['best_epoch']}" if s["stopped_early"] else ""
+    if s.get("refit"):
+        stop += f"; refit on all {s['refit']['rows']} rows for {s['refit']['epochs']} epochs"
+    e = s.get("ensemble")
+    if e:
+        score = (f"val accuracy {e['val_accuracy']:.4f}" if e.get("val_accuracy") is not None
+                 else f"val RMSE {e['val_rmse']:.4g}, R² {e['val_r2']:.4f}"
+                 if e.get("val_r2") is not None else "")
+        stop += f"; an ensemble of {e['members']} networks" + (f" (together: {score})" if score else "")
+        parts[0] = "first network: " + parts[0]
     return (f"Done: {s['epochs']} epochs in {s['seconds']:.2f} s{rate}{stop}; {', '.join(parts)}.\n"
             f"Model: {s['model']}   loss log: {s['loss_log']}")
 

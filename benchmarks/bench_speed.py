@@ -1,0 +1,402 @@
+"""Issue 12's table in one command: nncli's speed against OpenBLAS (numpy) and PyTorch.
+
+    python benchmarks/run.py --only speed [--quick] [--baseline TREE]
+
+Rows (every ratio against its reference timed in the same process):
+  - own GEMM vs numpy.matmul, float32 and float64, 512³ … 2048³, 1 and 2 threads
+  - own GEMM at the training shapes (mnist 784-256-128-10 b128, wide 512-2048-2048-10 b256;
+    the forward h·Ωᵀ, weight gradient δᵀ·h and input gradient δ·Ω of every layer)
+  - training epoch GFLOP/s against numpy's sgemm GFLOP/s on the same products (wide, mnist)
+  - samples/s of wide and mnist against PyTorch, 1 and 2 threads
+  - samples/s of a tanh / sigmoid / gelu / elu / softplus / sin network against the same relu
+    network, mnist shape, 1 thread
+  - GFLOP/s as a fraction of this CPU's FMA peak, measured with a tiny FMA loop
+    (nncli._kernels.gemm.fma_probe) at 256 and 512 bits.
+
+Every measurement runs in a subprocess whose nncli comes from a source tree (PYTHONPATH);
+--baseline TREE runs the same measurements on another built checkout (e.g. the commit before
+a change) right after, and the table shows both columns. PyTorch runs in its own processes
+(two OpenMP runtimes never share one).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import REPO, Result  # noqa: E402
+
+NETS = {"mnist": ([784, 256, 128, 10], 128), "wide": ([512, 2048, 2048, 10], 256)}
+ACTS = ["tanh", "sigmoid", "gelu", "elu", "softplus", "sin"]
+SQUARE = [512, 1024, 2048]
+
+
+# --------------------------------------------------------------------- worker parts ---
+def train_products(widths, B):
+    """(label, (M, N, K), trans_a, trans_b) of one training step, in dense.pyx's layouts."""
+    out = []
+    for k, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        out.append((f"L{k + 1} fwd h·Ωᵀ", (B, n_out, n_in), False, True))
+        out.append((f"L{k + 1} dΩ δᵀ·h", (n_out, n_in, B), True, False))
+        if k > 0:
+            out.append((f"L{k + 1} dh δ·Ω", (B, n_in, n_out), False, False))
+    return out
+
+
+def _time_pair(f_ours, f_ref, repeats, min_block, threads):
+    """Best seconds per call of each, interleaved blocks."""
+    best = {}
+    n = {}
+    for key, f in (("ours", f_ours), ("ref", f_ref)):
+        f()
+        t0 = time.perf_counter()
+        f()
+        n[key] = max(1, int(min_block / max(time.perf_counter() - t0, 1e-9)))
+        best[key] = float("inf")
+    for _ in range(repeats):
+        for key, f in (("ours", f_ours), ("ref", f_ref)):
+            if threads > 1:
+                time.sleep(0.12)   # OpenBLAS's workers spin after a call: let them sleep
+            t0 = time.perf_counter()
+            for _ in range(n[key]):
+                f()
+            best[key] = min(best[key], (time.perf_counter() - t0) / n[key])
+    return best["ours"], best["ref"]
+
+
+def part_gemm(spec):
+    from threadpoolctl import threadpool_limits
+    from nncli._kernels.gemm import matmul
+    quick = spec["quick"]
+    repeats, min_block = (3, 0.03) if quick else (5, 0.06)
+    cases = [(f"{d} {n}³", (n, n, n), False, False, d) for d in ("float32", "float64")
+             for n in (SQUARE[:2] if quick else SQUARE)]
+    for net, (widths, B) in NETS.items():
+        cases += [(f"float32 {net} {lab}", shp, ta, tb, "float32")
+                  for lab, shp, ta, tb in train_products(widths, B)]
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, (M, N, K), ta, tb, dname in cases:
+        dt = np.dtype(dname)
+        a = rng.standard_normal((K, M) if ta else (M, K)).astype(dt)
+        b = rng.standard_normal((N, K) if tb else (K, N)).astype(dt)
+        c1, c2 = np.empty((M, N), dt), np.empty((M, N), dt)
+        av, bv = (a.T if ta else a), (b.T if tb else b)
+        for n in spec["threads"]:
+            with threadpool_limits(limits=n, user_api="blas"):
+                t_o, t_r = _time_pair(
+                    lambda: matmul(a, b, trans_a=ta, trans_b=tb, out=c1, n_threads=n),
+                    lambda: np.matmul(av, bv, out=c2), repeats, min_block, n)
+            err = float(np.max(np.abs(c1.astype(np.float64) - c2)) / (np.max(np.abs(c2)) + 1e-30))
+            tol = (1e-4 if dname == "float32" else 1e-12) * max(1.0, K ** 0.5)
+            fl = 2.0 * M * N * K
+            rows.append({"label": label, "threads": n, "ours": fl / t_o / 1e9,
+                         "ref": fl / t_r / 1e9, "wrong": err > tol, "err": err})
+    return rows
+
+
+def _nncli_runner(widths, B, act, threads, N, seed_data=1234):
+    sys.path.insert(0, HERE)
+    import bench_train
+    cfg = dict(layers=widths, act=act, loss="cross_entropy", batch=B, opt="adam", lr=1e-3)
+    rng = np.random.default_rng(seed_data)
+    X = rng.standard_normal((N, widths[0])).astype(np.float32)
+    labels = (X[:, :widths[-1]].argmax(1)).astype(np.int64)
+    Y = np.eye(widths[-1], dtype=np.float32)[labels]
+    r = bench_train.NncliRunner(cfg, X, Y, labels, threads)
+    return r
+
+
+def step_flops(widths, B):
+    return sum(2.0 * M * N * K for _, (M, N, K), _, _ in train_products(widths, B))
+
+
+def _numpy_step(widths, B):
+    """One training step's products through numpy (OpenBLAS), preallocated outputs."""
+    rng = np.random.default_rng(0)
+    ops = []
+    for _, (M, Nn, K), ta, tb in train_products(widths, B):
+        a = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
+        b = rng.standard_normal((Nn, K) if tb else (K, Nn)).astype(np.float32)
+        ops.append(((a.T if ta else a), (b.T if tb else b), np.empty((M, Nn), np.float32)))
+
+    def step():
+        for a, b, c in ops:
+            np.matmul(a, b, out=c)
+    return step
+
+
+def part_train(spec):
+    """Samples/s of nncli nets that differ only in the hidden activation (spec["acts"]), and
+    numpy's sgemm GFLOP/s on one step's products if asked: all interleaved, round after
+    round, best of each (a noisy machine hits them alike)."""
+    from threadpoolctl import threadpool_limits
+    widths, B = NETS[spec["net"]]
+    n, N = spec["threads"], spec["rows"]
+    runners = {}
+    for act in spec["acts"]:
+        runners[act] = _nncli_runner(widths, B, act, n, N)
+        runners[act].fresh()
+        runners[act].epoch()            # warm-up (buffers, packing workspaces, thread pool)
+    best = {act: 0.0 for act in runners}
+    rates = {act: [] for act in runners}
+    np_rates = []
+    np_best = float("inf")
+    step = _numpy_step(widths, B) if spec.get("numpy") else None
+    with threadpool_limits(limits=n, user_api="blas"):
+        if step:
+            step()
+        t_start = time.perf_counter()
+        rounds = 0
+        while rounds < 3 or (time.perf_counter() - t_start < spec["min_time"] and rounds < 50):
+            rounds += 1
+            for act, r in runners.items():
+                t0 = time.perf_counter()
+                r.epoch()
+                rates[act].append(N / (time.perf_counter() - t0))
+                best[act] = max(best[act], rates[act][-1])
+            if step:
+                if n > 1:
+                    time.sleep(0.12)   # OpenBLAS's workers spin after a call: let them sleep
+                reps = max(1, N // B // 4)
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    step()
+                np_rates.append((time.perf_counter() - t0) / reps)
+                np_best = min(np_best, np_rates[-1])
+    fl = step_flops(widths, B)
+    out = {act: {"samples_per_s": v, "gflops": v / B * fl / 1e9} for act, v in best.items()}
+    # Ratios within a round (back to back, same load), then their median over the rounds:
+    # sturdier than a ratio of two bests when the machine's load drifts.
+    base = rates[spec["acts"][0]]
+    for act in runners:
+        out[act]["vs_first"] = float(np.median([a / b for a, b in zip(rates[act], base)]))
+    if step:
+        out["numpy_gflops"] = fl / np_best / 1e9
+        out["vs_numpy"] = float(np.median([(r / B * fl) / (fl / t)
+                                           for r, t in zip(base, np_rates)]))
+    return out
+
+
+def part_torch(spec):
+    import torch
+    from torch import nn
+    widths, B = NETS[spec["net"]]
+    n, N = spec["threads"], spec["rows"]
+    torch.set_num_threads(n)
+    torch.manual_seed(0)
+    mods = []
+    for k, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        mods.append(nn.Linear(a, b))
+        if k < len(widths) - 2:
+            mods.append(nn.ReLU())
+    model = nn.Sequential(*mods)
+    rng = np.random.default_rng(1234)
+    X = torch.from_numpy(rng.standard_normal((N, widths[0])).astype(np.float32))
+    Y = X[:, :widths[-1]].argmax(1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    lossf = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(0)
+
+    def epoch():
+        perm = torch.randperm(N, generator=gen)
+        for i in range(0, N, B):
+            idx = perm[i:i + B]
+            opt.zero_grad()
+            loss = lossf(model(X[idx]), Y[idx])
+            loss.backward()
+            opt.step()
+    epoch()
+    best, timed, rounds = 0.0, 0.0, 0
+    while rounds < 3 or (timed < spec["min_time"] and rounds < 50):
+        t0 = time.perf_counter()
+        epoch()
+        dt = time.perf_counter() - t0
+        timed += dt
+        rounds += 1
+        best = max(best, N / dt)
+    return {"samples_per_s": best}
+
+
+
+
+def worker(tree, spec, timeout=900):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = tree + os.pathsep + HERE
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), json.dumps(spec)],
+                          capture_output=True, text=True, env=env, cwd="/", timeout=timeout)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith(("{", "["))]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"worker {spec['part']} failed: " + " | ".join(tail))
+    return json.loads(lines[-1])
+
+
+# ------------------------------------------------------------------------ the table ---
+def part_cpu(spec):
+    return {"peak": fma_peak(), "kind": cpu_kind()}
+
+
+def fma_peak():
+    """GFLOP/s of a tiny FMA loop, 256- and 512-bit, per core (best of 40 short runs)."""
+    from nncli._kernels import gemm
+    out = {}
+    for width in (256, 512):
+        if np.isnan(gemm.fma_probe(10, width)):
+            continue
+        iters = 400_000
+        best = float("inf")
+        for _ in range(40):   # short runs, the best: a busy machine takes whole time slices
+            t0 = time.perf_counter()
+            gemm.fma_probe(iters, width)
+            best = min(best, time.perf_counter() - t0)
+        out[width] = iters * 12 * (width // 32) * 2 / best / 1e9
+    return out
+
+
+def cpu_kind():
+    from nncli._kernels import gemm
+    vendor, family, model = gemm.cpu()
+    names = {("amd", 23): "AMD Zen 1/2", ("amd", 25): "AMD Zen 3/4", ("amd", 26): "AMD Zen 5"}
+    kind = names.get((vendor, family), f"{vendor} family {family} model {model}")
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            fl = next(l for l in f if l.startswith("flags")).split()
+        flags = " ".join(x for x in ("avx2", "fma", "avx512f", "amx_tile") if x in fl)
+    except (OSError, StopIteration):
+        pass
+    return f"{kind} ({vendor} family {family} model {model}; {flags})"
+
+
+ROWS = {"mnist": (2048, 4096), "wide": (512, 1024)}   # (quick, full) rows per epoch
+
+
+def measure_tree(tree, threads, quick, log):
+    res = {}
+    t0 = time.perf_counter()
+    res["gemm"] = worker(tree, {"part": "gemm", "threads": threads, "quick": quick})
+    log(f"  [{tree}] gemm {time.perf_counter() - t0:.0f}s")
+    min_time = 1.0 if quick else 2.5
+    for net in NETS:
+        for n in threads:
+            res[f"train {net} {n}"] = worker(tree, {
+                "part": "train", "net": net, "threads": n, "rows": ROWS[net][not quick],
+                "min_time": min_time, "numpy": True, "acts": ["relu"]})
+    res["acts"] = worker(tree, {"part": "train", "net": "mnist", "threads": 1,
+                                "acts": ["relu"] + ACTS, "rows": ROWS["mnist"][not quick],
+                                "min_time": 2 * min_time})
+    log(f"  [{tree}] train {time.perf_counter() - t0:.0f}s")
+    return res
+
+
+def torch_rates(threads, quick, log):
+    out = {}
+    try:
+        for net in NETS:
+            for n in threads:
+                out[(net, n)] = worker(REPO, {"part": "torch", "net": net, "threads": n,
+                                              "rows": ROWS[net][not quick],
+                                              "min_time": 1.0 if quick else 2.5})["samples_per_s"]
+    except RuntimeError as e:
+        log(f"  torch skipped: {e}")
+    return out
+
+
+def table(trees, threads, quick, log):
+    """Measure each tree (label → path), torch once; return Result rows (the last tree's
+    ratios are judged; the others go into the note as 'today')."""
+    cpu = worker(REPO, {"part": "cpu"})
+    peak = {int(w): g for w, g in cpu["peak"].items()}
+    kind = cpu["kind"]
+    # PyTorch before and after the trees, the best of the two: the machine's load drifts.
+    torch = torch_rates(threads, quick, log)
+    meas = {lab: measure_tree(path, threads, quick, log) for lab, path in trees.items()}
+    for key, v in torch_rates(threads, quick, log).items():
+        torch[key] = max(torch.get(key, 0.0), v)
+    labs = list(trees)
+    new = labs[-1]
+    peak_core = max(peak.values()) if peak else None
+    results = [Result("speed", f"CPU: {kind}", note="FMA peak per core (FMA loop): " + ", ".join(
+        f"{w}-bit {g:.1f} GFLOP/s" for w, g in peak.items()))]
+
+    groups = {}   # the issue's measure → {tree: [ratios]}
+
+    def add(name, thr, ours, ref, target, unit, extra_notes=(), per_tree=None, group=None,
+            ratio=None):
+        """ours/ref are the best figures; the ratio is theirs unless given (a median of
+        per-round ratios)."""
+        if ratio is None:
+            ratio = ours / ref if ours and ref else None
+        if group:
+            g = groups.setdefault(group, ({}, target))[0]
+            for lab, r in (per_tree or {}).items():
+                if r:
+                    g.setdefault(lab, []).append(r)
+        notes = list(extra_notes)
+        if per_tree:
+            notes.append(" · ".join(f"{lab} {r:.3g}×" for lab, r in per_tree.items() if r))
+        if peak_core and unit == "GFLOP/s" and ours:
+            notes.append(f"{ours / (peak_core * thr):.0%} of FMA peak")
+        results.append(Result("speed", name, thr, ours=ours, ref=ref, unit=unit,
+                              ratio=ratio, ratio_kind="ours/ref", target=target,
+                              note="; ".join(notes)).finish())
+
+    # GEMM rows, the same order as the worker's
+    for i, row in enumerate(meas[new]["gemm"]):
+        per = {lab: (m["gemm"][i]["ours"] / m["gemm"][i]["ref"]) for lab, m in meas.items()}
+        square = "³" in row["label"]
+        add(f"gemm {row['label']}", row["threads"], row["ours"], row["ref"], 1.0, "GFLOP/s",
+            ["WRONG"] if row["wrong"] else [], per,
+            group=("GEMM vs numpy, f32 & f64, 512³–2048³" if square else
+                   "GEMM at the training shapes (mnist, wide)") + f", {row['threads']} thr")
+        if row["wrong"]:
+            results[-1].met = False
+    for net in NETS:
+        for n in threads:
+            m = {lab: meas[lab][f"train {net} {n}"] for lab in labs}
+            per = {lab: v["vs_numpy"] for lab, v in m.items()}
+            add(f"epoch GFLOP/s vs numpy sgemm, {net}", n, m[new]["relu"]["gflops"],
+                m[new]["numpy_gflops"], 0.92, "GFLOP/s", per_tree=per, ratio=per[new],
+                group=f"training epoch GFLOP/s vs numpy sgemm (wide, mnist), {n} thr")
+    for net in NETS:
+        for n in threads:
+            t = torch.get((net, n))
+            m = {lab: meas[lab][f"train {net} {n}"]["relu"]["samples_per_s"] for lab in labs}
+            per = {lab: v / t for lab, v in m.items()} if t else None
+            add(f"{net} vs PyTorch", n, m[new], t, 1.35 if net == "wide" else 2.5,
+                "samples/s", per_tree=per, group=f"{net} vs PyTorch, 1 / 2 threads")
+    for act in ACTS:
+        m = {lab: (meas[lab]["acts"][act]["samples_per_s"],
+                   meas[lab]["acts"]["relu"]["samples_per_s"]) for lab in labs}
+        per = {lab: meas[lab]["acts"][act]["vs_first"] for lab in labs}
+        add(f"mnist {act} net vs relu net", 1, m[new][0], m[new][1], 0.85, "samples/s",
+            per_tree=per, ratio=per[new], group="tanh/sigmoid/gelu/elu/softplus/sin net vs relu net, mnist")
+    # The issue's table: per measure, the range of ratios of each tree; judged on the worst.
+    for name, (per, target) in groups.items():
+        rng = {lab: (min(v), max(v)) for lab, v in per.items()}
+        lo = rng.get(new, (None,))[0]
+        results.append(Result("speed summary", name, ratio=lo, ratio_kind="ours/ref (worst)",
+                              target=target, note=" · ".join(
+                                  f"{lab} {a:.2f}–{b:.2f}" for lab, (a, b) in rng.items())).finish())
+    return results
+
+
+def run(threads, quick, log, baseline=None):
+    trees = {}
+    if baseline:
+        trees["today"] = os.path.abspath(baseline)
+    trees["new" if baseline else "this"] = REPO
+    return table(trees, threads, quick, log)
+
+
+PARTS = {"cpu": part_cpu, "gemm": part_gemm, "train": part_train, "torch": part_torch}
+
+
+if __name__ == "__main__":
+    spec = json.loads(sys.argv[1])
+    print(json.dumps(PARTS[spec["part"]](spec)))
