@@ -18,7 +18,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-SECTIONS = ("gemm", "train", "cli", "load", "stream", "speed")
+SECTIONS = ("gemm", "train", "cli", "load", "stream", "speed", "export")
 REEXEC_MARK = "NNCLI_BENCH_REMOVED_ENV"
 
 
@@ -155,6 +155,9 @@ def main(argv=None):
             elif sec == "stream":
                 import bench_stream
                 results += bench_stream.run(args.threads, args.quick, log)
+            elif sec == "export":
+                import bench_export
+                results += bench_export.run(args.threads, args.quick, log)
         except Exception as e:  # one broken section must not lose the others
             import traceback
             traceback.print_exc()

@@ -29,6 +29,7 @@ COMMANDS = {
     "plot-sweep": ("plot_sweep", "Plot a sweep's history and parameter importance."),
     "plot-kan": ("plot_kan", "Draw a KAN model's learned edge functions."),
     "prune": ("prune", "Drop the faint hidden nodes of a KAN model."),
+    "export": ("export", "Export a model as ONNX (the whole pipeline) or a C99 header."),
 }
 
 
