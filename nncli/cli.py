@@ -25,6 +25,8 @@ COMMANDS = {
     "gradcheck": ("gradcheck", "Check backprop's gradient against finite differences."),
     "descend": ("descend", "Watch optimisers descend a 2-parameter loss surface."),
     "plot-fit": ("plot_fit", "Plot 1-D models' curves over their data."),
+    "sweep": ("sweep", "Search train options with Optuna; keep the best model."),
+    "plot-sweep": ("plot_sweep", "Plot a sweep's history and parameter importance."),
     "plot-kan": ("plot_kan", "Draw a KAN model's learned edge functions."),
     "prune": ("prune", "Drop the faint hidden nodes of a KAN model."),
     "export": ("export", "Export a model as ONNX (the whole pipeline) or a C99 header."),

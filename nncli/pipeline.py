@@ -172,22 +172,30 @@ def make_optimizer(opts):
         raise ConfigError(str(e)) from None
 
 
-def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None):
-    """The Trainer of (X, Y), or with `cache` the StreamingTrainer of the cache's rows."""
+def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=None):
+    """The Trainer of (X, Y), or with `cache` the StreamingTrainer of the cache's rows, or
+    with an MPI communicator `comm` the data-parallel DistributedTrainer."""
     batch = opts.get("batch_size", 32)
     if OPTIMIZERS[opts.get("optimizer") or "adam"].full_batch:
         batch = "full"   # a sign-based rule on mini-batches follows noise, not the loss
+    threads = opts.get("threads")
+    if comm is not None and threads is None:
+        from nncli import distributed
+        threads = distributed.default_threads(comm)
     common = dict(optimizer=make_optimizer(opts),
                   batch_size=None if batch == "full" else int(batch),
                   epochs=opts.get("epochs", 100), seed=opts.get("seed"),
                   early_stopping=opts.get("early_stopping"),
                   schedule=opts.get("schedule") or "constant",
-                  schedule_options=schedule_options(opts), n_threads=opts.get("threads"))
+                  schedule_options=schedule_options(opts), n_threads=threads)
     try:
         if cache is not None:
             from nncli.streaming import StreamingTrainer
             return StreamingTrainer(net, cache, block_rows=block_rows, validation=validation,
                                     **common)
+        if comm is not None:
+            from nncli.distributed import DistributedTrainer
+            return DistributedTrainer(net, X, Y, comm=comm, validation=validation, **common)
         return Trainer(net, X, Y, validation=validation, **common)
     except ValueError as e:
         raise ConfigError(str(e)) from None

@@ -441,6 +441,37 @@ def plot_fit(models, x, y, path, *, x_name="x", y_name="y", title=None, points=1
     return grid, fitted
 
 
+def plot_sweep(rows, importances, path, *, title=None):
+    """A sweep as an image: each trial's score and the best so far (left), and the share of
+    the score's variation each searched option explains (right; empty with fewer than two
+    completed trials). `rows` are nncli.sweep.trial_row dicts; `importances` name → share."""
+    plt = pyplot()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100,
+                                 gridspec_kw={"width_ratios": [3, 2]})
+    done = [r for r in rows if r["state"] == "complete" and r["score"] is not None]
+    ax.scatter([r["trial"] for r in done], [r["score"] for r in done], s=18, label="trial")
+    best, xs, ys = float("inf"), [], []
+    for r in sorted(done, key=lambda r: r["trial"]):
+        best = min(best, r["score"])
+        xs.append(r["trial"])
+        ys.append(best)
+    ax.step(xs, ys, where="post", color="C3", label="best so far")
+    other = [r for r in rows if r["state"] in ("pruned", "failed")]
+    if other:
+        ax.scatter([r["trial"] for r in other], [min(ys or [0])] * len(other), marker="x",
+                   color="0.6", s=14, label="pruned / failed")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("score (validation loss)")
+    ax.set_title("optimisation history")
+    ax.legend(frameon=False)
+    names = list(importances)[::-1]
+    bx.barh(names, [importances[n] for n in names], color="C0")
+    bx.set_xlabel("importance (fANOVA)")
+    bx.set_title("parameter importance" if names else "importance: needs 2 completed trials")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
 # -- KAN edge functions ---------------------------------------------------------------------
 
 def kan_edges(network, X, points=200):

@@ -59,11 +59,13 @@ class TrainingRun:
     resume: a checkpoint to continue; its configuration replaces `config`, and the options in
     `given` (the ones the user typed) must agree with it. val_data: a validation CSV instead of
     the config's val_split. save_diverged: write the last finite model when training diverges.
+    comm: an MPI communicator for data-parallel training (nncli.distributed); rank 0 alone
+    writes the model, the loss log and checkpoints.
     """
 
     def __init__(self, data, config, *, output, loss_log=None, checkpoint=None, checkpoint_every=10,
                  resume=None, val_data=None, save_diverged=False, given=(), cache_dir=None,
-                 no_cache=False, read_progress=None, on_note=None):
+                 no_cache=False, read_progress=None, on_note=None, comm=None):
         self.data_path = data
         self.config = dict(config)
         self.output = output
@@ -74,6 +76,8 @@ class TrainingRun:
         self.val_data_path = val_data
         self.save_diverged = save_diverged
         self.given = set(given)
+        self.comm = comm
+        self.writes = comm is None or comm.Get_rank() == 0
         self.trainer = None
         self.grid_schedule = None      # KAN grid refinements (in-memory runs only)
         # Streaming (nncli.streaming): where the cache goes, whether to use one, and a
@@ -93,6 +97,9 @@ class TrainingRun:
         decision = streaming.decide(self.data_path, self.config, cache_dir=self.cache_dir,
                                     no_cache=self.no_cache)
         self.plan_note = decision.why
+        if decision.stream and self.comm is not None:
+            raise ConfigError(f"--distributed holds the data in memory on every rank, but "
+                              f"{decision.why}; use --no-cache (or a larger --memory)")
         if decision.stream:
             if self.on_note is not None:
                 self.on_note(decision.why)
@@ -129,8 +136,19 @@ class TrainingRun:
         if (self.config.get("ensemble") or 1) > 1 and (self.checkpoint or self.resume):
             raise ConfigError("--ensemble cannot be combined with --checkpoint or --resume "
                               "(a checkpoint holds one network)")
-        self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config)
+        if self.comm is not None and ((self.config.get("ensemble") or 1) > 1
+                                      or self.config.get("optimizer") == "lbfgs"):
+            # Each would train on one rank's rows alone, outside the data-parallel epoch.
+            raise ConfigError("--distributed does not take --ensemble or --optimizer lbfgs")
+        self.trainer = pipeline.make_trainer(self.net, X, Y, self.validation, self.config,
+                                             comm=self.comm)
         self.grid_schedule = pipeline.grid_schedule(self.config)
+        if self.comm is not None and (self.grid_schedule or self.config.get("kan_l1")
+                                      or self.config.get("kan_entropy")):
+            # Grid refits and the sparsity penalty are statistics of the rows a process
+            # holds; across ranks they would differ, or not add up to the global batch's.
+            raise ConfigError("--distributed does not refine or adapt KAN grids (--grid with "
+                              "several sizes, --grid-adapt) or apply --kan-l1/--kan-entropy")
         if self.grid_schedule and self.grid_schedule.adapt and state is None:
             from nncli.kan import adapt
             adapt(self.net, self.trainer.X)
@@ -147,7 +165,7 @@ class TrainingRun:
                 raise ModelFileError(f"{self.resume}: the checkpoint's training state is "
                                      f"damaged ({type(e).__name__}: {e})") from None
         for path in (self.output, self.loss_log, self.checkpoint):
-            if path:
+            if path and self.writes:
                 check_writable(path)
         return self
 
@@ -279,19 +297,19 @@ class TrainingRun:
         if self.grid_schedule:
             callbacks.append(self.grid_schedule)
         log = None
-        if self.loss_log:
+        if self.loss_log and self.writes:
             metric_names = (["val_accuracy"] if self.validation is not None
                             and self.data.task == "classification" else [])
             log = LossLogWriter(self.loss_log, metric_names, trainer.history.records)
             callbacks.append(log)
-        if self.checkpoint:
+        if self.checkpoint and self.writes:
             callbacks.append(self._save_checkpoint)
         try:
             trainer.run(callbacks)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(self._interrupted()) from None
         except DivergenceError as e:
-            if self.save_diverged:
+            if self.save_diverged and self.writes:
                 # The parameters of the last epoch that ended finite: a NaN model is no model.
                 net.phi[:] = trainer.phi_before_epoch
                 save_model(self.output, net, {**self.meta(), "diverged": True, "diverged_epoch": e.epoch})
@@ -315,7 +333,8 @@ class TrainingRun:
             net = Ensemble(final)
             meta["ensemble"] = {"members": n, "seeds": seeds,
                                 **self._ensemble_metrics(Ensemble(validated))}
-        save_model(self.output, net, meta)
+        if self.writes:
+            save_model(self.output, net, meta)
         h = trainer.history
         return {"model": self.output, "loss_log": self.loss_log, "task": self.data.task,
                 "refit": meta.get("refit"), "ensemble": meta.get("ensemble"),
@@ -359,7 +378,7 @@ class TrainingRun:
         net = pipeline.build_network(self.data, config)
         opts = {**config, "epochs": epochs, "early_stopping": None}
         Y, _ = pipeline.shape_targets(self.data, self.data.Y, None, config)
-        refit = pipeline.make_trainer(net, self.data.X, Y, None, opts)
+        refit = pipeline.make_trainer(net, self.data.X, Y, None, opts, comm=self.comm)
         refit.run([])
         return net, {"epochs": int(epochs), "rows": int(len(self.data.X)),
                      "seconds": round(refit.history.seconds, 6)}
@@ -373,6 +392,8 @@ class TrainingRun:
         target's units (regression), which cost a pass over the validation rows."""
         meta = pipeline.model_meta(self.net, self.data, self.config, self.trainer, self.table.sha256)
         meta["validation"] = self._validation_source()
+        if self.comm is not None:
+            meta["distributed"] = {"ranks": self.comm.Get_size()}
         if final:
             meta["metrics"] = {**meta["metrics"], **self._metrics_in_target_units()}
         return meta

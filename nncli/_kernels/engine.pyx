@@ -17,7 +17,7 @@ import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 
@@ -109,6 +109,29 @@ cdef double run_epoch(Net *net, floating *phi, const floating *X, const floating
         optim_step(phi, <floating *>net.grad, s1, s2, net.P, cfg)
         start += B
     return total / N
+
+
+cdef double batch_gradient(Net *net, floating *phi, const floating *X, const floating *Y,
+                           const int64_t *idx, Py_ssize_t B, double scale) noexcept nogil:
+    """Data-parallel training's part of one global batch: the summed loss of the B rows idx,
+    and scale·∂(their mean loss)/∂φ in net.grad (all zero for B = 0). The caller sums the
+    ranks' gradients (one Allreduce) and applies the update: the hook between backward and
+    optim_step that run_epoch, kept free of it, does not have."""
+    cdef floating *grad = <floating *>net.grad
+    cdef floating f = <floating>scale
+    cdef Py_ssize_t i
+    cdef double total = 0.0
+    if B == 0:
+        memset(grad, 0, net.P * sizeof(floating))
+        return 0.0
+    gather_rows(<floating *>net.xb, X, idx, B, net.n_in)
+    gather_rows(<floating *>net.yb, Y, idx, B, net.n_out)
+    net_forward(net, phi, B)
+    total = net_backward(net, phi, B)
+    if scale != 1.0:
+        for i in range(net.P):
+            grad[i] *= f
+    return total
 
 
 cdef double run_eval(Net *net, floating *phi, const floating *X, const floating *Y,
@@ -292,6 +315,34 @@ cdef class Engine:
                 loss = run_epoch(net, <float *>net.phi, <float *>px, <float *>py, pidx, N,
                                  batch_size, <float *>p1, <float *>p2, &cfg)
         return loss, cfg.step
+
+    def batch_gradient(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray idx, double scale=1.0):
+        """Summed loss of the rows idx of X, Y; scale·∂(their mean loss)/∂φ into the grad
+        array (zeros when idx is empty). One part of a global batch (nncli.distributed)."""
+        cdef Net *net = &self.net
+        self._check(X, net.n_in, "X")
+        self._check(Y, net.n_out, "Y")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError("X and Y have different numbers of rows")
+        if idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous:
+            raise ValueError("idx must be a contiguous int64 array")
+        cdef Py_ssize_t B = idx.shape[0]
+        if B > self.capacity:
+            raise ValueError(f"at most {self.capacity} rows per call")
+        if B and (idx.min() < 0 or idx.max() >= X.shape[0]):
+            raise ValueError("idx holds a row number outside X")
+        cdef void *px = data_of(X)
+        cdef void *py = data_of(Y)
+        cdef const int64_t *pidx = <int64_t *>data_of(idx)
+        cdef double total
+        with nogil:
+            if self.is_double:
+                total = batch_gradient(net, <double *>net.phi, <double *>px, <double *>py, pidx,
+                                       B, scale)
+            else:
+                total = batch_gradient(net, <float *>net.phi, <float *>px, <float *>py, pidx,
+                                       B, scale)
+        return total
 
     def evaluate(self, cnp.ndarray X, cnp.ndarray Y=None, bint outputs=False, bint transform=True):
         """(mean loss or None, outputs or None) of the network on X (and Y), in chunks."""

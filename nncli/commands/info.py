@@ -38,7 +38,8 @@ def command(model, json_out):
             "val_rows": meta.get("val_rows"), "epochs_run": meta.get("epochs_run"),
             "metrics": meta.get("metrics"), "checkpoint": "checkpoint" in meta,
             "diverged": meta.get("diverged") is True, "diverged_epoch": meta.get("diverged_epoch"),
-            "columns": column_notes(loaded.schema) if loaded.schema is not None else []}
+            "columns": column_notes(loaded.schema) if loaded.schema is not None else [],
+            "sweep": meta.get("sweep"), "distributed": meta.get("distributed")}
     if json_out:
         click.echo(json.dumps(info))
         return
@@ -78,6 +79,12 @@ def command(model, json_out):
     if isinstance(refit, dict):
         out.append(f"refit      on all {refit.get('rows')} rows for {refit.get('epochs')} epochs "
                    "(the saved network; metrics are the validation run's)")
+    sweep = info["sweep"]
+    if isinstance(sweep, dict):   # the best model of `nncli sweep`
+        out.append(f"sweep      trial {sweep.get('trial')} of study {sweep.get('study')!r} in "
+                   f"{sweep.get('storage')}")
+    if isinstance(info["distributed"], dict):
+        out.append(f"trained    data-parallel over {info['distributed'].get('ranks')} MPI ranks")
     note = diverged_note(meta)
     if note:
         out.append(f"diverged   yes — {note}")

@@ -12,7 +12,7 @@ from nncli.schedules import SCHEDULES
 # Options that are not part of the training configuration stored in the model.
 NOT_CONFIG = {"data", "config", "output", "loss_log", "quiet", "log_every", "json_out",
               "checkpoint", "checkpoint_every", "resume", "save_diverged", "val_data",
-              "cache", "no_cache"}
+              "cache", "no_cache", "distributed"}
 
 
 # Keys other libraries use for our options (scikit-learn, Keras, PyTorch), to suggest ours.
@@ -211,6 +211,9 @@ def _did_you_mean(key, known):
 @click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Continue the run saved in this checkpoint (its options are used).")
 @click.option("--save-diverged", is_flag=True, help="Write the model even if training diverges.")
+@click.option("--distributed", is_flag=True,
+              help="Data-parallel training over the ranks of `mpiexec -n R` (needs nncli[mpi]): "
+                   "each rank trains on 1/R of the rows of every batch; rank 0 writes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress, no summary on stderr.")
 @click.option("--log-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Epochs between progress lines when stderr is not a terminal.")
@@ -226,6 +229,7 @@ def command(**opts):
       cat data/xor.csv | nncli train - --layers 4 --activation tanh --lr 0.05 --batch-size full
       nncli train data/three.csv --config run.toml --epochs 50
       nncli train events.csv.gz --target label --memory 2G     # streams if it would not fit
+      mpiexec -n 2 nncli train data/large.csv --distributed --threads 1
     """
     from nncli.commands.options import default_output, echo_err, read_kwargs
     from nncli.progress import Progress
@@ -235,6 +239,7 @@ def command(**opts):
              and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     read_kwargs(opts)   # --sep and --columns, checked with Click's messages
     output = opts["output"] or default_output(opts["data"], ".npz")
+    comm = _communicator(opts)
     run = TrainingRun(opts["data"], {k: v for k, v in opts.items() if k not in NOT_CONFIG},
                       output=output, loss_log=opts["loss_log"] or loss_log_beside(output),
                       checkpoint=opts["checkpoint"], checkpoint_every=opts["checkpoint_every"],
@@ -243,7 +248,14 @@ def command(**opts):
                       cache_dir=opts["cache"], no_cache=opts["no_cache"],
                       read_progress=None if opts["quiet"] else _ReadProgress(),
                       on_note=None if opts["quiet"] else
-                      lambda note: echo_err(note[:1].upper() + note[1:] + ".")).prepare()
+                      lambda note: echo_err(note[:1].upper() + note[1:] + "."), comm=comm)
+    if comm is None:
+        run.prepare()
+    else:
+        from nncli.distributed import agree
+        agree(comm, run.prepare)
+    if comm is not None and comm.Get_rank() != 0:
+        opts["quiet"], opts["json_out"] = True, False   # rank 0 reports
     progress = None
     if not opts["quiet"]:
         progress = Progress(run.trainer.epochs, every=opts["log_every"])
@@ -252,7 +264,7 @@ def command(**opts):
             echo_err(columns)
         echo_err(_start_line(run))
     try:
-        summary = run.train([progress] if progress else [])
+        summary = _train(run, [progress] if progress else [], comm)
     finally:
         trainer = run.trainer
         if progress is not None and trainer.history.records and trainer.epoch < trainer.epochs:
@@ -261,6 +273,39 @@ def command(**opts):
         echo_err(_summary_line(summary))
     if opts["json_out"]:
         click.echo(json.dumps(summary, allow_nan=False))
+
+
+def _communicator(opts):
+    """MPI's world communicator for --distributed, else None. On ranks other than 0,
+    stderr is muted: errors every rank sees are reported by rank 0 (a rank failing alone
+    writes to the real stderr before it aborts the others)."""
+    if not opts["distributed"]:
+        return None
+    import os
+    import sys
+    from nncli.distributed import import_mpi
+    comm = import_mpi().COMM_WORLD
+    if comm.Get_rank() != 0:
+        sys.stderr = open(os.devnull, "w")
+    return comm
+
+
+def _train(run, callbacks, comm):
+    """run.train; in data-parallel training, a failure of this rank alone aborts all ranks
+    (the others would wait for it in the next Allreduce). Divergence is seen by every rank
+    at once (the loss is summed over ranks) and reported like any error."""
+    if comm is None:
+        return run.train(callbacks)
+    from nncli.distributed import abort_on_failure
+    from nncli.errors import DivergenceError
+    try:
+        return run.train(callbacks)
+    except DivergenceError:
+        raise
+    except KeyboardInterrupt as e:
+        abort_on_failure(comm, str(e) or "interrupted", 130)
+    except Exception as e:  # noqa: BLE001 - anything else leaves the other ranks waiting
+        abort_on_failure(comm, f"{type(e).__name__}: {e}", 1)
 
 
 def _columns_line(run):
@@ -279,6 +324,7 @@ def _start_line(run):
     net, n_val = run.net, len(run.validation[0]) if run.validation else 0
     return (f"Training {'→'.join(map(str, net.layers))} network ({net.n_params} parameters) "
             f"on {run.trainer.n_train} rows"
+            + (f" over {run.comm.Get_size()} ranks" if run.comm is not None else "")
             + (f", validating on {n_val}" if n_val
                else ", no validation (too few rows for --val-split)" if run.split_left_no_rows else "")
             + f" ({run.data.task}, {net.loss}, {run.config.get('optimizer')}).")

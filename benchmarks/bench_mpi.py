@@ -1,0 +1,166 @@
+"""Data-parallel training on MPI: samples/s with 1 and 2 ranks (one thread each), against
+the single-process fused epoch kernel timed in the same run, and the scaling model.
+
+    python benchmarks/bench_mpi.py [--configs mnist,wide] [--bandwidth 1.25e9,12.5e9]
+
+Each measurement is its own process tree: `python bench_mpi.py worker CONFIG MODE` (fused:
+one process, Trainer) or `mpiexec -n R python bench_mpi.py worker CONFIG dist`
+(DistributedTrainer). Same synthetic data as bench_train.py; 1 warm-up epoch, then the
+best of E timed epochs, best of 3 fresh runs. Rank 0 also times the Allreduce of the P-float gradient alone.
+
+Scaling model (printed for 8–64 machines): a step of global batch B on M machines costs
+    t(M) = t_c / M + t_ar(M),   t_ar(M) = 2 (M − 1)/M · 4P / bandwidth + 2 (M − 1) · latency
+(ring Allreduce of the float32 gradient: each rank sends and receives 2(M−1)/M of its 4P
+bytes), where t_c is one process's compute per step measured here. Speed-up = t_c / t(M).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_train import CONFIGS, make_data  # noqa: E402
+from common import child_env, import_nncli  # noqa: E402
+
+SIZES = {"tabular": (16384, 3), "mnist": (8192, 3), "wide": (2048, 2)}   # rows, timed epochs
+LATENCY = 5e-6   # s per message: a typical datacentre network (an assumption, not measured)
+
+
+def worker(name, mode):
+    import_nncli()
+    from nncli.network import Network
+    from nncli.training import Trainer
+    cfg = CONFIGS[name]
+    N, E = SIZES[name]
+    X, Y, _ = make_data(name, N)
+    net = Network(cfg["layers"], [cfg["act"]] * (len(cfg["layers"]) - 2) + ["identity"],
+                  cfg["loss"], dtype="float32", seed=1)
+    times = []
+    last = [time.perf_counter()]
+
+    def clock(record, trainer):
+        now = time.perf_counter()
+        times.append(now - last[0])
+        last[0] = now
+    options = dict(optimizer="adam", lr=cfg["lr"], batch_size=cfg["batch"], epochs=1 + E,
+                   seed=0, n_threads=1)
+    rank, allreduce = 0, None
+    if mode == "fused":
+        trainer = Trainer(net, X, Y, **options)
+    else:
+        from mpi4py import MPI
+        from nncli.distributed import DistributedTrainer
+        comm = MPI.COMM_WORLD
+        rank = comm.Get_rank()
+        trainer = DistributedTrainer(net, X, Y, comm=comm, **options)
+        grad = np.ones(net.n_params, np.float32)
+        comm.Barrier()
+        t0 = time.perf_counter()
+        for _ in range(50):
+            comm.Allreduce(MPI.IN_PLACE, grad, op=MPI.SUM)
+        allreduce = (time.perf_counter() - t0) / 50
+        comm.Barrier()
+    last[0] = time.perf_counter()
+    trainer.run([clock])
+    if rank == 0:
+        best = min(times[1:])
+        print(json.dumps({"config": name, "mode": mode, "P": net.n_params, "batch": cfg["batch"],
+                          "rows": N, "samples_per_s": N / best, "allreduce_s": allreduce}))
+
+
+def overhead(name, rounds=7):
+    """The per-batch path's cost against the fused kernel, interleaved in one process (1 rank,
+    best of `rounds` epochs each): robust to a busy machine, unlike separate runs."""
+    import_nncli()
+    from mpi4py import MPI
+    from nncli.distributed import DistributedTrainer
+    from nncli.network import Network
+    from nncli.training import Trainer
+    cfg = CONFIGS[name]
+    N = SIZES[name][0]
+    X, Y, _ = make_data(name, N)
+    acts = [cfg["act"]] * (len(cfg["layers"]) - 2) + ["identity"]
+
+    def make(cls, **kw):
+        net = Network(cfg["layers"], acts, cfg["loss"], dtype="float32", seed=1)
+        t = cls(net, X, Y, optimizer="adam", lr=cfg["lr"], batch_size=cfg["batch"], epochs=1,
+                seed=0, n_threads=1, **kw)
+        return t, net.engine(t.batch_size, 1)
+    fused, per_batch = make(Trainer), make(DistributedTrainer, comm=MPI.COMM_WORLD)
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for i, (trainer, engine) in enumerate((fused, per_batch)):
+            t0 = time.perf_counter()
+            trainer._train_epoch(engine, cfg["lr"])
+            best[i] = min(best[i], time.perf_counter() - t0)
+    batches = -(-N // cfg["batch"])
+    return best[1] / best[0], (best[1] - best[0]) / batches
+
+
+def measure(name, mode, ranks, repeats=3):
+    """The best of `repeats` fresh runs (the machine may be shared)."""
+    runs = [_measure_once(name, mode, ranks) for _ in range(repeats)]
+    return max(runs, key=lambda r: r["samples_per_s"])
+
+
+def _measure_once(name, mode, ranks):
+    cmd = [sys.executable, os.path.abspath(__file__), "worker", name, mode]
+    if ranks:
+        mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+        cmd = [mpiexec if os.path.exists(mpiexec) else "mpiexec", "-n", str(ranks), *cmd]
+    env = child_env()
+    env["OMP_NUM_THREADS"] = "1"
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def scaling(P, batch, samples_per_s, bandwidths, machines=(8, 16, 32, 64)):
+    t_c = batch / samples_per_s
+    rows = []
+    for bw in bandwidths:
+        for M in machines:
+            t_ar = 2 * (M - 1) / M * 4 * P / bw + 2 * (M - 1) * LATENCY
+            rows.append({"bandwidth_GBps": bw / 1e9, "machines": M, "compute_ms": 1e3 * t_c / M,
+                         "allreduce_ms": 1e3 * t_ar, "speedup": t_c / (t_c / M + t_ar)})
+    return t_c, rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--configs", default="tabular,mnist,wide")
+    ap.add_argument("--bandwidth", default="1.25e9,12.5e9",
+                    help="bytes/s of the network in the scaling model (10 and 100 Gbit/s)")
+    args = ap.parse_args()
+    bandwidths = [float(b) for b in args.bandwidth.split(",")]
+    for name in args.configs.split(","):
+        fused = measure(name, "fused", 0)
+        one = measure(name, "dist", 1)
+        two = measure(name, "dist", 2)
+        print(f"{name}: P={fused['P']} batch={fused['batch']} rows={fused['rows']}")
+        print(f"  1 process, fused epoch kernel : {fused['samples_per_s']:10,.0f} samples/s")
+        print(f"  1 rank, --distributed path    : {one['samples_per_s']:10,.0f} samples/s "
+              f"({one['samples_per_s'] / fused['samples_per_s']:.3f}× fused)")
+        print(f"  2 ranks, --distributed        : {two['samples_per_s']:10,.0f} samples/s "
+              f"({two['samples_per_s'] / fused['samples_per_s']:.2f}× fused); Allreduce of "
+              f"4P = {4 * fused['P'] / 1e6:.2f} MB: {1e3 * two['allreduce_s']:.3f} ms (shared memory)")
+        ratio, per_batch = overhead(name)
+        print(f"  per-batch path vs fused, interleaved in one process: {ratio:.3f}× the time, "
+              f"{1e6 * per_batch:.1f} µs per batch")
+        t_c, rows = scaling(fused["P"], fused["batch"], fused["samples_per_s"], bandwidths)
+        print(f"  model: compute per step t_c = {1e3 * t_c:.2f} ms on one core")
+        for r in rows:
+            print(f"    {r['bandwidth_GBps']:6.2f} GB/s  M={r['machines']:3d}: compute "
+                  f"{r['compute_ms']:7.3f} ms + Allreduce {r['allreduce_ms']:7.3f} ms → "
+                  f"speed-up {r['speedup']:5.1f}×")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["worker"]:
+        worker(sys.argv[2], sys.argv[3])
+    else:
+        main()

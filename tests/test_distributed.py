@@ -1,0 +1,172 @@
+"""Data-parallel training on MPI: `mpiexec -n 2 nncli train … --distributed` on localhost.
+
+Two ranks with global batch B train what one process with batch B trains, up to the order
+of the gradient's summation: max|Δφ| / max|φ| ≤ 1e-12 in float64, ≤ 1e-5 in float32 after
+a few epochs; two runs with the same seed and rank count are bit-identical."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import nncli
+from nncli.cli import cli
+from nncli.model_io import load_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+THREE = os.path.join(ROOT, "data", "three.csv")
+IRIS = os.path.join(ROOT, "data", "iris.csv")
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(nncli.__file__)))
+TIMEOUT = 120
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+
+
+def _mpiexec():
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return beside if os.path.exists(beside) else shutil.which("mpiexec")
+
+
+def _mpi_missing():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return "mpi4py is not installed (pip install 'nncli[mpi]')"
+    if _mpiexec() is None:
+        return "no mpiexec (pip install mpich)"
+    return None
+
+
+needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=str(_mpi_missing()))
+
+
+@pytest.fixture(scope="module")
+def env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def train(env, folder, ranks, *args, name="m.npz"):
+    """`nncli train` in `folder` (under mpiexec -n ranks, or a plain process for 0)."""
+    cmd = [sys.executable, "-m", "nncli", "train", *map(str, args), "-o", name]
+    if ranks:
+        cmd = [_mpiexec(), "-n", str(ranks), *cmd, "--distributed"]
+    return subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def _phi(path):
+    return load_model(path).network.phi.astype(np.float64)
+
+
+def test_without_mpi4py_one_line_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    r = CliRunner().invoke(cli, ["train", IRIS, "--distributed", "-o", str(tmp_path / "m.npz")])
+    assert r.exit_code == 1
+    assert r.output.startswith("Error: --distributed needs MPI: pip install 'nncli[mpi]'")
+    assert len(r.output.strip().splitlines()) == 1
+
+
+@needs_mpi
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_two_ranks_train_what_one_process_trains(env, tmp_path, dtype):
+    args = [THREE, "--layers", "16,8", "--batch-size", 24, "--epochs", 4, "--seed", 5,
+            "--dtype", dtype, "--threads", 1, "--lr", 0.01, "--clip-norm", 5]
+    one = train(env, tmp_path, 0, *args, "-q", name="one.npz")
+    assert one.returncode == 0, one.stderr
+    two = [train(env, tmp_path, 2, *args, name=f"two{i}.npz") for i in range(2)]
+    for r in two:
+        assert r.returncode == 0, r.stderr
+    ref, a, b = _phi(tmp_path / "one.npz"), _phi(tmp_path / "two0.npz"), _phi(tmp_path / "two1.npz")
+    assert np.abs(a - ref).max() / np.abs(ref).max() <= TOLERANCE[dtype]
+    assert a.tobytes() == b.tobytes()            # same seed, same rank count: bit for bit
+    meta = load_model(tmp_path / "two0.npz").meta
+    assert meta["distributed"] == {"ranks": 2} and meta["train_rows"] == 400
+    info = CliRunner().invoke(cli, ["info", str(tmp_path / "two0.npz")])
+    assert "trained    data-parallel over 2 MPI ranks" in info.output
+    # Rank 0 alone reports and writes: one summary, one model and loss log per run.
+    assert two[0].stderr.count("Done:") == 1 and "over 2 ranks" in two[0].stderr
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["one.npz", "one.loss.csv", "two0.npz", "two0.loss.csv", "two1.npz", "two1.loss.csv"])
+    assert len((tmp_path / "two0.loss.csv").read_text().splitlines()) == 5
+
+
+@needs_mpi
+def test_one_rank_is_the_fused_path_bit_for_bit(env, tmp_path):
+    """The per-batch path (batch_gradient + Allreduce + step) does the fused kernel's
+    arithmetic: with one rank they agree exactly."""
+    args = [IRIS, "--batch-size", 16, "--epochs", 3, "--seed", 2, "--threads", 1, "-q"]
+    assert train(env, tmp_path, 0, *args, name="a.npz").returncode == 0
+    assert train(env, tmp_path, 1, *args, name="b.npz").returncode == 0
+    assert _phi(tmp_path / "a.npz").tobytes() == _phi(tmp_path / "b.npz").tobytes()
+
+
+@needs_mpi
+def test_an_error_every_rank_sees_is_reported_once(env, tmp_path):
+    r = train(env, tmp_path, 2, IRIS, "--target", "nope")
+    assert r.returncode != 0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "nope" in errors[0], r.stderr
+
+
+@needs_mpi
+def test_a_rank_failing_alone_stops_all(env, tmp_path):
+    """Only rank 0 writes, so only rank 0 finds the output folder missing: the others
+    are told and stop too, and the message says so once."""
+    r = train(env, tmp_path, 2, IRIS, "--epochs", 2, name=str(tmp_path / "missing" / "m.npz"))
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "missing" in errors[0], r.stderr
+    assert not os.path.exists(tmp_path / "missing")
+
+
+@needs_mpi
+def test_divergence_stops_every_rank_with_one_message(env, tmp_path):
+    r = train(env, tmp_path, 2, THREE, "--optimizer", "sgd", "--lr", 1000, "--epochs", 3)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "training diverged at epoch 1" in errors[0], r.stderr
+
+
+FAIL_ON_RANK_1 = """
+import sys
+from mpi4py import MPI
+import nncli.distributed as d
+if MPI.COMM_WORLD.Get_rank() == 1:     # rank 1 alone fails in its second epoch
+    train_epoch = d.DistributedTrainer._train_epoch
+    def failing(self, engine, lr):
+        if self.epoch == 1:
+            raise MemoryError("simulated")
+        return train_epoch(self, engine, lr)
+    d.DistributedTrainer._train_epoch = failing
+from nncli.cli import main
+main(sys.argv[1:])
+"""
+
+
+@needs_mpi
+def test_a_rank_failing_mid_training_aborts_all(env, tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text(FAIL_ON_RANK_1)
+    r = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(script), "train", IRIS,
+                        "--distributed", "--epochs", "50", "-o", "m.npz"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode != 0
+    assert "Error: rank 1 of 2 failed: MemoryError: simulated; stopping all ranks" in r.stderr
+    assert not os.path.exists(tmp_path / "m.npz")
+
+
+@needs_mpi
+def test_kan_layers_train_data_parallel_but_grid_refits_are_refused(env, tmp_path):
+    args = [IRIS, "--arch", "kan", "--layers", 4, "--epochs", 3, "--dtype", "float64",
+            "--threads", 1, "-q"]
+    assert train(env, tmp_path, 0, *args, name="one.npz").returncode == 0
+    r = train(env, tmp_path, 2, *args, name="two.npz")
+    assert r.returncode == 0, r.stderr
+    ref, two = _phi(tmp_path / "one.npz"), _phi(tmp_path / "two.npz")
+    assert np.abs(two - ref).max() / np.abs(ref).max() <= TOLERANCE["float64"]
+    r = train(env, tmp_path, 2, *args, "--grid", "3,6", name="three.npz")
+    assert r.returncode == 2
+    assert r.stderr.count("Error: --distributed does not refine or adapt KAN grids") == 1
