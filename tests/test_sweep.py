@@ -188,7 +188,7 @@ def test_ctrl_c_stops_cleanly_with_the_best_model_so_far(env, space, tmp_path, s
     out = tmp_path / "s"
     p = subprocess.Popen([sys.executable, "-m", "nncli", "sweep", slow_data, "--space", space,
                           "--trials", "50", "--epochs", "40", "--pruner", "none", "--threads", "1",
-                          "-o", str(out)], env=env, stderr=subprocess.PIPE, text=True,
+                          "-o", str(out)], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _lines_until(p.stderr, r"^\s+0  complete", time.time() + TIMEOUT)
@@ -214,8 +214,9 @@ def _table_rows(stderr):
 def _two_workers(env, args, out, n_trials):
     cmd = [sys.executable, "-m", "nncli", "sweep", *map(str, args), "--trials", str(n_trials),
            "-o", str(out)]
-    procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              text=True) for _ in range(2)]
+    # Run outside the source tree: `python -m` puts the working folder first on sys.path.
+    procs = [subprocess.Popen(cmd, env=env, cwd=os.path.dirname(str(out)), stderr=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, text=True) for _ in range(2)]
     errs = [p.communicate(timeout=TIMEOUT)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     return procs, errs
@@ -249,7 +250,7 @@ def test_a_killed_worker_leaves_the_study_usable(env, space, tmp_path, slow_data
     out = tmp_path / "s"
     p = subprocess.Popen([sys.executable, "-m", "nncli", "sweep", slow_data, "--space", space,
                           "--trials", "3", "--epochs", "500", "--pruner", "none", "--threads", "1",
-                          "-o", str(out)], env=env, stderr=subprocess.DEVNULL)
+                          "-o", str(out)], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + TIMEOUT
         while time.time() < deadline:
