@@ -278,17 +278,22 @@ cdef class Engine:
         if a.ndim != 2 or not a.flags.c_contiguous or a.shape[1] != width:
             raise ValueError(f"{name} must be a C-contiguous (N, {width}) array")
 
+    cdef void _check_rows(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray idx) except *:
+        """X and Y fit the network and each other; idx is a contiguous int64 array (its
+        values are checked against X by the caller, once it knows there are any)."""
+        self._check(X, self.net.n_in, "X")
+        self._check(Y, self.net.n_out, "Y")
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError("X and Y have different numbers of rows")
+        if idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous:
+            raise ValueError("idx must be a contiguous int64 array")
+
     def train_epoch(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray idx, Py_ssize_t batch_size,
                     cnp.ndarray s1, cnp.ndarray s2, int code, double lr, double momentum,
                     double beta2, double eps, double weight_decay, double clip_norm, long step):
         """Train one epoch over the rows idx (in that order). Returns (mean loss, step)."""
         cdef Net *net = &self.net
-        self._check(X, net.n_in, "X")
-        self._check(Y, net.n_out, "Y")
-        if X.shape[0] != Y.shape[0]:
-            raise ValueError("X and Y have different numbers of rows")
-        if idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous:
-            raise ValueError("idx must be a contiguous int64 array")
+        self._check_rows(X, Y, idx)
         if batch_size < 1 or batch_size > self.capacity:
             raise ValueError(f"batch size must be in 1..{self.capacity}")
         for s in (s1, s2):
@@ -320,12 +325,7 @@ cdef class Engine:
         """Summed loss of the rows idx of X, Y; scale·∂(their mean loss)/∂φ into the grad
         array (zeros when idx is empty). One part of a global batch (nncli.distributed)."""
         cdef Net *net = &self.net
-        self._check(X, net.n_in, "X")
-        self._check(Y, net.n_out, "Y")
-        if X.shape[0] != Y.shape[0]:
-            raise ValueError("X and Y have different numbers of rows")
-        if idx.dtype != np.int64 or idx.ndim != 1 or not idx.flags.c_contiguous:
-            raise ValueError("idx must be a contiguous int64 array")
+        self._check_rows(X, Y, idx)
         cdef Py_ssize_t B = idx.shape[0]
         if B > self.capacity:
             raise ValueError(f"at most {self.capacity} rows per call")
