@@ -251,26 +251,31 @@ def test_a_killed_worker_leaves_the_study_usable(env, space, tmp_path, slow_data
     p = subprocess.Popen([sys.executable, "-m", "nncli", "sweep", slow_data, "--space", space,
                           "--trials", "3", "--epochs", "500", "--pruner", "none", "--threads", "1",
                           "-o", str(out)], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    running = None   # the trial the worker is killed in (an early-stopped trial 0 may be done)
     try:
         deadline = time.time() + TIMEOUT
-        while time.time() < deadline:
-            if os.path.exists(out / "sweep.journal") and any(
-                    # mid-training (a worker killed while it holds the journal's lock
-                    # makes the next one wait 5 s for it)
-                    t.state == optuna.trial.TrialState.RUNNING and len(t.intermediate_values) >= 2
-                    for t in study_trials(out)):
-                break
-            time.sleep(0.1)
+        while running is None and time.time() < deadline:
+            if os.path.exists(out / "sweep.journal"):
+                # mid-training (a worker killed while it holds the journal's lock makes the
+                # next one wait 5 s for it)
+                running = next((t.number for t in study_trials(out)
+                                if t.state == optuna.trial.TrialState.RUNNING
+                                and len(t.intermediate_values) >= 2), None)
+            if running is None:
+                time.sleep(0.1)
+        assert running is not None, "no trial got two epochs in before the deadline"
         p.send_signal(signal.SIGKILL)
         p.wait(TIMEOUT)
     finally:
         p.kill()
     r = sweep(slow_data, "--space", space, "--trials", 3, "--epochs", 2, "-o", out, "--json")
     assert r.exit_code == 0, r.output
-    assert "Marked failed: trials 0, left running by a worker that died." in r.stderr, r.stderr
+    assert f"Marked failed: trials {running}, left running by a worker that died." in r.stderr, r.stderr
     rows = json.loads(r.stdout)["trials"]
-    assert rows[0]["state"] == "failed" and rows[0]["fail_reason"] == f"its worker {os.uname().nodename}:{p.pid} died"
-    assert [r["state"] for r in rows[1:]] == ["complete", "complete"]
+    assert len(rows) == 3
+    assert rows[running]["state"] == "failed"
+    assert rows[running]["fail_reason"] == f"its worker {os.uname().nodename}:{p.pid} died"
+    assert [t["state"] for i, t in enumerate(rows) if i != running] == ["complete", "complete"]
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
