@@ -36,22 +36,29 @@ def data(tmp_path_factory):
     return d, test_csv, models
 
 
-@pytest.mark.parametrize("name", list(ARGS))
-def test_onnx_reproduces_indicators_and_other(data, name):
-    ort = pytest.importorskip("onnxruntime")
+def assert_onnx_matches_predict(model, onnx_path, test_csv, classifier):
+    """Export `model`, run it in onnxruntime on test_csv: the labels equal predict's and the
+    probabilities (or values) lie within 1e-5 relative of them."""
+    import onnxruntime as ort
     from test_export_onnx import feeds
-    d, test_csv, models = data
-    r = run("export", models[name], "-o", d / f"{name}.onnx")
+    r = run("export", model, "-o", onnx_path)
     assert r.exit_code == 0, r.output
-    sess = ort.InferenceSession(str(d / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(None, feeds(sess, test_csv))
-    want = reference(models[name], test_csv)
-    if name == "cls":
+    want = reference(model, test_csv)
+    if classifier:
         assert got[0].tolist() == want[0].tolist()
         rel = max_relative(got[1], np.stack(want[1:], axis=1))
     else:
         rel = max_relative(got[0], np.stack(want, axis=1))
     assert rel <= 1e-5
+
+
+@pytest.mark.parametrize("name", list(ARGS))
+def test_onnx_reproduces_indicators_and_other(data, name):
+    pytest.importorskip("onnxruntime")
+    d, test_csv, models = data
+    assert_onnx_matches_predict(models[name], d / f"{name}.onnx", test_csv, name == "cls")
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
@@ -142,22 +149,11 @@ def test_c_refuses_date_columns_clearly(tmp_path):
 
 @pytest.mark.parametrize("task", ["cls", "reg64"])
 def test_onnx_averages_an_ensemble_as_predict_does(data, task):
-    ort = pytest.importorskip("onnxruntime")
-    from test_export_onnx import feeds
+    pytest.importorskip("onnxruntime")
     d, test_csv, _ = data
     model = train(d / "train.csv", d / f"ens_{task}.npz", *ARGS[task], "--ensemble", "3")
     assert len(load_model(model).network.members) == 3
-    r = run("export", model, "-o", d / f"ens_{task}.onnx")
-    assert r.exit_code == 0, r.output
-    sess = ort.InferenceSession(str(d / f"ens_{task}.onnx"), providers=["CPUExecutionProvider"])
-    got = sess.run(None, feeds(sess, test_csv))
-    want = reference(model, test_csv)
-    if task == "cls":
-        assert got[0].tolist() == want[0].tolist()
-        rel = max_relative(got[1], np.stack(want[1:], axis=1))
-    else:
-        rel = max_relative(got[0], np.stack(want, axis=1))
-    assert rel <= 1e-5
+    assert_onnx_matches_predict(model, d / f"ens_{task}.onnx", test_csv, task == "cls")
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
