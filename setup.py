@@ -25,7 +25,7 @@ from setuptools.command.build_ext import build_ext
 
 # Slowest to compile first, so that the parallel build ends sooner (the shared utility
 # module, the slowest, is added first in extensions()).
-KERNELS = ["engine", "gemm", "activations", "losses", "optim", "dense", "kan", "layers", "csvparse"]
+KERNELS = ["engine", "gemm", "activations", "losses", "optim", "dense", "kan", "layers", "dropout", "csvparse"]
 DIRECTIVES = {"boundscheck": False, "wraparound": False, "cdivision": True,
               "initializedcheck": False, "nonecheck": False}
 SHARED_UTILITY = "nncli._kernels._cyutility"
