@@ -126,6 +126,8 @@ def extensions():
             depends = ["nncli/_kernels/vmath.h"]
         elif name == "optim":
             depends = ["nncli/_kernels/adam_impl.h"]
+        elif name == "dropout":
+            depends = ["nncli/_kernels/dropout_impl.h"]
         exts.append(Extension(f"nncli._kernels.{name}", sources, depends=depends, **options))
     # Cython's utility code (memoryviews and the like) once, in a module the others import,
     # instead of a copy in every module: half the C to compile.
