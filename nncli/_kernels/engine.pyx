@@ -320,6 +320,8 @@ cdef class Engine:
                 raise ValueError(f"dropout needs {net.L} rates, the output layer's 0")
             if not all(0 <= p < 1 for p in rates):
                 raise ValueError("dropout rates must lie in [0, 1)")
+        if rates == self.dropout and (rates is None or net.drop_seed == <uint64_t>int(seed)):
+            return   # as set (a caller training one epoch per call allocates nothing)
         free(net.rate)
         net.rate = NULL
         self._drop_keep = []
