@@ -187,7 +187,7 @@ class TrainingRun:
                               "trained on (its sha256 differs)")
         schema = D.Schema.from_dict(meta["schema"])
         self.data = D.TrainingData(None, None, schema, schema.task, schema.feature_names, None,
-                                   None, val_rows=self.cache.val_rows)
+                                   None, val_rows=self.cache.val_rows, notes=meta.get("notes", []))
         self.net = pipeline.build_network(self.data, self.config)
         # a validation file is read in memory (it is the small one), encoded with the schema
         self.val_table = self._read_val_data(read_options(self.config), state)
