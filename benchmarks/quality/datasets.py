@@ -47,6 +47,14 @@ def stocks():
                  dates=["date"], text=["symbol"], note="monthly price, day-first dates")
 
 
+def airports():
+    from vega_datasets import local_data
+    df = local_data.airports()
+    return Table("airports", df[["iata", "name", "city", "state", "country", "longitude", "latitude"]],
+                 "latitude", "regression", text=["state", "country"], names=["iata", "name", "city"],
+                 note="latitude from longitude and the state: codes, names, 56 states, missing text")
+
+
 def co2():
     import statsmodels.api as sm
     df = sm.datasets.co2.load_pandas().data
@@ -104,4 +112,4 @@ def diabetes():
     return Table("diabetes", df, "target", "regression", note="clean numeric (scikit-learn)")
 
 
-ALL = [seattle_temps, stocks, co2, grunfeld, fertility, anes96, fair, breast_cancer, diabetes]
+ALL = [seattle_temps, stocks, airports, co2, grunfeld, fertility, anes96, fair, breast_cancer, diabetes]

@@ -99,7 +99,7 @@ def _did_you_mean(key, known):
               help="Decimal mark of numbers written as text (default: ',' when --sep is ';').")
 @click.option("--categorical", type=CommaList(column_key), default=None, metavar="COL,...",
               help="Inputs to one-hot encode even though they hold numbers (codes).")
-@click.option("--max-categories", type=click.IntRange(min=2), default=30, show_default=True,
+@click.option("--max-categories", type=click.IntRange(min=2), default=100, show_default=True,
               help="One-hot at most this many values of a text column: the most frequent, the "
                    "rest as one 'other' input.")
 @click.option("--layers", type=CommaList(positive_int, metavar="N,N,..."), default="64,32", show_default=True,
