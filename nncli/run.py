@@ -131,6 +131,10 @@ class TrainingRun:
                    "there is no validation set (--val-split 0); use --val-split 0.2")
                 + " or --val-data FILE, or leave out --early-stopping")
         self.train_arrays = (X, Y)
+        if self.config.get("ensemble") is None:   # the default: by the table's size
+            self.config["ensemble"] = pipeline.default_ensemble(
+                len(self.data.X), dense="kan" not in self.net.kinds,
+                alone=not (self.checkpoint or self.resume or self.comm is not None))
         if (self.config.get("ensemble") or 1) > 1 and "kan" in self.net.kinds:
             raise ConfigError("--ensemble takes dense networks; a KAN network's grids are its own")
         if (self.config.get("ensemble") or 1) > 1 and (self.checkpoint or self.resume):

@@ -15,7 +15,7 @@ from nncli.cli import cli
 from nncli.data import validation_split
 from nncli.streaming import parse_memory
 
-TRAIN = ["--epochs", "3", "--layers", "6", "--seed", "5", "--batch-size", "16"]
+TRAIN = ["--epochs", "3", "--layers", "6", "--seed", "5", "--batch-size", "16", "--ensemble", "1"]
 
 
 def run(*args, input=None):

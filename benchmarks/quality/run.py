@@ -45,8 +45,8 @@ TUNED_ALL = ["--ensemble", "5", "--epochs", "1000", "--early-stopping", "40",
              "--weight-decay", "0.0001"]
 TUNED = {"seattle-temps": ["--layers", "128,64"],
          "diabetes": ["--layers", "32", "--weight-decay", "0.01"],
-         # clean and small: one network trained 200 epochs without stopping early
-         "breast-cancer": ["--ensemble", "1", "--early-stopping", "0", "--epochs", "200"]}
+         # clean and small: 200 epochs without stopping early (seeds 3-7: 0.966 vs 0.962)
+         "breast-cancer": ["--early-stopping", "0", "--epochs", "200"]}
 
 
 NNCLI = REPO  # the checkout whose nncli runs (--nncli: another one, e.g. before a change)
