@@ -355,6 +355,13 @@ def test_a_streamed_run_decides_the_column_kinds_memory_decides(here, impute):
     assert np.array_equal(cache.val_rows, memory.val_rows)
     X, _ = cache.window(0, cache.n_rows)
     assert X.shape == memory.X.shape and np.allclose(X, memory.X, rtol=0, atol=1e-9)
+    if impute == "median":   # a target written with '$' and separators: read the same way
+        config.update(target="price", categorical=None)
+        memory = pipeline.prepare_data(read_csv("kinds.csv"), config)
+        cache, _ = get_cache("kinds.csv", config, cache_dir="c", budget=8 << 10)
+        assert memory.schema.target_format == [{"decimal": ".", "units": ["$"]}]
+        _same_schema(cache.meta["schema"], memory.schema.to_dict())
+        assert np.allclose(cache.window(0, cache.n_rows)[1], memory.Y, rtol=0, atol=1e-12)
 
 
 def test_a_tiny_memory_budget_gives_the_in_memory_schema_and_close_predictions(here):
