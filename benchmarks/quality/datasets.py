@@ -8,6 +8,13 @@ columns are dates, text, or names it drops. nncli sees only the CSV and the targ
 Sources: scikit-learn's bundled sets, statsmodels' bundled datasets, vega_datasets' local
 files (`pip install statsmodels vega_datasets`). Where a column is derived from the bundled
 data, the loader says so in `note`.
+
+The kinds of table issue 10 describes, and where each is: dates (seattle-temps: timestamps;
+stocks: day-first; co2: weekly, with missing targets), names and ids (fertility; airports:
+codes, names, cities), text with missing values and more values than a small cap (airports:
+56 states, 12 gaps), a year code that must stay a number and a skewed target (grunfeld),
+missing numbers (fertility), survey codes (anes96, fair), clean numbers (breast-cancer,
+diabetes).
 """
 from dataclasses import dataclass, field
 
