@@ -386,3 +386,25 @@ def test_a_tiny_memory_budget_gives_the_in_memory_schema_and_close_predictions(h
     r2 = [1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2) for p in (pm, ps)]
     # the blocks shuffle the rows differently, and no refit: close, not equal
     assert min(r2) > 0.7 and abs(r2[0] - r2[1]) < 0.03 and np.corrcoef(pm, ps)[0, 1] > 0.98
+
+
+def test_decimal_commas_and_month_first_dates_stream_as_in_memory(here):
+    from nncli import pipeline
+    from nncli.data import read_csv
+    rng = np.random.default_rng(4)
+    rows = ["day;weight;flag;y"]
+    for _ in range(600):
+        w = f"{rng.integers(0, 5000) / 100:.2f}".replace(".", ",") + " kg"
+        day = f"{rng.integers(1, 13):02d}/{rng.integers(1, 29):02d}/2024"
+        rows.append(f"{day};{w};{rng.choice(['yes', 'no', ''])};{rng.normal()!r}")
+    (here / "eu.csv").write_text("\n".join(rows) + "\n")
+    config = {"impute": "median", "val_split": 0.2, "seed": 3, "dtype": "float64",
+              "dates": "monthfirst", "target": "y"}
+    memory = pipeline.prepare_data(read_csv("eu.csv"), config)
+    cache, _ = get_cache("eu.csv", config, cache_dir="c", budget=8 << 10)
+    theirs = memory.schema.to_dict()
+    assert [(c["kind"], c.get("format"), c.get("number_format")) for c in theirs["inputs"]] == [
+        ("date", "%m/%d/%Y", None), ("numeric", None, {"decimal": ",", "units": ["kg"]}),
+        ("boolean", None, None)]
+    _same_schema(cache.meta["schema"], theirs)
+    assert np.allclose(cache.window(0, cache.n_rows)[0], memory.X, rtol=0, atol=1e-9)
