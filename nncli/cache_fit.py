@@ -14,6 +14,14 @@ def _window_rows(budget, row_bytes):
     return int(max(64, budget // 8 // max(row_bytes, 1)))
 
 
+def _sorted_counts(words, counts):
+    """(sorted values, counts) of the codes seen (counts per code, words in code order), as
+    `np.unique(..., return_counts=True)` gives them in memory."""
+    seen = np.flatnonzero(counts)
+    order = sorted(seen.tolist(), key=lambda c: words[c])
+    return [words[c] for c in order], counts[order]
+
+
 class _Moments:
     """Count, mean and M2 of a column's values seen a window at a time: each window's by
     numpy, merged by Chan et al.'s pairwise update on values less a shift (the first value),
@@ -299,10 +307,10 @@ class Fit:
         for k in self.input_scans:
             s = self.scans[k]
             if self.kinds[k] == "categorical":
-                words = {c: w for w, c in s.vocab.items()}
-                kept, fitted = ({words[c]: int(n[c]) for c in np.flatnonzero(n).tolist()}
+                words = np.array(list(s.vocab), dtype=object)   # code order
+                kept, fitted = (_sorted_counts(words, n)
                                 for n in (st["counts_kept"][k], st["counts_fit"][k]))
-                if not kept:
+                if not len(kept[0]):
                     raise DataError(f"{self.source}: column {s.name!r} ({s.index + 1}) has no values")
                 inputs.append(D.categorical_input(s.name, kept, fitted, cap, impute))
                 continue

@@ -899,8 +899,8 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
             if not len(present):
                 raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values")
             fitted = text[_fit_mask(c.missing, fit_rows)].astype(str)
-            inputs.append(categorical_input(names[j], _word_counts(present), _word_counts(fitted),
-                                            cap, impute))
+            inputs.append(categorical_input(names[j], np.unique(present, return_counts=True),
+                                            np.unique(fitted, return_counts=True), cap, impute))
             continue
         v = _take(c.values, fit_rows)
         ok = np.isfinite(v)
@@ -954,16 +954,15 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
     return schema
 
 
-def _word_counts(words) -> dict:
-    values, counts = np.unique(words, return_counts=True)
-    return dict(zip((str(v) for v in values), counts.tolist()))
-
-
-def categorical_input(name, kept_counts: dict, fit_counts: dict, cap, impute) -> InputColumn:
+def categorical_input(name, kept, fitted, cap, impute) -> InputColumn:
     """A text input from its values' counts over the kept rows (the vocabulary: every kept
-    row, so the width does not depend on the split) and over the training rows (the fill):
-    at most ``cap`` inputs, the most frequent values (ties: alphabetical) and one 'other'
-    input for the rest; the fill is the most frequent training value (ties: alphabetical)."""
+    row, so the width does not depend on the split) and over the training rows (the fill),
+    each ``(sorted distinct values, their counts)`` as ``np.unique(…, return_counts=True)``
+    gives them: at most ``cap`` inputs, the most frequent values (ties: alphabetical) and one
+    'other' input for the rest; the fill is the most frequent training value (ties:
+    alphabetical)."""
+    kept_counts = dict(zip((str(w) for w in kept[0]), np.asarray(kept[1]).tolist()))
+    fit_counts = dict(zip((str(w) for w in fitted[0]), np.asarray(fitted[1]).tolist()))
     vocab = sorted(kept_counts)
     other = len(vocab) > cap
     if other:
