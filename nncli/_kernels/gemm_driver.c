@@ -135,6 +135,9 @@ NN_INLINE void NN_FN(nn_gemm_pack_)(long kc, long n, const NN_T *s, long rs, lon
         }
         return;
     }
+    /* Prefetching pays for blocks that come from memory (Ω of a wide layer); a small block
+       is likely in cache already, and the prefetches were 10% of packing 128 x 128. */
+    const int prefetch = (double)kc * (double)n * sizeof(NN_T) >= 256.0 * 1024;
     for (long jp = 0; jp < n; jp += r) {        /* rs == 1: column j of S is s + j*cs */
         const long w = nn_gemm_min(r, n - jp);
         const NN_T *sp = s + jp * cs;
@@ -142,7 +145,7 @@ NN_INLINE void NN_FN(nn_gemm_pack_)(long kc, long n, const NN_T *s, long rs, lon
         for (long k0 = 0; k0 < kc; k0 += NN_PACK_LINE) {
             const long k1 = nn_gemm_min(k0 + NN_PACK_LINE, kc);
 #if NN_GEMM_X86 && defined(__SSE2__)
-            if (k1 < kc)
+            if (prefetch && k1 < kc)
                 for (long j = 0; j < w; j++) _mm_prefetch((const char *)(sp + j * cs + k1), _MM_HINT_T0);
 #endif
             long j = 0;
