@@ -157,7 +157,7 @@ def test_dense_forward_backward(B, n_in, n_out, act, dtype, rng):
     np.testing.assert_allclose(dh, df.astype(float) @ W, **gemm_tol(dtype, n_out))
 
 
-@pytest.mark.parametrize("B,n_in,n_out", [(400, 300, 50), (20, 64, 4200), (97, 5, 1000)])
+@pytest.mark.parametrize("B,n_in,n_out", [(400, 300, 50), (20, 64, 4200), (97, 5, 1000), (300, 0, 40)])
 @pytest.mark.parametrize("act", ["relu", "tanh", "identity"])
 def test_dense_forward_applies_bias_and_activation_to_every_block_once(B, n_in, n_out, act,
                                                                        dtype, rng):
