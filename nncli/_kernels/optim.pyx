@@ -17,7 +17,19 @@ entry in nncli.optim.OPTIMIZERS.
 from cython cimport floating
 from libc.math cimport sqrt, sqrtf, pow
 from cython.parallel cimport prange
-from openmp cimport omp_get_num_procs
+
+# The processors this process may use (1 without OpenMP: setup.py then builds single-threaded
+# kernels, and prange is a plain loop).
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int nn_optim_procs(void) { return omp_get_num_procs(); }
+    #else
+    static int nn_optim_procs(void) { return 1; }
+    #endif
+    """
+    int nn_optim_procs() noexcept nogil
 
 cdef extern from "adam_impl.h" nogil:
     void nn_adam_f32(float *phi, const float *grad, float *m, float *v, long P, float scale,
@@ -201,8 +213,8 @@ cdef void optim_step(floating *phi, const floating *grad, floating *s1, floating
             dscale = cfg.clip_norm / sqrt(norm2)
     cdef floating scale = <floating>dscale
     cfg.step += 1
-    if nt > omp_get_num_procs():
-        nt = omp_get_num_procs()
+    if nt > nn_optim_procs():
+        nt = nn_optim_procs()
     if nt <= 1 or P < PAR_MIN_PARAMS:
         apply_rule(phi, grad, s1, s2, P, cfg, scale)
         return
