@@ -25,7 +25,7 @@ from setuptools.command.build_ext import build_ext
 
 # Slowest to compile first, so that the parallel build ends sooner (the shared utility
 # module, the slowest, is added first in extensions()).
-KERNELS = ["engine", "gemm", "activations", "losses", "optim", "dense", "kan", "layers", "csvparse"]
+KERNELS = ["engine", "gemm", "activations", "losses", "optim", "dense", "kan", "layers", "dropout", "csvparse"]
 DIRECTIVES = {"boundscheck": False, "wraparound": False, "cdivision": True,
               "initializedcheck": False, "nonecheck": False}
 SHARED_UTILITY = "nncli._kernels._cyutility"
@@ -126,6 +126,8 @@ def extensions():
             depends = ["nncli/_kernels/vmath.h"]
         elif name == "optim":
             depends = ["nncli/_kernels/adam_impl.h"]
+        elif name == "dropout":
+            depends = ["nncli/_kernels/dropout_impl.h"]
         exts.append(Extension(f"nncli._kernels.{name}", sources, depends=depends, **options))
     # Cython's utility code (memoryviews and the like) once, in a module the others import,
     # instead of a copy in every module: half the C to compile.

@@ -77,11 +77,14 @@ class DistributedTrainer(Trainer):
         # bounds[k]:bounds[k+1] is this rank's part of global batch k, in local rows.
         starts = np.arange(0, N, B)
         bounds = np.concatenate([[0], np.cumsum(np.add.reduceat(mine, starts))])
+        places = np.ascontiguousarray((np.arange(N) % B)[mine], dtype=np.int64)
         net, opt = self.net, self.opt
         total = 0.0
         for k, start in enumerate(starts.tolist()):
             part = local[bounds[k]:bounds[k + 1]]
-            total += engine.batch_gradient(self.X, self.Y, part, len(part) / min(B, N - start))
+            # Dropout masks are keyed by a row's place in its batch: those one process draws.
+            total += engine.batch_gradient(self.X, self.Y, part, len(part) / min(B, N - start),
+                                           opt.step_count, places[bounds[k]:bounds[k + 1]])
             self.comm.Allreduce(MPI.IN_PLACE, net.grad, op=MPI.SUM)
             opt.step(net.phi, net.grad, lr)
         self._sum[0] = total

@@ -63,6 +63,8 @@ CONSTRAINTS = {
     # early), kernel threads.
     "early_stopping": Interval(Integral, 0, None),
     "threads": Interval(Integral, 1, None),
+    # Inverted dropout (nncli.training): the share of a hidden layer's outputs zeroed per step.
+    "dropout": Interval(Real, 0, 1, closed="left"),
     # Classification targets (nncli.targets): the share of each target spread over all classes.
     "label_smoothing": Interval(Real, 0, 1, closed="left"),
     # Networks in an ensemble (nncli.ensemble).

@@ -4,7 +4,7 @@ options: the arrays, the network, the optimiser, the trainer, the validation arr
 Options are a plain dict (the resolved configuration, stored in the model as it is):
 the CSV settings sep, no_header, columns, encoding; target, features, drop, id, task,
 standardize, impute, dates, decimal, categorical, max_categories, class_weight,
-label_smoothing, refit, ensemble, layers (hidden widths), activation, loss, optimizer, lr,
+label_smoothing, refit, ensemble, layers (hidden widths), activation, dropout, loss, optimizer, lr,
 momentum, beta1, beta2, eps, weight_decay, clip_norm, batch_size, epochs, schedule, lr_gamma,
 lr_step_size, lr_patience, min_lr, val_split, early_stopping, init, seed, dtype, threads;
 for KAN networks arch ("mlp", "kan" or one kind per layer: a list of dense/kan), grid (intervals, a list: the first is the initial
@@ -202,7 +202,8 @@ def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=
                   epochs=opts.get("epochs", 100), seed=opts.get("seed"),
                   early_stopping=opts.get("early_stopping"),
                   schedule=opts.get("schedule") or "constant",
-                  schedule_options=schedule_options(opts), n_threads=threads)
+                  schedule_options=schedule_options(opts), n_threads=threads,
+                  dropout=opts.get("dropout"))
     try:
         if cache is not None:
             from nncli.streaming import StreamingTrainer

@@ -115,7 +115,7 @@ class StreamingTrainer(Trainer):
 
     def __init__(self, network, cache, *, block_rows, validation=None, optimizer="adam", lr=None,
                  batch_size=32, epochs=100, seed=0, early_stopping=None, schedule="constant",
-                 schedule_options=None, n_threads=None):
+                 schedule_options=None, n_threads=None, dropout=None):
         """`validation`: (Xv, Yv) arrays (a validation file), else the cache's held-out rows."""
         if cache.dtype != network.dtype:
             raise ValueError(f"the cache holds {cache.dtype} rows, the network is {network.dtype}")
@@ -150,7 +150,8 @@ class StreamingTrainer(Trainer):
                         batch_size=batch_size, epochs=epochs,
                         shuffle_seed=np.random.SeedSequence(seed).spawn(2)[1],
                         early_stopping=early_stopping, schedule=schedule,
-                        schedule_options=schedule_options, n_threads=n_threads)
+                        schedule_options=schedule_options, n_threads=n_threads,
+                        dropout=dropout, seed=seed)
 
     def _train_epoch(self, engine, lr):
         opt, blocks = self.opt, self.blocks

@@ -9,12 +9,14 @@ for bit as if never interrupted.
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from numbers import Real
 
 import numpy as np
 
 from nncli.errors import DivergenceError
 from nncli.functions import LOSSES, lookup
 from nncli.optim import OPTIMIZERS, as_optimizer
+from nncli.params import check
 from nncli.schedules import SCHEDULES
 
 EXPLODE_FACTOR = 1e4   # a loss this many times its first value (and above 1e4) has exploded
@@ -87,12 +89,45 @@ def _split_off_validation(X, Y, fraction, seed, loss):
     return X[tr], Y[tr], (X[val], Y[val])
 
 
+def dropout_rates(network, dropout):
+    """Each layer's dropout rate for the engine (Engine.set_dropout), or None: `dropout` is
+    None, one rate for every hidden layer, or one per hidden layer, each in [0, 1); the
+    output layer has none. A ValueError for a rate on the outputs a KAN layer reads:
+    rescaling by 1/(1−p) keeps the expected input of a dense layer (linear in it), not of
+    a spline, so predict would not see what training averaged over."""
+    if dropout is None:
+        return None
+    hidden = len(network.layers) - 2
+    rates = [dropout] if isinstance(dropout, Real) else list(dropout)
+    if hidden == 0 and any(rates):
+        raise ValueError("dropout applies to hidden layers, and this network has none")
+    if len(rates) == 1:
+        rates = rates * hidden
+    if len(rates) != hidden:
+        raise ValueError(f"dropout takes one rate or one per hidden layer ({hidden}), "
+                         f"got {len(rates)}")
+    for p in rates:
+        check("dropout", p)
+    for k, p in enumerate(rates):
+        if p and network.kinds[k + 1] == "kan":
+            raise ValueError(f"dropout on hidden layer {k + 1} feeds a KAN layer, whose splines "
+                             "are not linear in their inputs (the 1/(1−p) scaling would not "
+                             "make predict see what training averaged): use dropout before "
+                             "dense layers only, e.g. --arch kan,dense")
+    return [float(p) for p in rates] + [0.0] if any(rates) else None
+
+
+def dropout_seed(seed):
+    """The key of a run's dropout masks: child 3 of SeedSequence(seed) (1 shuffles, 2 splits)."""
+    return int(np.random.SeedSequence(seed).spawn(4)[3].generate_state(1, np.uint64)[0])
+
+
 class Trainer:
     """One training run of `network` on (X, Y). See `train` for the options."""
 
     def __init__(self, network, X, Y, *, optimizer="adam", lr=None, batch_size=32, epochs=100,
                  seed=0, validation=None, validation_fraction=0.0, early_stopping=None,
-                 schedule="constant", schedule_options=None, n_threads=None):
+                 schedule="constant", schedule_options=None, n_threads=None, dropout=None):
         self.net = network
         X = network.as_input(X)
         Y = network.as_target(Y, len(X))
@@ -118,10 +153,11 @@ class Trainer:
                         optimizer=optimizer, lr=lr, batch_size=batch_size, epochs=epochs,
                         shuffle_seed=shuffle_seed, early_stopping=early_stopping,
                         schedule=schedule, schedule_options=schedule_options,
-                        n_threads=n_threads)
+                        n_threads=n_threads, dropout=dropout, seed=seed)
 
     def _configure(self, network, n_train, n_val, *, optimizer, lr, batch_size, epochs,
-                   shuffle_seed, early_stopping, schedule, schedule_options, n_threads):
+                   shuffle_seed, early_stopping, schedule, schedule_options, n_threads,
+                   dropout=None, seed=None):
         """Everything but the data: shared with `nncli.streaming.StreamingTrainer`."""
         self.net = network
         self.n_train, self.n_val = n_train, n_val
@@ -132,6 +168,14 @@ class Trainer:
         self.batch_size = min(int(batch_size), n_train)
         self.epochs = int(epochs)
         self.opt = as_optimizer(optimizer, lr=lr).bind(network.n_params, network.dtype)
+        self.dropout = dropout_rates(network, dropout)
+        if self.dropout and OPTIMIZERS[self.opt.name].solver == "lbfgs":
+            # A new mask per iteration makes the loss random: the line search and the
+            # curvature pairs (differences of gradients) would follow the masks.
+            raise ValueError("dropout makes the loss random, which L-BFGS's line search and "
+                             "curvature pairs cannot follow: leave out dropout or use another "
+                             "optimizer")
+        self.dropout_seed = dropout_seed(seed) if self.dropout else 0
         sched_cls = lookup(SCHEDULES, schedule, "schedule")
         self.schedule = sched_cls(self.opt.lr, self.epochs, **(schedule_options or {}))
         self.patience = early_stopping
@@ -156,6 +200,7 @@ class Trainer:
             "first_loss": self.first_loss, "last_finite": self.last_finite,
             "history": [asdict(r) for r in self.history.records],
             "samples": self.history.samples, "seconds": self.history.seconds,
+            "dropout_seed": self.dropout_seed,
         }
 
     def arrays(self):
@@ -178,6 +223,8 @@ class Trainer:
         self.history.records = [EpochRecord(**r) for r in state["history"]]
         self.history.samples = int(state["samples"])
         self.history.seconds = float(state["seconds"])
+        # A run without a seed drew its key from the OS: the masks go on from the saved one.
+        self.dropout_seed = int(state.get("dropout_seed", self.dropout_seed))
         self.net.phi[:] = arrays["phi"]
         self.opt.s1[:] = arrays["opt_s1"]
         self.opt.s2[:] = arrays["opt_s2"]
@@ -188,7 +235,7 @@ class Trainer:
         """Train until `epochs` or early stopping; returns the History. A callback returning
         True stops training after that epoch."""
         net = self.net
-        engine = net.engine(self.batch_size, self.n_threads)
+        engine = self._engine()
         # φ as it was before the current epoch: what is left to save if the epoch diverges.
         # Allocated on the first call only (21 MB for the wide benchmark net; a caller that
         # runs one epoch per call must not pay for a fresh array each time).
@@ -209,7 +256,7 @@ class Trainer:
                 # A KAN grid refinement (nncli.kan.refine, from a callback) changed P: the
                 # optimiser's moments belonged to the old parameters, so it restarts.
                 self.restart_optimizer()
-                engine = net.engine(self.batch_size, self.n_threads)
+                engine = self._engine()
                 if solver is not None:
                     solver = type(solver)()   # its curvature pairs had the old length
                 self.phi_before_epoch = np.empty_like(net.phi)
@@ -242,6 +289,13 @@ class Trainer:
             net.phi[:] = self.best_phi
             self.history.best_epoch = self.best_epoch
         return self.history
+
+    def _engine(self):
+        """The network's engine for this run's batches, with this run's dropout (or none:
+        the engine is the network's and may have trained another run before)."""
+        engine = self.net.engine(self.batch_size, self.n_threads)
+        engine.set_dropout(self.dropout, self.dropout_seed)
+        return engine
 
     def restart_optimizer(self):
         """Zero moments and step count for the network's (new) φ; early stopping starts over,
@@ -307,7 +361,7 @@ class Trainer:
 def train(network, X, Y, *, optimizer="adam", lr=None, momentum=None, beta1=None, beta2=None,
           eps=None, weight_decay=None, clip_norm=None, batch_size=32, epochs=100, seed=0,
           validation=None, validation_fraction=0.0, early_stopping=None, schedule="constant",
-          schedule_options=None, callbacks=(), n_threads=None):
+          schedule_options=None, callbacks=(), n_threads=None, dropout=None):
     """Train `network` in place on inputs X (N×n_in) and targets Y; return the History.
 
     Y is N×n_out; for cross_entropy (or bce) it may be N integer class labels instead, which
@@ -325,6 +379,8 @@ def train(network, X, Y, *, optimizer="adam", lr=None, momentum=None, beta1=None
     schedule: constant, step, exponential, cosine or plateau, with schedule_options such as
     {"gamma": 0.5, "step_size": 10} (see nncli.schedules). callbacks: callables
     cb(record, trainer), called after each epoch; returning True stops training.
+    dropout: inverted dropout on the hidden layers' outputs while training (not in
+    validation or predict): one rate for all, or one per hidden layer, each in [0, 1).
     Same seed and thread count give the same φ, bit for bit.
 
         train(net, X, y, optimizer="adam", lr=1e-3, beta1=0.95, beta2=0.99, weight_decay=1e-4)
@@ -336,5 +392,6 @@ def train(network, X, Y, *, optimizer="adam", lr=None, momentum=None, beta1=None
     trainer = Trainer(network, X, Y, optimizer=optimizer, batch_size=batch_size,
                       epochs=epochs, seed=seed, validation=validation,
                       validation_fraction=validation_fraction, early_stopping=early_stopping,
-                      schedule=schedule, schedule_options=schedule_options, n_threads=n_threads)
+                      schedule=schedule, schedule_options=schedule_options, n_threads=n_threads,
+                      dropout=dropout)
     return trainer.run(callbacks)

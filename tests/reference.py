@@ -59,3 +59,35 @@ def network_forward(layers, activations, phi, X):
         h = ACT[act][0](f)
         out.append((f, h))
     return out
+
+
+def _mix64(z):
+    z = np.uint64(z)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _mix32(x):
+    x = x.astype(np.uint64) & np.uint64(0xFFFFFFFF)
+    for shift, mult in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x = ((x ^ (x >> np.uint64(shift))) * np.uint64(mult)) & np.uint64(0xFFFFFFFF)
+    return x ^ (x >> np.uint64(16))
+
+
+def dropout_mask(rows, n, p, layer, seed, step):
+    """The dropout kernel's mask, one step of the hash at a time (float64)."""
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):
+        key = _mix64(_mix64(np.uint64(seed) + golden * np.uint64(step + 1))
+                     ^ (golden * np.uint64(layer + 1)))
+        threshold = np.uint64(int(p * 2 ** 32))
+        j = np.arange(1, n + 1, dtype=np.uint64)
+        out = []
+        for row in rows:
+            row_key = _mix64(key ^ _mix64(np.uint64(row)))
+            lo, hi = row_key & np.uint64(0xFFFFFFFF), row_key >> np.uint64(32)
+            u = _mix32(((lo + np.uint64(0x9E3779B9) * j) & np.uint64(0xFFFFFFFF)) ^ hi)
+            out.append(np.where(u >= threshold, 1 / (1 - p), 0.0))
+    return np.array(out)

@@ -94,6 +94,21 @@ def test_two_ranks_train_what_one_process_trains(env, tmp_path, dtype):
 
 
 @needs_mpi
+def test_two_ranks_draw_the_dropout_masks_one_process_draws(env, tmp_path):
+    """Each rank passes its rows' places in the global batch to the kernel, which keys the
+    masks by them: two ranks with --dropout train what one process trains."""
+    args = [THREE, "--layers", "16,8", "--batch-size", 24, "--epochs", 3, "--seed", 5,
+            "--dtype", "float64", "--threads", 1, "--dropout", "0.3,0.2", "-q"]
+    assert train(env, tmp_path, 0, *args, name="one.npz").returncode == 0
+    r = train(env, tmp_path, 2, *args, name="two.npz")
+    assert r.returncode == 0, r.stderr
+    ref, two = _phi(tmp_path / "one.npz"), _phi(tmp_path / "two.npz")
+    plain = train(env, tmp_path, 0, *args[:-3], "-q", name="plain.npz")
+    assert plain.returncode == 0 and np.abs(_phi(tmp_path / "plain.npz") - ref).max() > 1e-3
+    assert np.abs(two - ref).max() / np.abs(ref).max() <= TOLERANCE["float64"]
+
+
+@needs_mpi
 def test_one_rank_is_the_fused_path_bit_for_bit(env, tmp_path):
     """The per-batch path (batch_gradient + Allreduce + step) does the fused kernel's
     arithmetic: with one rank they agree exactly."""

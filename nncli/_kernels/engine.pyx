@@ -5,11 +5,14 @@ Shapes, with B the batch size (≤ the buffer capacity), L layers, n_k the width
     xb  B×n_0    the gathered input rows          yb  B×n_L   the gathered targets
     F_k B×n_k+1  pre-activations of layer k       H_k B×n_k+1 a_k(F_k) (H_k is F_k for identity)
     D0, D1       B×max(n) ping-pong buffers for δ = ∂L/∂f and ∂L/∂h
+    M_k, O_k     B×n_k+1  with dropout on layer k's outputs: its mask and H_k ⊙ M_k, which
+                          the next layer reads (O_k is H_k where layer k has no dropout)
 φ and ∂L/∂φ are flat arrays of P numbers, one slice per layer; layers.layout says where.
 
 Each step walks: gather → forward (layer_forward per layer) → loss and ∂L/∂z → backward
 (layer_backward per layer, from the last: δ through a′, then ∂L/∂φ_k and ∂L/∂h_{k−1})
-→ optim_step over φ. The loop knows layers only through their Layer descriptors, so a new
+→ optim_step over φ. Dropout (set_dropout) masks hidden outputs in training calls only:
+train_epoch, and batch_gradient/loss_and_gradient when told the step the masks are for. The loop knows layers only through their Layer descriptors, so a new
 layer kind does not touch it. The Engine owns the buffers (allocated once per batch
 capacity) and hands raw pointers to fused-type kernels; dtype is chosen once per call.
 """
@@ -19,9 +22,10 @@ from cython cimport floating
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 from libc.math cimport isfinite
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 from nncli._kernels.activations cimport IDENTITY
+from nncli._kernels.dropout cimport DropoutCall, dropout_forward, dropout_backward
 from nncli._kernels.losses cimport loss_forward_backward, loss_output_transform
 from nncli._kernels.layers cimport Layer, layer_forward, layer_backward, DENSE
 from nncli._kernels.layers import data_shape, layout, work_size
@@ -46,6 +50,10 @@ cdef struct Net:
     void **H                # L buffers (H[k] == F[k] for identity activations)
     void *d0
     void *d1
+    double *rate            # L dropout rates of the layers' outputs, or NULL: no dropout
+    void **M                # L masks (set_dropout; NULL where the rate is 0)
+    void **O                # L inputs of the next layer: H[k] ⊙ M[k], or H[k] (rate 0)
+    uint64_t drop_seed
 
 
 cdef inline void gather_rows(floating *dst, const floating *src, const int64_t *idx,
@@ -55,8 +63,18 @@ cdef inline void gather_rows(floating *dst, const floating *src, const int64_t *
         memcpy(dst + r * width, src + idx[r] * width, width * sizeof(floating))
 
 
-cdef void net_forward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
-    """Forward pass over the B rows in net.xb; keeps every F_k and H_k."""
+cdef inline void *layer_input(Net *net, int k, bint dropped) noexcept nogil:
+    """What layer k read in the forward pass: the batch, or the layer below's outputs
+    (after its dropout, in a pass with dropout)."""
+    if k == 0:
+        return net.xb
+    return net.O[k - 1] if dropped else net.H[k - 1]
+
+
+cdef void net_forward(Net *net, floating *phi, Py_ssize_t B,
+                      const DropoutCall *drop) noexcept nogil:
+    """Forward pass over the B rows in net.xb; keeps every F_k and H_k (and with `drop`,
+    not NULL in training calls only, the dropout masks M_k and dropped outputs O_k)."""
     cdef int k
     cdef const Layer *layer
     cdef const floating *h_in = <floating *>net.xb
@@ -65,10 +83,16 @@ cdef void net_forward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
         layer_forward(layer, <floating *>net.F[k], <floating *>net.H[k], h_in,
                       phi + layer.offset, B, net.n_threads)
         h_in = <floating *>net.H[k]
+        if drop != NULL and net.rate[k] > 0:
+            dropout_forward(<floating *>net.O[k], <floating *>net.M[k], h_in, B, layer.n_out,
+                            net.rate[k], k, drop)
+            h_in = <floating *>net.O[k]
 
 
-cdef double net_backward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
-    """Loss of the batch (sum over rows) and ∂(mean loss)/∂φ into net.grad."""
+cdef double net_backward(Net *net, floating *phi, Py_ssize_t B,
+                         const DropoutCall *drop) noexcept nogil:
+    """Loss of the batch (sum over rows) and ∂(mean loss)/∂φ into net.grad (through the
+    forward pass's dropout masks when it had `drop`)."""
     cdef int k, L = net.L
     cdef const Layer *layer
     cdef floating *grad = <floating *>net.grad
@@ -81,9 +105,11 @@ cdef double net_backward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
                                   B, net.n_out, net.loss)
     for k in range(L - 1, -1, -1):
         layer = &net.layers[k]
+        if drop != NULL and net.rate[k] > 0:   # ∂L/∂O_k → ∂L/∂H_k
+            dropout_backward(delta, <floating *>net.M[k], B * layer.n_out)
         layer_backward(layer, other if k > 0 else NULL, grad + layer.offset, delta,
                        <floating *>net.F[k], <floating *>net.H[k],
-                       <floating *>net.H[k - 1] if k > 0 else <floating *>net.xb,
+                       <floating *>layer_input(net, k, drop != NULL),
                        phi + layer.offset, B, net.n_threads)
         tmp = delta
         delta = other
@@ -93,8 +119,10 @@ cdef double net_backward(Net *net, floating *phi, Py_ssize_t B) noexcept nogil:
 
 cdef double run_epoch(Net *net, floating *phi, const floating *X, const floating *Y,
                       const int64_t *idx, Py_ssize_t N, Py_ssize_t batch,
-                      floating *s1, floating *s2, OptimConfig *cfg) noexcept nogil:
-    """One pass over idx in batches; returns the mean training loss (NaN/inf stops early)."""
+                      floating *s1, floating *s2, OptimConfig *cfg,
+                      DropoutCall *drop) noexcept nogil:
+    """One pass over idx in batches; returns the mean training loss (NaN/inf stops early).
+    With `drop`, each batch's masks are those of the update it makes."""
     cdef Py_ssize_t start, B, n_in = net.n_in, m = net.n_out
     cdef double total = 0.0
     start = 0
@@ -102,8 +130,10 @@ cdef double run_epoch(Net *net, floating *phi, const floating *X, const floating
         B = batch if start + batch <= N else N - start
         gather_rows(<floating *>net.xb, X, idx + start, B, n_in)
         gather_rows(<floating *>net.yb, Y, idx + start, B, m)
-        net_forward(net, phi, B)
-        total += net_backward(net, phi, B)
+        if drop != NULL:
+            drop.step = cfg.step
+        net_forward(net, phi, B, drop)
+        total += net_backward(net, phi, B, drop)
         if not isfinite(total):
             return total
         optim_step(phi, <floating *>net.grad, s1, s2, net.P, cfg)
@@ -112,7 +142,8 @@ cdef double run_epoch(Net *net, floating *phi, const floating *X, const floating
 
 
 cdef double batch_gradient(Net *net, floating *phi, const floating *X, const floating *Y,
-                           const int64_t *idx, Py_ssize_t B, double scale) noexcept nogil:
+                           const int64_t *idx, Py_ssize_t B, double scale,
+                           DropoutCall *drop) noexcept nogil:
     """Data-parallel training's part of one global batch: the summed loss of the B rows idx,
     and scale·∂(their mean loss)/∂φ in net.grad (all zero for B = 0). The caller sums the
     ranks' gradients (one Allreduce) and applies the update: the hook between backward and
@@ -126,8 +157,8 @@ cdef double batch_gradient(Net *net, floating *phi, const floating *X, const flo
         return 0.0
     gather_rows(<floating *>net.xb, X, idx, B, net.n_in)
     gather_rows(<floating *>net.yb, Y, idx, B, net.n_out)
-    net_forward(net, phi, B)
-    total = net_backward(net, phi, B)
+    net_forward(net, phi, B, drop)
+    total = net_backward(net, phi, B, drop)
     if scale != 1.0:
         for i in range(net.P):
             grad[i] *= f
@@ -144,7 +175,7 @@ cdef double run_eval(Net *net, floating *phi, const floating *X, const floating 
     while start < N:
         B = cap if start + cap <= N else N - start
         memcpy(net.xb, X + start * n_in, B * n_in * sizeof(floating))
-        net_forward(net, phi, B)
+        net_forward(net, phi, B, NULL)
         z = <floating *>net.H[net.L - 1]
         if Y != NULL:
             total += loss_forward_backward(<floating *>NULL, z, Y + start * m, B, m, net.loss)
@@ -169,17 +200,22 @@ cdef class Engine:
     kind options (up to 4 ints, None for dense) and `data` each layer's untrained data (a KAN
     layer's knots, an array of layers.data_shape in phi's dtype, used in place; None for dense),
     `reals` each layer's real parameters (up to 2 floats: a KAN layer's penalties; or None).
+    Dropout is off until set_dropout.
     """
     cdef Net net
     cdef readonly object dtype
     cdef readonly Py_ssize_t capacity
     cdef bint is_double
     cdef object _keep          # Python references that keep the buffers alive
+    cdef object _drop_keep     # and the dropout buffers (set_dropout)
 
     def __cinit__(self):
         self.net.layers = NULL
         self.net.F = NULL
         self.net.H = NULL
+        self.net.rate = NULL
+        self.net.M = NULL
+        self.net.O = NULL
 
     def __init__(self, sizes, activations, int loss, cnp.ndarray phi, cnp.ndarray grad,
                  Py_ssize_t capacity, int n_threads=1, kinds=None, options=None, data=None,
@@ -217,7 +253,10 @@ cdef class Engine:
         self.net.layers = <Layer *>calloc(L, sizeof(Layer))
         self.net.F = <void **>calloc(L, sizeof(void *))
         self.net.H = <void **>calloc(L, sizeof(void *))
-        if self.net.layers == NULL or self.net.F == NULL or self.net.H == NULL:
+        self.net.M = <void **>calloc(L, sizeof(void *))
+        self.net.O = <void **>calloc(L, sizeof(void *))
+        if (self.net.layers == NULL or self.net.F == NULL or self.net.H == NULL
+                or self.net.M == NULL or self.net.O == NULL):
             raise MemoryError()
         for k in range(L):
             layer = &self.net.layers[k]
@@ -241,6 +280,7 @@ cdef class Engine:
                 self.net.H[k] = self.net.F[k]
             else:
                 self.net.H[k] = data_of(buf(cap * sizes[k + 1]))
+            self.net.O[k] = self.net.H[k]
         self.net.phi = data_of(phi)
         self.net.grad = data_of(grad)
         self.net.xb = data_of(buf(cap * sizes[0]))
@@ -263,6 +303,62 @@ cdef class Engine:
         free(self.net.layers)
         free(self.net.F)
         free(self.net.H)
+        free(self.net.rate)
+        free(self.net.M)
+        free(self.net.O)
+
+    def set_dropout(self, rates=None, seed=0):
+        """Inverted dropout on the layers' outputs in training calls (nncli._kernels.dropout):
+        rates[k] in [0, 1) for layer k (the output layer's must be 0), masks keyed by
+        `seed` (an unsigned 64-bit integer); None or all zero: off. The masks and the
+        dropped outputs get their buffers here, once, for batches up to the capacity."""
+        cdef Net *net = &self.net
+        cdef int k
+        rates = None if rates is None or not any(rates) else [float(p) for p in rates]
+        if rates is not None:
+            if len(rates) != net.L or rates[net.L - 1] != 0:
+                raise ValueError(f"dropout needs {net.L} rates, the output layer's 0")
+            if not all(0 <= p < 1 for p in rates):
+                raise ValueError("dropout rates must lie in [0, 1)")
+        if rates == self.dropout and (rates is None or net.drop_seed == <uint64_t>int(seed)):
+            return   # as set (a caller training one epoch per call allocates nothing)
+        free(net.rate)
+        net.rate = NULL
+        self._drop_keep = []
+        for k in range(net.L):
+            net.M[k] = NULL
+            net.O[k] = net.H[k]
+        if rates is None:
+            return
+        net.rate = <double *>calloc(net.L, sizeof(double))
+        if net.rate == NULL:
+            raise MemoryError()
+        net.drop_seed = <uint64_t>int(seed)
+        for k in range(net.L):
+            net.rate[k] = rates[k]
+            if rates[k] > 0:
+                m = np.zeros(self.capacity * net.layers[k].n_out, dtype=self.dtype)
+                o = np.zeros_like(m)
+                self._drop_keep += [m, o]
+                net.M[k] = data_of(m)
+                net.O[k] = data_of(o)
+
+    @property
+    def dropout(self):
+        """Each layer's dropout rate, or None (off)."""
+        if self.net.rate == NULL:
+            return None
+        return [self.net.rate[k] for k in range(self.net.L)]
+
+    cdef DropoutCall *_dropout_call(self, DropoutCall *call, step):
+        """`call` filled for masks at update `step` (rows in batch order), or NULL: no
+        dropout set, or no step (the loss itself, not a training step's)."""
+        if self.net.rate == NULL or step is None:
+            return NULL
+        call.seed = self.net.drop_seed
+        call.step = step
+        call.rows = NULL
+        return call
 
     @property
     def n_threads(self):
@@ -311,20 +407,25 @@ cdef class Engine:
         cdef void *p1 = data_of(s1)
         cdef void *p2 = data_of(s2)
         cdef double loss = 0.0
+        cdef DropoutCall call
+        cdef DropoutCall *drop = self._dropout_call(&call, step)
         if N == 0:
             return float("nan"), step
         with nogil:
             if self.is_double:
                 loss = run_epoch(net, <double *>net.phi, <double *>px, <double *>py, pidx, N,
-                                 batch_size, <double *>p1, <double *>p2, &cfg)
+                                 batch_size, <double *>p1, <double *>p2, &cfg, drop)
             else:
                 loss = run_epoch(net, <float *>net.phi, <float *>px, <float *>py, pidx, N,
-                                 batch_size, <float *>p1, <float *>p2, &cfg)
+                                 batch_size, <float *>p1, <float *>p2, &cfg, drop)
         return loss, cfg.step
 
-    def batch_gradient(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray idx, double scale=1.0):
+    def batch_gradient(self, cnp.ndarray X, cnp.ndarray Y, cnp.ndarray idx, double scale=1.0,
+                       dropout_step=None, cnp.ndarray dropout_rows=None):
         """Summed loss of the rows idx of X, Y; scale·∂(their mean loss)/∂φ into the grad
-        array (zeros when idx is empty). One part of a global batch (nncli.distributed)."""
+        array (zeros when idx is empty). One part of a global batch (nncli.distributed).
+        With dropout set and `dropout_step` given: the masks of update dropout_step, for
+        rows at the places `dropout_rows` (int64, one per row of idx) of the global batch."""
         cdef Net *net = &self.net
         self._check_rows(X, Y, idx)
         cdef Py_ssize_t B = idx.shape[0]
@@ -336,13 +437,21 @@ cdef class Engine:
         cdef void *py = data_of(Y)
         cdef const int64_t *pidx = <int64_t *>data_of(idx)
         cdef double total
+        cdef DropoutCall call
+        cdef DropoutCall *drop = self._dropout_call(&call, dropout_step)
+        if drop != NULL:
+            if not (dropout_rows is not None and dropout_rows.dtype == np.int64
+                    and dropout_rows.ndim == 1 and dropout_rows.flags.c_contiguous
+                    and dropout_rows.shape[0] == B):
+                raise ValueError("dropout_rows: a contiguous int64 array, one place per row")
+            drop.rows = <int64_t *>data_of(dropout_rows) if B else NULL
         with nogil:
             if self.is_double:
                 total = batch_gradient(net, <double *>net.phi, <double *>px, <double *>py, pidx,
-                                       B, scale)
+                                       B, scale, drop)
             else:
                 total = batch_gradient(net, <float *>net.phi, <float *>px, <float *>py, pidx,
-                                       B, scale)
+                                       B, scale, drop)
         return total
 
     def evaluate(self, cnp.ndarray X, cnp.ndarray Y=None, bint outputs=False, bint transform=True):
@@ -370,9 +479,11 @@ cdef class Engine:
         loss = (total / N if N else float("nan")) if Y is not None else None
         return loss, out
 
-    def loss_and_gradient(self, cnp.ndarray X, cnp.ndarray Y):
+    def loss_and_gradient(self, cnp.ndarray X, cnp.ndarray Y, dropout_step=None):
         """Mean loss over all rows of X; ∂L/∂φ is written into the grad array. One batch:
-        the capacity must be at least the number of rows."""
+        the capacity must be at least the number of rows. With dropout set and
+        `dropout_step` given: through the masks of that update for rows 0..N−1 (a fixed
+        mask: what a gradient check of dropout needs)."""
         cdef Net *net = &self.net
         self._check(X, net.n_in, "X")
         self._check(Y, net.n_out, "Y")
@@ -383,13 +494,15 @@ cdef class Engine:
         cdef void *py = data_of(Y)
         cdef size_t itemsize = self.dtype.itemsize
         cdef double total
+        cdef DropoutCall call
+        cdef DropoutCall *drop = self._dropout_call(&call, dropout_step)
         with nogil:
             memcpy(net.xb, px, N * net.n_in * itemsize)
             memcpy(net.yb, py, N * net.n_out * itemsize)
             if self.is_double:
-                net_forward(net, <double *>net.phi, N)
-                total = net_backward(net, <double *>net.phi, N)
+                net_forward(net, <double *>net.phi, N, drop)
+                total = net_backward(net, <double *>net.phi, N, drop)
             else:
-                net_forward(net, <float *>net.phi, N)
-                total = net_backward(net, <float *>net.phi, N)
+                net_forward(net, <float *>net.phi, N, drop)
+                total = net_backward(net, <float *>net.phi, N, drop)
         return total / N

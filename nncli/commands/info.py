@@ -60,8 +60,9 @@ def command(model, json_out):
     if info["config"]:
         c = info["config"]
         keys = ["optimizer", "lr", "batch_size", "epochs", "schedule", "val_split", "early_stopping",
-                "weight_decay", "clip_norm", "seed", "threads"]
-        out.append("training   " + "  ".join(f"{k}={c.get(k)}" for k in keys if c.get(k) not in (None, 0.0)))
+                "weight_decay", "clip_norm", "dropout", "seed", "threads"]
+        out.append("training   " + "  ".join(f"{k}={_listed(c.get(k))}" for k in keys
+                                             if c.get(k) not in (None, 0.0, [])))
     if info["data_sha256"]:
         out.append(f"data       sha256 {info['data_sha256'][:16]}…  {info['train_rows']} training rows, "
                    f"{info['val_rows']} validation rows, {info['epochs_run']} epochs")
@@ -91,3 +92,8 @@ def command(model, json_out):
     if info["checkpoint"]:
         out.append("checkpoint yes (resume with: nncli train DATA --resume " + model + ")")
     click.echo("\n".join(out))
+
+
+def _listed(value):
+    """A config value as typed: a list (--dropout 0.1,0.3) comma-separated."""
+    return ",".join(map(str, value)) if isinstance(value, list) else value

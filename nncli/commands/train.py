@@ -4,7 +4,7 @@ import json
 import click
 
 from nncli.commands.options import (BatchSize, CommaList, TrainingCommand, click_type, column_key,
-                                   csv_input_options, positive_int)
+                                   csv_input_options, number_in, positive_int)
 from nncli.functions import ACTIVATIONS, INITS, LOSSES
 from nncli.optim import OPTIMIZERS
 from nncli.schedules import SCHEDULES
@@ -23,6 +23,7 @@ CONFIG_SYNONYMS = {
     "batch": "batch_size", "validation_split": "val_split", "validation_fraction": "val_split",
     "random_state": "seed", "epsilon": "eps", "alpha": "weight_decay", "n_jobs": "threads",
     "num_threads": "threads", "scheduler": "schedule", "lr_schedule": "schedule",
+    "dropout_rate": "dropout", "dropout_p": "dropout",
 }
 
 
@@ -171,6 +172,10 @@ def _did_you_mean(key, known):
               metavar="PATIENCE",
               help="Stop after this many epochs without a better validation loss and keep the "
                    "best epoch (0: off; off by itself when there is no validation set).")
+@click.option("--dropout", type=CommaList(number_in("dropout"), metavar="P[,P...]"), default=None,
+              help="Inverted dropout while training: zero each hidden unit's output with "
+                   "probability P (and scale the rest by 1/(1−P)), one P for every hidden layer "
+                   "or one per hidden layer; off in validation and predict.")
 @click.option("--class-weight", default=None, metavar="balanced|CLASS=W,...",
               help="Weigh each class's rows in the loss: balanced (n / (classes × n_class)) or "
                    "given weights (others 1). Classification with cross_entropy.")
@@ -333,7 +338,14 @@ def _start_line(run):
             + (f" over {run.comm.Get_size()} ranks" if run.comm is not None else "")
             + (f", validating on {n_val}" if n_val
                else ", no validation (too few rows for --val-split)" if run.split_left_no_rows else "")
-            + f" ({run.data.task}, {net.loss}, {run.config.get('optimizer')}).")
+            + f" ({run.data.task}, {net.loss}, {run.config.get('optimizer')}"
+            + (f", dropout {_rates(run.trainer.dropout[:-1])}" if run.trainer.dropout else "")
+            + ").")
+
+
+def _rates(rates):
+    """0.2 for one rate on every hidden layer, else 0.1,0.3 (one per layer)."""
+    return f"{rates[0]:g}" if len(set(rates)) == 1 else ",".join(f"{p:g}" for p in rates)
 
 
 def _summary_line(s):
