@@ -1,0 +1,143 @@
+"""--ensemble N trains its members together (nncli.ensemble_training): one pass over the data
+per epoch, members on threads, each member the network it would be alone with its seed.
+(The averaged prediction and the model file: tests/test_refit.py.)"""
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nncli import pipeline
+from nncli.cli import cli
+from nncli.ensemble import Ensemble
+from nncli.model_io import load_model
+from nncli.run import TrainingRun
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+IRIS = os.path.join(DATA, "iris.csv")
+
+
+def train(*args):
+    return CliRunner().invoke(cli, ["train", *map(str, args)])
+
+
+def arrays(path):
+    with np.load(path) as f:
+        return f["phi"], f["ensemble"]
+
+
+def test_each_member_is_the_network_it_would_be_alone(tmp_path):
+    # Early stopping with a short patience: the members stop at different epochs, and the
+    # ones still training go on without them.
+    config = {"epochs": 40, "seed": 3, "lr": 0.05, "early_stopping": 2, "ensemble": 3,
+              "threads": 2, "refit": False, "layers": [16], "val_split": 0.2}
+    run = TrainingRun(IRIS, config, output=str(tmp_path / "e.npz")).prepare()
+    summary = run.train()
+    picked = summary["ensemble"]["epochs"]
+    assert len(set(picked)) > 1, picked
+    ens = load_model(tmp_path / "e.npz").network
+    first = run.trainers[0]
+    for k in range(3):
+        opts = {**run.config, "seed": 3 + k}
+        net = pipeline.build_network(run.data, opts)
+        alone = pipeline.make_trainer(net, first.X, first.Y, run.validation, opts)
+        alone.run()
+        assert alone.history.best_epoch == picked[k]
+        assert np.array_equal(net.phi, ens.members[k].phi), k
+
+
+def test_same_seed_and_threads_give_the_same_model_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [IRIS, "--ensemble", 4, "--epochs", 12, "--layers", 16, "--seed", 7, "-q"]
+    for name, threads in (("a", 2), ("b", 2), ("c", 1)):
+        r = train(*args, "--threads", threads, "-o", f"{name}.npz")
+        assert r.exit_code == 0, r.output
+    a, b, c = arrays("a.npz"), arrays("b.npz"), arrays("c.npz")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    # The kernels give the same bits on any thread count, and so do the members.
+    assert all(np.array_equal(x, y) for x, y in zip(a, c))
+    phis = [a[0], *a[1]]
+    assert all(not np.array_equal(phis[i], phis[j]) for i in range(4) for j in range(i))
+    # refit (on by default) trained each member again, and predict/evaluate/export read it
+    model = load_model("a.npz")
+    assert model.meta["refit"]["rows"] == 150 and len(model.network) == 4
+    ev = CliRunner().invoke(cli, ["evaluate", "a.npz", IRIS, "--json"])
+    assert ev.exit_code == 0 and json.loads(ev.stdout)["accuracy"] > 0.8
+    info = CliRunner().invoke(cli, ["info", "a.npz"]).stdout
+    assert "ensemble   4 networks, predictions averaged (seeds [7, 8, 9, 10], epochs [12, 12, 12, 12])" in info
+
+
+def test_a_diverging_member_stops_the_run_and_save_diverged_keeps_every_member(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open("d.csv", "w") as f:
+        f.write("x,y\n" + "".join(f"{i},{i * 1000.0}\n" for i in range(50)))
+    r = train("d.csv", "--optimizer", "sgd", "--lr", 100, "--no-standardize", "--layers", 8,
+              "--epochs", 50, "-q", "--val-split", 0, "--ensemble", 3, "--threads", 2,
+              "-o", "d.npz", "--save-diverged")
+    assert r.exit_code == 1 and r.stderr.startswith("Error: training diverged at epoch ")
+    assert r.stderr.count("\n") == 1
+    model = load_model("d.npz")
+    assert isinstance(model.network, Ensemble) and len(model.network) == 3
+    assert model.meta["diverged"] is True
+    assert all(np.all(np.isfinite(m.phi)) for m in model.network.members)
+    r = train("d.csv", "--optimizer", "sgd", "--lr", 100, "--no-standardize", "--layers", 8,
+              "--epochs", 50, "-q", "--val-split", 0, "--ensemble", 3, "-o", "n.npz")
+    assert r.exit_code == 1 and not os.path.exists("n.npz")
+
+
+def _write_table(path, n=1200):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3))
+    y = np.sin(x[:, 0]) + x[:, 1] * x[:, 2]
+    with open(path, "w") as f:
+        f.write("a,b,c,y\n" + "".join(f"{a:.5f},{b:.5f},{c:.5f},{t:.5f}\n" for (a, b, c), t in zip(x, y)))
+
+
+def test_a_streamed_ensemble_in_one_block_is_the_in_memory_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write_table("t.csv")
+    args = ["t.csv", "--ensemble", 3, "--epochs", 4, "--layers", 8, "--seed", 2, "--threads", 2, "-q"]
+    assert train(*args, "--no-cache", "-o", "mem.npz").exit_code == 0
+    r = train(*args, "--cache", "c", "--shuffle-block", 100000, "-o", "st.npz")
+    assert r.exit_code == 0, r.output
+    mem, st = arrays("mem.npz"), arrays("st.npz")
+    # with refit (on every row, read from the cache's blocks) on both sides
+    assert load_model("st.npz").meta["refit"]["rows"] == 1200
+    assert all(np.array_equal(x, y) for x, y in zip(mem, st))
+
+
+def test_a_streamed_ensemble_reads_each_block_once_per_pass(tmp_path):
+    _write_table(tmp_path / "t.csv")
+    config = {"epochs": 3, "seed": 1, "layers": [8], "ensemble": 3, "threads": 2, "refit": False,
+              "shuffle_block": 300, "val_split": 0.2}
+    run = TrainingRun(str(tmp_path / "t.csv"), config, output=str(tmp_path / "s.npz"),
+                      cache_dir=str(tmp_path / "c")).prepare()
+    blocks = len(run.trainer.blocks)
+    assert blocks == 4 and len(run.trainers) == 3
+    reads = []
+    read_rows = run.cache.read_rows
+    run.cache.read_rows = lambda lo, hi, X, Y: (reads.append(lo), read_rows(lo, hi, X, Y))[1]
+    run.train()
+    # a training pass and a validation pass per epoch for all members at once, then the
+    # final metrics (the first member's in the target's units, the ensemble's): one member's
+    # reads, where members trained one after another would read three times as much
+    assert len(reads) <= 3 * 2 * blocks + 2 * blocks
+    ens = load_model(tmp_path / "s.npz").network
+    assert len(ens) == 3 and not np.array_equal(ens.members[0].phi, ens.members[1].phi)
+    again = TrainingRun(str(tmp_path / "t.csv"), config, output=str(tmp_path / "s2.npz"),
+                        cache_dir=str(tmp_path / "c")).prepare()
+    again.train()
+    assert all(np.array_equal(x, y) for x, y in zip(arrays(tmp_path / "s.npz"),
+                                                       arrays(tmp_path / "s2.npz")))
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_the_ensemble_record_names_each_members_epochs(tmp_path, monkeypatch, refit):
+    monkeypatch.chdir(tmp_path)
+    r = train(IRIS, "--ensemble", 2, "--epochs", 30, "--early-stopping", 2, "--lr", 0.05, "--seed", 3,
+              "--json", "-q", "-o", "m.npz", *([] if refit else ["--no-refit"]))
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert len(s["ensemble"]["epochs"]) == 2 and s["ensemble"]["epochs"][0] == s["best_epoch"]
+    assert (s["refit"] is not None) == refit
