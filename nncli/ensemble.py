@@ -4,7 +4,9 @@ predictions are averaged (probabilities for a classifier, values for a regressio
 An `Ensemble` is used wherever a Network is read — predict, evaluate, info, plot-fit — and
 behaves as its first member for everything but `predict` (`layers`, `loss`, `n_params` are a
 member's). In the model file the first member's φ is `phi` and the others' are the rows of
-the array `ensemble` ((N − 1) × P), so a file without an ensemble is unchanged.
+the array `ensemble` ((N − 1) × P), so a file without an ensemble is unchanged. Members with
+KAN layers share their grid sizes and orders, not their knots (a hidden layer's grid follows
+its inputs): the others' knots are the rows of `ensemble_knots`.
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ class Ensemble:
             raise ValueError("an ensemble needs at least one network")
         first = members[0]
         for m in members[1:]:
-            if (m.layers, m.activations, m.loss, m.dtype, m.kinds) != (
-                    first.layers, first.activations, first.loss, first.dtype, first.kinds):
+            if (m.layers, m.activations, m.loss, m.dtype, m.kinds, m.options) != (
+                    first.layers, first.activations, first.loss, first.dtype, first.kinds,
+                    first.options):
                 raise ValueError("the members of an ensemble must share one architecture")
         self.members = list(members)
 

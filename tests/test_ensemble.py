@@ -141,3 +141,49 @@ def test_the_ensemble_record_names_each_members_epochs(tmp_path, monkeypatch, re
     s = json.loads(r.stdout)
     assert len(s["ensemble"]["epochs"]) == 2 and s["ensemble"]["epochs"][0] == s["best_epoch"]
     assert (s["refit"] is not None) == refit
+
+
+def test_a_kan_network_refits_when_asked_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kan = os.path.join(DATA, "kan.csv")
+    args = [kan, "--arch", "kan", "--layers", 3, "--epochs", 6, "--seed", 1, "-q", "--json"]
+    assert json.loads(train(*args, "-o", "a.npz").stdout)["refit"] is None
+    s = json.loads(train(*args, "--refit", "-o", "b.npz").stdout)
+    assert s["refit"] == {"epochs": 6, "rows": 2000, "seconds": s["refit"]["seconds"]}
+    a, b = load_model("a.npz"), load_model("b.npz")
+    assert a.meta["metrics"] == b.meta["metrics"] and not np.array_equal(a.network.phi, b.network.phi)
+
+
+def test_an_ensemble_of_kan_networks_keeps_each_members_grids(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kan = os.path.join(DATA, "kan.csv")
+    # A grid refinement half-way (3 → 6 after epoch 10) and a short patience: members that
+    # stop before it are refined to the finest grid when the ensemble is put together.
+    r = train(kan, "--arch", "kan", "--layers", 3, "--grid", "3,6", "--ensemble", 3, "--epochs", 20,
+              "--early-stopping", 2, "--lr", 0.05, "--seed", 4, "--threads", 2, "-q", "--json",
+              "--refit", "-o", "k.npz")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["refit"] is not None and s["ensemble"]["val_r2"] > 0.5
+    assert min(s["ensemble"]["epochs"]) < 10 < max(s["ensemble"]["epochs"])   # both sides of it
+    model = load_model("k.npz")
+    ens = model.network
+    assert len(ens) == 3 and all(m.options[0]["grid"] == 6 for m in ens.members)
+    assert model.meta["layer_options"][0]["grid"] == 6
+    # the hidden layer's grid follows its inputs: each member's own
+    assert not np.array_equal(ens.members[0].grids[1], ens.members[1].grids[1])
+    from nncli.data import encode_features, read_csv
+    X = encode_features(read_csv(kan), model.schema)
+    mean = np.mean([m.predict(X).astype(np.float64) for m in ens.members], axis=0)
+    np.testing.assert_allclose(ens.predict(X), mean, rtol=1e-6)
+    ev = CliRunner().invoke(cli, ["evaluate", "k.npz", kan, "--json"])
+    assert ev.exit_code == 0 and json.loads(ev.stdout)["r2"] > 0.5
+    # a file whose members' knots are missing or do not fit is refused in one line
+    with np.load("k.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez("no-knots.npz", **{k: v for k, v in arrays.items() if k != "ensemble_knots"})
+    np.savez("bad-knots.npz", **{**arrays, "ensemble_knots": arrays["ensemble_knots"][:1]})
+    for name, message in (("no-knots.npz", "an ensemble of KAN networks needs 'ensemble_knots'"),
+                          ("bad-knots.npz", "'ensemble_knots' must hold one row of knots per member")):
+        r = CliRunner().invoke(cli, ["info", name])
+        assert r.exit_code == 1 and message in r.stderr and r.stderr.count("\n") == 1, r.output
