@@ -43,7 +43,11 @@ class Members:
 
     def __init__(self, trainers, callbacks=None, threads=None, seed=None):
         self.trainers = list(trainers)
-        self.callbacks = [list(c) for c in callbacks] if callbacks else [[] for _ in self.trainers]
+        # A callback returning True is the caller's stop (a user's, a sweep's): it stops
+        # every member, where a member's own early stopping stops that member alone.
+        self.stopped = False
+        self.callbacks = [[self._stopping(cb) for cb in cbs]
+                          for cbs in (callbacks or [[] for _ in self.trainers])]
         self.threads = int(threads or default_threads())
         self.streamed = hasattr(self.trainers[0], "blocks")
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
@@ -71,15 +75,23 @@ class Members:
                 going = []
                 for t, (loss, val_loss, metrics) in zip(self.active, results):
                     stop = t.epoch_end(loss, val_loss, metrics, self.callbacks[self.trainers.index(t)])
-                    if stop or t.epoch >= t.epochs:
-                        t.finish()
-                    else:
+                    if not stop and t.epoch < t.epochs:
                         going.append(t)
-                self.active = going
+                for t in self.active:
+                    if self.stopped or t not in going:
+                        t.finish()
+                self.active = [] if self.stopped else going
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)   # after Ctrl-C: the epoch in flight ends first
+            if pool is not None:   # after Ctrl-C: the members' steps under way end first
+                pool.shutdown(wait=True, cancel_futures=True)
         return [t.history for t in self.trainers]
+
+    def _stopping(self, callback):
+        def call(record, trainer):
+            stop = bool(callback(record, trainer))
+            self.stopped = self.stopped or stop
+            return stop
+        return call
 
     def keep_last_finite(self):
         """After a divergence: every member that was training back to its φ before that

@@ -187,3 +187,12 @@ def test_an_ensemble_of_kan_networks_keeps_each_members_grids(tmp_path, monkeypa
                           ("bad-knots.npz", "'ensemble_knots' must hold one row of knots per member")):
         r = CliRunner().invoke(cli, ["info", name])
         assert r.exit_code == 1 and message in r.stderr and r.stderr.count("\n") == 1, r.output
+
+
+def test_a_callback_asking_to_stop_stops_every_member(tmp_path):
+    config = {"epochs": 30, "seed": 1, "layers": [8], "ensemble": 3, "threads": 2, "refit": False,
+              "early_stopping": 0, "val_split": 0.2}
+    run = TrainingRun(IRIS, config, output=str(tmp_path / "s.npz")).prepare()
+    seen = []
+    run.train([lambda record, trainer: seen.append(record.epoch) or record.epoch == 4])
+    assert seen == [1, 2, 3, 4] and [t.epoch for t in run.trainers] == [4, 4, 4]
