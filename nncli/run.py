@@ -407,9 +407,10 @@ class TrainingRun:
     def _refit(self, trainers, picked):
         """With the refit option and rows held out by the split: for each member, a new
         network from the same seed, trained on every row (training and validation) for the
-        epochs its validation picked (`picked`); the members together as in training. Returns ``([networks], record)`` (the record: the
-        first member's) or None. The held-out rows, now learned from, can no longer score
-        them: the metrics stay those of the run that chose the epochs."""
+        epochs its validation picked (`picked`), the members together as in training.
+        Returns ``([networks], record)`` (the record: the first member's) or None. The
+        held-out rows, now learned from, can no longer score them: the metrics stay those of
+        the run that chose the epochs."""
         config = self.config
         if not config.get("refit") or self.validation is None or self.val_table is not None:
             return None
@@ -420,15 +421,18 @@ class TrainingRun:
             return None
         if not all(picked):
             return None
+        if self.cache is not None:   # every row of the cache, in the run's blocks
+            make = self._streaming_member(None, config["shuffle_block"], every_row=True)
+        else:
+            Y, _ = pipeline.shape_targets(self.data, self.data.Y, None, config)
+
+            def make(net, opts):
+                return pipeline.make_trainer(net, self.data.X, Y, None, opts, comm=self.comm)
         refits = []
-        for k, (trainer, epochs) in enumerate(zip(trainers, picked)):
+        for k, epochs in enumerate(picked):
             opts = {**config, "seed": self._member_seed(k), "epochs": epochs, "early_stopping": None}
             net = pipeline.build_network(self.data, opts)
-            if self.cache is not None:   # every row of the cache, in the run's blocks
-                refit = self._streaming_member(None, config["shuffle_block"], every_row=True)(net, opts)
-            else:
-                Y, _ = pipeline.shape_targets(self.data, self.data.Y, None, config)
-                refit = pipeline.make_trainer(net, self.data.X, Y, None, opts, comm=self.comm)
+            refit = make(net, opts)
             if self.grid_schedule and self.grid_schedule.adapt:
                 from nncli.kan import adapt
                 adapt(net, refit.X)
