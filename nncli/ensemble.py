@@ -27,6 +27,22 @@ class Ensemble:
                 raise ValueError("the members of an ensemble must share one architecture")
         self.members = list(members)
 
+    @classmethod
+    def of(cls, networks, X):
+        """The networks as one Ensemble. KAN members that stopped early (or were refit for
+        fewer epochs) before a refinement of the grid schedule (--grid 5,10) are first refined
+        to the finest grid among them, at the rows of X, as the schedule refines
+        (kan.refine: the function is unchanged when the finer grid holds the coarser), so
+        that all share one layout."""
+        kan = [k for k, kind in enumerate(networks[0].kinds) if kind == "kan"]
+        if kan:
+            from nncli.kan import refine
+            finest = max(net.options[kan[0]]["grid"] for net in networks)
+            for net in networks:
+                if net.options[kan[0]]["grid"] != finest:
+                    refine(net, finest, X)
+        return cls(networks)
+
     def __getattr__(self, name):   # everything but predict: the first member's
         return getattr(self.__dict__["members"][0], name)
 

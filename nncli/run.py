@@ -386,19 +386,8 @@ class TrainingRun:
                 **{k: v for k, v in meta["metrics"].items() if k != "epoch"}}
 
     def _ensemble(self, networks):
-        """The members as one Ensemble. KAN members that stopped early (or were refit for
-        fewer epochs) before a grid refinement of the schedule (--grid 5,10) are refined to
-        the finest grid among them first, as the schedule refines (kan.refine: the function
-        is unchanged when the finer grid holds the coarser), so that all share one layout."""
         from nncli.ensemble import Ensemble
-        kan = [k for k, kind in enumerate(networks[0].kinds) if kind == "kan"]
-        if kan:
-            from nncli.kan import refine
-            finest = max(net.options[kan[0]]["grid"] for net in networks)
-            for net in networks:
-                if net.options[kan[0]]["grid"] != finest:
-                    refine(net, finest, self.trainer.X)
-        return Ensemble(networks)
+        return Ensemble.of(networks, getattr(self.trainer, "X", None))   # (KAN: in memory)
 
     def _member_seed(self, k):
         seed = self.config.get("seed")
