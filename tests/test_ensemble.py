@@ -94,17 +94,23 @@ def _write_table(path, n=1200):
         f.write("a,b,c,y\n" + "".join(f"{a:.5f},{b:.5f},{c:.5f},{t:.5f}\n" for (a, b, c), t in zip(x, y)))
 
 
-def test_a_streamed_ensemble_in_one_block_is_the_in_memory_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("table", ["regression", "classification"])
+def test_a_streamed_ensemble_in_one_block_is_the_in_memory_one(tmp_path, monkeypatch, table):
     monkeypatch.chdir(tmp_path)
-    _write_table("t.csv")
-    args = ["t.csv", "--ensemble", 3, "--epochs", 4, "--layers", 8, "--seed", 2, "--threads", 2, "-q"]
-    assert train(*args, "--no-cache", "-o", "mem.npz").exit_code == 0
-    r = train(*args, "--cache", "c", "--shuffle-block", 100000, "-o", "st.npz")
-    assert r.exit_code == 0, r.output
-    mem, st = arrays("mem.npz"), arrays("st.npz")
+    data = "t.csv" if table == "regression" else IRIS
+    if table == "regression":
+        _write_table(data)
+    args = [data, "--ensemble", 3, "--epochs", 4, "--layers", 8, "--seed", 2, "--threads", 2, "-q",
+            "--json"]
+    mem = train(*args, "--no-cache", "-o", "mem.npz")
+    assert mem.exit_code == 0, mem.output
+    st = train(*args, "--cache", "c", "--shuffle-block", 100000, "-o", "st.npz")
+    assert st.exit_code == 0, st.output
     # with refit (on every row, read from the cache's blocks) on both sides
-    assert load_model("st.npz").meta["refit"]["rows"] == 1200
-    assert all(np.array_equal(x, y) for x, y in zip(mem, st))
+    assert load_model("st.npz").meta["refit"]["rows"] == (1200 if table == "regression" else 150)
+    assert all(np.array_equal(x, y) for x, y in zip(arrays("mem.npz"), arrays("st.npz")))
+    # the ensemble scored on the cache's held-out rows as on the in-memory ones
+    assert json.loads(st.stdout)["ensemble"] == json.loads(mem.stdout)["ensemble"]
 
 
 def test_a_streamed_ensemble_reads_each_block_once_per_pass(tmp_path):
