@@ -202,3 +202,40 @@ def test_a_callback_asking_to_stop_stops_every_member(tmp_path):
     seen = []
     run.train([lambda record, trainer: seen.append(record.epoch) or record.epoch == 4])
     assert seen == [1, 2, 3, 4] and [t.epoch for t in run.trainers] == [4, 4, 4]
+
+
+def test_the_kernels_the_members_run_on_threads_release_the_gil():
+    # While one thread is inside Engine.train_epoch / evaluate, another runs Python: were
+    # the GIL held for the call, the counter could not move until it returned.
+    import threading
+
+    from nncli.network import Network
+    from nncli.training import Trainer
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100000, 12)).astype(np.float32)
+    Y = rng.normal(size=(100000, 1)).astype(np.float32)
+    # calls of some 50 ms each: time enough for the other thread to wake up
+    trainer = Trainer(Network([12, 64, 32, 1], ["relu", "relu"], "mse", seed=0), X[:20000], Y[:20000],
+                      epochs=1, seed=0, n_threads=1, validation=(X, Y))
+    trainer.begin()
+    count, stop = [0], []
+
+    def spin():
+        while not stop:
+            count[0] += 1
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        moved = []
+        for step in (trainer.epoch_train, trainer.epoch_validate):
+            most = 0
+            for _ in range(3):   # the best of three: a busy machine may wake the other late
+                trainer.epoch_start()
+                before = count[0]
+                step()
+                most = max(most, count[0] - before)
+            moved.append(most)
+    finally:
+        stop.append(True)
+        spinner.join()
+    assert min(moved) > 100, moved
