@@ -9,7 +9,7 @@ Two rows per thread count:
   member trained, then refit, one after the other). Reading the CSV is left out of both.
 - with --baseline TREE (a built checkout, e.g. main before this change): the wall time of the
   whole command `nncli train t20k.csv --ensemble 4 --threads T` in this checkout against that
-  tree, alternated, best of three.
+  tree, alternated, best of five.
 The ratio is reference time / our time (> 1: together is faster).
 """
 import os
@@ -36,13 +36,22 @@ def write_table(path, rows=ROWS):
         np.savetxt(f, np.c_[X, y], delimiter=",", fmt="%.6g")
 
 
+def cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
 def train_seconds(path, config, folder):
-    """Seconds of TrainingRun.train() (after prepare) for `config`."""
+    """(wall seconds, CPU seconds of all threads) of TrainingRun.train() (after prepare)."""
     from nncli.run import TrainingRun
     run = TrainingRun(path, config, output=os.path.join(folder, "m.npz")).prepare()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     run.train()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu_seconds() - c0
+
+
+def add(pairs):
+    return tuple(map(sum, zip(*pairs)))
 
 
 def cli_seconds(tree, path, threads, folder):
@@ -60,22 +69,24 @@ def run(threads, quick, log, baseline=None):
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "t20k.csv")
         write_table(path, ROWS // 4 if quick else ROWS)
-        repeats = 1 if quick else 3
+        repeats = 1 if quick else 5
         for t in threads:
             log(f"  ensemble of {MEMBERS}, {t} thread(s): together vs one after another")
             together, alone = [], []
             for _ in range(repeats):   # alternated, so a busy spell hurts both
                 together.append(train_seconds(path, {**OPTIONS, "threads": t, "ensemble": MEMBERS}, folder))
-                alone.append(sum(train_seconds(path, {**OPTIONS, "threads": t, "seed": 1 + k}, folder)
+                alone.append(add(train_seconds(path, {**OPTIONS, "threads": t, "seed": 1 + k}, folder)
                                  for k in range(MEMBERS)))
-            ours, ref = min(together), min(alone)
+            (ours, ours_cpu), (ref, ref_cpu) = min(together), min(alone)
             results.append(Result(
                 "ensemble", f"--ensemble {MEMBERS}: train() together vs members one after another",
                 threads=t, ours=ours, ref=ref, unit="s", reference="4 single runs, same checkout",
                 ratio=ref / ours, ratio_kind="ref/ours",
                 note=f"{ROWS // 4 if quick else ROWS} rows, {EPOCHS} epochs + refit; best of "
-                     f"{repeats}: together {', '.join(f'{s:.2f}' for s in together)} s, one after "
-                     f"another {', '.join(f'{s:.2f}' for s in alone)} s").finish())
+                     f"{repeats}: together {', '.join(f'{s:.2f}' for s, _ in together)} s, one after "
+                     f"another {', '.join(f'{s:.2f}' for s, _ in alone)} s; CPU s of the best: "
+                     f"together {ours_cpu:.2f}, one after another {ref_cpu:.2f}",
+                extra={"together": together, "alone": alone}).finish())
             if baseline:
                 log(f"  nncli train --ensemble {MEMBERS} --threads {t}: this checkout vs {baseline}")
                 ours_cli, base_cli = [], []
