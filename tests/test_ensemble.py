@@ -239,3 +239,24 @@ def test_the_kernels_the_members_run_on_threads_release_the_gil():
         stop.append(True)
         spinner.join()
     assert min(moved) > 100, moved
+
+
+def test_a_streamed_ensemble_validates_on_a_val_data_file(tmp_path, monkeypatch):
+    # (the cache of a regression with --val-data holds no held-out rows: an empty array)
+    monkeypatch.chdir(tmp_path)
+    _write_table("t.csv")
+    _write_table("v.csv", n=200)
+    args = ["t.csv", "--val-data", "v.csv", "--ensemble", 2, "--epochs", 3, "--layers", 8, "--seed", 2,
+            "--threads", 2, "-q", "--json"]
+    st = train(*args, "--cache", "c", "--shuffle-block", 500, "-o", "st.npz")
+    assert st.exit_code == 0, st.output
+    s = json.loads(st.stdout)
+    assert s["refit"] is None and s["ensemble"]["val_r2"] is not None
+    assert load_model("st.npz").meta["validation"] == {"source": "file", "sha256": sha256_of("v.csv"),
+                                                        "rows": 200}
+
+
+def sha256_of(path):
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
