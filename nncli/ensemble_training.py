@@ -122,7 +122,7 @@ class Members:
             # A member whose loss went non-finite trains no further (it has diverged).
             going = [t for t in active if not parts[id(t)] or math.isfinite(parts[id(t)][-1][0])]
             for t, part in zip(going, self._map(
-                    pool, lambda t: t.train_block(t.engine, t._lr, b, X, Y), going)):
+                    pool, lambda t: t.train_block(b, X, Y), going)):
                 parts[id(t)].append(part)
         from nncli.streaming import epoch_mean
         losses = [epoch_mean(parts[id(t)]) for t in active]
@@ -143,7 +143,7 @@ class Members:
             if len(block[3]):
                 X, Y = first._block(b)
                 for p, part in zip(parts, self._map(
-                        pool, lambda t: t.validate_block(t.engine, t.classifier, b, X, Y), active)):
+                        pool, lambda t: t.validate_block(b, X, Y), active)):
                     p.append(part)
         return [t.validation_mean(p) for t, p in zip(active, parts)]
 

@@ -158,24 +158,25 @@ class StreamingTrainer(Trainer):
                         schedule_options=schedule_options, n_threads=n_threads)
 
     def _train_epoch(self, engine, lr):
+        # (engine and lr are self.engine and this epoch's rate, which train_block uses.)
         # One block: no block order to draw, so the generator's next draw is the row order
         # in-memory training draws.
         order = self.rng.permutation(len(self.blocks)) if len(self.blocks) > 1 else (0,)
         parts = []
         for b in order:
             if len(self.blocks[b][2]):
-                parts.append(self.train_block(engine, lr, b, *self._block(b)))
+                parts.append(self.train_block(b, *self._block(b)))
                 if not math.isfinite(parts[-1][0]):
                     break
         return epoch_mean(parts)
 
-    def train_block(self, engine, lr, b, X, Y):
+    def train_block(self, b, X, Y):
         """Train on block b's training rows (X, Y: the block as read) in a new shuffled
-        order; returns (mean loss, rows)."""
+        order, at this epoch's learning rate; returns (mean loss, rows)."""
         tr = self.blocks[b][2]
         idx = tr[self.rng.permutation(len(tr))]
-        loss, self.opt.step_count = engine.train_epoch(
-            X, Y, idx, self.batch_size, self.opt.s1, self.opt.s2, *self.opt.kernel_args(lr))
+        loss, self.opt.step_count = self.engine.train_epoch(
+            X, Y, idx, self.batch_size, self.opt.s1, self.opt.s2, *self.opt.kernel_args(self._lr))
         return loss, len(tr)
 
     def _block(self, b):
@@ -197,16 +198,16 @@ class StreamingTrainer(Trainer):
     def _validate(self, engine, classifier):
         if self._val_arrays:   # a validation file, in memory
             return super()._validate(engine, classifier)
-        parts = [self.validate_block(engine, classifier, b, *self._block(b))
+        parts = [self.validate_block(b, *self._block(b))
                  for b, block in enumerate(self.blocks) if len(block[3])]
         return self.validation_mean(parts)
 
-    def validate_block(self, engine, classifier, b, X, Y):
+    def validate_block(self, b, X, Y):
         """(loss, accuracy or None, rows) of block b's validation rows."""
         va = self.blocks[b][3]
         Xv, Yv = X[va], Y[va]   # copies (fancy indexing), contiguous
-        loss, out = engine.evaluate(Xv, Yv, outputs=classifier)
-        return loss, (accuracy(out, Yv, self.net.loss) if classifier else None), len(va)
+        loss, out = self.engine.evaluate(Xv, Yv, outputs=self.classifier)
+        return loss, (accuracy(out, Yv, self.net.loss) if self.classifier else None), len(va)
 
     def validation_mean(self, parts):
         """(loss, metrics) over the blocks' validation parts: with one block, exactly the
