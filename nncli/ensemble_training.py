@@ -3,7 +3,7 @@ epoch for all of them, their kernel calls on threads.
 
 Each member is a `Trainer` of its own — its network from its own seed, its own shuffling,
 optimiser, schedule and early stopping — so a member is the network it would be if trained
-alone with its seed (bit for bit, at the same thread count per member). What they share is
+alone with its seed (bit for bit: the kernels give the same bits on any thread count). What they share is
 the pass: epoch by epoch, every member still training runs its epoch (training steps and
 validation, one GIL-free kernel call each) on a pool of min(N, threads) threads, each
 member's GEMM on threads // min(members training, threads) threads; then, in the main thread
@@ -21,13 +21,13 @@ for its own number of epochs.
 
 Results do not depend on which thread ran a member: each member's arithmetic is its own and
 results are gathered in member order, so the same seed and --threads give the same model
-file. A failure (divergence, Ctrl-C) is the first member's in member order, after the
-epoch the others were running has ended.
+file. A divergence is the first diverging member's in member order, raised once every member
+has ended that epoch; Ctrl-C stops the run once the members' steps under way have ended.
 """
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -59,6 +59,7 @@ class Members:
         training (see keep_last_finite)."""
         workers = min(len(self.trainers), self.threads)
         pool = ThreadPoolExecutor(workers, thread_name_prefix="nncli-member") if workers > 1 else None
+        interrupted = False
         try:
             for t in self.trainers:
                 t.begin()
@@ -81,9 +82,15 @@ class Members:
                     if self.stopped or t not in going:
                         t.finish()
                 self.active = [] if self.stopped else going
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
-            if pool is not None:   # after Ctrl-C: the members' steps under way end first
-                pool.shutdown(wait=True, cancel_futures=True)
+            # After Ctrl-C the steps under way end and the others never start; after a
+            # divergence every member ends the epoch (what keep_last_finite undoes is then
+            # the same whichever thread was quicker).
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=interrupted)
         return [t.history for t in self.trainers]
 
     def _stopping(self, callback):
@@ -101,11 +108,25 @@ class Members:
 
     @staticmethod
     def _map(pool, fn, items):
-        """[fn(x) for x in items], on the pool; an exception is the first item's in order."""
+        """[fn(x) for x in items], on the pool. Every item runs to its end, then the first
+        item's exception in order, if any, is raised: the state a failure leaves does not
+        depend on the number of threads."""
         if pool is None:
-            return [fn(x) for x in items]
-        futures = [pool.submit(fn, x) for x in items]
-        return [f.result() for f in futures]
+            outcomes = []
+            for x in items:
+                try:
+                    outcomes.append((fn(x), None))
+                except Exception as e:  # noqa: BLE001 - raised below, after the others ran
+                    outcomes.append((None, e))
+        else:
+            futures = [pool.submit(fn, x) for x in items]
+            wait(futures)
+            outcomes = [(None, f.exception()) if f.exception() else (f.result(), None)
+                        for f in futures]
+        for _, error in outcomes:
+            if error is not None:
+                raise error
+        return [result for result, _ in outcomes]
 
     def _stream_epoch(self, pool):
         """One epoch of streamed members: each block read once, every member trained on it."""

@@ -81,6 +81,12 @@ def test_a_diverging_member_stops_the_run_and_save_diverged_keeps_every_member(t
     assert isinstance(model.network, Ensemble) and len(model.network) == 3
     assert model.meta["diverged"] is True
     assert all(np.all(np.isfinite(m.phi)) for m in model.network.members)
+    # every member back to its φ before the epoch that diverged, on any number of threads
+    r = train("d.csv", "--optimizer", "sgd", "--lr", 100, "--no-standardize", "--layers", 8,
+              "--epochs", 50, "-q", "--val-split", 0, "--ensemble", 3, "--threads", 1,
+              "-o", "d1.npz", "--save-diverged")
+    assert r.exit_code == 1
+    assert all(np.array_equal(x, y) for x, y in zip(arrays("d.npz"), arrays("d1.npz")))
     r = train("d.csv", "--optimizer", "sgd", "--lr", 100, "--no-standardize", "--layers", 8,
               "--epochs", 50, "-q", "--val-split", 0, "--ensemble", 3, "-o", "n.npz")
     assert r.exit_code == 1 and not os.path.exists("n.npz")
