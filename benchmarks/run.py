@@ -5,6 +5,7 @@
     python benchmarks/run.py --quick               # a short run (~minutes)
     python benchmarks/run.py --only gemm,train --threads 1 --out /tmp/r.json
     python benchmarks/run.py --only speed --baseline /tmp/old-checkout   # issue 12's table
+    python benchmarks/run.py --only ensemble --baseline /work/main       # --ensemble before/after
 
 Prints a table and writes JSON (benchmarks/results.json by default). See benchmarks/README.md.
 Not part of the test suite.
@@ -18,7 +19,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-SECTIONS = ("gemm", "train", "cli", "load", "stream", "speed", "export")
+SECTIONS = ("gemm", "train", "cli", "load", "stream", "speed", "export", "ensemble")
 REEXEC_MARK = "NNCLI_BENCH_REMOVED_ENV"
 
 
@@ -41,7 +42,7 @@ def reexec_without_openblas_overrides():
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help="comma-separated sections to run: gemm,train,cli,load,stream,speed "
+                   help="comma-separated sections to run: gemm,train,cli,load,stream,speed,export,ensemble "
                         "(default: all)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     p.add_argument("--threads", default="1,2", help="thread counts to compare at (default 1,2)")
@@ -52,7 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--keep-openblas-env", action="store_true",
                    help="do not unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
     p.add_argument("--baseline", default=None,
-                   help="speed section: also measure this built checkout (the 'today' column)")
+                   help="speed and ensemble sections: also measure this built checkout (the "
+                        "'today' column; the ensemble's command before the change)")
     p.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -158,6 +160,9 @@ def main(argv=None):
             elif sec == "export":
                 import bench_export
                 results += bench_export.run(args.threads, args.quick, log)
+            elif sec == "ensemble":
+                import bench_ensemble
+                results += bench_ensemble.run(args.threads, args.quick, log, args.baseline)
         except Exception as e:  # one broken section must not lose the others
             import traceback
             traceback.print_exc()

@@ -59,7 +59,8 @@ class CacheWriter:
         self.end += int(nbytes)
 
     def write(self, name, array: np.ndarray):
-        data = memoryview(np.ascontiguousarray(array)).cast("B")
+        # bytes, flat (memoryview.cast refuses an empty array: no held-out rows, --val-data)
+        data = memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
         if self.pos[name] + len(data) > self.offsets[name] + self.sizes[name]:
             raise ValueError(f"cache: more bytes for {name} than reserved")
         self.crcs[name] = zlib.crc32(data, self.crcs[name])

@@ -4,7 +4,9 @@ predictions are averaged (probabilities for a classifier, values for a regressio
 An `Ensemble` is used wherever a Network is read — predict, evaluate, info, plot-fit — and
 behaves as its first member for everything but `predict` (`layers`, `loss`, `n_params` are a
 member's). In the model file the first member's φ is `phi` and the others' are the rows of
-the array `ensemble` ((N − 1) × P), so a file without an ensemble is unchanged.
+the array `ensemble` ((N − 1) × P), so a file without an ensemble is unchanged. Members with
+KAN layers share their grid sizes and orders, not their knots (a hidden layer's grid follows
+its inputs): the others' knots are the rows of `ensemble_knots`.
 """
 from __future__ import annotations
 
@@ -19,10 +21,27 @@ class Ensemble:
             raise ValueError("an ensemble needs at least one network")
         first = members[0]
         for m in members[1:]:
-            if (m.layers, m.activations, m.loss, m.dtype, m.kinds) != (
-                    first.layers, first.activations, first.loss, first.dtype, first.kinds):
+            if (m.layers, m.activations, m.loss, m.dtype, m.kinds, m.options) != (
+                    first.layers, first.activations, first.loss, first.dtype, first.kinds,
+                    first.options):
                 raise ValueError("the members of an ensemble must share one architecture")
         self.members = list(members)
+
+    @classmethod
+    def of(cls, networks, X):
+        """The networks as one Ensemble. KAN members that stopped early (or were refit for
+        fewer epochs) before a refinement of the grid schedule (--grid 5,10) are first refined
+        to the finest grid among them, at the rows of X, as the schedule refines
+        (kan.refine: the function is unchanged when the finer grid holds the coarser), so
+        that all share one layout."""
+        kan = [k for k, kind in enumerate(networks[0].kinds) if kind == "kan"]
+        if kan:
+            from nncli.kan import refine
+            finest = max(net.options[kan[0]]["grid"] for net in networks)
+            for net in networks:
+                if net.options[kan[0]]["grid"] != finest:
+                    refine(net, finest, X)
+        return cls(networks)
 
     def __getattr__(self, name):   # everything but predict: the first member's
         return getattr(self.__dict__["members"][0], name)

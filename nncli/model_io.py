@@ -32,7 +32,7 @@ from nncli.network import DTYPES, Network, layer_options, n_params as network_n_
 
 FORMAT = "nncli-model"
 FORMAT_VERSION = 1
-ARRAY_KEYS = {"phi", "meta", "opt_s1", "opt_s2", "best_phi", "knots", "ensemble"}
+ARRAY_KEYS = {"phi", "meta", "opt_s1", "opt_s2", "best_phi", "knots", "ensemble", "ensemble_knots"}
 
 
 @dataclass
@@ -112,6 +112,12 @@ def _remove(path):
         os.unlink(path)
 
 
+def _flat_knots(network):
+    """The KAN layers' knots one after another (the file's `knots`), or None."""
+    grids = [g.ravel() for g in network.grids if g is not None]
+    return np.concatenate(grids) if grids else None
+
+
 def build_meta(network, **fields):
     """The meta document of `network`, plus any fields given (schema, config, metrics...)."""
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "nncli_version": __version__,
@@ -128,12 +134,13 @@ def save_model(path, network, meta=None, arrays=None):
     meta = build_meta(network) if meta is None else meta
     payload = {"phi": network.phi,
                "meta": np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)}
-    grids = [g.ravel() for g in network.grids if g is not None]
-    if grids:
-        payload["knots"] = np.concatenate(grids)
+    if _flat_knots(network) is not None:
+        payload["knots"] = _flat_knots(network)
     payload.update(arrays or {})
     if hasattr(network, "stacked_phi"):   # an Ensemble (nncli.ensemble): the other members
         payload["ensemble"] = network.stacked_phi()
+        if "knots" in payload:   # KAN layers: each member's grids are its own
+            payload["ensemble_knots"] = np.stack([_flat_knots(m) for m in network.members[1:]])
         meta = {**meta, "ensemble": {**(meta.get("ensemble") or {}), "members": len(network)}}
         payload["meta"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)
     with atomic_path(path) as tmp:
@@ -276,6 +283,8 @@ def _build(meta, arrays, name):
     n_params = network_n_params(layers, kinds, options)
     _check_vector(phi, n_params, dtype, "phi", name)
     members = _check_ensemble(meta, others, n_params, dtype, name)
+    member_grids = _member_grids(arrays.pop("ensemble_knots", None), len(members), grids,
+                                 (layers, kinds, options, dtype, name))
     for key, value in arrays.items():
         _check_vector(value, n_params, dtype, key, name)
     try:
@@ -283,11 +292,11 @@ def _build(meta, arrays, name):
         init = meta.get("init") if meta.get("init") in INITS else "auto"
         network = Network(layers, activations, loss, dtype=dtype, init=init, phi=phi, kinds=kinds,
                           options=options, grids=grids)
-        if members:   # an ensemble holds dense networks only (run.py refuses KAN layers)
+        if members:
             from nncli.ensemble import Ensemble
             network = Ensemble([network] + [Network(layers, activations, loss, dtype=dtype,
                                                     init=init, phi=p, kinds=kinds, options=options,
-                                                    grids=grids) for p in members])
+                                                    grids=g) for p, g in zip(members, member_grids)])
     except ValueError as e:
         raise ModelFileError(f"{name}: {e}") from None
     model = Model(network, meta, arrays)
@@ -317,6 +326,24 @@ def _check_ensemble(meta, others, n_params, dtype, name):
     if not np.all(np.isfinite(others)):
         raise ModelFileError(f"{name}: 'ensemble' contains NaN or infinite parameters")
     return [np.ascontiguousarray(row) for row in others]
+
+
+def _member_grids(rows, n_members, grids, layout):
+    """The grids of an ensemble's other members, one row of `ensemble_knots` each (a KAN
+    member's knots are its own: hidden layers' grids follow their inputs), checked."""
+    name = layout[-1]
+    if grids is None:
+        if rows is not None:
+            raise ModelFileError(f"{name}: 'ensemble_knots' without KAN layers")
+        return [None] * n_members
+    if rows is None:
+        if n_members:
+            raise ModelFileError(f"{name}: an ensemble of KAN networks needs 'ensemble_knots'")
+        return []
+    if rows.ndim != 2 or rows.shape[0] != n_members:
+        raise ModelFileError(f"{name}: 'ensemble_knots' must hold one row of knots per member "
+                             f"after the first ({n_members}), got shape {rows.shape}")
+    return [_unpack_knots(np.ascontiguousarray(row), *layout) for row in rows]
 
 
 def _unpack_knots(knots, layers, kinds, options, dtype, name):

@@ -187,9 +187,11 @@ def make_optimizer(opts):
         raise ConfigError(str(e)) from None
 
 
-def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=None):
-    """The Trainer of (X, Y), or with `cache` the StreamingTrainer of the cache's rows, or
-    with an MPI communicator `comm` the data-parallel DistributedTrainer."""
+def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=None,
+                 every_row=False):
+    """The Trainer of (X, Y), or with `cache` the StreamingTrainer of the cache's rows (with
+    `every_row`, its validation rows too: a refit), or with an MPI communicator `comm` the
+    data-parallel DistributedTrainer."""
     batch = opts.get("batch_size", 32)
     if OPTIMIZERS[opts.get("optimizer") or "adam"].full_batch:
         batch = "full"   # a sign-based rule on mini-batches follows noise, not the loss
@@ -208,7 +210,7 @@ def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=
         if cache is not None:
             from nncli.streaming import StreamingTrainer
             return StreamingTrainer(net, cache, block_rows=block_rows, validation=validation,
-                                    **common)
+                                    every_row=every_row, **common)
         if comm is not None:
             from nncli.distributed import DistributedTrainer
             return DistributedTrainer(net, X, Y, comm=comm, validation=validation, **common)

@@ -150,12 +150,21 @@ def evaluate_chunk(ev, network, schema, table, threads=None, skip_missing=False)
     if table.n_rows == 0:
         return
     X = D.encode_features(table, schema)
-    out = network.predict(X, n_threads=threads).astype(np.float64)
-    n = len(X)
+    out = network.predict(X, n_threads=threads)
+    Y = (None if schema.task == "reconstruct" else
+         D.encode_targets(table, schema, scaled=schema.task != "regression"))
+    score_outputs(ev, schema, out, Y, X)
+
+
+def score_outputs(ev, schema, out, Y, X):
+    """Add a chunk's outputs `out` (as predict gives them) to the sums: against Y, the
+    encoded targets (a classification's one-hot rows; a regression's values in the target's
+    units), or X for a reconstruction."""
+    out = out.astype(np.float64)
+    n = len(out)
     ev.n += n
     s = ev.sums
     if schema.task == "classification":
-        Y = D.encode_targets(table, schema)
         k = len(schema.classes)
         p = out   # one output per class, always (schema.n_outputs)
         truth, pred = Y.argmax(1), p.argmax(1)
@@ -164,7 +173,6 @@ def evaluate_chunk(ev, network, schema, table, threads=None, skip_missing=False)
         _add(s, "confusion", cm)
         _add(s, "logloss", float(-np.sum(np.log(np.clip(p[np.arange(n), truth], 1e-15, 1.0)))))
     elif schema.task == "regression":
-        Y = D.encode_targets(table, schema, scaled=False)
         P = D.decode_outputs(out, schema)
         d = P - Y
         _add(s, "sse", np.sum(d * d, axis=0))

@@ -115,11 +115,15 @@ class StreamingTrainer(Trainer):
 
     def __init__(self, network, cache, *, block_rows, validation=None, optimizer="adam", lr=None,
                  batch_size=32, epochs=100, seed=0, early_stopping=None, schedule="constant",
-                 schedule_options=None, n_threads=None, dropout=None):
-        """`validation`: (Xv, Yv) arrays (a validation file), else the cache's held-out rows."""
+                 schedule_options=None, n_threads=None, dropout=None, every_row=False):
+        """`validation`: (Xv, Yv) arrays (a validation file), else the cache's held-out rows;
+        with `every_row`, the held-out rows are trained on too and nothing is validated (the
+        refit of a run whose validation picked the epochs)."""
         if cache.dtype != network.dtype:
             raise ValueError(f"the cache holds {cache.dtype} rows, the network is {network.dtype}")
         train, val = cache.train_rows, cache.val_rows
+        if every_row:
+            train, val = np.sort(np.concatenate([train, val])), val[:0]
         if len(train) == 0:
             raise ValueError("no training rows")
         self.cache = cache
@@ -145,6 +149,7 @@ class StreamingTrainer(Trainer):
         self._X = np.empty((rows, cache.n_features), cache.dtype)
         self._Y = None if cache.same_xy else np.empty((rows, cache.n_outputs), cache.dtype)
         self._loaded = None   # the block the buffers hold
+        self.reader = self    # whose buffers blocks are read into (see share_blocks)
         n_val = len(self.validation[0]) if self.validation is not None else 0
         self._configure(network, len(train), n_val, optimizer=optimizer, lr=lr,
                         batch_size=batch_size, epochs=epochs,
@@ -154,81 +159,96 @@ class StreamingTrainer(Trainer):
                         dropout=dropout, seed=seed)
 
     def _train_epoch(self, engine, lr):
-        opt, blocks = self.opt, self.blocks
+        # (engine and lr are self.engine and this epoch's rate, which train_block uses.)
         # One block: no block order to draw, so the generator's next draw is the row order
         # in-memory training draws.
-        order = self.rng.permutation(len(blocks)) if len(blocks) > 1 else (0,)
-        total, rows, only = 0.0, 0, None
+        order = self.rng.permutation(len(self.blocks)) if len(self.blocks) > 1 else (0,)
+        parts = []
         for b in order:
-            lo, hi, tr, _ = blocks[b]
-            if not len(tr):
-                continue
-            idx = tr[self.rng.permutation(len(tr))]
-            X, Y = self._block(b)
-            loss, opt.step_count = engine.train_epoch(
-                X, Y, idx, self.batch_size, opt.s1, opt.s2, *opt.kernel_args(lr))
-            if not math.isfinite(loss):
-                return loss
-            only = loss if rows == 0 else None
-            total += loss * len(tr)
-            rows += len(tr)
-        return only if only is not None else total / rows
+            if len(self.blocks[b][2]):
+                parts.append(self.train_block(b, *self._block(b)))
+                if not math.isfinite(parts[-1][0]):
+                    break
+        return epoch_mean(parts)
+
+    def train_block(self, b, X, Y):
+        """Train on block b's training rows (X, Y: the block as read) in a new shuffled
+        order, at this epoch's learning rate; returns (mean loss, rows)."""
+        tr = self.blocks[b][2]
+        idx = tr[self.rng.permutation(len(tr))]
+        loss, self.opt.step_count = self.engine.train_epoch(
+            X, Y, idx, self.batch_size, self.opt.s1, self.opt.s2, *self.opt.kernel_args(self._lr))
+        return loss, len(tr)
 
     def _block(self, b):
         """(X, Y) of block b in the reused buffers (read unless they hold it already: a
         single block is read once for the whole run)."""
         lo, hi = self.blocks[b][:2]
-        n = hi - lo
-        if self._loaded != b:
-            self.cache.read_rows(lo, hi, self._X, self._Y)
-            self._loaded = b
-        X = self._X[:n]
-        return X, (X if self._Y is None else self._Y[:n])
+        n, r = hi - lo, self.reader
+        if r._loaded != b:
+            self.cache.read_rows(lo, hi, r._X, r._Y)
+            r._loaded = b
+        X = r._X[:n]
+        return X, (X if r._Y is None else r._Y[:n])
+
+    def share_blocks(self, other):
+        """Read blocks through `other` (another member of an ensemble on the same cache and
+        blocks): one buffer for all, and a block read once serves every member."""
+        self.reader, self._X, self._Y = other, None, None
 
     def _validate(self, engine, classifier):
         if self._val_arrays:   # a validation file, in memory
             return super()._validate(engine, classifier)
-        total, rows, right, parts = 0.0, 0, 0.0, 0
-        last = None
-        for b, (lo, hi, _, va) in enumerate(self.blocks):
-            if not len(va):
-                continue
-            X, Y = self._block(b)
-            Xv, Yv = X[va], Y[va]   # copies (fancy indexing), contiguous
-            loss, out = engine.evaluate(Xv, Yv, outputs=classifier)
-            acc = accuracy(out, Yv, self.net.loss) if classifier else None
-            last = (loss, acc)
-            total += loss * len(va)
-            rows += len(va)
-            if classifier:
-                right += acc * len(va)
-            parts += 1
-        if parts == 1:   # one block: exactly the in-memory numbers
-            loss, acc = last
+        parts = [self.validate_block(b, *self._block(b))
+                 for b, block in enumerate(self.blocks) if len(block[3])]
+        return self.validation_mean(parts)
+
+    def validate_block(self, b, X, Y):
+        """(loss, accuracy or None, rows) of block b's validation rows."""
+        va = self.blocks[b][3]
+        Xv, Yv = X[va], Y[va]   # copies (fancy indexing), contiguous
+        loss, out = self.engine.evaluate(Xv, Yv, outputs=self.classifier)
+        return loss, (accuracy(out, Yv, self.net.loss) if self.classifier else None), len(va)
+
+    def validation_mean(self, parts):
+        """(loss, metrics) over the blocks' validation parts: with one block, exactly the
+        in-memory numbers."""
+        classifier = parts[0][1] is not None
+        if len(parts) == 1:
+            loss, acc, _ = parts[0]
         else:
-            loss, acc = total / rows, right / rows
+            rows = sum(n for _, _, n in parts)
+            loss = sum(v * n for v, _, n in parts) / rows
+            acc = sum(a * n for _, a, n in parts) / rows if classifier else None
         return loss, ({"val_accuracy": acc} if classifier else {})
 
 
-def validation_sums(trainer, cache, schema):
-    """A regression's `predicting.Evaluation` over the cache's validation rows: outputs back
-    in the target's units against the targets as read (`val_targets`), block by block."""
-    from nncli.data import decode_outputs
-    from nncli.predicting import Evaluation, _add
-    ev = Evaluation("regression")
-    engine = trainer.net.engine(trainer.batch_size, trainer.n_threads)
+def epoch_mean(parts):
+    """An epoch's loss from its blocks' (mean loss, rows): the one block's loss as it is (the
+    in-memory number), a non-finite one as it is, else the mean weighted by rows."""
+    if len(parts) == 1 or not math.isfinite(parts[-1][0]):
+        return parts[-1][0]
+    return sum(v * n for v, n in parts) / sum(n for _, n in parts)
+
+
+def validation_sums(trainer, cache, schema, network=None):
+    """The `predicting.Evaluation` of `network` (default: the trainer's; an Ensemble too)
+    over the cache's validation rows, block by block: a regression's outputs back in the
+    target's units against the targets as read (`val_targets`), a classification's against
+    the block's one-hot targets."""
+    from nncli.predicting import Evaluation, score_outputs
+    network = trainer.net if network is None else network
+    ev = Evaluation(schema.task)
     at = 0
     for b, (_, _, _, va) in enumerate(trainer.blocks):
         if not len(va):
             continue
-        X, _ = trainer._block(b)
-        _, out = engine.evaluate(X[va], outputs=True)
-        Y = cache.val_targets[at:at + len(va)]
-        at += len(va)
-        d = decode_outputs(out.astype(np.float64), schema) - Y
-        ev.n += len(va)
-        _add(ev.sums, "sse", np.sum(d * d, axis=0))
-        _add(ev.sums, "sae", np.sum(np.abs(d), axis=0))
-        _add(ev.sums, "sy", np.sum(Y, axis=0))
-        _add(ev.sums, "syy", np.sum(Y * Y, axis=0))
+        X, Y = trainer._block(b)
+        out = network.predict(X[va], n_threads=trainer.n_threads)
+        if schema.task == "regression":
+            Y = cache.val_targets[at:at + len(va)]
+            at += len(va)
+        else:
+            Y = Y[va]
+        score_outputs(ev, schema, out, Y, X[va])
     return ev

@@ -234,59 +234,90 @@ class Trainer:
     def run(self, callbacks=()):
         """Train until `epochs` or early stopping; returns the History. A callback returning
         True stops training after that epoch."""
+        self.begin()
+        while self.epoch < self.epochs:
+            self.epoch_start()
+            loss = self.epoch_train()
+            self.epoch_check(loss)
+            if self.epoch_end(loss, *self.epoch_validate(), callbacks):
+                break
+        return self.finish()
+
+    # The steps of one epoch, apart so that `nncli.ensemble_training` can run the members of
+    # an ensemble side by side (the kernel steps on threads, the bookkeeping in order).
+    def begin(self):
+        """The engine and solver of a run (before its first epoch)."""
         net = self.net
-        engine = self._engine()
+        self.engine = self._engine()
         # φ as it was before the current epoch: what is left to save if the epoch diverges.
         # Allocated on the first call only (21 MB for the wide benchmark net; a caller that
         # runs one epoch per call must not pay for a fresh array each time).
         prev = getattr(self, "phi_before_epoch", None)
         if prev is None or prev.shape != net.phi.shape or prev.dtype != net.phi.dtype:
             self.phi_before_epoch = np.empty_like(net.phi)
-        classifier = LOSSES[net.loss].output != "value"
-        solver = None
+        self.classifier = LOSSES[net.loss].output != "value"
+        self.solver = None
         if OPTIMIZERS[self.opt.name].solver == "lbfgs":
             from nncli.lbfgs import LBFGS
             if getattr(self, "X", None) is None:
                 raise ValueError("lbfgs needs every training row in memory; it cannot stream")
             if self.batch_size != len(self.X):
                 raise ValueError("lbfgs takes full batches: use batch_size='full'")
-            solver = LBFGS()
-        while self.epoch < self.epochs:
-            if net.phi.shape != self.phi_before_epoch.shape:
-                # A KAN grid refinement (nncli.kan.refine, from a callback) changed P: the
-                # optimiser's moments belonged to the old parameters, so it restarts.
-                self.restart_optimizer()
-                engine = self._engine()
-                if solver is not None:
-                    solver = type(solver)()   # its curvature pairs had the old length
-                self.phi_before_epoch = np.empty_like(net.phi)
-            t0 = time.perf_counter()
-            np.copyto(self.phi_before_epoch, net.phi)
-            lr = self.schedule.lr(self.epoch)
-            if solver is not None:   # one full-batch iteration (nncli.lbfgs)
-                loss = solver.iterate(engine, net, self.X, self.Y, lr, self.opt.weight_decay)
-                self.opt.step_count += 1
-            else:
-                loss = self._train_epoch(engine, lr)
-            self.epoch += 1
-            self._check_divergence(loss)
-            val_loss, metrics = math.nan, {}
-            if self.validation is not None:
-                val_loss, metrics = self._validate(engine, classifier)
-            seconds = time.perf_counter() - t0
-            record = EpochRecord(self.epoch, float(loss), float(val_loss), metrics, lr, seconds)
-            self.history.records.append(record)
-            self.history.samples += self.n_train
-            self.history.seconds += seconds
-            monitored = val_loss if self.validation is not None else loss
-            self.schedule.observe(monitored)
-            stop = self._early_stopping(monitored)
-            for cb in callbacks:
-                stop = bool(cb(record, self)) or stop
-            if stop:
-                break
+            self.solver = LBFGS()
+
+    def epoch_start(self):
+        """Before an epoch: its learning rate and clock, φ kept for a divergence."""
+        net = self.net
+        if net.phi.shape != self.phi_before_epoch.shape:
+            # A KAN grid refinement (nncli.kan.refine, from a callback) changed P: the
+            # optimiser's moments belonged to the old parameters, so it restarts.
+            self.restart_optimizer()
+            self.engine = self._engine()
+            if self.solver is not None:
+                self.solver = type(self.solver)()   # its curvature pairs had the old length
+            self.phi_before_epoch = np.empty_like(net.phi)
+        self._t0 = time.perf_counter()
+        np.copyto(self.phi_before_epoch, net.phi)
+        self._lr = self.schedule.lr(self.epoch)
+
+    def epoch_train(self):
+        """One epoch of training steps; the mean loss."""
+        if self.solver is not None:   # one full-batch iteration (nncli.lbfgs)
+            loss = self.solver.iterate(self.engine, self.net, self.X, self.Y, self._lr,
+                                       self.opt.weight_decay)
+            self.opt.step_count += 1
+            return loss
+        return self._train_epoch(self.engine, self._lr)
+
+    def epoch_check(self, loss):
+        """Count the epoch; a DivergenceError if its loss is not finite or exploded."""
+        self.epoch += 1
+        self._check_divergence(loss)
+
+    def epoch_validate(self):
+        """(validation loss, metrics) after the epoch; (NaN, {}) without validation rows."""
+        if self.validation is None:
+            return math.nan, {}
+        return self._validate(self.engine, self.classifier)
+
+    def epoch_end(self, loss, val_loss, metrics, callbacks=()):
+        """Record the epoch, step the schedule, call the callbacks; True to stop."""
+        seconds = time.perf_counter() - self._t0
+        record = EpochRecord(self.epoch, float(loss), float(val_loss), metrics, self._lr, seconds)
+        self.history.records.append(record)
+        self.history.samples += self.n_train
+        self.history.seconds += seconds
+        monitored = val_loss if self.validation is not None else loss
+        self.schedule.observe(monitored)
+        stop = self._early_stopping(monitored)
+        for cb in callbacks:
+            stop = bool(cb(record, self)) or stop
+        return stop
+
+    def finish(self):
+        """After the last epoch: early stopping's best φ restored. Returns the History."""
         if self.patience is not None and self.best_phi is not None:
-            net.phi[:] = self.best_phi
+            self.net.phi[:] = self.best_phi
             self.history.best_epoch = self.best_epoch
         return self.history
 

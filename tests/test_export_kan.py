@@ -21,6 +21,9 @@ KAN = {
     "kan_f64_reg": ["--target", "r", "--drop", "y,k", "--impute", "median", "--arch", "kan",
                     "--layers", "3,3", "--grid", "4,7", "--grid-every", "1", "--spline-order", "2",
                     "--dtype", "float64", "--activation", "tanh"],
+    # an ensemble of KAN networks: each member with its own knots
+    "kan_ens_reg": ["--target", "r", "--drop", "y,k", "--impute", "median", "--arch", "kan",
+                    "--layers", "3", "--grid", "3,6", "--ensemble", "3", "--threads", "2"],
 }
 # Beyond the training range on purpose: the spline term is clamped to the grid there.
 EXTRA = ["400.5,-0.9,purple,yes,hi,1,3.1", "-300,9.25,red,no,lo,0,0.2"]

@@ -118,6 +118,22 @@ def test_signal_during_training(tmp_path, env, sample, signum):
     assert ck.meta["checkpoint"]["epoch"] % 2 == 0 and 2 <= ck.meta["checkpoint"]["epoch"] <= done
 
 
+def test_ctrl_c_during_an_ensemble_stops_every_member_and_writes_nothing(tmp_path, env, sample):
+    # The members run on threads; the interrupt reaches the main thread, the epoch in flight
+    # ends and the run stops as a single network's does.
+    proc = subprocess.Popen(nncli_cmd("train", sample, "--epochs", 100000, "--layers", "32", "-q",
+                                      "--ensemble", 3, "--threads", 2, "-o", "model.npz",
+                                      "--loss-log", "log.csv"),
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_a_terminal_sends_it)
+    code, out, err = interrupt_after(proc, tmp_path / "log.csv", 2, signal.SIGINT)
+    assert code == 130, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: interrupted after "), err
+    assert lines[0].endswith("of 100000 epochs; no model written") and out == ""
+    assert not (tmp_path / "model.npz").exists() and leftovers(tmp_path) == []
+
+
 def test_resume_after_a_real_interrupt_is_bit_for_bit(tmp_path, env, sample):
     args = ["--epochs", 50, "--layers", "64,64", "--threads", 1, "-q", "--early-stopping", 30]
     full = CliRunner().invoke(cli, ["train", sample, *map(str, args), "-o", str(tmp_path / "full.npz")])

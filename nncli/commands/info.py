@@ -74,7 +74,8 @@ def command(model, json_out):
         scores = "  ".join(f"{k} {v:.4g}" for k, v in e.items() if k.startswith("val_")
                            and isinstance(v, (int, float)))
         out.append(f"ensemble   {e.get('members')} networks, predictions averaged (seeds "
-                   f"{e.get('seeds')})" + (f"; validated together: {scores}" if scores else "")
+                   f"{e.get('seeds')}" + (f", epochs {e['epochs']}" if e.get("epochs") else "")
+                   + ")" + (f"; validated together: {scores}" if scores else "")
                    + "; the metrics above are the first one's")
     refit = meta.get("refit")
     if isinstance(refit, dict):

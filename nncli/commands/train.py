@@ -185,11 +185,11 @@ def _did_you_mean(key, known):
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="After training with a validation split, train a new network on every row "
                    "for the epochs the validation picked (the best epoch with --early-stopping) "
-                   "and save that one.")
+                   "and save that one (on by default, but for KAN networks).")
 @click.option("--ensemble", type=click_type("ensemble"), default=None, metavar="N",
-              help="Train N networks (seeds SEED, SEED+1, …; one after another) and save them "
-                   "in one model file: predictions are their average. Default: 5 for a table "
-                   "of at most 10,000 rows trained in memory, else 1.")
+              help="Train N networks (seeds SEED, SEED+1, …) together, on min(N, --threads) "
+                   "threads, and save them in one model file: predictions are their average. "
+                   "Default: 5 for a table of at most 10,000 rows trained in memory, else 1.")
 @click.option("--init", type=click.Choice(INITS), default="auto", show_default=True,
               help="Weight initialisation (auto: He for relu-like layers, Glorot otherwise).")
 @click.option("--seed", type=click_type("seed"), default=0, show_default=True, help="Seeds init, split and shuffling.")
