@@ -18,6 +18,8 @@ calls it and prints; a sweep or an out-of-core trainer can drive it the same way
 import os
 import stat
 
+import numpy as np
+
 from nncli import data as D
 from nncli import pipeline
 from nncli.csvio import read_options
@@ -105,13 +107,18 @@ class TrainingRun:
                 self.on_note(decision.why)
             return self._prepare_streaming(decision, state)
         read = read_options(self.config)
-        self.table = D.read_csv(self.data_path, **read)
+        stats = None
+        if self.comm is None:
+            self.table = D.read_csv(self.data_path, **read)
+        else:
+            self.table, stats = self._read_shard(read)
         if state is not None and state["data_sha256"] != self.table.sha256:
             raise ConfigError(f"{self.data_path} is not the data the checkpoint {self.resume} was "
                               "trained on (its sha256 differs)")
         has_val_data = bool(self.val_data_path or state and state["val_data"])
-        self.data = pipeline.prepare_data(self.table, self.config, split=not has_val_data)
-        self.net = pipeline.build_network(self.data, self.config)
+        self.data = pipeline.prepare_data(self.table, self.config, split=not has_val_data,
+                                          stats=stats)
+        self.net = pipeline.build_network(self.data, self.config, stats=stats)
         if state is not None and "kan" in state["network"].kinds:
             # The checkpoint's knots (and grid size, after refinements) are the run's own.
             self.net = state["network"]
@@ -119,7 +126,11 @@ class TrainingRun:
         X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
         train_rows = self.data.train_rows if self.val_table is None else None
         Y, self.validation = pipeline.shape_targets(self.data, Y, self.validation, self.config,
-                                                    train_rows)
+                                                    train_rows, stats=stats)
+        if self.comm is not None:
+            from nncli.distributed import validation_part
+            self.validation = validation_part(self.comm, self.validation, self.net.layers[0],
+                                              self.net.layers[-1], whole=self.val_table is not None)
         if self.config.get("early_stopping") and self.validation is None \
                 and "early_stopping" not in self.given:
             self.config["early_stopping"] = None   # the default's, with nothing to watch: off
@@ -153,6 +164,14 @@ class TrainingRun:
             from nncli.kan import adapt
             adapt(self.net, self.trainer.X)
         return self._finish_prepare(state)
+
+    def _read_shard(self, read):
+        """(this rank's table, the ShardStats that combine all ranks'): see nncli.shards."""
+        if self.data_path == "-":
+            raise ConfigError("--distributed reads a file that every rank opens, not standard input")
+        from nncli.shards import ShardStats, read_shard
+        table, table.sha256, self.shard_note = read_shard(self.comm, self.data_path, read)
+        return table, ShardStats(self.comm)
 
     def _finish_prepare(self, state):
         """The last steps of either preparation: store what was resolved (not what was left
@@ -380,7 +399,7 @@ class TrainingRun:
         Y, _ = pipeline.shape_targets(self.data, self.data.Y, None, config)
         refit = pipeline.make_trainer(net, self.data.X, Y, None, opts, comm=self.comm)
         refit.run([])
-        return net, {"epochs": int(epochs), "rows": int(len(self.data.X)),
+        return net, {"epochs": int(epochs), "rows": int(refit.n_train),
                      "seconds": round(refit.history.seconds, 6)}
 
     def execute(self, callbacks=()):
@@ -403,7 +422,7 @@ class TrainingRun:
         them again (the data's sha256 and the seed are in the meta already)."""
         if self.validation is None:
             return {"source": None, "rows": 0}
-        rows = len(self.validation[0])
+        rows = len(self.validation[0]) if self.comm is None else self.trainer.n_val
         if self.val_table is not None:
             return {"source": "file", "sha256": self.val_table.sha256, "rows": rows}
         return {"source": "split", "fraction": self.config["val_split"], "rows": rows}
@@ -424,7 +443,11 @@ class TrainingRun:
     def _validation_table(self):
         """The validation rows as a table: the --val-data file, or the rows the split held out."""
         if self.val_table is not None:
-            return self.val_table
+            if self.comm is None:
+                return self.val_table
+            # every rank read the file: each scores the rows its trainer validated on
+            rank, size = self.comm.Get_rank(), self.comm.Get_size()
+            return D.table_rows(self.val_table, np.arange(rank, self.val_table.n_rows, size))
         rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]
         return D.table_rows(self.table, rows)
 
@@ -442,6 +465,9 @@ class TrainingRun:
         table = self._validation_table()
         ev = Evaluation("regression")
         evaluate_chunk(ev, self.net, self.data.schema, table, self.config.get("threads"))
+        if self.comm is not None:
+            from nncli.distributed import combine_evaluation
+            combine_evaluation(self.comm, ev)
         m = metrics(ev, self.data.schema)
         return json_safe({"val_rmse": m["rmse"], "val_mae": m["mae"], "val_r2": m["r2"]})
 

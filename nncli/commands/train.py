@@ -259,6 +259,8 @@ def command(**opts):
     progress = None
     if not opts["quiet"]:
         progress = Progress(run.trainer.epochs, every=opts["log_every"])
+        if getattr(run, "shard_note", None):
+            echo_err("Data: " + run.shard_note + ".")
         columns = _columns_line(run)
         if columns:
             echo_err(columns)
@@ -321,7 +323,7 @@ def _columns_line(run):
 
 
 def _start_line(run):
-    net, n_val = run.net, len(run.validation[0]) if run.validation else 0
+    net, n_val = run.net, run.trainer.n_val if run.validation else 0
     return (f"Training {'→'.join(map(str, net.layers))} network ({net.n_params} parameters) "
             f"on {run.trainer.n_train} rows"
             + (f" over {run.comm.Get_size()} ranks" if run.comm is not None else "")
