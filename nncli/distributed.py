@@ -1,27 +1,29 @@
 """Data-parallel training on MPI (mpi4py): `mpiexec -n R nncli train DATA --distributed`.
 
-Every rank builds the same network (same seed; rank 0's φ is broadcast to make sure) and
-draws the same shuffled order of the N training rows each epoch, so every rank knows the
-global batches of B rows that one process would train on. Training row g lives on rank
-g mod R (round robin, so every global batch is spread evenly). For each global batch a rank
-computes, in one kernel call (`Engine.batch_gradient`), the gradient of its b_r rows scaled
-by b_r/B; one Allreduce (sum) over the flat ∂L/∂φ — one contiguous array — then gives every
-rank ∂(mean loss over the B rows)/∂φ, and each applies the same optimiser step. So R ranks
-compute what one process computes, up to the order of the summation; the same seed and
-rank count give the same φ bit for bit (the Allreduce's order is fixed).
+Each rank reads its own shard of the rows (nncli.shards: a byte range of the CSV, aligned to
+line starts), and the schema — kinds, vocabularies, classes, standardisation statistics, fill
+values, the validation split — is fitted over all shards together (`shards.ShardStats`), so
+every rank holds the schema one process would fit and its own contiguous block of the global
+rows: rank r's training rows are the global training rows first_r … first_r + n_r − 1.
+
+Every rank builds the same network (same seed; rank 0's φ is sent to all to make sure) and
+draws the same shuffled order of the N global training rows each epoch, so every rank knows
+the global batches of B rows that one process would train on. For each global batch a rank
+computes, in one kernel call (`Engine.batch_gradient`), the gradient of the b_r rows of the
+batch it holds, scaled by b_r/B; one Allreduce (sum) over the flat ∂L/∂φ — one contiguous
+array — then gives every rank ∂(mean loss over the B rows)/∂φ, and each applies the same
+optimiser step. So R ranks compute what one process computes, up to the order of the
+summation; the same seed and rank count give the same φ bit for bit (the Allreduce's order
+is fixed). Each rank validates its shard's validation rows and the sums are combined, so
+early stopping and schedules decide alike everywhere.
 
 The single-process path keeps its fused epoch kernel; this one calls the kernels once per
 global batch (Python between them, and the Allreduce) — see the README for its cost.
 
-What is and is not sharded: every rank reads and encodes the whole CSV (so the
-standardisation statistics, vocabularies, classes and the validation split are those of
-the whole file on every rank, identical by construction), then keeps only its training
-rows; the training work and the training arrays are split R ways. Every rank scores the
-whole validation set, so early stopping and schedules decide alike everywhere.
-
 Rank 0 alone writes the model, the loss log and checkpoints. An error every rank sees (bad
-data, options) is agreed on before training and reported once by rank 0; any other
-failure of one rank aborts all ranks (MPI_Abort) after that rank says what happened.
+data, options, a bad cell in one rank's shard) is agreed on before training (`agree`,
+`exchange`) and reported once by rank 0; any other failure of one rank aborts all ranks
+(MPI_Abort) after that rank says what happened.
 """
 import os
 import sys

@@ -3,6 +3,7 @@
 Two ranks with global batch B train what one process with batch B trains, up to the order
 of the gradient's summation: max|Δφ| / max|φ| ≤ 1e-12 in float64, ≤ 1e-5 in float32 after
 a few epochs; two runs with the same seed and rank count are bit-identical."""
+import json
 import os
 import shutil
 import subprocess
@@ -88,6 +89,7 @@ def test_two_ranks_train_what_one_process_trains(env, tmp_path, dtype):
     assert "trained    data-parallel over 2 MPI ranks" in info.output
     # Rank 0 alone reports and writes: one summary, one model and loss log per run.
     assert two[0].stderr.count("Done:") == 1 and "over 2 ranks" in two[0].stderr
+    assert f"Data: each of 2 ranks read its byte range of {THREE}." in two[0].stderr
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["one.npz", "one.loss.csv", "two0.npz", "two0.loss.csv", "two1.npz", "two1.loss.csv"])
     assert len((tmp_path / "two0.loss.csv").read_text().splitlines()) == 5
@@ -170,3 +172,71 @@ def test_kan_layers_train_data_parallel_but_grid_refits_are_refused(env, tmp_pat
     r = train(env, tmp_path, 2, *args, "--grid", "3,6", name="three.npz")
     assert r.returncode == 2
     assert r.stderr.count("Error: --distributed does not refine or adapt KAN grids") == 1
+
+
+def _mixed(path, quoted=False):
+    """Gaps (median fills, an indicator), a category, a boolean, three classes."""
+    rng = np.random.default_rng(3)
+    rows = ["x,y,colour,flag,label"]
+    for i in range(240):
+        x = "" if rng.random() < 0.1 else f"{rng.normal(3, 2):.5f}"
+        colour = ["red", "green", "blue", ""][rng.integers(0, 4)]
+        colour = f'"{colour}"' if quoted else colour
+        rows.append(f"{x},{rng.integers(0, 9)},{colour},{['yes', 'no'][i % 2]},"
+                    f"{'abc'[rng.integers(0, 3)]}")
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+@needs_mpi
+@pytest.mark.parametrize("quoted", [False, True], ids=["byte ranges", "quoted: read whole"])
+def test_sharded_statistics_give_the_model_one_process_gives(env, tmp_path, quoted):
+    """Each rank fits the schema from its shard combined with the others': the same
+    vocabularies, classes, fills (medians exactly) and statistics (to 1e-12) as one process,
+    hence the same φ up to the summation order."""
+    data = _mixed(tmp_path / "mixed.csv", quoted)
+    args = [data, "--target", "label", "--layers", "8", "--batch-size", 16, "--epochs", 3,
+            "--seed", 1, "--dtype", "float64", "--threads", 1, "--early-stopping", 0]
+    one = train(env, tmp_path, 0, *args, "-q", name="one.npz")
+    assert one.returncode == 0, one.stderr
+    two = train(env, tmp_path, 2, *args, name="two.npz")
+    assert two.returncode == 0, two.stderr
+    how = ("every rank read all of " + data + " (a quoted field may hold a newline) and kept 1/2 "
+           "of the rows" if quoted else f"each of 2 ranks read its byte range of {data}")
+    assert f"Data: {how}." in two.stderr
+    a, b = load_model(tmp_path / "one.npz").meta, load_model(tmp_path / "two.npz").meta
+    for x, y in zip(a["schema"]["inputs"], b["schema"]["inputs"]):
+        assert {k: v for k, v in x.items() if k not in ("mean", "std")} == \
+               {k: v for k, v in y.items() if k not in ("mean", "std")}
+        if "mean" in x:
+            assert y["mean"] == pytest.approx(x["mean"], rel=1e-12)
+            assert y["std"] == pytest.approx(x["std"], rel=1e-12)
+    assert a["schema"]["targets"] == b["schema"]["targets"]
+    assert (a["train_rows"], a["val_rows"]) == (b["train_rows"], b["val_rows"]) == (192, 48)
+    assert b["metrics"]["val_accuracy"] == pytest.approx(a["metrics"]["val_accuracy"])
+    ref, got = _phi(tmp_path / "one.npz"), _phi(tmp_path / "two.npz")
+    assert np.abs(got - ref).max() / np.abs(ref).max() <= TOLERANCE["float64"]
+
+
+@needs_mpi
+def test_a_regressions_validation_metrics_combine_every_ranks_rows(env, tmp_path):
+    args = [THREE, "--layers", "8", "--epochs", 2, "--seed", 3, "--dtype", "float64",
+            "--threads", 1, "--json", "-q"]
+    one = train(env, tmp_path, 0, *args, name="one.npz")
+    two = train(env, tmp_path, 2, *args, name="two.npz")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    a, b = json.loads(one.stdout), json.loads(two.stdout)
+    for k in ("val_loss", "val_rmse", "val_mae", "val_r2"):
+        assert b[k] == pytest.approx(a[k], rel=1e-9), k
+
+
+@needs_mpi
+def test_a_bad_cell_in_the_second_shard_is_reported_once_with_its_line(env, tmp_path):
+    lines = open(THREE).read().splitlines()
+    lines[400] = "oops," + lines[400].split(",", 1)[1]
+    (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+    r = train(env, tmp_path, 2, tmp_path / "bad.csv", "--epochs", 1)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: rank 1: {tmp_path / 'bad.csv'}:401: column 'x1' (1): cannot read "
+                      "'oops' as a number"], r.stderr
