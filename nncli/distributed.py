@@ -31,6 +31,7 @@ import sys
 import numpy as np
 
 from nncli.errors import NncliError
+from nncli.streaming import StreamingTrainer
 from nncli.training import Trainer, accuracy
 
 
@@ -104,39 +105,129 @@ class DistributedTrainer(Trainer):
         self.batch_size = min(int(batch_size), n_train)
 
     def _train_epoch(self, engine, lr):
-        MPI = import_mpi()
-        N, B = self.n_train, self.batch_size
-        order = self.rng.permutation(N)       # the order one process would train in
-        mine = (order >= self.first) & (order < self.first + len(self.X))
-        local = np.ascontiguousarray(order[mine] - self.first, dtype=np.int64)
-        # bounds[k]:bounds[k+1] is this rank's part of global batch k, in local rows.
-        starts = np.arange(0, N, B)
-        bounds = np.concatenate([[0], np.cumsum(np.add.reduceat(mine, starts))])
-        net, opt = self.net, self.opt
-        total = 0.0
-        for k, start in enumerate(starts.tolist()):
-            part = local[bounds[k]:bounds[k + 1]]
-            total += engine.batch_gradient(self.X, self.Y, part, len(part) / min(B, N - start))
-            self.comm.Allreduce(MPI.IN_PLACE, net.grad, op=MPI.SUM)
-            opt.step(net.phi, net.grad, lr)
-        self._sum[:] = total, 0.0
-        self.comm.Allreduce(MPI.IN_PLACE, self._sum, op=MPI.SUM)
-        return float(self._sum[0]) / N
+        order = self.rng.permutation(self.n_train)       # the order one process would train in
+        total = global_batches(self, engine, lr, order, self.first, self.first + len(self.X),
+                               None, self.X, self.Y)
+        return self._summed(total) / self.n_train
 
     def _validate(self, engine, classifier):
-        """Every rank scores its part of the validation rows; the sums are combined, so every
-        rank sees the same validation loss (early stopping and schedules decide alike)."""
+        return combined_validation(self, engine, classifier, [self.validation])
+
+    def _summed(self, value):
         MPI = import_mpi()
-        Xv, Yv = self.validation
-        self._sum[:] = 0.0
+        self._sum[:] = value, 0.0
+        self.comm.Allreduce(MPI.IN_PLACE, self._sum, op=MPI.SUM)
+        return float(self._sum[0])
+
+
+def global_batches(trainer, engine, lr, order, lo, hi, rows, X, Y):
+    """Train the global batches of B positions of `order` (a permutation of 0..N−1: one
+    process's order of its N rows) with one Allreduce of ∂L/∂φ each; this rank holds the
+    positions lo..hi−1, at the rows rows[p − lo] of X, Y (rows None: p − lo). Returns the
+    summed loss of this rank's rows."""
+    MPI = import_mpi()
+    N, B = len(order), trainer.batch_size
+    mine = (order >= lo) & (order < hi)
+    local = order[mine] - lo
+    local = np.ascontiguousarray(local if rows is None else rows[local], dtype=np.int64)
+    # bounds[k]:bounds[k+1] is this rank's part of global batch k, in local rows.
+    starts = np.arange(0, N, B)
+    bounds = np.concatenate([[0], np.cumsum(np.add.reduceat(mine, starts))])
+    net, opt, comm = trainer.net, trainer.opt, trainer.comm
+    total = 0.0
+    for k, start in enumerate(starts.tolist()):
+        part = local[bounds[k]:bounds[k + 1]]
+        total += engine.batch_gradient(X, Y, part, len(part) / min(B, N - start))
+        comm.Allreduce(MPI.IN_PLACE, net.grad, op=MPI.SUM)
+        opt.step(net.phi, net.grad, lr)
+    return total
+
+
+def combined_validation(trainer, engine, classifier, parts):
+    """(validation loss, metrics) over every rank's validation rows: this rank's `parts`
+    ((Xv, Yv) pairs) scored here, the sums combined, so every rank sees the same numbers
+    (early stopping and schedules decide alike)."""
+    MPI = import_mpi()
+    sums = np.zeros(2, np.float64)
+    for Xv, Yv in parts:
         if len(Xv):
             val_loss, out = engine.evaluate(Xv, Yv, outputs=classifier)
-            self._sum[0] = val_loss * len(Xv)
+            sums[0] += val_loss * len(Xv)
             if classifier:
-                self._sum[1] = round(accuracy(out, Yv, self.net.loss) * len(Xv))
-        self.comm.Allreduce(MPI.IN_PLACE, self._sum, op=MPI.SUM)
-        metrics = {"val_accuracy": float(self._sum[1]) / self.n_val} if classifier else {}
-        return float(self._sum[0]) / self.n_val, metrics
+                sums[1] += round(accuracy(out, Yv, trainer.net.loss) * len(Xv))
+    trainer.comm.Allreduce(MPI.IN_PLACE, sums, op=MPI.SUM)
+    metrics = {"val_accuracy": float(sums[1]) / trainer.n_val} if classifier else {}
+    return float(sums[0]) / trainer.n_val, metrics
+
+
+class DistributedStreamingTrainer(StreamingTrainer):
+    """A StreamingTrainer over the ranks of `comm`: every rank visits the cache's blocks in
+    the one order a single process draws, reads only its 1/R slice of each block's rows (a
+    contiguous range), and trains the block's global batches — the single process's batches,
+    which never span two blocks — as DistributedTrainer does, one Allreduce each. The cache
+    is rank 0's (built or checked there: nncli.shards.shared_cache)."""
+
+    def __init__(self, network, cache, *, comm, block_rows, validation=None, **options):
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        if validation is not None:   # a validation file every rank read: every size-th row
+            validation = tuple(np.ascontiguousarray(a[self.rank::self.size]) for a in validation)
+        super().__init__(network, cache, block_rows=block_rows, validation=validation, **options)
+        # Per block: this rank's rows lo..hi of the cache, and the positions of the block's
+        # training and validation rows that fall in them.
+        self.slices = []
+        for lo, hi, tr, va in self.blocks:
+            a = lo + (hi - lo) * self.rank // self.size
+            z = lo + (hi - lo) * (self.rank + 1) // self.size
+            self.slices.append((a, z, *np.searchsorted(tr, [a - lo, z - lo]),
+                                *np.searchsorted(va, [a - lo, z - lo])))
+        rows = max(z - a for a, z, *_ in self.slices)
+        self._X = np.empty((rows, cache.n_features), cache.dtype)
+        self._Y = None if cache.same_xy else np.empty((rows, cache.n_outputs), cache.dtype)
+        if self._val_arrays:
+            self.n_val = sum(exchange(comm, len(self.validation[0])))
+        network.phi[:] = exchange(comm, network.phi if self.rank == 0 else None)[0]
+        self._sum = np.zeros(2, np.float64)
+
+    def _block(self, b):
+        """(X, Y) of this rank's slice of block b, in the reused buffers."""
+        a, z = self.slices[b][:2]
+        if self._loaded != b:
+            self.cache.read_rows(a, z, self._X, self._Y)
+            self._loaded = b
+        X = self._X[:z - a]
+        return X, (X if self._Y is None else self._Y[:z - a])
+
+    def _train_epoch(self, engine, lr):
+        blocks = self.blocks
+        order = self.rng.permutation(len(blocks)) if len(blocks) > 1 else (0,)
+        total = 0.0
+        for b in order:
+            lo, _, tr, _ = blocks[b]
+            if not len(tr):
+                continue
+            perm = self.rng.permutation(len(tr))    # the block's order, as one process draws it
+            a, _, t0, t1 = self.slices[b][:4]
+            X, Y = self._block(b)
+            total += global_batches(self, engine, lr, perm, t0, t1, tr[t0:t1] - (a - lo), X, Y)
+        return DistributedTrainer._summed(self, total) / self.n_train
+
+    def val_blocks(self):
+        at = 0
+        for b, (lo, _, _, va) in enumerate(self.blocks):
+            a, _, _, _, v0, v1 = self.slices[b]
+            if len(va):
+                yield b, va[v0:v1] - (a - lo), slice(at + v0, at + v1)
+                at += len(va)
+
+    def _validate(self, engine, classifier):
+        if self._val_arrays:
+            return combined_validation(self, engine, classifier, [self.validation])
+        parts = []
+        for b, va, _ in self.val_blocks():
+            X, Y = self._block(b)
+            parts.append((X[va], Y[va]))
+        return combined_validation(self, engine, classifier, parts)
 
 
 def validation_part(comm, validation, n_in, n_out, whole):

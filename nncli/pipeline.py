@@ -179,7 +179,8 @@ def make_optimizer(opts):
 
 def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=None):
     """The Trainer of (X, Y), or with `cache` the StreamingTrainer of the cache's rows, or
-    with an MPI communicator `comm` the data-parallel DistributedTrainer."""
+    with an MPI communicator `comm` the data-parallel DistributedTrainer (of this rank's
+    rows, or of its slice of every block of the cache)."""
     batch = opts.get("batch_size", 32)
     if OPTIMIZERS[opts.get("optimizer") or "adam"].full_batch:
         batch = "full"   # a sign-based rule on mini-batches follows noise, not the loss
@@ -194,6 +195,10 @@ def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=
                   schedule=opts.get("schedule") or "constant",
                   schedule_options=schedule_options(opts), n_threads=threads)
     try:
+        if cache is not None and comm is not None:
+            from nncli.distributed import DistributedStreamingTrainer
+            return DistributedStreamingTrainer(net, cache, comm=comm, block_rows=block_rows,
+                                               validation=validation, **common)
         if cache is not None:
             from nncli.streaming import StreamingTrainer
             return StreamingTrainer(net, cache, block_rows=block_rows, validation=validation,

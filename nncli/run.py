@@ -96,12 +96,15 @@ class TrainingRun:
         self._check_paths()
         state = self._resume_state() if self.resume else None
         from nncli import streaming
-        decision = streaming.decide(self.data_path, self.config, cache_dir=self.cache_dir,
-                                    no_cache=self.no_cache)
+        if self.comm is None:
+            decision = streaming.decide(self.data_path, self.config, cache_dir=self.cache_dir,
+                                        no_cache=self.no_cache)
+        else:   # rank 0's decision (the memory it sees), which every rank follows
+            from nncli.distributed import exchange
+            decision = exchange(self.comm, streaming.decide(
+                self.data_path, self.config, cache_dir=self.cache_dir, no_cache=self.no_cache)
+                if self.comm.Get_rank() == 0 else None)[0]
         self.plan_note = decision.why
-        if decision.stream and self.comm is not None:
-            raise ConfigError(f"--distributed holds the data in memory on every rank, but "
-                              f"{decision.why}; use --no-cache (or a larger --memory)")
         if decision.stream:
             if self.on_note is not None:
                 self.on_note(decision.why)
@@ -197,8 +200,13 @@ class TrainingRun:
         has_val_data = bool(self.val_data_path or state and state["val_data"])
         # with a validation file, the cache holds every row for training (no split)
         cache_config = dict(self.config, val_split=0.0) if has_val_data else self.config
-        self.cache, note = get_cache(self.data_path, cache_config, cache_dir=self.cache_dir,
-                                     budget=decision.budget, progress=self.read_progress)
+        build = lambda: get_cache(self.data_path, cache_config, cache_dir=self.cache_dir,  # noqa: E731
+                                  budget=decision.budget, progress=self.read_progress)
+        if self.comm is None:
+            self.cache, note = build()
+        else:
+            from nncli.shards import shared_cache
+            self.cache, note = shared_cache(self.comm, build)
         meta = self.cache.meta
         self.table = SimpleNamespace(sha256=meta["source"]["sha256"])
         if state is not None and state["data_sha256"] != self.table.sha256:
@@ -231,7 +239,7 @@ class TrainingRun:
                                   "cache: leave it out, or train in memory (--no-cache)")
         rows = streaming.block_rows(self.config, self.cache, decision.budget)
         self.trainer = pipeline.make_trainer(self.net, None, None, arrays, self.config,
-                                             cache=self.cache, block_rows=rows)
+                                             cache=self.cache, block_rows=rows, comm=self.comm)
         # Resolved, so that a resumed run streams the same blocks whatever memory it finds.
         self.config.update(shuffle_block=rows, streamed=True)
         blocks = len(self.trainer.blocks)
@@ -460,6 +468,9 @@ class TrainingRun:
         if self.cache is not None and self.val_table is None:
             from nncli.streaming import validation_sums
             ev = validation_sums(self.trainer, self.cache, self.data.schema)
+            if self.comm is not None:
+                from nncli.distributed import combine_evaluation
+                combine_evaluation(self.comm, ev)
             m = metrics(ev, self.data.schema)
             return json_safe({"val_rmse": m["rmse"], "val_mae": m["mae"], "val_r2": m["r2"]})
         table = self._validation_table()

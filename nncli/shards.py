@@ -93,6 +93,17 @@ def _separator(path, read):
     return detect_separator(head.decode(read.get("encoding") or "utf-8", errors="replace"))
 
 
+def shared_cache(comm, build):
+    """``(CacheFile, note)``: the training cache, built (or checked, its CRCs read) by rank 0
+    alone through `build()`; the other ranks open it from rank 0's header without reading
+    it, then each reads only its slices of the blocks (distributed.DistributedStreamingTrainer).
+    The cache must be on a file system every rank sees (by default it is beside the data)."""
+    from nncli.cachefile import ALIGN, CacheFile
+    mine = build() if comm.Get_rank() == 0 else None   # a failure here reaches the others below
+    path, meta, note = exchange(comm, None if mine is None else (mine[0].path, mine[0].meta, mine[1]))[0]
+    return (mine[0] if mine is not None else CacheFile(path, meta, ALIGN)), note
+
+
 class ShardStats(D.LocalStats):
     """`data.LocalStats` combined over the ranks of `comm` (see the module docstring)."""
 

@@ -184,6 +184,15 @@ class StreamingTrainer(Trainer):
         X = self._X[:n]
         return X, (X if self._Y is None else self._Y[:n])
 
+    def val_blocks(self):
+        """(block, its validation rows in the block's buffer, their slice of the cache's
+        val_targets) of each block holding validation rows."""
+        at = 0
+        for b, (_, _, _, va) in enumerate(self.blocks):
+            if len(va):
+                yield b, va, slice(at, at + len(va))
+                at += len(va)
+
     def _validate(self, engine, classifier):
         if self._val_arrays:   # a validation file, in memory
             return super()._validate(engine, classifier)
@@ -216,14 +225,12 @@ def validation_sums(trainer, cache, schema):
     from nncli.predicting import Evaluation, _add
     ev = Evaluation("regression")
     engine = trainer.net.engine(trainer.batch_size, trainer.n_threads)
-    at = 0
-    for b, (_, _, _, va) in enumerate(trainer.blocks):
+    for b, va, targets in trainer.val_blocks():
         if not len(va):
             continue
         X, _ = trainer._block(b)
         _, out = engine.evaluate(X[va], outputs=True)
-        Y = cache.val_targets[at:at + len(va)]
-        at += len(va)
+        Y = cache.val_targets[targets]
         d = decode_outputs(out.astype(np.float64), schema) - Y
         ev.n += len(va)
         _add(ev.sums, "sse", np.sum(d * d, axis=0))

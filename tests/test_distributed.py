@@ -240,3 +240,81 @@ def test_a_bad_cell_in_the_second_shard_is_reported_once_with_its_line(env, tmp_
     errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert errors == [f"Error: rank 1: {tmp_path / 'bad.csv'}:401: column 'x1' (1): cannot read "
                       "'oops' as a number"], r.stderr
+
+
+READS_LOGGED = """
+import json
+import os
+import sys
+from mpi4py import MPI
+import nncli.cachefile as cf
+rank = MPI.COMM_WORLD.Get_rank()
+log = open(f"reads-{rank}.jsonl", "w")
+read_rows = cf.CacheFile.read_rows
+def logged(self, lo, hi, X, Y=None):
+    log.write(json.dumps([lo, hi]) + "\\n")
+    log.flush()
+    return read_rows(self, lo, hi, X, Y)
+cf.CacheFile.read_rows = logged
+if rank:   # only rank 0 reads the whole cache (to check it)
+    def refused(*args, **kwargs):
+        raise AssertionError("rank 1 opened the whole cache")
+    cf.open_cache = refused
+from nncli.cli import main
+main(sys.argv[1:])
+"""
+
+
+@needs_mpi
+def test_a_streamed_run_reads_each_ranks_slice_of_every_block(env, tmp_path):
+    """Streaming from the cache in 3 blocks: two ranks train what one process trains, and
+    rank r reads rows only from its half of each block."""
+    script = tmp_path / "logged.py"
+    script.write_text(READS_LOGGED)
+    args = [THREE, "--shuffle-block", 150, "--cache", tmp_path / "cache", "--epochs", 3,
+            "--seed", 2, "--dtype", "float64", "--threads", 1, "--batch-size", 16]
+    one = train(env, tmp_path, 0, *args, "-q", name="one.npz")
+    assert one.returncode == 0, one.stderr
+    r = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(script), "train",
+                        *map(str, args), "--distributed", "-o", "two.npz"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert "Cache " in r.stderr and "reused; 500 rows in 4 blocks of up to 150" in r.stderr
+    ref, got = _phi(tmp_path / "one.npz"), _phi(tmp_path / "two.npz")
+    assert np.abs(got - ref).max() / np.abs(ref).max() <= TOLERANCE["float64"]
+    meta = load_model(tmp_path / "two.npz").meta
+    assert meta["config"]["streamed"] and meta["distributed"] == {"ranks": 2}
+    blocks = [(lo, min(lo + 150, 500)) for lo in range(0, 500, 150)]
+    for rank in (0, 1):
+        reads = {tuple(x) for x in map(json.loads, open(tmp_path / f"reads-{rank}.jsonl"))}
+        halves = {(lo + (hi - lo) * rank // 2, lo + (hi - lo) * (rank + 1) // 2) for lo, hi in blocks}
+        assert reads == halves, (rank, reads)
+
+
+@needs_mpi
+def test_one_allreduce_of_4p_bytes_per_step(tmp_path):
+    """What the README's scaling model assumes: each step of a global batch sends one
+    Allreduce of the float32 gradient, 4P bytes, and an epoch one more of its loss."""
+    from nncli.distributed import DistributedTrainer
+    from nncli.network import Network
+
+    class Counting:   # one rank, recording what training sends
+        sent = []
+
+        def Get_rank(self):
+            return 0
+
+        def Get_size(self):
+            return 1
+
+        def allgather(self, value):
+            return [value]
+
+        def Allreduce(self, send, recv, op):
+            self.sent.append(recv.nbytes)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(100, 3)), rng.normal(size=(100, 1))
+    net = Network([3, 8, 1], ["relu", "identity"], "mse", dtype="float32", seed=0)
+    comm = Counting()
+    DistributedTrainer(net, X, Y, comm=comm, batch_size=16, epochs=2, seed=0).run()
+    assert comm.sent == ([4 * net.n_params] * 7 + [16]) * 2
