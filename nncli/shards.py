@@ -22,23 +22,15 @@ rank that fails on its own shard (a bad cell) makes every rank raise its error, 
 """
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
 
 from nncli import data as D
 from nncli.csvio import byterange
+from nncli.csvio.reader import file_sha256
 from nncli.distributed import exchange
 from nncli.errors import ConfigError, DataError
-
-
-def _hash_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_shard(comm, path, read):
@@ -72,7 +64,7 @@ def read_shard(comm, path, read):
                 stream.close()
             table.line_numbers += lines_before
             table.source = str(path)
-            sha = exchange(comm, _hash_file(path) if rank == 0 else None)[0]
+            sha = exchange(comm, file_sha256(path) if rank == 0 else None)[0]
             return table, sha, f"each of {size} ranks read its byte range of {path}"
     whole = D.read_csv(path, **read)
     n = whole.n_rows

@@ -10,12 +10,12 @@ The digest (``Table.sha256``) is that of the file's bytes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
 
 from nncli.csvio.compressed import PARQUET_MAGIC
+from nncli.csvio.reader import file_sha256
 from nncli.csvio.table import Column, Table, format_number
 from nncli.errors import ConfigError, DataError
 
@@ -54,14 +54,6 @@ def _open(name):
         raise DataError(f"{name}: cannot open: No such file or directory") from None
     except Exception as e:  # pyarrow's ArrowInvalid and friends: a damaged file
         raise DataError(f"{name}: not a readable Parquet file ({e})") from None
-
-
-def _sha256(name) -> str:
-    h = hashlib.sha256()
-    with open(name, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _column(array, name, index, keep_text) -> Column:
@@ -126,7 +118,7 @@ def iter_tables(source, *, chunk_rows=65536, keep_text=None, columns=None, use_c
         raise DataError(f"{name}: cannot read the Parquet data ({e})") from None
     if pending is None:
         raise DataError(f"{name}: has no rows")
-    pending.sha256 = _sha256(name)
+    pending.sha256 = file_sha256(name)
     yield pending
 
 
