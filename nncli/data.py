@@ -981,7 +981,9 @@ class LocalStats:
         """(sorted distinct values, their counts) of an array of str."""
         return np.unique(text, return_counts=True)
 
-    def distinct(self, v):
+    def distinct(self, v, cap=None):
+        """The sorted distinct values (with `cap`, the answer need only be right up to
+        cap + 1 values: a rank then sends no more)."""
         return np.unique(v)
 
     def union(self, words):
@@ -1117,7 +1119,7 @@ def _looks_categorical(c: _Cells, stats=None) -> bool:
     n = stats.total(len(v))
     if not n or stats.any(not np.all(v == np.round(v))):
         return False
-    distinct = len(stats.distinct(v))
+    distinct = len(stats.distinct(v, cap=MAX_INTEGER_CLASSES))
     return distinct <= MAX_INTEGER_CLASSES and distinct <= n / 2
 
 

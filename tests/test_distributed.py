@@ -161,6 +161,26 @@ def test_a_rank_failing_mid_training_aborts_all(env, tmp_path):
 
 
 @needs_mpi
+def test_a_run_stopped_by_a_failing_rank_resumes_bit_for_bit(env, tmp_path):
+    """Rank 1 fails in epoch 4 (the checkpoint of epoch 2 is on disk, rank 0's):
+    resuming on 2 ranks gives the model of an uninterrupted 2-rank run, bit for bit."""
+    script = tmp_path / "fail.py"
+    script.write_text(FAIL_ON_RANK_1.replace("self.epoch == 1", "self.epoch == 3"))
+    args = [THREE, "--epochs", 5, "--seed", 4, "--threads", 1, "--layers", 8, "-q"]
+    full = train(env, tmp_path, 2, *args, name="full.npz")
+    assert full.returncode == 0, full.stderr
+    r = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(script), "train",
+                        *map(str, args), "--distributed", "--checkpoint", "ck.npz",
+                        "--checkpoint-every", "2", "-o", "part.npz"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode != 0 and "rank 1 of 2 failed" in r.stderr
+    assert load_model(tmp_path / "ck.npz").meta["checkpoint"]["epoch"] == 2
+    resumed = train(env, tmp_path, 2, "--resume", "ck.npz", THREE, "-q", name="resumed.npz")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _phi(tmp_path / "resumed.npz").tobytes() == _phi(tmp_path / "full.npz").tobytes()
+
+
+@needs_mpi
 def test_kan_layers_train_data_parallel_but_grid_refits_are_refused(env, tmp_path):
     args = [IRIS, "--arch", "kan", "--layers", 4, "--epochs", 3, "--dtype", "float64",
             "--threads", 1, "-q"]
