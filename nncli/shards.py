@@ -3,7 +3,7 @@
 `read_shard`: rank r of R reads the lines of the CSV that start in its r-th byte range
 (nncli.csvio.byterange); the shards are contiguous and in rank order, so rank r's rows are the
 global rows offset_r … offset_r + n_r − 1 (offset_r the rows of the ranks before it). Where a
-file cannot be cut by bytes (a quote anywhere: a quoted field may hold a newline; compressed,
+file cannot be cut by bytes (a quoted field holding a newline; compressed,
 Parquet, stdin…) every rank reads it whole and keeps the same contiguous block of rows it would
 have had — slower, the same result.
 
@@ -42,7 +42,7 @@ def read_shard(comm, path, read):
     if why is None:
         start = byterange.data_start(path, read.get("header", True))
         if start is None:
-            why = "its header line holds a quote or follows blank lines"
+            why = "its header is not one line of its own: blank lines before it, or a quoted name holding a newline"
     if why is None:
         import os
         lo, hi = byterange.part_bounds(path, start, os.path.getsize(path), rank, size)

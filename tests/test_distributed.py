@@ -201,7 +201,8 @@ def _mixed(path, quoted=False):
     for i in range(240):
         x = "" if rng.random() < 0.1 else f"{rng.normal(3, 2):.5f}"
         colour = ["red", "green", "blue", ""][rng.integers(0, 4)]
-        colour = f'"{colour}"' if quoted else colour
+        if quoted and i == 120:
+            colour = '"light\nblue"'   # a newline inside a quoted field
         rows.append(f"{x},{rng.integers(0, 9)},{colour},{['yes', 'no'][i % 2]},"
                     f"{'abc'[rng.integers(0, 3)]}")
     path.write_text("\n".join(rows) + "\n")
@@ -209,7 +210,7 @@ def _mixed(path, quoted=False):
 
 
 @needs_mpi
-@pytest.mark.parametrize("quoted", [False, True], ids=["byte ranges", "quoted: read whole"])
+@pytest.mark.parametrize("quoted", [False, True], ids=["byte ranges", "quoted newline: read whole"])
 def test_sharded_statistics_give_the_model_one_process_gives(env, tmp_path, quoted):
     """Each rank fits the schema from its shard combined with the others': the same
     vocabularies, classes, fills (medians exactly) and statistics (to 1e-12) as one process,
@@ -221,7 +222,7 @@ def test_sharded_statistics_give_the_model_one_process_gives(env, tmp_path, quot
     assert one.returncode == 0, one.stderr
     two = train(env, tmp_path, 2, *args, name="two.npz")
     assert two.returncode == 0, two.stderr
-    how = ("every rank read all of " + data + " (a quoted field may hold a newline) and kept 1/2 "
+    how = ("every rank read all of " + data + " (a quoted field holds a newline) and kept 1/2 "
            "of the rows" if quoted else f"each of 2 ranks read its byte range of {data}")
     assert f"Data: {how}." in two.stderr
     a, b = load_model(tmp_path / "one.npz").meta, load_model(tmp_path / "two.npz").meta

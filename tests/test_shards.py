@@ -100,14 +100,38 @@ def test_the_parts_are_the_lines_once_each_in_order(tmp_path_factory, lengths, p
     assert got == body and newlines == len(lines)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet='ab,"\n ', max_size=6), min_size=2, max_size=2),
+                min_size=1, max_size=12), st.integers(2, 5))
+def test_valid_csv_is_never_cut_inside_a_record(tmp_path_factory, rows, parts):
+    """Whatever the quoting, when no part reports a problem the parts' records are the
+    file's records (csv module), in order."""
+    import csv
+    import io
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="\n").writerows([["h1", "h2"], *rows])
+    path = write(tmp_path_factory.mktemp("q"), buf.getvalue())
+    start = byterange.data_start(path, True)
+    raw = open(path, "rb").read()
+    cuts = [byterange.part_bounds(path, start, len(raw), r, parts) for r in range(parts)]
+    if any(byterange.scan_part(path, lo, hi)[1] for lo, hi in cuts if hi > lo):
+        return   # read whole instead
+    got = [rec for lo, hi in cuts for rec in csv.reader(io.StringIO(raw[lo:hi].decode(), newline=""))]
+    assert got == list(csv.reader(io.StringIO(raw[start:].decode(), newline="")))
+
+
 def test_quotes_and_lone_carriage_returns_are_found(tmp_path):
     quoted = write(tmp_path, 'a,b\n1,"x\ny"\n2,z\n', "q.csv")
-    assert byterange.scan_part(quoted, 4, 16)[1] == "a quoted field may hold a newline"
+    assert byterange.scan_part(quoted, 4, 16)[1] == "a quoted field holds a newline"
+    assert byterange.scan_part(quoted, 9, 16)[1] == "a quoted field holds a newline"  # its end
+    commas = write(tmp_path, 'a,b\n1,"x, ""y"""\n2,z\n', "c.csv")
+    assert byterange.scan_part(commas, 4, 21) == (2, None)   # quotes, but no field spans lines
     cr = write(tmp_path, "a,b\r1,2\r3,4\r", "cr.csv")
     assert byterange.data_start(cr, True) is None    # no newline: the header is not found
     mixed = write(tmp_path, "a,b\n1,2\r3,4\r\n", "mixed.csv")
     assert byterange.scan_part(mixed, 4, 13)[1] == "lines ending in a lone CR"
-    assert byterange.data_start(write(tmp_path, '"a",b\n1,2\n', "qh.csv"), True) is None
+    assert byterange.data_start(write(tmp_path, '"a",b\n1,2\n', "qh.csv"), True) == 6
+    assert byterange.data_start(write(tmp_path, '"a\nb",c\n1,2\n', "qh.csv"), True) is None
     assert byterange.why_not_by_bytes("-", "utf-8")
     assert byterange.why_not_by_bytes(write(tmp_path, "a\n1\n", "x.csv.gz"), "utf-8")
     assert byterange.why_not_by_bytes(write(tmp_path, "a\n1\n"), "utf-16") is not None
@@ -211,15 +235,22 @@ def test_numbers_in_one_shard_and_words_in_another_read_as_one_process_reads_the
             assert_same_schema(d.schema, one.schema)
 
 
-def test_a_quoted_file_is_read_whole_and_shared_out(tmp_path):
+@pytest.mark.parametrize("spanning", [False, True])
+def test_quoted_fields_are_cut_by_bytes_unless_one_holds_a_newline(tmp_path, spanning):
     rows = ['x,name,y'] + [f'{i},"n, {i % 3}",{i % 2}' for i in range(30)]
+    if spanning:
+        rows[20] = '19,"n,\n1",1'
     path = write(tmp_path, "\n".join(rows) + "\n")
     one = D.prepare_training(D.read_csv(path), target="y")
     got = on_ranks(2, lambda comm: read_shard(comm, path, {"header": True}))
-    assert [t.n_rows for t, _, _ in got] == [15, 15]
-    assert got[1][2] == (f"every rank read all of {path} (a quoted field may hold a newline) "
-                         "and kept 1/2 of the rows")
-    assert got[1][0].line_numbers[0] == 17
+    assert sum(t.n_rows for t, _, _ in got) == 30
+    if spanning:   # the rank whose part holds it finds a line with an odd number of quotes
+        assert [t.n_rows for t, _, _ in got] == [15, 15]
+        assert got[1][2] == (f"every rank read all of {path} (a quoted field holds a newline) "
+                             "and kept 1/2 of the rows")
+        assert got[1][0].line_numbers[0] == 17
+    else:
+        assert got[1][2] == f"each of 2 ranks read its byte range of {path}"
     datas = on_ranks(2, lambda comm: D.prepare_training(
         read_shard(comm, path, {"header": True})[0], stats=ShardStats(comm), target="y"))
     assert_same_schema(datas[0].schema, one.schema)

@@ -5,9 +5,13 @@ where the data starts (after the header line) and D the bytes after it: each bou
 the next line start, so the parts are whole lines, disjoint, and together the file in order.
 
 That is only right when a newline always ends a record. A quoted field may hold a newline,
-and a bound inside one would split a record: so a part (or the header) holding a quote
-character at all is not read by bytes — `scan_part` says so and the caller falls back to
-reading the whole file (nncli.shards). So do a file whose lines end in a lone CR (old Mac
+and a bound inside one would split a record. Such a field leaves the line it starts on with an
+odd number of quote characters (inside quotes they come in pairs, "" for one), so a part (or
+the header) with a line holding an odd number of quotes is not read by bytes — `scan_part`
+says so and the caller falls back to reading the whole file (nncli.shards). (A stray quote
+inside an unquoted field, which RFC 4180 does not allow, also makes its line odd: a fallback
+too, never a wrong cut — unless two stray quotes sit on the lines a multi-line field starts
+and ends on.) So do a file whose lines end in a lone CR (old Mac
 files: the csv module ends records there, we would not), a compressed or Parquet file and
 standard input, which cannot be cut by offset, and an encoding in which a newline or a quote
 byte can be part of another character.
@@ -17,6 +21,8 @@ from __future__ import annotations
 import codecs
 import io
 import os
+
+import numpy as np
 
 from nncli.csvio import compressed
 
@@ -62,7 +68,7 @@ def data_start(path, header: bool) -> int | None:
             head += block
     end = head.index(b"\n") + 1
     line = head[:end]
-    if b'"' in line or not line.strip(b" \t\r\n\xef\xbb\xbf"):
+    if line.count(b'"') % 2 or not line.strip(b" \t\r\n\xef\xbb\xbf"):
         return None
     return end
 
@@ -93,7 +99,7 @@ def part_bounds(path, start: int, size: int, part: int, parts: int) -> tuple[int
 def scan_part(path, lo: int, hi: int) -> tuple[int, str | None]:
     """``(newlines, problem)`` of bytes lo..hi: how many lines they hold, and why they cannot
     be read as whole records on their own (a quote, a lone CR), or None."""
-    newlines = 0
+    newlines, quotes = 0, 0   # quotes: how many since the part's start, mod 2
     with open(path, "rb") as f:
         pos = lo
         while pos < hi:
@@ -103,8 +109,16 @@ def scan_part(path, lo: int, hi: int) -> tuple[int, str | None]:
             chunk = block[:n]
             if not chunk:
                 break
-            if b'"' in chunk:
-                return newlines, "a quoted field may hold a newline"
+            if quotes or b'"' in chunk:
+                # Every line must hold an even number of quotes: the count up to each
+                # newline is even. (A quoted field holds its quotes in pairs, "" for one,
+                # plus the two around it; one that goes on past a newline leaves its first
+                # line odd.)
+                a = np.frombuffer(chunk, np.uint8)
+                counts = quotes + np.cumsum(a == ord('"'))
+                if np.any(counts[a == ord("\n")] % 2) or (pos + n == hi and counts[-1] % 2):
+                    return newlines, "a quoted field holds a newline"
+                quotes = int(counts[-1]) % 2
             crs = chunk.count(b"\r")
             if crs and crs != chunk.count(b"\r\n") + (chunk.endswith(b"\r") and block[n:] == b"\n"):
                 return newlines, "lines ending in a lone CR"
