@@ -23,6 +23,7 @@ rank that fails on its own shard (a bad cell) makes every rank raise its error, 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -39,33 +40,32 @@ def read_shard(comm, path, read):
     data_sha256), and how the rows were shared out (for the run's first line)."""
     rank, size = comm.Get_rank(), comm.Get_size()
     why = byterange.why_not_by_bytes(path, read.get("encoding") or "utf-8")
+    start = None if why else byterange.data_start(path, read.get("header", True))
+    if why is None and start is None:
+        why = ("its header is not one line of its own (blank lines before it, or a quoted "
+               "name holding a newline)")
+    lo = hi = newlines = 0
+    sep = None
     if why is None:
-        start = byterange.data_start(path, read.get("header", True))
-        if start is None:
-            why = "its header is not one line of its own: blank lines before it, or a quoted name holding a newline"
-    if why is None:
-        import os
         lo, hi = byterange.part_bounds(path, start, os.path.getsize(path), rank, size)
-        newlines, problem = byterange.scan_part(path, lo, hi) if hi > lo else (0, None)
+        newlines, why = byterange.scan_part(path, lo, hi) if hi > lo else (0, None)
         # The separator as the file's first lines show it (a part's own could differ).
         sep = read.get("sep") or (_separator(path, read) if rank == 0 else None)
-        parts = exchange(comm, (newlines, problem, hi > lo, sep))
-        problems = [p for _, p, _, _ in parts if p]
-        if problems:
-            why = problems[0]
-        elif not all(nonempty for _, _, nonempty, _ in parts):
-            why = "some byte ranges hold no line (fewer or longer lines than ranks)"
-        else:
-            lines_before = sum(n for n, _, _, _ in parts[:rank])
-            stream = byterange.open_part(path, start, lo, hi)
-            try:
-                table = D.read_csv(stream, **{**read, "sep": parts[0][3]})
-            finally:
-                stream.close()
-            table.line_numbers += lines_before
-            table.source = str(path)
-            sha = exchange(comm, file_sha256(path) if rank == 0 else None)[0]
-            return table, sha, f"each of {size} ranks read its byte range of {path}"
+    # One decision for all ranks: by bytes only if every rank can.
+    parts = exchange(comm, (why, newlines, hi > lo, sep))
+    why = next((w for w, _, _, _ in parts if w), None)
+    if why is None and not all(nonempty for _, _, nonempty, _ in parts):
+        why = "some byte ranges hold no line (fewer or longer lines than ranks)"
+    if why is None:
+        stream = byterange.open_part(path, start, lo, hi)
+        try:
+            table = D.read_csv(stream, **{**read, "sep": parts[0][3]})
+        finally:
+            stream.close()
+        table.line_numbers += sum(n for _, n, _, _ in parts[:rank])   # the file's line numbers
+        table.source = str(path)
+        sha = exchange(comm, file_sha256(path) if rank == 0 else None)[0]
+        return table, sha, f"each of {size} ranks read its byte range of {path}"
     whole = D.read_csv(path, **read)
     n = whole.n_rows
     if n < size:
