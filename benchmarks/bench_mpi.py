@@ -2,6 +2,7 @@
 the single-process fused epoch kernel timed in the same run, and the scaling model.
 
     python benchmarks/bench_mpi.py [--configs mnist,wide] [--repeats N] [--bandwidth 1.25e9,12.5e9]
+    python benchmarks/bench_mpi.py --shard-memory 500000   # peak RSS per rank, 1 vs 2 ranks
 
 Each measurement is its own process tree: `python bench_mpi.py worker CONFIG MODE` (fused:
 one process, Trainer) or `mpiexec -n R python bench_mpi.py worker CONFIG dist`
@@ -155,13 +156,67 @@ def scaling(P, batch, samples_per_s, bandwidths, machines=(8, 16, 32, 64)):
     return t_c, rows
 
 
+def shard_memory(rows, ranks=(1, 2)):
+    """Each rank reads its shard: the peak RSS of every rank of `mpiexec -n R nncli train
+    CSV --distributed --epochs 1` on a CSV of `rows` × 20 numbers, for each R (psutil, the
+    ranks polled every 20 ms); and the same file with one quoted field holding a newline,
+    which every rank reads whole (as every rank did before sharding)."""
+    import tempfile
+
+    import psutil
+    folder = tempfile.mkdtemp(prefix="nncli-shard-")
+    rng = np.random.default_rng(7)
+    block = rng.standard_normal((rows, 20))
+    paths = {}
+    for how, note in (("byte ranges", "x"), ("read whole", '"a\nb"')):
+        paths[how] = os.path.join(folder, how.replace(" ", "-") + ".csv")
+        with open(paths[how], "w") as f:
+            f.write(",".join([f"x{j}" for j in range(19)] + ["y", "note"]) + "\n")
+            f.write(",".join(f"{v:.6f}" for v in block[0]) + f",{note}\n")
+            for lo in range(1, rows, 100_000):
+                np.savetxt(f, block[lo:lo + 100_000], fmt="%.6f", delimiter=",", footer="",
+                           newline=",x\n")
+    size = os.path.getsize(paths["byte ranges"])
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    out = {}
+    for how, path in paths.items():
+        for R in ranks:
+            cmd = [mpiexec, "-n", str(R), sys.executable, "-m", "nncli", "train", path,
+                   "--distributed", "--epochs", "1", "--threads", "1", "--layers", "16",
+                   "--target", "y", "--drop", "note", "-q", "-o", os.path.join(folder, "m.npz")]
+            p = psutil.Popen(cmd, env=child_env(), cwd=folder)
+            peak = {}
+            while p.poll() is None:
+                try:
+                    for c in p.children(recursive=True):
+                        if c.name().startswith("python"):
+                            peak[c.pid] = max(peak.get(c.pid, 0), c.memory_info().rss)
+                except psutil.Error:
+                    pass
+                time.sleep(0.02)
+            if p.returncode:
+                raise SystemExit(f"{' '.join(cmd)} failed")
+            out[how, R] = sorted(peak.values())
+        os.remove(path)
+    return size, out
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--shard-memory", type=int, default=0, metavar="ROWS",
+                    help="only measure the peak RSS per rank, 1 and 2 ranks, on a CSV of ROWS×20")
     ap.add_argument("--configs", default="tabular,mnist,wide")
     ap.add_argument("--repeats", type=int, default=1, help="fresh runs per measurement (best)")
     ap.add_argument("--bandwidth", default="1.25e9,12.5e9",
                     help="bytes/s of the network in the scaling model (10 and 100 Gbit/s)")
     args = ap.parse_args()
+    if args.shard_memory:
+        size, peaks = shard_memory(args.shard_memory)
+        print(f"CSV of {args.shard_memory:,} rows × 20: {size / 2**20:.0f} MiB")
+        for (how, R), rss in peaks.items():
+            print(f"  {how:11s} {R} rank{'s' * (R > 1)}: peak RSS per rank "
+                  + ", ".join(f"{r / 2**20:.0f} MiB" for r in rss))
+        return
     bandwidths = [float(b) for b in args.bandwidth.split(",")]
     for name in args.configs.split(","):
         fused = measure(name, "fused", 0, args.repeats)
