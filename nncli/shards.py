@@ -2,10 +2,10 @@
 
 `read_shard`: rank r of R reads the lines of the CSV that start in its r-th byte range
 (nncli.csvio.byterange); the shards are contiguous and in rank order, so rank r's rows are the
-global rows offset_r … offset_r + n_r − 1 (offset_r the rows of the ranks before it). Where a
-file cannot be cut by bytes (a quoted field holding a newline; compressed,
-Parquet, stdin…) every rank reads it whole and keeps the same contiguous block of rows it would
-have had — slower, the same result.
+global rows offset_r … offset_r + n_r − 1 (offset_r the rows of the ranks before it). A Parquet
+file is shared out by row groups. Where a file cannot be cut (a quoted field holding a
+newline, a compressed file, fewer row groups than ranks…) every rank reads it whole and keeps
+its contiguous block of rows — slower, the same result.
 
 `ShardStats` is `nncli.data.LocalStats` over every rank's shard: `data.prepare_training` runs
 unchanged on this rank's table and asks it for every statistic — counts, means and variances
@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from nncli import data as D
-from nncli.csvio import byterange
+from nncli.csvio import byterange, parquet
 from nncli.csvio.reader import file_sha256
 from nncli.distributed import exchange
 from nncli.errors import ConfigError, DataError
@@ -39,6 +39,8 @@ def read_shard(comm, path, read):
     `read_csv` arguments `read`), the whole file's sha256 (rank 0 hashes it: the model's
     data_sha256), and how the rows were shared out (for the run's first line)."""
     rank, size = comm.Get_rank(), comm.Get_size()
+    if parquet.is_parquet(path):
+        return _parquet_shard(comm, path, read)
     why = byterange.why_not_by_bytes(path, read.get("encoding") or "utf-8")
     start = None if why else byterange.data_start(path, read.get("header", True))
     if why is None and start is None:
@@ -66,6 +68,26 @@ def read_shard(comm, path, read):
         table.source = str(path)
         sha = exchange(comm, file_sha256(path) if rank == 0 else None)[0]
         return table, sha, f"each of {size} ranks read its byte range of {path}"
+    return _whole_then_block(comm, path, read, why)
+
+
+def _parquet_shard(comm, path, read):
+    """A Parquet file's shard: rank r reads row groups G·r/R … G·(r+1)/R − 1 (Parquet's own
+    unit of storage; their rows are contiguous in the file), if there are at least R groups."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    groups = len(parquet.row_groups(path))
+    if groups < size:
+        return _whole_then_block(comm, path, read, f"its {groups} row group"
+                                 f"{'s are' if groups > 1 else ' is'} fewer than the ranks")
+    table = parquet.read_table(path, columns=read.get("columns"),
+                               groups=range(groups * rank // size, groups * (rank + 1) // size))
+    sha = exchange(comm, file_sha256(path) if rank == 0 else None)[0]
+    return table, sha, f"each of {size} ranks read its row groups of {path}"
+
+
+def _whole_then_block(comm, path, read, why):
+    """Every rank reads the whole file and keeps its contiguous block of rows."""
+    rank, size = comm.Get_rank(), comm.Get_size()
     whole = D.read_csv(path, **read)
     n = whole.n_rows
     if n < size:

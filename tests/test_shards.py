@@ -256,6 +256,30 @@ def test_quoted_fields_are_cut_by_bytes_unless_one_holds_a_newline(tmp_path, spa
     assert_same_schema(datas[0].schema, one.schema)
 
 
+@pytest.mark.parametrize("groups", [5, 1])
+def test_a_parquet_file_is_shared_out_by_row_groups(tmp_path, groups):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+    rng = np.random.default_rng(0)
+    n = 100
+    table = pa.table({"x": rng.normal(size=n), "c": [f"k{i % 7}" for i in range(n)],
+                      "y": rng.integers(0, 2, n)})
+    path = str(tmp_path / "t.parquet")
+    pq.write_table(table, path, row_group_size=-(-n // groups))
+    one = D.prepare_training(D.read_csv(path), target="y", validation_fraction=0.2, seed=1)
+    got = on_ranks(2, lambda comm: read_shard(comm, path, {"header": True}))
+    assert np.concatenate([t.line_numbers for t, _, _ in got]).tolist() == list(range(1, n + 1))
+    assert got[0][1] == got[1][1] == D.read_csv(path).sha256
+    assert got[1][2] == (f"each of 2 ranks read its row groups of {path}" if groups > 1 else
+                         f"every rank read all of {path} (its 1 row group is fewer than the "
+                         "ranks) and kept 1/2 of the rows")
+    datas = on_ranks(2, lambda comm: D.prepare_training(
+        read_shard(comm, path, {"header": True})[0], stats=ShardStats(comm), target="y",
+        validation_fraction=0.2, seed=1))
+    assert_same_schema(datas[1].schema, one.schema)
+    np.testing.assert_allclose(np.concatenate([d.X for d in datas]), one.X, rtol=1e-12)
+
+
 def test_a_bad_cell_in_one_shard_is_every_ranks_error_with_its_line(tmp_path):
     """The rank that meets it fails before the next exchange; the others learn of it there
     instead of waiting (nncli.distributed.agree turns it into one message)."""
