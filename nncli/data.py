@@ -758,13 +758,12 @@ def choose_columns(table: Table, *, target=None, features=None, drop=None, id_co
         for j in feat_idx:
             c = cells[j]
             if c.kind == "categorical" and j not in declared:
-                found = looks_like_identifier(c.text, c.missing)
+                found = stats.identifier(c.text, c.missing)
                 if found:
                     ignored.append((j, f"identifier-like: {found[0]} distinct values in "
                                        f"{found[1]} rows"))
         if len(ignored) == len(feat_idx):
             ignored = []   # better a weak input than none
-        ignored = stats.shared(ignored)
         feat_idx = [j for j in feat_idx if j not in {g for g, _ in ignored}]
     task = _infer_task(table, target_idx, cells, task, stats)
     return ColumnPlan(list(names), target_idx, feat_idx, id_idx, cells, task, ignored,
@@ -967,9 +966,9 @@ class LocalStats:
         """The analysed columns all ranks use (here: this table's)."""
         return cells
 
-    def shared(self, value):
-        """A decision all ranks take from one (here: this one's)."""
-        return value
+    def identifier(self, text, missing):
+        """`columns.looks_like_identifier` of a text column."""
+        return looks_like_identifier(text, missing)
 
     def total(self, n):
         return n

@@ -210,9 +210,21 @@ class ShardStats(D.LocalStats):
         parts = self._all((lo, hi))
         return np.min([p[0] for p in parts], axis=0), np.max([p[1] for p in parts], axis=0)
 
-    def shared(self, value):
-        """Rank 0's value (which columns look like identifiers: a judgement, not a sum)."""
-        return self._all(value)[0]
+    def identifier(self, text, missing):
+        """`columns.looks_like_identifier` over every rank's cells: the present cells counted,
+        the distinct ones by the union of their 64-bit BLAKE2 digests (8 bytes a value)."""
+        from hashlib import blake2b
+
+        from nncli.columns import ID_MIN_ROWS, ID_SHARE
+        present = {s for s, m in zip(text, missing) if not m}
+        digests = np.fromiter((int.from_bytes(blake2b(s.encode(), digest_size=8).digest(), "little")
+                               for s in present), np.uint64, len(present))
+        parts = self._all((int(np.count_nonzero(~np.asarray(missing, bool))), digests))
+        n = sum(k for k, _ in parts)
+        if n < ID_MIN_ROWS:
+            return None
+        distinct = len(np.unique(np.concatenate([d for _, d in parts])))
+        return (distinct, n) if distinct >= ID_SHARE * n else None
 
     def agree_kinds(self, table, cells, decimal):
         """One kind per column for all ranks. Each rank read its shard's kinds; a rank whose

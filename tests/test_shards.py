@@ -150,8 +150,9 @@ def test_order_keys_follow_the_floats():
 
 
 def _mixed_csv(rng, n):
-    """Numbers with gaps, a category with a rare value, a date, a boolean, a class target."""
-    rows = ["x,y,colour,when,flag,label"]
+    """Numbers with gaps, a category with a rare value, a date, a boolean, an identifier,
+    a class target."""
+    rows = ["x,y,colour,when,flag,name,label"]
     colours = ["red", "green", "blue", "teal"]
     for i in range(n):
         x = "" if rng.random() < 0.1 else f"{rng.normal(3.0, 2.0):.6f}"
@@ -160,7 +161,7 @@ def _mixed_csv(rng, n):
         when = f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}"
         flag = ["yes", "no"][rng.integers(0, 2)]
         label = "c" if i == n - 1 else ["a", "b"][rng.integers(0, 2)]   # a class in the last shard only
-        rows.append(f"{x},{y},{colour},{when},{flag},{label}")
+        rows.append(f"{x},{y},{colour},{when},{flag},id{i * 7919 % 1000},{label}")
     return "\n".join(rows) + "\n"
 
 
@@ -188,6 +189,8 @@ def test_shards_fit_the_schema_one_process_fits(tmp_path, ranks, impute):
         assert data.schema.classes == ["a", "b", "c"]
         assert [ic.kind for ic in data.schema.inputs] == ["numeric", "numeric", "categorical",
                                                           "date", "boolean"]
+        assert data.schema.ignored == one.schema.ignored == [
+            {"name": "name", "reason": "identifier-like: 301 distinct values in 301 rows"}]
         # medians exactly; means, standard deviations (and mean fills) to rounding
         assert_same_schema(data.schema, one.schema,
                            ("mean", "std") + (("impute",) if impute == "mean" else ()))
