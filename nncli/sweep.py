@@ -313,8 +313,9 @@ class Sweep:
         runs first, as a sweep starts and as each of its trials ends. Returns them."""
         TrialState = self.optuna.trial.TrialState
         silent = set()
-        if getattr(self.storage, "heartbeat_interval", None):   # Optuna's own check of beats
-            silent = set(self.storage._get_stale_trial_ids(self.study._study_id))
+        stale = getattr(self.storage, "_get_stale_trial_ids", None)   # Optuna's own check
+        if stale is not None and getattr(self.storage, "heartbeat_interval", None):
+            silent = set(stale(self.study._study_id))
         failed = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker = t.user_attrs.get("worker")
