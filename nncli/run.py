@@ -248,7 +248,9 @@ class TrainingRun:
                           f"of up to {min(rows, self.cache.n_rows)}")
         if self.on_note is not None:
             self.on_note(f"Cache {self.cache.path} {note}; {self.cache.n_rows} rows in {blocks} "
-                         f"block{'s' * (blocks > 1)} of up to {min(rows, self.cache.n_rows)}")
+                         f"block{'s' * (blocks > 1)} of up to {min(rows, self.cache.n_rows)}"
+                         + (f"; each of {self.comm.Get_size()} ranks reads its slice of every "
+                            "block" if self.comm is not None else ""))
         return self._finish_prepare(state)
 
     @property

@@ -300,7 +300,8 @@ def test_a_streamed_run_reads_each_ranks_slice_of_every_block(env, tmp_path):
                         *map(str, args), "--distributed", "-o", "two.npz"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
-    assert "Cache " in r.stderr and "reused; 500 rows in 4 blocks of up to 150" in r.stderr
+    assert "Cache " in r.stderr and ("reused; 500 rows in 4 blocks of up to 150; each of 2 "
+                                     "ranks reads its slice of every block.") in r.stderr
     ref, got = _phi(tmp_path / "one.npz"), _phi(tmp_path / "two.npz")
     assert np.abs(got - ref).max() / np.abs(ref).max() <= TOLERANCE["float64"]
     meta = load_model(tmp_path / "two.npz").meta
