@@ -193,7 +193,7 @@ class ShardStats(D.LocalStats):
 
     def split(self, n, fraction, seed, labels):
         """The global split of every rank's kept rows (in rank order), as this rank's rows."""
-        parts = self._all((n, labels))
+        parts = self._all((n, None if labels is None else labels.astype(np.int32)))
         total = sum(k for k, _ in parts)
         offset = sum(k for k, _ in parts[:self.comm.Get_rank()])
         every = None if labels is None else np.concatenate([lab for _, lab in parts])
