@@ -11,7 +11,7 @@ its contiguous block of rows — slower, the same result.
 unchanged on this rank's table and asks it for every statistic — counts, means and variances
 (each rank's numpy moments merged by Chan's pairwise formula), exact medians (a search over
 the float64 order by counts, no row sent), vocabularies (the sorted union of each rank's
-counts), the validation split (every kept row's class label gathered, 8 bytes a row, so the
+counts), the validation split (every kept row's class label gathered, 4 bytes a row, so the
 split is the one a single process draws over the global rows) and the column kinds (each rank
 reads its shard's kinds; where they differ see `agree_kinds`). So R ranks fit the schema one
 process fits, up to the rounding of the merged sums.
