@@ -240,9 +240,14 @@ def test_sharded_statistics_give_the_model_one_process_gives(env, tmp_path, quot
 
 
 @needs_mpi
-def test_a_regressions_validation_metrics_combine_every_ranks_rows(env, tmp_path):
+@pytest.mark.parametrize("val_data", [False, True], ids=["split", "val-data file"])
+def test_a_regressions_validation_metrics_combine_every_ranks_rows(env, tmp_path, val_data):
+    """Held-out rows of every shard, or a --val-data file each rank scores every R-th row of."""
     args = [THREE, "--layers", "8", "--epochs", 2, "--seed", 3, "--dtype", "float64",
             "--threads", 1, "--json", "-q"]
+    if val_data:
+        (tmp_path / "val.csv").write_text("".join(open(THREE).readlines()[:101]))
+        args += ["--val-data", tmp_path / "val.csv"]
     one = train(env, tmp_path, 0, *args, name="one.npz")
     two = train(env, tmp_path, 2, *args, name="two.npz")
     assert one.returncode == 0 and two.returncode == 0, two.stderr
