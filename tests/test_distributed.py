@@ -55,6 +55,8 @@ def train(env, folder, ranks, *args, name="m.npz"):
     cmd = [sys.executable, "-m", "nncli", "train", *map(str, args), "-o", name]
     if ranks:
         cmd = [_mpiexec(), "-n", str(ranks), *cmd, "--distributed"]
+    elif "--resume" not in args:
+        cmd += ["--ensemble", "1"]   # one network, as --distributed trains (small tables get 5)
     return subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT)
 
 
