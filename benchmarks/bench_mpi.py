@@ -1,12 +1,14 @@
 """Data-parallel training on MPI: samples/s with 1 and 2 ranks (one thread each), against
 the single-process fused epoch kernel timed in the same run, and the scaling model.
 
-    python benchmarks/bench_mpi.py [--configs mnist,wide] [--bandwidth 1.25e9,12.5e9]
+    python benchmarks/bench_mpi.py [--configs mnist,wide] [--repeats N] [--bandwidth 1.25e9,12.5e9]
+    python benchmarks/bench_mpi.py --shard-memory 500000   # peak RSS per rank, 1 vs 2 ranks
 
 Each measurement is its own process tree: `python bench_mpi.py worker CONFIG MODE` (fused:
 one process, Trainer) or `mpiexec -n R python bench_mpi.py worker CONFIG dist`
 (DistributedTrainer). Same synthetic data as bench_train.py; 1 warm-up epoch, then the
-best of E timed epochs, best of 3 fresh runs. Rank 0 also times the Allreduce of the P-float gradient alone.
+best of E timed epochs of one run (--repeats N: best of N fresh runs). Rank 0 also times the
+Allreduce of the P-float gradient alone, and counts the Allreduce calls and bytes of training.
 
 Scaling model (printed for 8–64 machines): a step of global batch B on M machines costs
     t(M) = t_c / M + t_ar(M),   t_ar(M) = 2 (M − 1)/M · 4P / bandwidth + 2 (M − 1) · latency
@@ -56,8 +58,11 @@ def worker(name, mode):
         from mpi4py import MPI
         from nncli.distributed import DistributedTrainer
         comm = MPI.COMM_WORLD
-        rank = comm.Get_rank()
-        trainer = DistributedTrainer(net, X, Y, comm=comm, **options)
+        rank, size = comm.Get_rank(), comm.Get_size()
+        # each rank holds its contiguous block of the rows, as nncli.shards gives them
+        mine = slice(N * rank // size, N * (rank + 1) // size)
+        counting = CountingComm(comm)
+        trainer = DistributedTrainer(net, X[mine], Y[mine], comm=counting, **options)
         grad = np.ones(net.n_params, np.float32)
         comm.Barrier()
         t0 = time.perf_counter()
@@ -69,8 +74,29 @@ def worker(name, mode):
     trainer.run([clock])
     if rank == 0:
         best = min(times[1:])
+        steps = (1 + E) * -(-N // cfg["batch"])
         print(json.dumps({"config": name, "mode": mode, "P": net.n_params, "batch": cfg["batch"],
-                          "rows": N, "samples_per_s": N / best, "allreduce_s": allreduce}))
+                          "rows": N, "samples_per_s": N / best, "allreduce_s": allreduce,
+                          **({} if mode == "fused" else {
+                              "allreduce_calls_per_step": counting.calls / steps,
+                              "allreduce_bytes_per_step": counting.bytes / steps})}))
+
+
+class CountingComm:
+    """An mpi4py communicator that counts the Allreduce calls and bytes of training: what
+    the scaling model assumes (one Allreduce of the float32 ∂L/∂φ, 4P bytes, per step) is
+    checked against what the code does (plus one 16-byte sum of the loss per epoch)."""
+
+    def __init__(self, comm):
+        self.comm, self.calls, self.bytes = comm, 0, 0
+
+    def Allreduce(self, send, recv, op):
+        self.calls += 1
+        self.bytes += recv.nbytes
+        return self.comm.Allreduce(send, recv, op=op)
+
+    def __getattr__(self, name):
+        return getattr(self.comm, name)
 
 
 def overhead(name, rounds=7):
@@ -102,7 +128,7 @@ def overhead(name, rounds=7):
     return best[1] / best[0], (best[1] - best[0]) / batches
 
 
-def measure(name, mode, ranks, repeats=3):
+def measure(name, mode, ranks, repeats=1):
     """The best of `repeats` fresh runs (the machine may be shared)."""
     runs = [_measure_once(name, mode, ranks) for _ in range(repeats)]
     return max(runs, key=lambda r: r["samples_per_s"])
@@ -130,17 +156,72 @@ def scaling(P, batch, samples_per_s, bandwidths, machines=(8, 16, 32, 64)):
     return t_c, rows
 
 
+def shard_memory(rows, ranks=(1, 2)):
+    """Each rank reads its shard: the peak RSS of every rank of `mpiexec -n R nncli train
+    CSV --distributed --epochs 1` on a CSV of `rows` × 20 numbers, for each R (psutil, the
+    ranks polled every 20 ms); and the same file with one quoted field holding a newline,
+    which every rank reads whole (as every rank did before sharding)."""
+    import tempfile
+
+    import psutil
+    folder = tempfile.mkdtemp(prefix="nncli-shard-")
+    rng = np.random.default_rng(7)
+    block = rng.standard_normal((rows, 20))
+    paths = {}
+    for how, note in (("byte ranges", "x"), ("read whole", '"a\nb"')):
+        paths[how] = os.path.join(folder, how.replace(" ", "-") + ".csv")
+        with open(paths[how], "w") as f:
+            f.write(",".join([f"x{j}" for j in range(19)] + ["y", "note"]) + "\n")
+            f.write(",".join(f"{v:.6f}" for v in block[0]) + f",{note}\n")
+            for lo in range(1, rows, 100_000):
+                np.savetxt(f, block[lo:lo + 100_000], fmt="%.6f", delimiter=",", footer="",
+                           newline=",x\n")
+    size = os.path.getsize(paths["byte ranges"])
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    out = {}
+    for how, path in paths.items():
+        for R in ranks:
+            cmd = [mpiexec, "-n", str(R), sys.executable, "-m", "nncli", "train", path,
+                   "--distributed", "--epochs", "1", "--threads", "1", "--layers", "16",
+                   "--target", "y", "--drop", "note", "-q", "-o", os.path.join(folder, "m.npz")]
+            p = psutil.Popen(cmd, env=child_env(), cwd=folder)
+            peak = {}
+            while p.poll() is None:
+                try:
+                    for c in p.children(recursive=True):
+                        if c.name().startswith("python"):
+                            peak[c.pid] = max(peak.get(c.pid, 0), c.memory_info().rss)
+                except psutil.Error:
+                    pass
+                time.sleep(0.02)
+            if p.returncode:
+                raise SystemExit(f"{' '.join(cmd)} failed")
+            out[how, R] = sorted(peak.values())
+        os.remove(path)
+    return size, out
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--shard-memory", type=int, default=0, metavar="ROWS",
+                    help="only measure the peak RSS per rank, 1 and 2 ranks, on a CSV of ROWS×20")
     ap.add_argument("--configs", default="tabular,mnist,wide")
+    ap.add_argument("--repeats", type=int, default=1, help="fresh runs per measurement (best)")
     ap.add_argument("--bandwidth", default="1.25e9,12.5e9",
                     help="bytes/s of the network in the scaling model (10 and 100 Gbit/s)")
     args = ap.parse_args()
+    if args.shard_memory:
+        size, peaks = shard_memory(args.shard_memory)
+        print(f"CSV of {args.shard_memory:,} rows × 20: {size / 2**20:.0f} MiB")
+        for (how, R), rss in peaks.items():
+            print(f"  {how:11s} {R} rank{'s' * (R > 1)}: peak RSS per rank "
+                  + ", ".join(f"{r / 2**20:.0f} MiB" for r in rss))
+        return
     bandwidths = [float(b) for b in args.bandwidth.split(",")]
     for name in args.configs.split(","):
-        fused = measure(name, "fused", 0)
-        one = measure(name, "dist", 1)
-        two = measure(name, "dist", 2)
+        fused = measure(name, "fused", 0, args.repeats)
+        one = measure(name, "dist", 1, args.repeats)
+        two = measure(name, "dist", 2, args.repeats)
         print(f"{name}: P={fused['P']} batch={fused['batch']} rows={fused['rows']}")
         print(f"  1 process, fused epoch kernel : {fused['samples_per_s']:10,.0f} samples/s")
         print(f"  1 rank, --distributed path    : {one['samples_per_s']:10,.0f} samples/s "
@@ -148,6 +229,8 @@ def main():
         print(f"  2 ranks, --distributed        : {two['samples_per_s']:10,.0f} samples/s "
               f"({two['samples_per_s'] / fused['samples_per_s']:.2f}× fused); Allreduce of "
               f"4P = {4 * fused['P'] / 1e6:.2f} MB: {1e3 * two['allreduce_s']:.3f} ms (shared memory)")
+        print(f"  Allreduce per step, counted: {two['allreduce_calls_per_step']:.4f} calls, "
+              f"{two['allreduce_bytes_per_step']:,.0f} bytes (4P = {4 * fused['P']:,})")
         ratio, per_batch = overhead(name)
         print(f"  per-batch path vs fused, interleaved in one process: {ratio:.3f}× the time, "
               f"{1e6 * per_batch:.1f} µs per batch")

@@ -580,7 +580,7 @@ class ColumnPlan:
 
 def prepare_training(table: Table, *, target=None, features=None, drop=None, id_column=None,
                      task=None, standardize=True, impute=None, validation_fraction=0.0,
-                     seed=None, **column_options) -> TrainingData:
+                     seed=None, stats=None, **column_options) -> TrainingData:
     """Choose columns, infer the task, encode, standardise: see the module docstring.
     ``column_options`` go to :func:`choose_columns` (dates, decimal, categorical,
     max_categories).
@@ -588,17 +588,22 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
     With a ``validation_fraction``, the rows held out (``val_rows``, chosen by
     :func:`validation_split` from ``seed``) take no part in the statistics: means,
     standard deviations and imputed values come from the training rows only.
+
+    ``stats`` (default :data:`LOCAL`) is how every statistic is reduced over the rows: over
+    this table, or (``nncli.shards.ShardStats``) over the shards of all MPI ranks, ``table``
+    being this rank's — then the arrays are this rank's rows and the schema the whole data's.
     """
+    stats = stats or LOCAL
     if impute is not None and impute not in IMPUTE_CHOICES:
         raise ConfigError(f"impute must be one of {', '.join(IMPUTE_CHOICES)}, not {impute!r}")
     plan = choose_columns(table, target=target, features=features, drop=drop,
-                          id_column=id_column, task=task, **column_options)
+                          id_column=id_column, task=task, stats=stats, **column_options)
     kept, classes, labels, train_rows, val_rows = _split_rows(table, plan, impute,
-                                                              validation_fraction, seed)
+                                                              validation_fraction, seed, stats)
     n = table.n_rows if kept is None else len(kept)
     fit_rows = kept if val_rows is None else train_rows if kept is None else kept[train_rows]
     schema = fit_schema(table, plan, fit_rows, classes, standardize=standardize, impute=impute,
-                        kept=kept)
+                        kept=kept, stats=stats)
     X = _encode_inputs(table, [(j, _rows_of(plan.cells[j], kept)) for j in plan.feat_idx],
                        schema, n)
     Y = X if plan.task == "reconstruct" else _encode_training_targets(table, plan, schema, kept, labels)
@@ -611,7 +616,7 @@ def prepare_training(table: Table, *, target=None, features=None, drop=None, id_
     for j in plan.target_idx:
         no_target = max(no_target, int(plan.cells[j].missing.sum()))
     return TrainingData(X, Y, schema, plan.task, schema.feature_names, ids, line_numbers,
-                        labels, val_rows, kept, no_target, table.n_rows - n,
+                        labels, val_rows, kept, stats.total(no_target), stats.total(table.n_rows - n),
                         _ambiguous_dates(table, plan))
 
 
@@ -643,17 +648,18 @@ def ambiguous_date_note(name, fmt, cells) -> str | None:
     return f"{name}: read {order}, as {describe_format(fmt)} (the other order fits too: {fix})"
 
 
-def _split_rows(table: Table, plan: ColumnPlan, impute, fraction, seed):
+def _split_rows(table: Table, plan: ColumnPlan, impute, fraction, seed, stats=None):
     """``(kept, classes, labels, train_rows, val_rows)``: the table rows trained on (None:
     all), the classes and each kept row's class, and the validation split of the kept rows
     (both None without a fraction). Training and :func:`held_out_rows` share it."""
-    keep = rows_to_keep(table, plan, impute)
+    stats = stats or LOCAL
+    keep = rows_to_keep(table, plan, impute, stats)
     kept = None if keep is None else np.flatnonzero(keep)
-    classes, labels = class_labels(table, plan, kept)
+    classes, labels = class_labels(table, plan, kept, stats)
     train_rows = val_rows = None
     if fraction:
         n = table.n_rows if kept is None else len(kept)
-        train_rows, val_rows = validation_split(n, fraction, seed, labels)
+        train_rows, val_rows = stats.split(n, fraction, seed, labels)
     return kept, classes, labels, train_rows, val_rows
 
 
@@ -684,10 +690,12 @@ def table_rows(table: Table, rows) -> Table:
 
 def choose_columns(table: Table, *, target=None, features=None, drop=None, id_column=None,
                    task=None, dates="expand", decimal=None, categorical=None,
-                   max_categories=DEFAULT_MAX_CATEGORIES) -> ColumnPlan:
+                   max_categories=DEFAULT_MAX_CATEGORIES, stats=None) -> ColumnPlan:
     """Step 1: the target, feature and id columns; each analysed (its kind decided: see
     :func:`_analyse`); identifier-like text left out unless ``features`` names it; the task
-    inferred. ``decimal`` None: ',' for a ';'-separated file, else '.'."""
+    inferred. ``decimal`` None: ',' for a ';'-separated file, else '.'. ``stats``: see
+    :func:`prepare_training` (the kinds, identifiers and task agreed by all ranks)."""
+    stats = stats or LOCAL
     decimal = check_column_options(table.sep, task=task, dates=dates, decimal=decimal,
                                    max_categories=max_categories)
     names = table.names
@@ -698,17 +706,18 @@ def choose_columns(table: Table, *, target=None, features=None, drop=None, id_co
     declared = declared_categorical(table, categorical, feat_idx)
     cells = {j: _analyse(table.columns[j], decimal, dates, j in declared) for j in feat_idx}
     cells.update({j: _analyse(table.columns[j], decimal, "none") for j in target_idx})
+    cells = stats.agree_kinds(table, cells, decimal)
     for j in feat_idx:
         if cells[j].kind == "numeric":
             _check_numbers(table, j, cells[j])
     ignored = []
     if features is None:   # columns a user named are used whatever they hold
-        ignored = identifier_columns({j: looks_like_identifier(cells[j].text, cells[j].missing)
+        ignored = identifier_columns({j: stats.identifier(cells[j].text, cells[j].missing)
                                       for j in feat_idx
                                       if cells[j].kind == "categorical" and j not in declared},
                                      len(feat_idx))
         feat_idx = [j for j in feat_idx if j not in {g for g, _ in ignored}]
-    task = _infer_task(table, target_idx, cells, task)
+    task = _infer_task(table, target_idx, cells, task, stats)
     return ColumnPlan(list(names), target_idx, feat_idx, id_idx, cells, task, ignored,
                       {"max_categories": max_categories})
 
@@ -811,7 +820,7 @@ def task_for_targets(task, n_targets):
     return task
 
 
-def _infer_task(table: Table, target_idx, cells, task):
+def _infer_task(table: Table, target_idx, cells, task, stats=None):
     """The task given, or the one the target suggests; a text regression target is an error."""
     task = task_for_targets(task, len(target_idx))
     if task == "reconstruct":
@@ -826,11 +835,11 @@ def _infer_task(table: Table, target_idx, cells, task):
                             f"({table.columns[j].as_text()[row].strip()!r}); "
                             f"a regression target must be numeric")
     if task is None:
-        task = "classification" if _looks_categorical(tcells[0]) else "regression"
+        task = "classification" if _looks_categorical(tcells[0], stats or LOCAL) else "regression"
     return task
 
 
-def rows_to_keep(table: Table, plan: ColumnPlan, impute) -> np.ndarray | None:
+def rows_to_keep(table: Table, plan: ColumnPlan, impute, stats=None) -> np.ndarray | None:
     """Step 2: bool (n,) of the rows to train on, None for all. A row without a target is
     dropped when impute is set (mean, median or drop) and an error without; a missing input
     is an error without impute, filled by mean/median, and its row dropped by 'drop'."""
@@ -849,31 +858,32 @@ def rows_to_keep(table: Table, plan: ColumnPlan, impute) -> np.ndarray | None:
                 raise _missing_error(table, j, int(np.argmax(miss)))
             if impute == "drop":
                 keep = ~miss if keep is None else keep & ~miss
-    if keep is not None:
-        if not keep.any():
-            raise DataError(f"{table.source}: no row is left after dropping rows with missing values")
-        if keep.all():
-            keep = None
+    # (every rank of a data-parallel run asks, whether or not its own shard drops a row)
+    if not (stats or LOCAL).total(table.n_rows if keep is None else int(keep.sum())):
+        raise DataError(f"{table.source}: no row is left after dropping rows with missing values")
+    if keep is not None and keep.all():
+        keep = None
     return keep
 
 
-def class_labels(table: Table, plan: ColumnPlan, rows=None):
+def class_labels(table: Table, plan: ColumnPlan, rows=None, stats=None):
     """Step 3 (classification): ``(classes, labels)``, the sorted class names and each kept
     row's class index; ``(None, None)`` for other tasks. Classes come from every kept row
     (so a class seen only in validation rows still has an output)."""
     if plan.task != "classification":
         return None, None
+    stats = stats or LOCAL
     j = plan.target_idx[0]
     c = plan.cells[j]
     if c.kind == "numeric":
         v = _take(c.values, rows)
-        uniq = np.unique(v)
+        uniq = stats.distinct(v)
         classes = [format_number(x) for x in uniq.tolist()]
         labels = np.searchsorted(uniq, v).astype(np.int64)
     else:
         text = table.columns[j].as_text()
         text = [s.strip() for s in (text if rows is None else (text[i] for i in rows))]
-        classes = sorted(set(text))
+        classes = stats.union(text)
         index = {s: i for i, s in enumerate(classes)}
         labels = np.fromiter((index[s] for s in text), np.int64, len(text))
     if len(classes) < 2:
@@ -883,11 +893,13 @@ def class_labels(table: Table, plan: ColumnPlan, rows=None):
 
 
 def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize=True,
-               impute=None, kept=None) -> Schema:
+               impute=None, kept=None, stats=None) -> Schema:
     """Step 4: the encoder, fitted on ``fit_rows`` (int indices into the table; None: all).
     Means, standard deviations and imputed values come from those rows only; a categorical
     column's vocabulary from every ``kept`` row (None: all), so that the network's width
-    does not depend on the split."""
+    does not depend on the split. Every statistic goes through ``stats`` (see
+    :func:`prepare_training`), in the same order on every rank."""
+    stats = stats or LOCAL
     names = plan.names
     inputs = []
     cap = plan.options.get("max_categories", DEFAULT_MAX_CATEGORIES)
@@ -899,22 +911,23 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
             if not len(present):
                 raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values")
             fitted = text[_fit_mask(c.missing, fit_rows)].astype(str)
-            inputs.append(categorical_input(names[j], np.unique(present, return_counts=True),
-                                            np.unique(fitted, return_counts=True), cap, impute))
+            inputs.append(categorical_input(names[j], stats.counts(present), stats.counts(fitted),
+                                            cap, impute))
             continue
         v = _take(c.values, fit_rows)
         ok = np.isfinite(v)
-        if not ok.any():
+        n_ok, n_fit = stats.total(int(ok.sum())), stats.total(len(ok))
+        if not n_ok:
             raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values"
                             + (" in the training rows" if fit_rows is not None else ""))
         fill = None
         if impute in ("mean", "median"):
-            fill = float(np.median(v[ok]) if impute == "median" or c.kind == "date"
-                         else np.mean(v[ok]))
+            fill = (stats.median(v[ok]) if impute == "median" or c.kind == "date"
+                    else stats.mean(v[ok]))
         # A missing-value input where the gaps are common enough to carry information.
-        n_missing = len(ok) - int(ok.sum())
+        n_missing = n_fit - n_ok
         indicator = (fill is not None and n_missing >= INDICATOR_MIN
-                     and n_missing >= INDICATOR_SHARE * len(ok))
+                     and n_missing >= INDICATOR_SHARE * n_fit)
         filled = v if fill is None or ok.all() else np.where(ok, v, fill)
         if c.kind == "date":
             parts = date_parts(filled)
@@ -922,13 +935,13 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
             day_of_month = days - days.astype("datetime64[M]").astype("datetime64[D]")
             # Monthly (or yearly) data, every date on one day of the month: its weekday and
             # day of year only repeat the month, or are noise.
-            monthly = len(np.unique(day_of_month)) == 1
-            stats = {p: (float(np.mean(parts[p])), float(np.std(parts[p]))) for p in DATE_PARTS}
-            inputs.append(date_input(names[j], c.date_format, stats, has_time=bool(
-                np.any(filled % 86400)), monthly=monthly, fill=fill, indicator=indicator,
-                standardize=standardize))
+            monthly = len(stats.distinct(day_of_month.astype(np.int64))) == 1
+            part_stats = {p: stats.moments(parts[p]) for p in DATE_PARTS}
+            inputs.append(date_input(names[j], c.date_format, part_stats,
+                                     has_time=stats.any(np.any(filled % 86400)), monthly=monthly,
+                                     fill=fill, indicator=indicator, standardize=standardize))
             continue
-        mean, std = _mean_std(filled) if standardize else (0.0, 1.0)
+        mean, std = _mean_std(filled, stats) if standardize else (0.0, 1.0)
         inputs.append(InputColumn(names[j], c.kind, mean=mean, std=std, impute=fill,
                                   indicator=bool(indicator), number_format=c.number_format))
     schema = Schema(plan.task, list(names), inputs, [], has_header=table.has_header,
@@ -945,10 +958,10 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
     else:
         schema.target_names = [names[j] for j in plan.target_idx]
         schema.target_kind = "numeric"
-        stats = [_mean_std(_take(plan.cells[j].values, fit_rows)) if standardize else (0.0, 1.0)
-                 for j in plan.target_idx]
-        schema.target_mean = [m for m, _ in stats]
-        schema.target_std = [s for _, s in stats]
+        moments = [_mean_std(_take(plan.cells[j].values, fit_rows), stats) if standardize
+                   else (0.0, 1.0) for j in plan.target_idx]
+        schema.target_mean = [m for m, _ in moments]
+        schema.target_std = [s for _, s in moments]
         formats = [plan.cells[j].number_format for j in plan.target_idx]
         schema.target_format = formats if any(formats) else None   # as from_dict reads it
     return schema
@@ -999,10 +1012,58 @@ def date_input(name, date_format, stats: dict, *, has_time, monthly, fill, indic
                        date_format=date_format, parts=names_kept, part_mean=means, part_std=stds)
 
 
-def _mean_std(v):
+def _mean_std(v, stats=None):
     """(mean, std) of v; a constant or degenerate column keeps std 1."""
-    mean, std = float(np.mean(v)), float(np.std(v))
+    mean, std = (stats or LOCAL).moments(v)
     return mean, (std if std > 0 and math.isfinite(std) else 1.0)
+
+
+class LocalStats:
+    """How `prepare_training` reduces over rows: over the one table it is given, with numpy's
+    own functions. `nncli.shards.ShardStats` has the same methods and combines every MPI
+    rank's shard instead (each method is then a collective: every rank calls it, in order)."""
+
+    def agree_kinds(self, table, cells, decimal):
+        """The analysed columns all ranks use (here: this table's)."""
+        return cells
+
+    def identifier(self, text, missing):
+        """`columns.looks_like_identifier` of a text column."""
+        return looks_like_identifier(text, missing)
+
+    def total(self, n):
+        return n
+
+    def any(self, flag):
+        return bool(flag)
+
+    def counts(self, text):
+        """(sorted distinct values, their counts) of an array of str."""
+        return np.unique(text, return_counts=True)
+
+    def distinct(self, v, cap=None):
+        """The sorted distinct values (with `cap`, the answer need only be right up to
+        cap + 1 values: a rank then sends no more)."""
+        return np.unique(v)
+
+    def union(self, words):
+        return sorted(set(words))
+
+    def mean(self, v):
+        return float(np.mean(v))
+
+    def median(self, v):
+        return float(np.median(v))
+
+    def moments(self, v):
+        """(mean, standard deviation)."""
+        return float(np.mean(v)), float(np.std(v))
+
+    def split(self, n, fraction, seed, labels):
+        return validation_split(n, fraction, seed, labels)
+
+
+LOCAL = LocalStats()
 
 
 def _take(a, rows):
@@ -1110,14 +1171,16 @@ def _cells_as_trained(table: Table, j: int, ic: InputColumn) -> _Cells:
     return _Cells("boolean", values=values)
 
 
-def _looks_categorical(c: _Cells) -> bool:
+def _looks_categorical(c: _Cells, stats=None) -> bool:
     if c.kind != "numeric":
         return True
+    stats = stats or LOCAL
     v = c.values[~c.missing]
-    if not len(v) or not np.all(v == np.round(v)):
+    n = stats.total(len(v))
+    if not n or stats.any(not np.all(v == np.round(v))):
         return False
-    distinct = len(np.unique(v))
-    return distinct <= MAX_INTEGER_CLASSES and distinct <= len(v) / 2
+    distinct = len(stats.distinct(v, cap=MAX_INTEGER_CLASSES))
+    return distinct <= MAX_INTEGER_CLASSES and distinct <= n / 2
 
 
 def _numbers_into(out, v, ic: InputColumn, table=None, j=None):

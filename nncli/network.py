@@ -357,17 +357,20 @@ class Network:
             out.append(self.prefix(k).forward(X).astype(np.float64))
         return out
 
-    def fit_grids(self, X):
+    def fit_grids(self, X, extremes=None):
         """Set every KAN layer's grid range to the range of its inputs over the rows of X (for
         hidden layers, at least [−1, 1]), plus 1% each side, layer by layer (each range
         depends on the grids before it). The spline values on the grid points are kept (c is
-        the same, only the range moves)."""
+        the same, only the range moves). ``extremes(lo, hi)`` → the range over all rows, when
+        X is one part of them."""
         for k, kind in enumerate(self.kinds):
             if kind != "kan":
                 continue
             h = self.prefix(k).forward(X).astype(np.float64) if k else self.as_input(X).astype(np.float64)
             opt = self.options[k]
             lo, hi = h.min(0), h.max(0)
+            if extremes is not None:   # data-parallel: over every rank's rows
+                lo, hi = extremes(lo, hi)
             if k:
                 # Hidden values grow from their small initial range as training goes on;
                 # [−1, 1] at least (pykan's range) leaves them room (test RMSE 0.011 → 0.0067

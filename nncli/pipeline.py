@@ -22,15 +22,16 @@ from nncli.training import Trainer
 DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse", "reconstruct": "mse"}
 
 
-def prepare_data(table, opts, split=True):
+def prepare_data(table, opts, split=True, stats=None):
     """TrainingData from a table and the column/task options; with `split`, the rows
-    held out by val_split are chosen first and left out of the statistics."""
+    held out by val_split are chosen first and left out of the statistics. `stats`: see
+    `data.prepare_training` (nncli.shards.ShardStats for one rank's shard)."""
     return D.prepare_training(
         table, target=opts.get("target"), features=opts.get("features"), drop=opts.get("drop"),
         id_column=opts.get("id"), task=opts.get("task"),
         standardize=opts.get("standardize", True), impute=impute_option(opts),
         validation_fraction=(opts.get("val_split") or 0.0) if split else 0.0, seed=opts.get("seed"),
-        **column_options(opts))
+        stats=stats, **column_options(opts))
 
 
 def impute_option(opts):
@@ -71,8 +72,9 @@ def resolve_loss(opts, task):
     return loss
 
 
-def build_network(data, opts):
-    """The Network for this data: inputs and outputs from the schema, hidden layers from opts."""
+def build_network(data, opts, stats=None):
+    """The Network for this data: inputs and outputs from the schema, hidden layers from opts.
+    A KAN layer's grid range spans the training rows (of every rank, through `stats`)."""
     loss = resolve_loss(opts, data.task)
     hidden = list(opts.get("layers") or [])
     acts = opts.get("activation") or ["relu"]
@@ -110,7 +112,8 @@ def build_network(data, opts):
                           "size, or --arch mlp")
     net.regularize(opts.get("kan_l1") or 0.0, opts.get("kan_entropy") or 0.0)
     # Grid ranges from the training rows (not the validation rows, like the statistics).
-    return net.fit_grids(data.X if data.val_rows is None else data.X[data.train_rows])
+    return net.fit_grids(data.X if data.val_rows is None else data.X[data.train_rows],
+                         extremes=None if stats is None else stats.extremes)
 
 
 def layer_kinds(opts, n_layers):
@@ -151,7 +154,7 @@ def split_validation(data, val_table=None):
     return data.X[train], data.Y[train], (data.X[data.val_rows], data.Y[data.val_rows])
 
 
-def shape_targets(data, Y, validation, opts, train_rows=None):
+def shape_targets(data, Y, validation, opts, train_rows=None, stats=None):
     """Class weights and label smoothing (nncli.targets) applied to the training targets Y
     (the rows ``train_rows`` of data, None: all) and the validation pair's targets (weights
     only); unchanged without those options. A ConfigError for a loss other than
@@ -168,6 +171,8 @@ def shape_targets(data, Y, validation, opts, train_rows=None):
     except ValueError as e:
         raise ConfigError(str(e)) from None
     labels = data.labels if train_rows is None else data.labels[train_rows]
+    if stats is not None:   # 'balanced' counts the classes of every rank's training rows
+        labels = stats.gather(labels)
     weights = T.class_weights(spec, data.schema.classes, labels)
     Y = T.shape_targets(Y, weights, eps)
     if validation is not None and weights is not None:
@@ -191,7 +196,8 @@ def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=
                  every_row=False):
     """The Trainer of (X, Y), or with `cache` the StreamingTrainer of the cache's rows (with
     `every_row`, its validation rows too: a refit), or with an MPI communicator `comm` the
-    data-parallel DistributedTrainer."""
+    data-parallel DistributedTrainer (of this rank's rows, or of its slice of every block of
+    the cache)."""
     batch = opts.get("batch_size", 32)
     if OPTIMIZERS[opts.get("optimizer") or "adam"].full_batch:
         batch = "full"   # a sign-based rule on mini-batches follows noise, not the loss
@@ -207,6 +213,11 @@ def make_trainer(net, X, Y, validation, opts, cache=None, block_rows=None, comm=
                   schedule_options=schedule_options(opts), n_threads=threads,
                   dropout=opts.get("dropout"))
     try:
+        if cache is not None and comm is not None:
+            from nncli.distributed import DistributedStreamingTrainer
+            return DistributedStreamingTrainer(net, cache, comm=comm, block_rows=block_rows,
+                                               validation=validation, every_row=every_row,
+                                               **common)
         if cache is not None:
             from nncli.streaming import StreamingTrainer
             return StreamingTrainer(net, cache, block_rows=block_rows, validation=validation,

@@ -18,6 +18,8 @@ calls it and prints; a sweep or an out-of-core trainer can drive it the same way
 import os
 import stat
 
+import numpy as np
+
 from nncli import data as D
 from nncli import pipeline
 from nncli.csvio import read_options
@@ -94,24 +96,32 @@ class TrainingRun:
         self._check_paths()
         state = self._resume_state() if self.resume else None
         from nncli import streaming
-        decision = streaming.decide(self.data_path, self.config, cache_dir=self.cache_dir,
-                                    no_cache=self.no_cache)
+        if self.comm is None:
+            decision = streaming.decide(self.data_path, self.config, cache_dir=self.cache_dir,
+                                        no_cache=self.no_cache)
+        else:   # rank 0's decision (the memory it sees), which every rank follows
+            from nncli.distributed import exchange
+            decision = exchange(self.comm, streaming.decide(
+                self.data_path, self.config, cache_dir=self.cache_dir, no_cache=self.no_cache)
+                if self.comm.Get_rank() == 0 else None)[0]
         self.plan_note = decision.why
-        if decision.stream and self.comm is not None:
-            raise ConfigError(f"--distributed holds the data in memory on every rank, but "
-                              f"{decision.why}; use --no-cache (or a larger --memory)")
         if decision.stream:
             if self.on_note is not None:
                 self.on_note(decision.why)
             return self._prepare_streaming(decision, state)
         read = read_options(self.config)
-        self.table = D.read_csv(self.data_path, **read)
+        stats = None
+        if self.comm is None:
+            self.table = D.read_csv(self.data_path, **read)
+        else:
+            self.table, stats = self._read_shard(read)
         if state is not None and state["data_sha256"] != self.table.sha256:
             raise ConfigError(f"{self.data_path} is not the data the checkpoint {self.resume} was "
                               "trained on (its sha256 differs)")
         has_val_data = bool(self.val_data_path or state and state["val_data"])
-        self.data = pipeline.prepare_data(self.table, self.config, split=not has_val_data)
-        self.net = pipeline.build_network(self.data, self.config)
+        self.data = pipeline.prepare_data(self.table, self.config, split=not has_val_data,
+                                          stats=stats)
+        self.net = pipeline.build_network(self.data, self.config, stats=stats)
         if state is not None and "kan" in state["network"].kinds:
             # The checkpoint's knots (and grid size, after refinements) are the run's own.
             self.net = state["network"]
@@ -119,7 +129,11 @@ class TrainingRun:
         X, Y, self.validation = pipeline.split_validation(self.data, self.val_table)
         train_rows = self.data.train_rows if self.val_table is None else None
         Y, self.validation = pipeline.shape_targets(self.data, Y, self.validation, self.config,
-                                                    train_rows)
+                                                    train_rows, stats=stats)
+        if self.comm is not None:
+            from nncli.distributed import validation_part
+            self.validation = validation_part(self.comm, self.validation, self.net.layers[0],
+                                              self.net.layers[-1], whole=self.val_table is not None)
         if self.config.get("early_stopping") and self.validation is None \
                 and "early_stopping" not in self.given:
             self.config["early_stopping"] = None   # the default's, with nothing to watch: off
@@ -171,6 +185,14 @@ class TrainingRun:
             trainers.append(trainer)
         return trainers
 
+    def _read_shard(self, read):
+        """(this rank's table, the ShardStats that combine all ranks'): see nncli.shards."""
+        if self.data_path == "-":
+            raise ConfigError("--distributed reads a file that every rank opens, not standard input")
+        from nncli.shards import ShardStats, read_shard
+        table, table.sha256, self.shard_note = read_shard(self.comm, self.data_path, read)
+        return table, ShardStats(self.comm)
+
     def _finish_prepare(self, state):
         """The last steps of either preparation: store what was resolved (not what was left
         to defaults), restore a checkpoint's training state, check the outputs can be written."""
@@ -195,8 +217,13 @@ class TrainingRun:
         has_val_data = bool(self.val_data_path or state and state["val_data"])
         # with a validation file, the cache holds every row for training (no split)
         cache_config = dict(self.config, val_split=0.0) if has_val_data else self.config
-        self.cache, note = get_cache(self.data_path, cache_config, cache_dir=self.cache_dir,
-                                     budget=decision.budget, progress=self.read_progress)
+        build = lambda: get_cache(self.data_path, cache_config, cache_dir=self.cache_dir,  # noqa: E731
+                                  budget=decision.budget, progress=self.read_progress)
+        if self.comm is None:
+            self.cache, note = build()
+        else:
+            from nncli.shards import shared_cache
+            self.cache, note = shared_cache(self.comm, build)
         meta = self.cache.meta
         self.table = SimpleNamespace(sha256=meta["source"]["sha256"])
         if state is not None and state["data_sha256"] != self.table.sha256:
@@ -229,7 +256,7 @@ class TrainingRun:
                                   "cache: leave it out, or train in memory (--no-cache)")
         rows = streaming.block_rows(self.config, self.cache, decision.budget)
         self.trainer = pipeline.make_trainer(self.net, None, None, arrays, self.config,
-                                             cache=self.cache, block_rows=rows)
+                                             cache=self.cache, block_rows=rows, comm=self.comm)
         self.trainers = self._member_trainers(self._streaming_member(arrays, rows))
         # Resolved, so that a resumed run streams the same blocks whatever memory it finds.
         self.config.update(shuffle_block=rows, streamed=True)
@@ -239,7 +266,9 @@ class TrainingRun:
                           f"of up to {min(rows, self.cache.n_rows)}")
         if self.on_note is not None:
             self.on_note(f"Cache {self.cache.path} {note}; {self.cache.n_rows} rows in {blocks} "
-                         f"block{'s' * (blocks > 1)} of up to {min(rows, self.cache.n_rows)}")
+                         f"block{'s' * (blocks > 1)} of up to {min(rows, self.cache.n_rows)}"
+                         + (f"; each of {self.comm.Get_size()} ranks reads its slice of every "
+                            "block" if self.comm is not None else ""))
         return self._finish_prepare(state)
 
     def _streaming_member(self, validation, rows, every_row=False):
@@ -247,7 +276,7 @@ class TrainingRun:
         reading its blocks through the first's (one read of each block serves all)."""
         def make(net, opts):
             trainer = pipeline.make_trainer(net, None, None, validation, opts, cache=self.cache,
-                                            block_rows=rows, every_row=every_row)
+                                            block_rows=rows, every_row=every_row, comm=self.comm)
             trainer.share_blocks(self.trainer)
             return trainer
         return make
@@ -460,7 +489,7 @@ class TrainingRun:
         them again (the data's sha256 and the seed are in the meta already)."""
         if self.validation is None:
             return {"source": None, "rows": 0}
-        rows = len(self.validation[0])
+        rows = len(self.validation[0]) if self.comm is None else self.trainer.n_val
         if self.val_table is not None:
             return {"source": "file", "sha256": self.val_table.sha256, "rows": rows}
         return {"source": "split", "fraction": self.config["val_split"], "rows": rows}
@@ -478,7 +507,11 @@ class TrainingRun:
     def _validation_table(self):
         """The validation rows as a table: the --val-data file, or the rows the split held out."""
         if self.val_table is not None:
-            return self.val_table
+            if self.comm is None:
+                return self.val_table
+            # every rank read the file: each scores the rows its trainer validated on
+            rank, size = self.comm.Get_rank(), self.comm.Get_size()
+            return D.table_rows(self.val_table, np.arange(rank, self.val_table.n_rows, size))
         rows = self.data.val_rows if self.data.kept is None else self.data.kept[self.data.val_rows]
         return D.table_rows(self.table, rows)
 
@@ -497,10 +530,14 @@ class TrainingRun:
         from nncli.predicting import Evaluation, evaluate_chunk
         if self.cache is not None and self.val_table is None:
             from nncli.streaming import validation_sums
-            return validation_sums(self.trainer, self.cache, self.data.schema, network)
-        ev = Evaluation(self.data.task)
-        evaluate_chunk(ev, network, self.data.schema, self._validation_table(),
-                       self.config.get("threads"))
+            ev = validation_sums(self.trainer, self.cache, self.data.schema, network)
+        else:
+            ev = Evaluation(self.data.task)
+            evaluate_chunk(ev, network, self.data.schema, self._validation_table(),
+                           self.config.get("threads"))
+        if self.comm is not None:   # every rank scored its own validation rows
+            from nncli.distributed import combine_evaluation
+            combine_evaluation(self.comm, ev)
         return ev
 
     def _save_checkpoint(self, record, trainer):

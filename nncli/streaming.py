@@ -196,6 +196,15 @@ class StreamingTrainer(Trainer):
         blocks): one buffer for all, and a block read once serves every member."""
         self.reader, self._X, self._Y = other, None, None
 
+    def val_blocks(self):
+        """(block, its validation rows in the block's buffer, their slice of the cache's
+        val_targets) of each block holding validation rows."""
+        at = 0
+        for b, (_, _, _, va) in enumerate(self.blocks):
+            if len(va):
+                yield b, va, slice(at, at + len(va))
+                at += len(va)
+
     def _validate(self, engine, classifier):
         if self._val_arrays:   # a validation file, in memory
             return super()._validate(engine, classifier)
@@ -233,22 +242,17 @@ def epoch_mean(parts):
 
 def validation_sums(trainer, cache, schema, network=None):
     """The `predicting.Evaluation` of `network` (default: the trainer's; an Ensemble too)
-    over the cache's validation rows, block by block: a regression's outputs back in the
-    target's units against the targets as read (`val_targets`), a classification's against
-    the block's one-hot targets."""
+    over the trainer's validation rows of the cache (an MPI rank's: its slice of each block),
+    block by block: a regression's outputs back in the target's units against the targets
+    as read (`val_targets`), a classification's against the block's one-hot targets."""
     from nncli.predicting import Evaluation, score_outputs
     network = trainer.net if network is None else network
     ev = Evaluation(schema.task)
-    at = 0
-    for b, (_, _, _, va) in enumerate(trainer.blocks):
+    for b, va, targets in trainer.val_blocks():
         if not len(va):
             continue
         X, Y = trainer._block(b)
         out = network.predict(X[va], n_threads=trainer.n_threads)
-        if schema.task == "regression":
-            Y = cache.val_targets[at:at + len(va)]
-            at += len(va)
-        else:
-            Y = Y[va]
+        Y = cache.val_targets[targets] if schema.task == "regression" else Y[va]
         score_outputs(ev, schema, out, Y, X[va])
     return ev

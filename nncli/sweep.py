@@ -8,8 +8,9 @@ storage for its next trial, so no trial runs twice. Each trial is one `nncli.run
 
 Storage: by default Optuna's journal file `sweep.journal` in the sweep's folder, which several
 processes may share (SQLite locks under two writers). Any Optuna URL (postgresql://…) for many
-machines; RDB storages get Optuna's heartbeat, so a trial whose worker died is marked failed by
-the next worker to start one. The journal has no heartbeat: a trial left RUNNING by a process
+machines; RDB storages get Optuna's heartbeat, so a trial whose worker died is marked failed
+(with that reason) by the next worker to start or end one, --heartbeat-timeout seconds after
+its last beat. The journal has no heartbeat: a trial left RUNNING by a process
 of this machine that no longer exists is marked failed when a sweep (re)starts on it.
 
 Optuna is imported only here, and only when a sweep runs (the `sweep` extra).
@@ -30,8 +31,9 @@ from nncli.run import TrainingRun
 
 JOURNAL = "sweep.journal"
 BEST = "best.npz"
-HEARTBEAT_SECONDS = 10     # RDB storages: a beat every 10 s; 60 s of silence fails a trial
-GRACE_SECONDS = 60
+# RDB storages: a trial whose worker sent no heartbeat for this long is failed by the next
+# worker to look (--heartbeat-timeout); workers beat six times in that time.
+HEARTBEAT_TIMEOUT = 60
 LOCK_GRACE_SECONDS = 5     # the journal's lock: its writes take milliseconds
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
@@ -158,9 +160,10 @@ def make_pruner(optuna, name):
     raise ConfigError(f"unknown pruner {name!r}; choose from {', '.join(PRUNERS)}")
 
 
-def open_storage(optuna, url, folder):
+def open_storage(optuna, url, folder, heartbeat_timeout=HEARTBEAT_TIMEOUT):
     """The study's storage: the journal file in `folder` (None), a journal file (a path),
-    or an Optuna RDB URL — with the heartbeat that fails the trials of dead workers."""
+    or an Optuna RDB URL — with the heartbeat that fails the trials of dead workers (silent
+    for `heartbeat_timeout` seconds)."""
     if url is None or "://" not in url:
         from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
         path = url or os.path.join(folder, JOURNAL)
@@ -182,8 +185,9 @@ def open_storage(optuna, url, folder):
             with warnings.catch_warnings():
                 # The heartbeat is marked experimental; it is what fails dead workers' trials.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
-                                                     grace_period=GRACE_SECONDS)
+                storage = optuna.storages.RDBStorage(
+                    url, heartbeat_interval=max(1, heartbeat_timeout // 6),
+                    grace_period=heartbeat_timeout)
             return storage, url
         except ImportError as e:
             raise NncliError(f"--storage {url}: {e}") from None
@@ -263,7 +267,8 @@ class Sweep:
 
     def __init__(self, data, fixed, dims, *, folder, convert, trials, storage=None,
                  study="nncli", jobs=1, sampler="tpe", pruner="median", sampler_seed=None,
-                 val_data=None, on_trial=None, run_options=None):
+                 val_data=None, on_trial=None, run_options=None,
+                 heartbeat_timeout=HEARTBEAT_TIMEOUT):
         self.optuna = import_optuna()
         self.data, self.fixed, self.dims = data, dict(fixed), dims
         self.folder, self.convert, self.trials = folder, convert, trials
@@ -277,7 +282,9 @@ class Sweep:
         self._lock = threading.Lock()
         self.errors = []
         os.makedirs(folder, exist_ok=True)
-        self.storage, self.storage_name = open_storage(self.optuna, storage, folder)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.storage, self.storage_name = open_storage(self.optuna, storage, folder,
+                                                       heartbeat_timeout)
         make_sampler(self.optuna, sampler, dims, sampler_seed)      # refuse a bad grid early
         self.study = self.optuna.create_study(
             study_name=study, storage=self.storage, direction="minimize", load_if_exists=True,
@@ -299,16 +306,31 @@ class Sweep:
 
     # -- workers -------------------------------------------------------------------------
     def fail_stale_trials(self):
-        """Mark failed the RUNNING trials of processes of this machine that are gone (a
-        killed worker); other machines' trials are left to the RDB heartbeat. Returns them."""
+        """Mark failed, with the reason, the RUNNING trials whose worker is gone: a process of
+        this machine that no longer exists (a killed worker), or — on an RDB storage — any
+        worker whose heartbeat stopped `heartbeat_timeout` seconds ago (another machine's
+        too). Optuna fails the latter itself as a trial starts, but without a reason; this
+        runs first, as a sweep starts and as each of its trials ends. Returns them."""
         TrialState = self.optuna.trial.TrialState
+        silent = set()
+        stale = getattr(self.storage, "_get_stale_trial_ids", None)   # Optuna's own check
+        if stale is not None and getattr(self.storage, "heartbeat_interval", None):
+            silent = set(stale(self.study._study_id))
         failed = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if not _alive_here(t.user_attrs.get("worker"), t.user_attrs.get("worker_started")):
-                self.storage.set_trial_user_attr(t._trial_id, "fail_reason",
-                                                 f"its worker {t.user_attrs['worker']} died")
+            worker = t.user_attrs.get("worker")
+            if t._trial_id in silent:
+                why = f"its worker {worker} sent no heartbeat for {self.heartbeat_timeout} s"
+            elif not _alive_here(worker, t.user_attrs.get("worker_started")):
+                why = f"its worker {worker} died"
+            else:
+                continue
+            try:
+                self.storage.set_trial_user_attr(t._trial_id, "fail_reason", why)
                 self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                failed.append(t.number)
+            except self.optuna.exceptions.UpdateFinishedTrialError:
+                continue   # another worker failed it first
+            failed.append(t.number)
         return failed
 
     def started(self):

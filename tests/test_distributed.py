@@ -3,6 +3,7 @@
 Two ranks with global batch B train what one process with batch B trains, up to the order
 of the gradient's summation: max|Δφ| / max|φ| ≤ 1e-12 in float64, ≤ 1e-5 in float32 after
 a few epochs; two runs with the same seed and rank count are bit-identical."""
+import json
 import os
 import shutil
 import subprocess
@@ -54,6 +55,8 @@ def train(env, folder, ranks, *args, name="m.npz"):
     cmd = [sys.executable, "-m", "nncli", "train", *map(str, args), "-o", name]
     if ranks:
         cmd = [_mpiexec(), "-n", str(ranks), *cmd, "--distributed"]
+    elif "--resume" not in args:
+        cmd += ["--ensemble", "1"]   # one network, as --distributed trains (small tables get 5)
     return subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=TIMEOUT)
 
 
@@ -88,6 +91,7 @@ def test_two_ranks_train_what_one_process_trains(env, tmp_path, dtype):
     assert "trained    data-parallel over 2 MPI ranks" in info.output
     # Rank 0 alone reports and writes: one summary, one model and loss log per run.
     assert two[0].stderr.count("Done:") == 1 and "over 2 ranks" in two[0].stderr
+    assert f"Data: each of 2 ranks read its byte range of {THREE}." in two[0].stderr
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["one.npz", "one.loss.csv", "two0.npz", "two0.loss.csv", "two1.npz", "two1.loss.csv"])
     assert len((tmp_path / "two0.loss.csv").read_text().splitlines()) == 5
@@ -174,6 +178,26 @@ def test_a_rank_failing_mid_training_aborts_all(env, tmp_path):
 
 
 @needs_mpi
+def test_a_run_stopped_by_a_failing_rank_resumes_bit_for_bit(env, tmp_path):
+    """Rank 1 fails in epoch 4 (the checkpoint of epoch 2 is on disk, rank 0's):
+    resuming on 2 ranks gives the model of an uninterrupted 2-rank run, bit for bit."""
+    script = tmp_path / "fail.py"
+    script.write_text(FAIL_ON_RANK_1.replace("self.epoch == 1", "self.epoch == 3"))
+    args = [THREE, "--epochs", 5, "--seed", 4, "--threads", 1, "--layers", 8, "-q"]
+    full = train(env, tmp_path, 2, *args, name="full.npz")
+    assert full.returncode == 0, full.stderr
+    r = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(script), "train",
+                        *map(str, args), "--distributed", "--checkpoint", "ck.npz",
+                        "--checkpoint-every", "2", "-o", "part.npz"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode != 0 and "rank 1 of 2 failed" in r.stderr
+    assert load_model(tmp_path / "ck.npz").meta["checkpoint"]["epoch"] == 2
+    resumed = train(env, tmp_path, 2, "--resume", "ck.npz", THREE, "-q", name="resumed.npz")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _phi(tmp_path / "resumed.npz").tobytes() == _phi(tmp_path / "full.npz").tobytes()
+
+
+@needs_mpi
 def test_kan_layers_train_data_parallel_but_grid_refits_are_refused(env, tmp_path):
     args = [IRIS, "--arch", "kan", "--layers", 4, "--epochs", 3, "--dtype", "float64",
             "--threads", 1, "-q"]
@@ -185,3 +209,156 @@ def test_kan_layers_train_data_parallel_but_grid_refits_are_refused(env, tmp_pat
     r = train(env, tmp_path, 2, *args, "--grid", "3,6", name="three.npz")
     assert r.returncode == 2
     assert r.stderr.count("Error: --distributed does not refine or adapt KAN grids") == 1
+
+
+def _mixed(path, quoted=False):
+    """Gaps (median fills, an indicator), a category, a boolean, three classes."""
+    rng = np.random.default_rng(3)
+    rows = ["x,y,colour,flag,label"]
+    for i in range(240):
+        x = "" if rng.random() < 0.1 else f"{rng.normal(3, 2):.5f}"
+        colour = ["red", "green", "blue", ""][rng.integers(0, 4)]
+        if quoted and i == 120:
+            colour = '"light\nblue"'   # a newline inside a quoted field
+        rows.append(f"{x},{rng.integers(0, 9)},{colour},{['yes', 'no'][i % 2]},"
+                    f"{'abc'[rng.integers(0, 3)]}")
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+@needs_mpi
+@pytest.mark.parametrize("quoted", [False, True], ids=["byte ranges", "quoted newline: read whole"])
+def test_sharded_statistics_give_the_model_one_process_gives(env, tmp_path, quoted):
+    """Each rank fits the schema from its shard combined with the others': the same
+    vocabularies, classes, fills (medians exactly) and statistics (to 1e-12) as one process,
+    hence the same φ up to the summation order."""
+    data = _mixed(tmp_path / "mixed.csv", quoted)
+    args = [data, "--target", "label", "--layers", "8", "--batch-size", 16, "--epochs", 3,
+            "--seed", 1, "--dtype", "float64", "--threads", 1, "--early-stopping", 0]
+    one = train(env, tmp_path, 0, *args, "-q", name="one.npz")
+    assert one.returncode == 0, one.stderr
+    two = train(env, tmp_path, 2, *args, name="two.npz")
+    assert two.returncode == 0, two.stderr
+    how = ("every rank read all of " + data + " (a quoted field holds a newline) and kept 1/2 "
+           "of the rows" if quoted else f"each of 2 ranks read its byte range of {data}")
+    assert f"Data: {how}." in two.stderr
+    a, b = load_model(tmp_path / "one.npz").meta, load_model(tmp_path / "two.npz").meta
+    for x, y in zip(a["schema"]["inputs"], b["schema"]["inputs"]):
+        assert {k: v for k, v in x.items() if k not in ("mean", "std")} == \
+               {k: v for k, v in y.items() if k not in ("mean", "std")}
+        if "mean" in x:
+            assert y["mean"] == pytest.approx(x["mean"], rel=1e-12)
+            assert y["std"] == pytest.approx(x["std"], rel=1e-12)
+    assert a["schema"]["targets"] == b["schema"]["targets"]
+    assert (a["train_rows"], a["val_rows"]) == (b["train_rows"], b["val_rows"]) == (192, 48)
+    assert b["metrics"]["val_accuracy"] == pytest.approx(a["metrics"]["val_accuracy"])
+    ref, got = _phi(tmp_path / "one.npz"), _phi(tmp_path / "two.npz")
+    assert np.abs(got - ref).max() / np.abs(ref).max() <= TOLERANCE["float64"]
+
+
+@needs_mpi
+@pytest.mark.parametrize("val_data", [False, True], ids=["split", "val-data file"])
+def test_a_regressions_validation_metrics_combine_every_ranks_rows(env, tmp_path, val_data):
+    """Held-out rows of every shard, or a --val-data file each rank scores every R-th row of."""
+    args = [THREE, "--layers", "8", "--epochs", 2, "--seed", 3, "--dtype", "float64",
+            "--threads", 1, "--json", "-q"]
+    if val_data:
+        (tmp_path / "val.csv").write_text("".join(open(THREE).readlines()[:101]))
+        args += ["--val-data", tmp_path / "val.csv"]
+    one = train(env, tmp_path, 0, *args, name="one.npz")
+    two = train(env, tmp_path, 2, *args, name="two.npz")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    a, b = json.loads(one.stdout), json.loads(two.stdout)
+    for k in ("val_loss", "val_rmse", "val_mae", "val_r2"):
+        assert b[k] == pytest.approx(a[k], rel=1e-9), k
+
+
+@needs_mpi
+def test_a_bad_cell_in_the_second_shard_is_reported_once_with_its_line(env, tmp_path):
+    lines = open(THREE).read().splitlines()
+    lines[400] = "oops," + lines[400].split(",", 1)[1]
+    (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+    r = train(env, tmp_path, 2, tmp_path / "bad.csv", "--epochs", 1)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: rank 1: {tmp_path / 'bad.csv'}:401: column 'x1' (1): cannot read "
+                      "'oops' as a number"], r.stderr
+
+
+READS_LOGGED = """
+import json
+import os
+import sys
+from mpi4py import MPI
+import nncli.cachefile as cf
+rank = MPI.COMM_WORLD.Get_rank()
+log = open(f"reads-{rank}.jsonl", "w")
+read_rows = cf.CacheFile.read_rows
+def logged(self, lo, hi, X, Y=None):
+    log.write(json.dumps([lo, hi]) + "\\n")
+    log.flush()
+    return read_rows(self, lo, hi, X, Y)
+cf.CacheFile.read_rows = logged
+if rank:   # only rank 0 reads the whole cache (to check it)
+    def refused(*args, **kwargs):
+        raise AssertionError("rank 1 opened the whole cache")
+    cf.open_cache = refused
+from nncli.cli import main
+main(sys.argv[1:])
+"""
+
+
+@needs_mpi
+def test_a_streamed_run_reads_each_ranks_slice_of_every_block(env, tmp_path):
+    """Streaming from the cache in 3 blocks: two ranks train what one process trains, and
+    rank r reads rows only from its half of each block."""
+    script = tmp_path / "logged.py"
+    script.write_text(READS_LOGGED)
+    args = [THREE, "--shuffle-block", 150, "--cache", tmp_path / "cache", "--epochs", 3,
+            "--seed", 2, "--dtype", "float64", "--threads", 1, "--batch-size", 16]
+    one = train(env, tmp_path, 0, *args, "-q", name="one.npz")
+    assert one.returncode == 0, one.stderr
+    r = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(script), "train",
+                        *map(str, args), "--distributed", "-o", "two.npz"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert "Cache " in r.stderr and ("reused; 500 rows in 4 blocks of up to 150; each of 2 "
+                                     "ranks reads its slice of every block.") in r.stderr
+    ref, got = _phi(tmp_path / "one.npz"), _phi(tmp_path / "two.npz")
+    assert np.abs(got - ref).max() / np.abs(ref).max() <= TOLERANCE["float64"]
+    meta = load_model(tmp_path / "two.npz").meta
+    assert meta["config"]["streamed"] and meta["distributed"] == {"ranks": 2}
+    blocks = [(lo, min(lo + 150, 500)) for lo in range(0, 500, 150)]
+    for rank in (0, 1):
+        reads = {tuple(x) for x in map(json.loads, open(tmp_path / f"reads-{rank}.jsonl"))}
+        halves = {(lo + (hi - lo) * rank // 2, lo + (hi - lo) * (rank + 1) // 2) for lo, hi in blocks}
+        assert reads == halves, (rank, reads)
+
+
+@needs_mpi
+def test_one_allreduce_of_4p_bytes_per_step(tmp_path):
+    """What the README's scaling model assumes: each step of a global batch sends one
+    Allreduce of the float32 gradient, 4P bytes, and an epoch one more of its loss."""
+    from nncli.distributed import DistributedTrainer
+    from nncli.network import Network
+
+    class Counting:   # one rank, recording what training sends
+        sent = []
+
+        def Get_rank(self):
+            return 0
+
+        def Get_size(self):
+            return 1
+
+        def allgather(self, value):
+            return [value]
+
+        def Allreduce(self, send, recv, op):
+            self.sent.append(recv.nbytes)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(100, 3)), rng.normal(size=(100, 1))
+    net = Network([3, 8, 1], ["relu", "identity"], "mse", dtype="float32", seed=0)
+    comm = Counting()
+    DistributedTrainer(net, X, Y, comm=comm, batch_size=16, epochs=2, seed=0).run()
+    assert comm.sent == ([4 * net.n_params] * 7 + [16]) * 2

@@ -247,21 +247,16 @@ def test_two_workers_share_one_budget(env, space, tmp_path):
     assert load_model(out / "best.npz").meta["sweep"]["trial"] == best.number
 
 
-def test_a_killed_worker_leaves_the_study_usable(env, space, tmp_path, slow_data):
-    out = tmp_path / "s"
-    p = subprocess.Popen([sys.executable, "-m", "nncli", "sweep", slow_data, "--space", space,
-                          "--trials", "3", "--epochs", "500", "--pruner", "none", "--threads", "1",
-                          "-o", str(out)], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
-    running = None   # the trial the worker is killed in (an early-stopped trial 0 may be done)
+def _kill_mid_trial(p, trials):
+    """SIGKILL the worker process p once one of `trials()` is running with two epochs
+    reported (mid-training; an early-stopped trial 0 may be done already). Returns its number."""
+    running = None
     try:
         deadline = time.time() + TIMEOUT
         while running is None and time.time() < deadline:
-            if os.path.exists(out / "sweep.journal"):
-                # mid-training (a worker killed while it holds the journal's lock makes the
-                # next one wait 5 s for it)
-                running = next((t.number for t in study_trials(out)
-                                if t.state == optuna.trial.TrialState.RUNNING
-                                and len(t.intermediate_values) >= 2), None)
+            running = next((t.number for t in trials()
+                            if t.state == optuna.trial.TrialState.RUNNING
+                            and len(t.intermediate_values) >= 2), None)
             if running is None:
                 time.sleep(0.1)
         assert running is not None, "no trial got two epochs in before the deadline"
@@ -269,6 +264,17 @@ def test_a_killed_worker_leaves_the_study_usable(env, space, tmp_path, slow_data
         p.wait(TIMEOUT)
     finally:
         p.kill()
+    return running
+
+
+def test_a_killed_worker_leaves_the_study_usable(env, space, tmp_path, slow_data):
+    out = tmp_path / "s"
+    p = subprocess.Popen([sys.executable, "-m", "nncli", "sweep", slow_data, "--space", space,
+                          "--trials", "3", "--epochs", "500", "--pruner", "none", "--threads", "1",
+                          "-o", str(out)], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    # (a worker killed while it holds the journal's lock makes the next one wait 5 s for it)
+    running = _kill_mid_trial(p, lambda: study_trials(out) if os.path.exists(out / "sweep.journal")
+                              else [])
     r = sweep(slow_data, "--space", space, "--trials", 3, "--epochs", 2, "-o", out, "--json")
     assert r.exit_code == 0, r.output
     assert f"Marked failed: trials {running}, left running by a worker that died." in r.stderr, r.stderr
@@ -297,9 +303,10 @@ def _postgres_missing():
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def postgres():
-    """A PostgreSQL server of our own in a temporary folder, on a Unix socket only."""
+    """A PostgreSQL server of our own in a temporary folder, on a Unix socket only (one for
+    the module's tests: each uses its own study)."""
     reason = _postgres_missing()
     if reason:
         print(f"skipping the PostgreSQL test: {reason}")
@@ -330,6 +337,46 @@ def test_two_workers_on_a_postgresql_server(env, space, tmp_path, postgres):
     _check_shared_budget(trials, procs, errs, 8)
     assert not (out / "sweep.journal").exists()
     assert load_model(out / "best.npz").meta["sweep"]["storage"].startswith("postgresql")
+    storage.engine.dispose()
+
+
+ELSEWHERE = """
+import socket
+import sys
+socket.gethostname = lambda: "elsewhere"   # a worker of another machine: no pid to look at
+from nncli.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_killed_worker_on_another_machine_is_failed_by_the_heartbeat(env, space, tmp_path,
+                                                                       slow_data, postgres):
+    """Only the heartbeat can tell that a worker of another machine died: its trial is
+    failed, with that reason, by the next worker once --heartbeat-timeout has passed."""
+    script = tmp_path / "elsewhere.py"
+    script.write_text(ELSEWHERE)
+    args = [slow_data, "--space", space, "--storage", postgres, "--study", "heartbeat",
+            "--heartbeat-timeout", "2", "--pruner", "none", "--threads", "1"]
+    p = subprocess.Popen([sys.executable, str(script), "sweep", *args, "--trials", "3",
+                          "--epochs", "500", "-o", str(tmp_path / "a")], env=env, cwd=tmp_path,
+                         stderr=subprocess.DEVNULL)
+    storage = optuna.storages.RDBStorage(postgres.replace("postgresql://", "postgresql+psycopg://"))
+
+    def trials():
+        try:
+            return optuna.load_study(study_name="heartbeat", storage=storage).get_trials()
+        except KeyError:   # not created yet
+            return []
+    running = _kill_mid_trial(p, trials)
+    time.sleep(3)   # past the 2 s timeout of its last beat
+    r = sweep(*args, "--trials", 3, "--epochs", 2, "-o", tmp_path / "b", "--json")
+    assert r.exit_code == 0, r.output
+    assert f"Marked failed: trials {running}, left running by a worker that died." in r.stderr
+    rows = json.loads(r.stdout)["trials"]
+    assert rows[running]["state"] == "failed"
+    assert rows[running]["fail_reason"] == (f"its worker elsewhere:{p.pid} sent no heartbeat "
+                                            "for 2 s")
+    assert [t["state"] for i, t in enumerate(rows) if i != running] == ["complete", "complete"]
     storage.engine.dispose()
 
 

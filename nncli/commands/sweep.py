@@ -5,7 +5,7 @@ import sys
 import click
 
 from nncli.commands import train as train_command
-from nncli.sweep import PRUNERS, SAMPLERS
+from nncli.sweep import HEARTBEAT_TIMEOUT, PRUNERS, SAMPLERS
 
 # Train options a sweep does not take: it writes its own files, and prints its own table.
 NOT_SWEPT = {"data", "output", "loss_log", "checkpoint", "checkpoint_every", "resume",
@@ -50,14 +50,18 @@ def _dashed(name):
               help="Optuna storage shared by workers, e.g. postgresql://user@host/db "
                    "(default: the journal file sweep.journal in the output folder).")
 @click.option("--study", default="nncli", show_default=True, help="Study name in the storage.")
+@click.option("--heartbeat-timeout", type=click.IntRange(min=2), default=HEARTBEAT_TIMEOUT,
+              show_default=True, metavar="SECONDS",
+              help="With a database --storage: a trial whose worker sent no heartbeat for this "
+                   "long (a killed worker, a lost machine) is marked failed.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False), default=None,
               help="Folder of best.npz, trials.csv/json and the journal (default: NAME-sweep "
                    "for data NAME.csv, in this folder).")
 @click.option("-q", "--quiet", is_flag=True, help="No table on stderr.")
 @click.option("--json", "json_out", is_flag=True, help="All trials and the best as JSON on stdout.")
 @_with_train_options
-def command(data, space, trials, jobs, sampler, pruner, sampler_seed, storage, study, output_dir,
-            quiet, json_out, **opts):
+def command(data, space, trials, jobs, sampler, pruner, sampler_seed, storage, study,
+            heartbeat_timeout, output_dir, quiet, json_out, **opts):
     """Search train options on DATA with Optuna; write the best model.
 
     Every option of `nncli train` is accepted (fixed for all trials) or searched in the
@@ -80,7 +84,8 @@ def command(data, space, trials, jobs, sampler, pruner, sampler_seed, storage, s
                   storage=storage, study=study, jobs=jobs, sampler=sampler, pruner=pruner,
                   sampler_seed=sampler_seed, val_data=opts.get("val_data"),
                   on_trial=None if quiet else _print_row,
-                  run_options={"cache_dir": opts.get("cache"), "no_cache": opts.get("no_cache", False)})
+                  run_options={"cache_dir": opts.get("cache"), "no_cache": opts.get("no_cache", False)},
+                  heartbeat_timeout=heartbeat_timeout)
     if not quiet:
         echo_err(f"Sweep {study!r} in {sweep.storage_name}: {sweep.started()} of {trials} trials "
                  f"done, searching {', '.join(d.name for d in dims)} ({sampler}, pruner {pruner}).")

@@ -265,6 +265,8 @@ def command(**opts):
     progress = None
     if not opts["quiet"]:
         progress = Progress(run.trainer.epochs, every=opts["log_every"])
+        if getattr(run, "shard_note", None):
+            echo_err("Data: " + run.shard_note + ".")
         columns = _columns_line(run)
         if columns:
             echo_err(columns)
@@ -328,7 +330,7 @@ def _columns_line(run):
 
 def _start_line(run):
     from nncli.pipeline import ENSEMBLE_ROWS
-    net, n_val = run.net, len(run.validation[0]) if run.validation else 0
+    net, n_val = run.net, run.trainer.n_val if run.validation else 0
     members, arch = int(run.config.get("ensemble") or 1), '→'.join(map(str, net.layers))
     head = (f"Training {arch} network ({net.n_params} parameters)" if members == 1 else
             f"Training {members} networks {arch} ({net.n_params} parameters each" + (

@@ -10,12 +10,12 @@ The digest (``Table.sha256``) is that of the file's bytes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
 
 from nncli.csvio.compressed import PARQUET_MAGIC
+from nncli.csvio.reader import file_sha256
 from nncli.csvio.table import Column, Table, format_number
 from nncli.errors import ConfigError, DataError
 
@@ -56,14 +56,6 @@ def _open(name):
         raise DataError(f"{name}: not a readable Parquet file ({e})") from None
 
 
-def _sha256(name) -> str:
-    h = hashlib.sha256()
-    with open(name, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _column(array, name, index, keep_text) -> Column:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -84,11 +76,21 @@ def _column(array, name, index, keep_text) -> Column:
     return Column(name, index, text=["" if v is None else v for v in array.to_pylist()])
 
 
-def iter_tables(source, *, chunk_rows=65536, keep_text=None, columns=None, use_columns=None):
+def row_groups(source) -> list[int]:
+    """The number of rows of each row group of a Parquet file."""
+    md = _open(os.fspath(source)).metadata
+    return [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+
+
+def iter_tables(source, *, chunk_rows=65536, keep_text=None, columns=None, use_columns=None,
+                groups=None):
     """Tables of at most ``chunk_rows`` rows, one row group (or part of one) at a time;
-    the last one carries the file's sha256. ``columns`` renames the file's columns."""
+    the last one carries the file's sha256. ``columns`` renames the file's columns.
+    ``groups`` (a range of row-group numbers) reads those only, their rows numbered as in
+    the whole file (one rank's shard, nncli.shards)."""
     name = os.fspath(source)
     pf = _open(name)
+    groups = range(pf.num_row_groups) if groups is None else groups
     names = list(pf.schema_arrow.names)
     if columns is not None:
         if len(columns) != len(names):
@@ -101,13 +103,13 @@ def iter_tables(source, *, chunk_rows=65536, keep_text=None, columns=None, use_c
     # Parquet is stored by column: unused ones are not read at all (NaN in the Table)
     read = [j for j, n in enumerate(names)
             if use_columns is None or n in use_columns or n in keep]
-    row = 1
+    row = 1 + sum(pf.metadata.row_group(g).num_rows for g in range(groups[0] if groups else 0))
     pending = None
     try:
         # One row group in memory at a time (the unit Parquet is written and compressed in),
         # cut into chunks of at most chunk_rows.
         file_names = pf.schema_arrow.names
-        batches = (b for g in range(pf.num_row_groups)
+        batches = (b for g in groups
                    for b in pf.read_row_group(g, columns=[file_names[j] for j in read])
                    .to_batches(max_chunksize=chunk_rows))
         for batch in batches:
@@ -126,13 +128,15 @@ def iter_tables(source, *, chunk_rows=65536, keep_text=None, columns=None, use_c
         raise DataError(f"{name}: cannot read the Parquet data ({e})") from None
     if pending is None:
         raise DataError(f"{name}: has no rows")
-    pending.sha256 = _sha256(name)
+    if groups is None or len(groups) == pf.num_row_groups:   # (a shard's caller hashes once)
+        pending.sha256 = file_sha256(name)
     yield pending
 
 
-def read_table(source, *, keep_text=None, columns=None) -> Table:
-    """The whole Parquet file as one Table."""
-    parts = list(iter_tables(source, chunk_rows=1 << 20, keep_text=keep_text, columns=columns))
+def read_table(source, *, keep_text=None, columns=None, groups=None) -> Table:
+    """The whole Parquet file (or its row ``groups``) as one Table."""
+    parts = list(iter_tables(source, chunk_rows=1 << 20, keep_text=keep_text, columns=columns,
+                             groups=groups))
     if len(parts) == 1:
         return parts[0]
     first = parts[0]

@@ -204,6 +204,15 @@ class Reader:
             f"line (offset {offset} in the file) is not valid {self.encoding.upper()}")
 
 
+def file_sha256(path) -> str:
+    """The sha256 of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _bytes_ahead(stream) -> int | None:
     """Bytes left in a regular file from its current position, else None."""
     try:
