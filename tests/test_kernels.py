@@ -34,6 +34,27 @@ def test_gemm_matches_numpy(M, N, K, ta, tb, dtype, rng):
     np.testing.assert_allclose(got, expected, **gemm_tol(dtype, K))
 
 
+# Shapes that take the blocked paths reading an operand in place (gemm_driver.c): one row tile
+# of A with B read unpacked (columns masked off past N, K over several K blocks), a short K
+# (neither operand packed, tiles swept along C's rows), K blocks of <= 64 with a packed A.
+IN_PLACE_SHAPES = [(1, 33, 5), (12, 31, 400), (7, 100, 1000), (11, 2055, 40), (100, 45, 20),
+                   (200, 33, 32), (130, 70, 64), (97, 129, 33)]
+
+
+@pytest.mark.parametrize("M,N,K", IN_PLACE_SHAPES)
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemm_in_place_paths_match_numpy_and_accumulate(M, N, K, ta, tb, dtype, rng):
+    A = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+    expected = (A.T if ta else A).astype(np.float64) @ (B.T if tb else B).astype(np.float64)
+    out = np.full((M, N), np.nan, dtype=dtype)
+    k_gemm.matmul(A, B, trans_a=ta, trans_b=tb, out=out)
+    np.testing.assert_allclose(out, expected, **gemm_tol(dtype, K))
+    k_gemm.matmul(A, B, trans_a=ta, trans_b=tb, out=out, accumulate=True)
+    np.testing.assert_allclose(out, 2 * expected, **gemm_tol(dtype, K))
+
+
 @pytest.mark.parametrize("M,N,K", [(5, 7, 3), (33, 65, 129), (1, 1, 1)])
 def test_gemm_beta_overwrites_and_accumulates(M, N, K, dtype, rng):
     A = rng.standard_normal((M, K)).astype(dtype)

@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # Each well above the 1 MFLOP threading threshold; (M, N, K, trans_a, trans_b).
 THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
                    (128, 256, 64, False, True), (300, 10, 400, False, True),
-                   (10, 300, 400, False, True), (128, 10, 256, False, False)]
+                   (10, 300, 400, False, True), (128, 10, 256, False, False),
+                   # B read in place: one row tile of A; a short K; M split into row tiles
+                   # that each read B in place where one thread packs it
+                   (10, 3000, 500, True, False), (2000, 300, 20, False, False),
+                   (30, 30, 600, False, False)]
 
 
 @pytest.mark.parametrize("M,N,K,ta,tb", THREADED_SHAPES)

@@ -25,6 +25,9 @@
 #include <string.h>
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -73,6 +76,12 @@
 #ifndef NN_GEMM_SUP_NCBYTES
 #define NN_GEMM_SUP_NCBYTES (128L * 1024)  /* unpacked-A path: packed B block at most this big */
 #endif
+#ifndef NN_GEMM_ROWS_OUTER_KC
+#define NN_GEMM_ROWS_OUTER_KC 64L    /* K blocks this short: tiles swept along C's rows       */
+#endif
+#ifndef NN_GEMM_SMALL_K
+#define NN_GEMM_SMALL_K    32L       /* K at or below: no packing where a kernel can read in place */
+#endif
 #ifndef NN_GEMM_PACKA_M
 #define NN_GEMM_PACKA_M    96L       /* M above this: pack A (else broadcast from A directly)  */
 #endif
@@ -96,14 +105,17 @@
 #define NN_GEMM_NC_F64 1024
 #endif
 
-/* AVX-512 cache blocking (MC multiple of 12, NC multiple of 32/16): the 12 x 32 (f32) or
-   12 x 16 (f64) kernel reads a KC x NR micro-panel of B per K step (KC 256: 32 KB, in a 48 KB
-   L1d) against an MC x KC block of A in L2 (2 MB per core on the Xeon this was swept on). */
+/* AVX-512 cache blocking: derived at run time from this CPU's L1d and L2 sizes
+   (nn_gemm_z_blocks below); these are the fallbacks when the sizes are unknown, and -D
+   overrides them for sweeps (then the run-time choice is off). */
+#if defined(NN_GEMM_ZMC_F32) || defined(NN_GEMM_ZKC_F32) || defined(NN_GEMM_ZMC_F64) || defined(NN_GEMM_ZKC_F64)
+#define NN_GEMM_Z_FIXED 1
+#endif
 #ifndef NN_GEMM_ZMC_F32
 #define NN_GEMM_ZMC_F32 192
 #endif
 #ifndef NN_GEMM_ZKC_F32
-#define NN_GEMM_ZKC_F32 256
+#define NN_GEMM_ZKC_F32 384
 #endif
 #ifndef NN_GEMM_ZNC_F32
 #define NN_GEMM_ZNC_F32 4096
@@ -112,7 +124,7 @@
 #define NN_GEMM_ZMC_F64 192
 #endif
 #ifndef NN_GEMM_ZKC_F64
-#define NN_GEMM_ZKC_F64 256
+#define NN_GEMM_ZKC_F64 384
 #endif
 #ifndef NN_GEMM_ZNC_F64
 #define NN_GEMM_ZNC_F64 2048
@@ -172,6 +184,38 @@ void nn_cpu_id(int *vendor, int *family, int *model)
     *family = (int)(base_f == 0xf ? base_f + ((a >> 20) & 0xff) : base_f);
     *model = (int)((base_f == 0x6 || base_f == 0xf) ? (((a >> 16) & 0xf) << 4) + base_m : base_m);
 #endif
+}
+
+/* ---- AVX-512 blocking from the cache sizes (read once) ----
+ * The 12 x 32 (f32) / 12 x 16 (f64) kernel reads a KC x NR micro-panel of B, 128 bytes per K
+ * step whatever the type, which stays in L1 under every row tile: KC = L1d / 128 (a 48 KB L1d:
+ * 384, the best KC of a 256-512 sweep on the Xeon family 6 model 167; a 32 KB L1d, as on
+ * Skylake-SP or Zen 4: 256).  The MC x KC block of A streams from L2: MC rows such that
+ * MC x KC x 4 bytes is about L2 / 7 (2 MB: 192 rows, for either type; sweeps of 84-336 rows
+ * could not be told apart from this machine's noise).  NC (the packed B block, L3-resident)
+ * stays fixed.  Zero when a size is unknown: the compile-time values above are used. */
+static long nn_gemm_zkc_rt, nn_gemm_zmc_rt;   /* 0: not derived */
+static int nn_gemm_zblk_done;
+
+static void nn_gemm_z_blocks(long *mc, long *kc)
+{
+    if (!__atomic_load_n(&nn_gemm_zblk_done, __ATOMIC_ACQUIRE)) {
+        long l1 = 0, l2 = 0, k = 0, m = 0;
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && !defined(NN_GEMM_Z_FIXED)
+        l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+        l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        if (l1 >= 16384 && l2 >= 131072) {
+            k = l1 / 128 / 32 * 32;
+            k = k < 128 ? 128 : k > 512 ? 512 : k;
+            m = l2 / 7 / (k * 4) / 12 * 12;
+            m = m < 48 ? 48 : m > 480 ? 480 : m;
+        }
+        nn_gemm_zkc_rt = k;
+        nn_gemm_zmc_rt = m;
+        __atomic_store_n(&nn_gemm_zblk_done, 1, __ATOMIC_RELEASE);
+    }
+    if (nn_gemm_zkc_rt) { *mc = nn_gemm_zmc_rt; *kc = nn_gemm_zkc_rt; }
 }
 
 /* ---- FMA throughput probe (benchmarks): `iters` rounds of 12 independent FMA chains on

@@ -55,12 +55,17 @@ typedef void (*NN_FN(nn_ukr_sup_t_))(int mr, long kc, const NN_T *a, long rsa, l
 typedef void (*NN_FN(nn_ukr_edge_t_))(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
                                       const NN_T *b, NN_T *c, long ldc, NN_T beta);
 
+/*   supb  : an mr x nr tile with B read in place, b(k, j) = b[k*ldb + j] (no packing) */
+typedef void (*NN_FN(nn_ukr_supb_t_))(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
+                                      const NN_T *b, long ldb, NN_T *c, long ldc, NN_T beta);
+
 typedef struct {
     int mr, nr;
     long mc, kc, nc;
     NN_FN(nn_ukr_packed_t_) packed;
     NN_FN(nn_ukr_sup_t_) sup;          /* may be NULL: then A is always packed */
     NN_FN(nn_ukr_edge_t_) edge;        /* may be NULL: edges go through a temporary tile */
+    NN_FN(nn_ukr_supb_t_) supb;        /* may be NULL: then B is always packed */
 } NN_FN(nn_gemm_cfg_t_);
 
 /* ---- generic micro-kernel (plain C; the compiler vectorises the j loops) ---- */
@@ -360,25 +365,31 @@ NN_AVX2 static void NN_FN(nn_dot_avx2_)(long M, long N, long K, const NN_T *X, l
 #define NN_ZMLOAD    _mm512_maskz_loadu_pd
 #endif
 
+/* b(k, j) = b[k*bk + j]: bk = NN_ZNR for a packed micro-panel, B's row stride when B is read in
+   place (then bmask: columns nr.. are masked off in the loads too, they may lie past B's end). */
 NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const NN_T *a,
                                                     const long rsa, const long csa, const NN_T *b,
-                                                    NN_T *c, long ldc, NN_T beta, const int masked,
-                                                    const int nr)
+                                                    const long bk, NN_T *c, long ldc, NN_T beta,
+                                                    const int masked, const int nr, const int bmask)
 {
     NN_ZT c0[NN_ZMR], c1[NN_ZMR];
+    const unsigned full = (1u << NN_ZL) - 1;
+    const NN_ZMASK k0 = (NN_ZMASK)(nr >= NN_ZL ? full : (1u << nr) - 1);
+    const NN_ZMASK k1 = (NN_ZMASK)(nr >= 2 * NN_ZL ? full : nr > NN_ZL ? (1u << (nr - NN_ZL)) - 1 : 0);
 #pragma GCC unroll 12
     for (int i = 0; i < NN_ZMR; i++) { c0[i] = NN_ZZERO(); c1[i] = NN_ZZERO(); }
 #pragma GCC unroll 12
     for (int i = 0; i < NN_ZMR; i++)
-        if (i < mr) {   /* the C tile row: 128 bytes, two cache lines */
+        if (i < mr && !bmask) {   /* the C tile row, two lines (C read in place: rows stream) */
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + NN_ZNR - 1), _MM_HINT_T0);
         }
 #pragma GCC unroll 4
     for (long k = 0; k < kc; k++) {
-        const NN_ZT b0 = NN_ZLOAD(b), b1 = NN_ZLOAD(b + NN_ZL);
-        _mm_prefetch((const char *)(b + 8 * NN_ZNR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + 8 * NN_ZNR + NN_ZL), _MM_HINT_T0);
+        const NN_ZT b0 = bmask ? NN_ZMLOAD(k0, b) : NN_ZLOAD(b);
+        const NN_ZT b1 = bmask ? NN_ZMLOAD(k1, b + NN_ZL) : NN_ZLOAD(b + NN_ZL);
+        _mm_prefetch((const char *)(b + 8 * bk), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 8 * bk + NN_ZL), _MM_HINT_T0);
 #pragma GCC unroll 12
         for (int i = 0; i < NN_ZMR; i++)
             if (i < mr) {
@@ -387,12 +398,9 @@ NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const
                 c1[i] = NN_ZFMA(av, b1, c1[i]);
             }
         a += csa;
-        b += NN_ZNR;
+        b += bk;
     }
     if (masked) {   /* columns nr.. of the tile are outside C: masked loads and stores */
-        const unsigned full = (1u << NN_ZL) - 1;
-        const NN_ZMASK k0 = (NN_ZMASK)(nr >= NN_ZL ? full : (1u << nr) - 1);
-        const NN_ZMASK k1 = (NN_ZMASK)(nr >= 2 * NN_ZL ? full : nr > NN_ZL ? (1u << (nr - NN_ZL)) - 1 : 0);
 #pragma GCC unroll 12
         for (int i = 0; i < NN_ZMR; i++)
             if (i < mr) {
@@ -424,7 +432,7 @@ NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const
 NN_AVX512 static void NN_FN(nn_ukr_avx512_packed_)(long kc, const NN_T *a, const NN_T *b, NN_T *c,
                                                    long ldc, NN_T beta)
 {
-    NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, 1, NN_ZMR, b, c, ldc, beta, 0, NN_ZNR);
+    NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, 1, NN_ZMR, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);
 }
 
 #define NN_SUPZ(m)                                                                               \
@@ -432,10 +440,11 @@ NN_AVX512 static void NN_FN(nn_ukr_avx512_packed_)(long kc, const NN_T *a, const
                                                               long csa, const NN_T *b, NN_T *c,  \
                                                               long ldc, NN_T beta)               \
     {                                                                                            \
-        if (csa == 1) NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, 1, b, c, ldc, beta, 0, NN_ZNR);  \
-        else if (rsa == 1) NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, c, ldc, beta, 0,     \
-                                                      NN_ZNR);                                   \
-        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, c, ldc, beta, 0, NN_ZNR);         \
+        if (csa == 1)                                                                            \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, 1, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);  \
+        else if (rsa == 1)                                                                       \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);  \
+        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0); \
     }
 NN_SUPZ(1) NN_SUPZ(2) NN_SUPZ(3) NN_SUPZ(4) NN_SUPZ(5) NN_SUPZ(6)
 NN_SUPZ(7) NN_SUPZ(8) NN_SUPZ(9) NN_SUPZ(10) NN_SUPZ(11) NN_SUPZ(12)
@@ -460,8 +469,9 @@ static void NN_FN(nn_ukr_avx512_sup_)(int mr, long kc, const NN_T *a, long rsa, 
                                                                const NN_T *b, NN_T *c, long ldc, \
                                                                NN_T beta)                        \
     {                                                                                            \
-        if (rsa == 1) NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, c, ldc, beta, 1, nr);      \
-        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, c, ldc, beta, 1, nr);             \
+        if (rsa == 1)                                                                            \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, NN_ZNR, c, ldc, beta, 1, nr, 0);      \
+        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, NN_ZNR, c, ldc, beta, 1, nr, 0);   \
     }
 NN_EDGEZ(1) NN_EDGEZ(2) NN_EDGEZ(3) NN_EDGEZ(4) NN_EDGEZ(5) NN_EDGEZ(6)
 NN_EDGEZ(7) NN_EDGEZ(8) NN_EDGEZ(9) NN_EDGEZ(10) NN_EDGEZ(11) NN_EDGEZ(12)
@@ -477,6 +487,35 @@ static void NN_FN(nn_ukr_avx512_edge_)(int mr, int nr, long kc, const NN_T *a, l
         NN_FN(nn_ukr_avx512_edge7), NN_FN(nn_ukr_avx512_edge8), NN_FN(nn_ukr_avx512_edge9),
         NN_FN(nn_ukr_avx512_edge10), NN_FN(nn_ukr_avx512_edge11), NN_FN(nn_ukr_avx512_edge12)};
     tab[(mr < 1 ? 1 : mr > NN_ZMR ? NN_ZMR : mr) - 1](nr, kc, a, rsa, csa, b, c, ldc, beta);
+}
+
+/* B read in place (row k at b + k*ldb, no packing): one row tile of A against B's columns,
+   any mr x nr, masked; for products with M <= NN_ZMR, where a packed B would be used once. */
+#define NN_SUPBZ(m)                                                                              \
+    NN_AVX512 static void NN_FN(NN_CAT(nn_ukr_avx512_supb, m))(int nr, long kc, const NN_T *a,   \
+                                                               long rsa, long csa,               \
+                                                               const NN_T *b, long ldb, NN_T *c, \
+                                                               long ldc, NN_T beta)              \
+    {                                                                                            \
+        if (rsa == 1)                                                                            \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, ldb, c, ldc, beta, 1, nr, 1);         \
+        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, ldb, c, ldc, beta, 1, nr, 1);      \
+    }
+NN_SUPBZ(1) NN_SUPBZ(2) NN_SUPBZ(3) NN_SUPBZ(4) NN_SUPBZ(5) NN_SUPBZ(6)
+NN_SUPBZ(7) NN_SUPBZ(8) NN_SUPBZ(9) NN_SUPBZ(10) NN_SUPBZ(11) NN_SUPBZ(12)
+#undef NN_SUPBZ
+
+static void NN_FN(nn_ukr_avx512_supb_)(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
+                                       const NN_T *b, long ldb, NN_T *c, long ldc, NN_T beta)
+{
+    typedef void (*supb_t)(int, long, const NN_T *, long, long, const NN_T *, long, NN_T *, long,
+                           NN_T);
+    static const supb_t tab[NN_ZMR] = {
+        NN_FN(nn_ukr_avx512_supb1), NN_FN(nn_ukr_avx512_supb2), NN_FN(nn_ukr_avx512_supb3),
+        NN_FN(nn_ukr_avx512_supb4), NN_FN(nn_ukr_avx512_supb5), NN_FN(nn_ukr_avx512_supb6),
+        NN_FN(nn_ukr_avx512_supb7), NN_FN(nn_ukr_avx512_supb8), NN_FN(nn_ukr_avx512_supb9),
+        NN_FN(nn_ukr_avx512_supb10), NN_FN(nn_ukr_avx512_supb11), NN_FN(nn_ukr_avx512_supb12)};
+    tab[(mr < 1 ? 1 : mr > NN_ZMR ? NN_ZMR : mr) - 1](nr, kc, a, rsa, csa, b, ldb, c, ldc, beta);
 }
 #undef NN_ZT
 #undef NN_ZL
