@@ -7,16 +7,22 @@
  * Paths (chosen from the shape only, so results never depend on n_threads):
  *   tiny   : M*N*K small -> plain dot-product loops, no packing, no malloc, no OpenMP.
  *   dot    : A.B^T with a short side <= 16 and K long (AVX2 only): dot products, no packing.
- *   blocked: Goto/BLIS five loops.  B is always packed into zero-padded KC x NR micro-panels
- *            (transposition handled while packing).  A is packed into MR x KC micro-panels when M
- *            is large; for small M the micro-kernel broadcasts straight from A's rows/columns.
- *            Register-tile micro-kernel: AVX2+FMA 6x16 (f32) / 6x8 (f64) selected at run time,
- *            or a portable plain-C 4x8 / 4x4 kernel (vectorised by the compiler at baseline).
+ *   blocked: Goto/BLIS five loops.  B is packed into zero-padded KC x NR micro-panels
+ *            (transposition handled while packing), except on the AVX-512 path when B is stored
+ *            K x N and one row tile of A (M <= 12) or a short K (<= NN_GEMM_SMALL_K) would read
+ *            a packed B once: then the kernel reads B's rows in place, masking the last columns.
+ *            A is packed into MR x KC micro-panels when M is large and K is not short; else
+ *            the micro-kernel broadcasts straight from A's rows/columns.  K blocks of at most
+ *            NN_GEMM_ROWS_OUTER_KC sweep the tiles along C's rows (writing C is then the work),
+ *            longer ones down B's micro-panels (which stay in L1).
+ *            Register-tile micro-kernel, selected at run time: AVX-512 12x32 (f32) / 12x16 (f64)
+ *            with its KC/MC from this CPU's L1d/L2 sizes, AVX2+FMA 6x16 / 6x8 (blocking swept on
+ *            Zen 3), or a portable plain-C 4x8 / 4x4 kernel (vectorised by the compiler).
  *   Per-thread packing buffers are allocated once and grown (freed at thread exit on pthreads).
- *   OpenMP (only for >= NN_GEMM_PAR_FLOPS flops): disjoint N (or M) ranges of C per thread, one
+ *   OpenMP (only for >= nn_gemm_par_flops() flops): disjoint N (or M) ranges of C per thread, one
  *   parallel region per call.  K is never split; each C element is summed in the same order
  *   whatever the thread count, so results are bit-identical for any n_threads.
- *   NNCLI_GEMM_ISA=generic (read once per process) forces the portable path.
+ *   NNCLI_GEMM_ISA=generic or =avx2 (read once per process) caps the path.
  */
 #ifndef NNCLI_GEMM_COMMON_H
 #define NNCLI_GEMM_COMMON_H
@@ -278,6 +284,14 @@ static inline int nn_gemm_max_threads(void)
 }
 #endif
 static inline void nn_gemm_note_threads(int t) { nn_gemm_last_nt = t; }
+
+/* Threads pay above a fixed time of serial work (forking and joining a team costs 1-3.5 us,
+   and on a busy machine the second thread may not get a core at once): NN_GEMM_PAR_FLOPS was
+   set for the AVX2 kernels; the AVX-512 ones do the same product in about half the time. */
+static inline double nn_gemm_par_flops(int isa_id)
+{
+    return isa_id == 2 ? 2.0 * NN_GEMM_PAR_FLOPS : NN_GEMM_PAR_FLOPS;
+}
 int nn_gemm_last_threads(void) { return nn_gemm_last_nt; }
 
 /* ---- per-thread workspace (64-byte aligned, grown on demand, never shrinks) ---- */

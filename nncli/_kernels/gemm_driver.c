@@ -345,7 +345,7 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
     const int packa = cfg->sup ? (M > NN_GEMM_PACKA_M && K > NN_GEMM_SMALL_K) : 1;
 #ifdef _OPENMP
     int nt = n_threads;
-    if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS) {
+    if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= nn_gemm_par_flops(nn_gemm_isa_id())) {
         const int mx = nn_gemm_max_threads();
         if (nt > mx) nt = mx;
     } else {
@@ -423,7 +423,8 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
         const long rsc = ny ? ldc : 1, csc = ny ? 1 : ldc;
 #ifdef _OPENMP
         int nt = n_threads;
-        if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS && nx >= 24) {
+        /* (the dot path runs AVX2 code on every x86 CPU: the AVX2 threshold) */
+        if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= nn_gemm_par_flops(1) && nx >= 24) {
             const int mx = nn_gemm_max_threads();
             if (nt > mx) nt = mx;
         } else {
