@@ -36,9 +36,10 @@ def test_gemm_matches_numpy(M, N, K, ta, tb, dtype, rng):
 
 # Shapes that take the blocked paths reading an operand in place (gemm_driver.c): one row tile
 # of A with B read unpacked (columns masked off past N, K over several K blocks), a short K
-# (neither operand packed, tiles swept along C's rows), K blocks of <= 64 with a packed A.
+# (neither operand packed, tiles swept along C's rows), K blocks of <= 64 with a packed A, and
+# several K and N blocks with edge tiles both ways.
 IN_PLACE_SHAPES = [(1, 33, 5), (12, 31, 400), (7, 100, 1000), (11, 2055, 40), (100, 45, 20),
-                   (200, 33, 32), (130, 70, 64), (97, 129, 33)]
+                   (200, 33, 32), (130, 70, 64), (97, 129, 33), (130, 900, 400)]
 
 
 @pytest.mark.parametrize("M,N,K", IN_PLACE_SHAPES)

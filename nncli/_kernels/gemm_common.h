@@ -13,7 +13,7 @@
  *            a packed B once: then the kernel reads B's rows in place, masking the last columns.
  *            A is packed into MR x KC micro-panels when M is large and K is not short; else
  *            the micro-kernel broadcasts straight from A's rows/columns.  K blocks of at most
- *            NN_GEMM_ROWS_OUTER_KC sweep the tiles along C's rows (writing C is then the work),
+ *            NN_GEMM_ROWS_OUTER_KC (all, on the AVX-512 path) sweep the tiles along C's rows,
  *            longer ones down B's micro-panels (which stay in L1).
  *            Register-tile micro-kernel, selected at run time: AVX-512 12x32 (f32) / 12x16 (f64)
  *            with its KC/MC from this CPU's L1d/L2 sizes, AVX2+FMA 6x16 / 6x8 (blocking swept on
@@ -114,7 +114,8 @@
 /* AVX-512 cache blocking: derived at run time from this CPU's L1d and L2 sizes
    (nn_gemm_z_blocks below); these are the fallbacks when the sizes are unknown, and -D
    overrides them for sweeps (then the run-time choice is off). */
-#if defined(NN_GEMM_ZMC_F32) || defined(NN_GEMM_ZKC_F32) || defined(NN_GEMM_ZMC_F64) || defined(NN_GEMM_ZKC_F64)
+#if defined(NN_GEMM_ZMC_F32) || defined(NN_GEMM_ZKC_F32) || defined(NN_GEMM_ZMC_F64) || \
+    defined(NN_GEMM_ZKC_F64) || defined(NN_GEMM_ZNC_F32) || defined(NN_GEMM_ZNC_F64)
 #define NN_GEMM_Z_FIXED 1
 #endif
 #ifndef NN_GEMM_ZMC_F32
@@ -124,7 +125,7 @@
 #define NN_GEMM_ZKC_F32 384
 #endif
 #ifndef NN_GEMM_ZNC_F32
-#define NN_GEMM_ZNC_F32 4096
+#define NN_GEMM_ZNC_F32 832
 #endif
 #ifndef NN_GEMM_ZMC_F64
 #define NN_GEMM_ZMC_F64 192
@@ -133,7 +134,7 @@
 #define NN_GEMM_ZKC_F64 384
 #endif
 #ifndef NN_GEMM_ZNC_F64
-#define NN_GEMM_ZNC_F64 2048
+#define NN_GEMM_ZNC_F64 416
 #endif
 
 /* ---- ISA selection (cached) ----
@@ -193,17 +194,22 @@ void nn_cpu_id(int *vendor, int *family, int *model)
 }
 
 /* ---- AVX-512 blocking from the cache sizes (read once) ----
- * The 12 x 32 (f32) / 12 x 16 (f64) kernel reads a KC x NR micro-panel of B, 128 bytes per K
- * step whatever the type, which stays in L1 under every row tile: KC = L1d / 128 (a 48 KB L1d:
- * 384, the best KC of a 256-512 sweep on the Xeon family 6 model 167; a 32 KB L1d, as on
- * Skylake-SP or Zen 4: 256).  The MC x KC block of A streams from L2: MC rows such that
- * MC x KC x 4 bytes is about L2 / 7 (2 MB: 192 rows, for either type; sweeps of 84-336 rows
- * could not be told apart from this machine's noise).  NC (the packed B block, L3-resident)
- * stays fixed.  Zero when a size is unknown: the compile-time values above are used. */
-static long nn_gemm_zkc_rt, nn_gemm_zmc_rt;   /* 0: not derived */
+ * The 12 x 32 (f32) / 12 x 16 (f64) kernel reads B's micro-panel at 128 bytes per K step
+ * whatever the type, and A's 12-row micro-panel at 12 elements per K step.  The AVX-512 path
+ * sweeps the tiles of a block along C's rows (row tiles outer): A's micro-panel (KC x 12) stays
+ * in L1 while B's micro-panels stream from a packed KC x NC block kept in L2, and C is written
+ * along its rows.  (The other order, B's micro-panel in L1 and A's block streaming from L2,
+ * lost 5-10 % at 2048^3 float32 on the Xeon family 6 model 167: its packed B block spilled
+ * from L2 to L3.)
+ *   KC = L1d / 128: a 48 KB L1d gives 384, the best of a 256-512 sweep there (32 KB: 256);
+ *   MC: MC x KC x 4 bytes about L2 / 7 (2 MB: 192 rows; 84-336 could not be told apart);
+ *   NC: the packed B block KC x NC about 5/8 of L2 (2 MB: 832 f32 / 416 f64 columns; 768 and
+ *       1024 were alike, 4096 (L3-resident) and 512 slower).
+ * Zero when a size is unknown: the compile-time values above are used. */
+static long nn_gemm_zkc_rt, nn_gemm_zmc_rt, nn_gemm_znc_rt[2];   /* 0: not derived */
 static int nn_gemm_zblk_done;
 
-static void nn_gemm_z_blocks(long *mc, long *kc)
+static void nn_gemm_z_blocks(int f64, long *mc, long *kc, long *nc)
 {
     if (!__atomic_load_n(&nn_gemm_zblk_done, __ATOMIC_ACQUIRE)) {
         long l1 = 0, l2 = 0, k = 0, m = 0;
@@ -216,12 +222,21 @@ static void nn_gemm_z_blocks(long *mc, long *kc)
             k = k < 128 ? 128 : k > 512 ? 512 : k;
             m = l2 / 7 / (k * 4) / 12 * 12;
             m = m < 48 ? 48 : m > 480 ? 480 : m;
+            for (int t = 0; t < 2; t++) {
+                const long nr = t ? 16 : 32;
+                long n = l2 / 8 * 5 / (k * (t ? 8 : 4)) / nr * nr;
+                nn_gemm_znc_rt[t] = n < 4 * nr ? 4 * nr : n > 8192 ? 8192 : n;
+            }
         }
         nn_gemm_zkc_rt = k;
         nn_gemm_zmc_rt = m;
         __atomic_store_n(&nn_gemm_zblk_done, 1, __ATOMIC_RELEASE);
     }
-    if (nn_gemm_zkc_rt) { *mc = nn_gemm_zmc_rt; *kc = nn_gemm_zkc_rt; }
+    if (nn_gemm_zkc_rt) {
+        *mc = nn_gemm_zmc_rt;
+        *kc = nn_gemm_zkc_rt;
+        *nc = nn_gemm_znc_rt[f64];
+    }
 }
 
 /* ---- FMA throughput probe (benchmarks): `iters` rounds of 12 independent FMA chains on

@@ -302,10 +302,11 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
        would be read once), or a short K (B is a few rows, L1-resident as it is) */
     const int inplaceb = cfg->supb && !tb && csc == 1 && (M <= MR || K <= NN_GEMM_SMALL_K);
 
-    /* Small or B-in-place K blocks: rows of tiles outer, so consecutive tiles write along C's
-       rows (C streams through the prefetchers; with a short K, writing C is most of the work)
-       and A's micro-panel stays in L1 while B's few rows of panels stay in L2.  Long K blocks:
-       columns of tiles outer, B's KC x NR micro-panel stays in L1 under every row tile. */
+    /* Rows of tiles outer (short or B-in-place K blocks; every block on the AVX-512 path):
+       consecutive tiles write along C's rows (C streams through the prefetchers; with a short
+       K, writing C is most of the work), A's micro-panel stays in L1 and B's block in L2.
+       Columns of tiles outer (long K blocks, AVX2 and generic: their blocking was swept so):
+       B's KC x NR micro-panel stays in L1 under every row tile. */
     for (long jc = 0; jc < N; jc += NCb) {
         const long nc = nn_gemm_min(NCb, N - jc);
         for (long pc = 0; pc < K; pc += KCb) {
@@ -314,7 +315,7 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
             if (!inplaceb) NN_FN(nn_gemm_packB_)(tb, kc, nc, B, ldb, pc, jc, Bp, NR);
             const NN_T *B0 = inplaceb ? B + pc * ldb + jc : Bp;
             const long bk = inplaceb ? ldb : 0, bstep = inplaceb ? 1 : kc;
-            const int rows_outer = inplaceb || kc <= NN_GEMM_ROWS_OUTER_KC;
+            const int rows_outer = inplaceb || kc <= cfg->rows_outer_kc;
             for (long ic = 0; ic < M; ic += MCb) {
                 const long mc = nn_gemm_min(MCb, M - ic);
                 if (packa) NN_FN(nn_gemm_packA_)(ta, mc, kc, A, lda, ic, pc, Ap, MR);
@@ -455,7 +456,8 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
 #if NN_GEMM_X86
     if (nn_gemm_isa_id() == 2) {
         cfg.mr = NN_ZMR; cfg.nr = NN_ZNR; cfg.mc = NN_ZMC; cfg.kc = NN_ZKC; cfg.nc = NN_ZNC;
-        nn_gemm_z_blocks(&cfg.mc, &cfg.kc);
+        nn_gemm_z_blocks(!NN_IS_F32, &cfg.mc, &cfg.kc, &cfg.nc);
+        cfg.rows_outer_kc = cfg.kc;
         cfg.packed = NN_FN(nn_ukr_avx512_packed_);
         cfg.sup = NN_FN(nn_ukr_avx512_sup_);
         cfg.edge = NN_FN(nn_ukr_avx512_edge_);
@@ -466,6 +468,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
         cfg.sup = NN_FN(nn_ukr_avx2_sup_);
         cfg.edge = 0;
         cfg.supb = 0;
+        cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     } else
 #endif
     {
@@ -474,6 +477,7 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
         cfg.sup = 0;
         cfg.edge = 0;
         cfg.supb = 0;
+        cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     }
 
     /* Orientation: C = op(A) op(B), or C^T = op(B)^T op(A)^T (computed with C's strides swapped)

@@ -66,6 +66,7 @@ typedef struct {
     NN_FN(nn_ukr_sup_t_) sup;          /* may be NULL: then A is always packed */
     NN_FN(nn_ukr_edge_t_) edge;        /* may be NULL: edges go through a temporary tile */
     NN_FN(nn_ukr_supb_t_) supb;        /* may be NULL: then B is always packed */
+    long rows_outer_kc;                /* K blocks up to this long: row tiles outer */
 } NN_FN(nn_gemm_cfg_t_);
 
 /* ---- generic micro-kernel (plain C; the compiler vectorises the j loops) ---- */
