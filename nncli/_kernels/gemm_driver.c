@@ -216,19 +216,15 @@ static void NN_FN(nn_gemm_packA_)(int ta, long mc, long kc, const NN_T *A, long 
 
 /* ---- one MR x NR tile of C: C[ir.., jr..] (+)= A-panel . B-panel over one K block ----
    ap: A's packed micro-panel (packa) or A's rows read in place; bp: B's packed micro-panel, or
-   B's rows in place (bk = ldb: cfg->supb, which masks columns past nr). */
+   B's rows in place (bk = ldb: cfg->edge, which masks columns past nr). */
 NN_INLINE void NN_FN(nn_gemm_tile_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa, long bk, long mr,
                                     long nr, long kc, const NN_T *ap, long rsa, long csa,
                                     const NN_T *bp, NN_T *cp, long rsc, long csc, NN_T bt, NN_T *tmp)
 {
     const int MR = cfg->mr, NR = cfg->nr;
-    if (bk) {   /* B in place */
-        cfg->supb((int)mr, (int)nr, kc, ap, rsa, csa, bp, bk, cp, rsc, bt);
-        return;
-    }
     const int full = (csc == 1) && (nr == NR) && (packa ? mr == MR : 1);
-    if (!full && csc == 1 && cfg->edge) {   /* corner: masked, in place */
-        cfg->edge((int)mr, (int)nr, kc, ap, rsa, csa, bp, cp, rsc, bt);
+    if (bk || (!full && csc == 1 && cfg->edge)) {   /* B in place, or a corner: masked */
+        cfg->edge((int)mr, (int)nr, kc, ap, rsa, csa, bp, bk ? bk : NR, cp, rsc, bt);
         return;
     }
     NN_T *cdst = full ? cp : tmp;
@@ -300,7 +296,7 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
     const long rsa = ta ? 1 : lda, csa = ta ? lda : 1;
     /* B stored K x N read in place when packing it would not pay: one row tile of A (a packed B
        would be read once), or a short K (B is a few rows, L1-resident as it is) */
-    const int inplaceb = cfg->supb && !tb && csc == 1 && (M <= MR || K <= NN_GEMM_SMALL_K);
+    const int inplaceb = cfg->edge && !tb && csc == 1 && (M <= MR || K <= NN_GEMM_SMALL_K);
 
     /* Rows of tiles outer (short or B-in-place K blocks; every block on the AVX-512 path):
        consecutive tiles write along C's rows (C streams through the prefetchers; with a short
@@ -461,13 +457,11 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
         cfg.packed = NN_FN(nn_ukr_avx512_packed_);
         cfg.sup = NN_FN(nn_ukr_avx512_sup_);
         cfg.edge = NN_FN(nn_ukr_avx512_edge_);
-        cfg.supb = NN_FN(nn_ukr_avx512_supb_);
     } else if (nn_gemm_isa_id() == 1) {
         cfg.mr = NN_MR; cfg.nr = NN_NR; cfg.mc = NN_MC; cfg.kc = NN_KC; cfg.nc = NN_NC;
         cfg.packed = NN_FN(nn_ukr_avx2_packed_);
         cfg.sup = NN_FN(nn_ukr_avx2_sup_);
         cfg.edge = 0;
-        cfg.supb = 0;
         cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     } else
 #endif
@@ -476,7 +470,6 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
         cfg.packed = NN_FN(nn_ukr_gen_);
         cfg.sup = 0;
         cfg.edge = 0;
-        cfg.supb = 0;
         cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     }
 

@@ -50,13 +50,10 @@ typedef void (*NN_FN(nn_ukr_packed_t_))(long kc, const NN_T *a, const NN_T *b, N
 typedef void (*NN_FN(nn_ukr_sup_t_))(int mr, long kc, const NN_T *a, long rsa, long csa,
                                      const NN_T *b, NN_T *c, long ldc, NN_T beta);
 
-/*   edge  : an mr x nr corner tile (mr <= MR, nr <= NR) written straight into C with masked
- *           stores (AVX-512), instead of through a temporary tile */
+/*   edge  : an mr x nr tile (mr <= MR, nr <= NR) written straight into C with masked stores
+ *           (AVX-512), instead of through a temporary tile; b(k, j) = b[k*ldb + j], a packed
+ *           micro-panel (ldb = NR) or B's rows in place (B's row stride; masked loads) */
 typedef void (*NN_FN(nn_ukr_edge_t_))(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
-                                      const NN_T *b, NN_T *c, long ldc, NN_T beta);
-
-/*   supb  : an mr x nr tile with B read in place, b(k, j) = b[k*ldb + j] (no packing) */
-typedef void (*NN_FN(nn_ukr_supb_t_))(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
                                       const NN_T *b, long ldb, NN_T *c, long ldc, NN_T beta);
 
 typedef struct {
@@ -64,8 +61,8 @@ typedef struct {
     long mc, kc, nc;
     NN_FN(nn_ukr_packed_t_) packed;
     NN_FN(nn_ukr_sup_t_) sup;          /* may be NULL: then A is always packed */
-    NN_FN(nn_ukr_edge_t_) edge;        /* may be NULL: edges go through a temporary tile */
-    NN_FN(nn_ukr_supb_t_) supb;        /* may be NULL: then B is always packed */
+    NN_FN(nn_ukr_edge_t_) edge;        /* may be NULL: edges go through a temporary tile, and
+                                          B is always packed */
     long rows_outer_kc;                /* K blocks up to this long: row tiles outer */
 } NN_FN(nn_gemm_cfg_t_);
 
@@ -381,7 +378,7 @@ NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const
     for (int i = 0; i < NN_ZMR; i++) { c0[i] = NN_ZZERO(); c1[i] = NN_ZZERO(); }
 #pragma GCC unroll 12
     for (int i = 0; i < NN_ZMR; i++)
-        if (i < mr && !bmask) {   /* the C tile row, two lines (C read in place: rows stream) */
+        if (i < mr && !bmask) {   /* the C tile row, two lines (not for edge/in-place tiles) */
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + NN_ZNR - 1), _MM_HINT_T0);
         }
@@ -436,6 +433,13 @@ NN_AVX512 static void NN_FN(nn_ukr_avx512_packed_)(long kc, const NN_T *a, const
     NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, 1, NN_ZMR, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);
 }
 
+/* the 12 fixed-mr instances of a kernel, for a table indexed by mr - 1 */
+#define NN_ZTAB(name)                                                                            \
+    {NN_FN(NN_CAT(name, 1)), NN_FN(NN_CAT(name, 2)), NN_FN(NN_CAT(name, 3)),                     \
+     NN_FN(NN_CAT(name, 4)), NN_FN(NN_CAT(name, 5)), NN_FN(NN_CAT(name, 6)),                     \
+     NN_FN(NN_CAT(name, 7)), NN_FN(NN_CAT(name, 8)), NN_FN(NN_CAT(name, 9)),                     \
+     NN_FN(NN_CAT(name, 10)), NN_FN(NN_CAT(name, 11)), NN_FN(NN_CAT(name, 12))}
+
 #define NN_SUPZ(m)                                                                               \
     NN_AVX512 static void NN_FN(NN_CAT(nn_ukr_avx512_sup, m))(long kc, const NN_T *a, long rsa,  \
                                                               long csa, const NN_T *b, NN_T *c,  \
@@ -455,45 +459,15 @@ static void NN_FN(nn_ukr_avx512_sup_)(int mr, long kc, const NN_T *a, long rsa, 
                                       const NN_T *b, NN_T *c, long ldc, NN_T beta)
 {
     typedef void (*fixed_t)(long, const NN_T *, long, long, const NN_T *, NN_T *, long, NN_T);
-    static const fixed_t tab[NN_ZMR] = {
-        NN_FN(nn_ukr_avx512_sup1), NN_FN(nn_ukr_avx512_sup2), NN_FN(nn_ukr_avx512_sup3),
-        NN_FN(nn_ukr_avx512_sup4), NN_FN(nn_ukr_avx512_sup5), NN_FN(nn_ukr_avx512_sup6),
-        NN_FN(nn_ukr_avx512_sup7), NN_FN(nn_ukr_avx512_sup8), NN_FN(nn_ukr_avx512_sup9),
-        NN_FN(nn_ukr_avx512_sup10), NN_FN(nn_ukr_avx512_sup11), NN_FN(nn_ukr_avx512_sup12)};
+    static const fixed_t tab[NN_ZMR] = NN_ZTAB(nn_ukr_avx512_sup);
     tab[(mr < 1 ? 1 : mr > NN_ZMR ? NN_ZMR : mr) - 1](kc, a, rsa, csa, b, c, ldc, beta);
 }
 
-/* corner tiles: any mr x nr, masked stores; A strided (packed panels: rsa 1, csa MR) */
+/* any mr x nr tile, masked (corner tiles, and tiles reading B in place):
+   A strided (packed panels: rsa 1, csa MR); b(k, j) = b[k*ldb + j] (a packed micro-panel:
+   ldb = NN_ZNR; B's rows in place: B's row stride, where a packed B would be read once). */
 #define NN_EDGEZ(m)                                                                              \
     NN_AVX512 static void NN_FN(NN_CAT(nn_ukr_avx512_edge, m))(int nr, long kc, const NN_T *a,   \
-                                                               long rsa, long csa,               \
-                                                               const NN_T *b, NN_T *c, long ldc, \
-                                                               NN_T beta)                        \
-    {                                                                                            \
-        if (rsa == 1)                                                                            \
-            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, NN_ZNR, c, ldc, beta, 1, nr, 0);      \
-        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, NN_ZNR, c, ldc, beta, 1, nr, 0);   \
-    }
-NN_EDGEZ(1) NN_EDGEZ(2) NN_EDGEZ(3) NN_EDGEZ(4) NN_EDGEZ(5) NN_EDGEZ(6)
-NN_EDGEZ(7) NN_EDGEZ(8) NN_EDGEZ(9) NN_EDGEZ(10) NN_EDGEZ(11) NN_EDGEZ(12)
-#undef NN_EDGEZ
-
-static void NN_FN(nn_ukr_avx512_edge_)(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
-                                       const NN_T *b, NN_T *c, long ldc, NN_T beta)
-{
-    typedef void (*edge_t)(int, long, const NN_T *, long, long, const NN_T *, NN_T *, long, NN_T);
-    static const edge_t tab[NN_ZMR] = {
-        NN_FN(nn_ukr_avx512_edge1), NN_FN(nn_ukr_avx512_edge2), NN_FN(nn_ukr_avx512_edge3),
-        NN_FN(nn_ukr_avx512_edge4), NN_FN(nn_ukr_avx512_edge5), NN_FN(nn_ukr_avx512_edge6),
-        NN_FN(nn_ukr_avx512_edge7), NN_FN(nn_ukr_avx512_edge8), NN_FN(nn_ukr_avx512_edge9),
-        NN_FN(nn_ukr_avx512_edge10), NN_FN(nn_ukr_avx512_edge11), NN_FN(nn_ukr_avx512_edge12)};
-    tab[(mr < 1 ? 1 : mr > NN_ZMR ? NN_ZMR : mr) - 1](nr, kc, a, rsa, csa, b, c, ldc, beta);
-}
-
-/* B read in place (row k at b + k*ldb, no packing): one row tile of A against B's columns,
-   any mr x nr, masked; for products with M <= NN_ZMR, where a packed B would be used once. */
-#define NN_SUPBZ(m)                                                                              \
-    NN_AVX512 static void NN_FN(NN_CAT(nn_ukr_avx512_supb, m))(int nr, long kc, const NN_T *a,   \
                                                                long rsa, long csa,               \
                                                                const NN_T *b, long ldb, NN_T *c, \
                                                                long ldc, NN_T beta)              \
@@ -502,22 +476,19 @@ static void NN_FN(nn_ukr_avx512_edge_)(int mr, int nr, long kc, const NN_T *a, l
             NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, ldb, c, ldc, beta, 1, nr, 1);         \
         else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, ldb, c, ldc, beta, 1, nr, 1);      \
     }
-NN_SUPBZ(1) NN_SUPBZ(2) NN_SUPBZ(3) NN_SUPBZ(4) NN_SUPBZ(5) NN_SUPBZ(6)
-NN_SUPBZ(7) NN_SUPBZ(8) NN_SUPBZ(9) NN_SUPBZ(10) NN_SUPBZ(11) NN_SUPBZ(12)
-#undef NN_SUPBZ
+NN_EDGEZ(1) NN_EDGEZ(2) NN_EDGEZ(3) NN_EDGEZ(4) NN_EDGEZ(5) NN_EDGEZ(6)
+NN_EDGEZ(7) NN_EDGEZ(8) NN_EDGEZ(9) NN_EDGEZ(10) NN_EDGEZ(11) NN_EDGEZ(12)
+#undef NN_EDGEZ
 
-static void NN_FN(nn_ukr_avx512_supb_)(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
+static void NN_FN(nn_ukr_avx512_edge_)(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
                                        const NN_T *b, long ldb, NN_T *c, long ldc, NN_T beta)
 {
-    typedef void (*supb_t)(int, long, const NN_T *, long, long, const NN_T *, long, NN_T *, long,
+    typedef void (*edge_t)(int, long, const NN_T *, long, long, const NN_T *, long, NN_T *, long,
                            NN_T);
-    static const supb_t tab[NN_ZMR] = {
-        NN_FN(nn_ukr_avx512_supb1), NN_FN(nn_ukr_avx512_supb2), NN_FN(nn_ukr_avx512_supb3),
-        NN_FN(nn_ukr_avx512_supb4), NN_FN(nn_ukr_avx512_supb5), NN_FN(nn_ukr_avx512_supb6),
-        NN_FN(nn_ukr_avx512_supb7), NN_FN(nn_ukr_avx512_supb8), NN_FN(nn_ukr_avx512_supb9),
-        NN_FN(nn_ukr_avx512_supb10), NN_FN(nn_ukr_avx512_supb11), NN_FN(nn_ukr_avx512_supb12)};
+    static const edge_t tab[NN_ZMR] = NN_ZTAB(nn_ukr_avx512_edge);
     tab[(mr < 1 ? 1 : mr > NN_ZMR ? NN_ZMR : mr) - 1](nr, kc, a, rsa, csa, b, ldb, c, ldc, beta);
 }
+#undef NN_ZTAB
 #undef NN_ZT
 #undef NN_ZL
 #undef NN_ZLOAD
