@@ -39,7 +39,8 @@ from nncli.cache_scan import ColumnScan, RawStore
 
 #: Options the cached rows depend on (besides the source): a change makes another cache.
 KEY_OPTIONS = ("target", "features", "drop", "id", "task", "standardize", "impute",
-               "val_split", "seed", "dtype", "sep", "no_header", "columns", "encoding")
+               "val_split", "seed", "dtype", "sep", "no_header", "columns", "encoding",
+               "dates", "decimal", "categorical", "max_categories")
 
 
 def cache_key(config) -> str:
@@ -83,6 +84,23 @@ def _chunk_rows(budget, ncols):
     return int(min(1 << 16, max(256, budget // 4 // (50 * max(ncols, 1)))))
 
 
+def _plan(first, config) -> D.ColumnPlan:
+    """The columns' roles, from the first chunk's names; their kinds are decided after the
+    pass (`cache_fit.Fit`), from the whole file, by the options kept in ``plan.options``."""
+    from nncli.pipeline import column_options
+    opts = column_options(config)
+    decimal = D.check_column_options(first.sep, task=config.get("task"), dates=opts["dates"],
+                                     decimal=opts["decimal"], max_categories=opts["max_categories"])
+    features = config.get("features")
+    target_idx, feat_idx, id_idx = D.column_roles(
+        first, target=config.get("target"), features=features, drop=config.get("drop"),
+        id_column=config.get("id"), task=config.get("task"))
+    declared = D.declared_categorical(first, opts["categorical"], feat_idx)
+    return D.ColumnPlan(list(first.names), target_idx, feat_idx, id_idx, {}, None, [], {
+        "max_categories": opts["max_categories"], "dates": opts["dates"], "decimal": decimal,
+        "declared": declared, "features_given": features is not None})
+
+
 def build_cache(data_path, config, path, key, identity, *, budget, progress=None):
     """One pass over `data_path`, then the fit and the encoded rows into `path` (atomic)."""
     read = read_options(config)
@@ -97,11 +115,10 @@ def build_cache(data_path, config, path, key, identity, *, budget, progress=None
     chunks = iter_csv_chunks(data_path, chunk_rows=_chunk_rows(budget, 64), on_bytes=on_bytes,
                              **read)
     first = next(chunks)
-    plan = D.choose_columns(first, target=config.get("target"), features=config.get("features"),
-                            drop=config.get("drop"), id_column=config.get("id"),
-                            task=config.get("task"))
+    plan = _plan(first, config)
     used = plan.feat_idx + plan.target_idx
-    scans = [ColumnScan(first.names[j], j) for j in used]
+    declared = plan.options["declared"]
+    scans = [ColumnScan(first.names[j], j, canonical=j in declared) for j in used]
     raw = RawStore(folder, os.path.basename(path), len(used))
     writer = None
     try:

@@ -8,6 +8,8 @@ import os
 import numpy as np
 
 from nncli import data as D
+from nncli.columns import (detect_date_format, detect_number_format, identifier_counts,
+                           parse_dates, parse_formatted)
 
 #: After this many text cells and no number, a column's later text chunks are not parsed
 #: as numbers cell by cell (the slow part of text): it is a text column.
@@ -17,9 +19,10 @@ _TEXT_SURE = 1000
 class ColumnScan:
     """What the pass learns about one used column."""
 
-    def __init__(self, name, index):
+    def __init__(self, name, index, canonical=False):
         self.name, self.index = name, index
-        self.numbers = self.bad = self.missing = 0
+        self.canonical = canonical  # declared categorical: '7.0' and '7' one category
+        self.numbers = self.bad = self.missing = self.rows = 0
         self.first_bad = None      # (line, text)
         self.first_big = None      # (line, value): beyond float32
         self.all_int = True
@@ -62,6 +65,7 @@ class ColumnScan:
     def add(self, col, lines):
         """One chunk of the column: ``(values float64, codes int32)`` for the raw store."""
         n = len(col)
+        self.rows += n
         if not col.is_text:
             values = col.values
             self.numbers_seen(values, lines)
@@ -78,6 +82,8 @@ class ColumnScan:
         self.text_mode = True
         text = [s.strip() for s in col.text]
         missing = np.fromiter((s.lower() in D.MISSING_TOKENS for s in text), bool, n)
+        if self.canonical:
+            text = [D._canonical(s) for s in text]
         codes = np.fromiter((-1 if m else self.code_of(s) for s, m in zip(text, missing)),
                             np.int32, n)
         self.missing += int(missing.sum())
@@ -94,14 +100,61 @@ class ColumnScan:
             self.first_bad = (int(lines[bad[0][0]]), bad[0][1])
         return values, codes
 
-    def kind(self) -> str:
-        """numeric, boolean or categorical, as `data._analyse` decides for the whole column."""
-        if not self.text_mode or (self.bad <= self.numbers and (self.bad or self.numbers)):
-            return "numeric"
-        words = {s.lower() for s in self.vocab if s.lower() not in D.MISSING_TOKENS}
-        if words and words <= D.BOOLEAN_WORDS.keys():
-            return "boolean"
-        return "categorical"
+    def decide(self, decimal=".", dates="expand", declared=False):
+        """The column's kind, by the rules `data._analyse` applies to a whole column, from what
+        the pass saw: its counts and its distinct text cells, in the order first seen (the
+        detectors of `nncli.columns` look at distinct cells only). Sets ``kind``, the
+        ``number_format`` or ``date_format`` found, and ``lut``: each text code's number
+        (formatted numbers, dates as seconds, booleans as 0/1; its last entry, NaN, for the
+        missing code −1), or None where the values are the numbers as read."""
+        self.number_format = self.date_format = self.lut = None
+        every = list(self.vocab)   # code order: the order first seen
+        words = [w for w in every if w.lower() not in D.MISSING_TOKENS]
+        if declared:
+            self.kind = "categorical"
+        elif not self.text_mode:   # every chunk read as numbers by the CSV kernel
+            self.kind = "numeric"
+            if self.bad and decimal == ".":   # the non-numbers only: plain numbers fit any format
+                self._formatted(words, every, decimal)
+        elif decimal == "." and self.numbers and not self.bad:
+            self.kind = "numeric"
+        elif self._formatted(words, every, decimal):
+            self.kind = "numeric"
+        elif decimal == "." and self.bad <= self.numbers and (self.bad or self.numbers):
+            self.kind = "numeric"   # with non-numbers: the error names the first
+        elif words and {w.lower() for w in words} <= D.BOOLEAN_WORDS.keys():
+            self.kind = "boolean"
+            self.lut = np.array([D.BOOLEAN_WORDS.get(w.lower(), np.nan) for w in every] + [np.nan])
+        else:
+            # a cell the kernel read as a number fits no date form (a year code 2019)
+            self.date_format = None if dates == "none" or self.numbers else detect_date_format(
+                words, month_first=dates == "monthfirst")
+            self.kind = "categorical" if self.date_format is None else "date"
+            if self.date_format is not None:
+                self.lut = np.append(parse_dates(every, self.date_format)[0], np.nan)
+        return self.kind
+
+    def _formatted(self, words, every, decimal):
+        found = detect_number_format(words, decimal)
+        if found is not None:
+            self.number_format = found[0]
+            self.lut = np.append(parse_formatted(every, decimal)[0], np.nan)
+        return found is not None
+
+    def as_numbers(self, values, codes):
+        """The column's numbers in a window: `values` as read, or through ``lut`` for the
+        cells the pass coded (codes −2, cells the kernel read as numbers, keep `values`)."""
+        if self.lut is None or codes is None:
+            return values
+        out = values.copy()
+        coded = codes >= 0
+        out[coded] = self.lut[codes[coded]]
+        out[codes == -1] = np.nan
+        return out
+
+    def identifier(self):
+        """`columns.identifier_counts` for this (categorical) column: distinct present values."""
+        return identifier_counts(len(self.vocab), self.rows - self.missing)
 
 
 class RawStore:

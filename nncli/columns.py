@@ -223,7 +223,12 @@ def looks_like_identifier(text, missing) -> tuple[int, int] | None:
     """``(distinct, present)`` when a text column has nearly one value per row (names, ids,
     free text: nothing a network can generalise from), else None."""
     present = [s for s, m in zip(text, missing) if not m]
-    if len(present) < ID_MIN_ROWS:
+    return identifier_counts(len(set(present)), len(present))
+
+
+def identifier_counts(distinct: int, present: int) -> tuple[int, int] | None:
+    """`looks_like_identifier` from the counts alone (a streamed run has no column to hand):
+    ``distinct`` values among ``present`` cells."""
+    if present < ID_MIN_ROWS:
         return None
-    distinct = len(set(present))
-    return (distinct, len(present)) if distinct >= ID_SHARE * len(present) else None
+    return (distinct, present) if distinct >= ID_SHARE * present else None

@@ -62,7 +62,7 @@ INPUT_KINDS = ("numeric", "boolean", "categorical", "date")
 # expand: find dates (day-first where both orders fit); monthfirst: month-first there.
 DATES_CHOICES = ("expand", "monthfirst", "none")
 DECIMAL_MARKS = (".", ",")
-DEFAULT_MAX_CATEGORIES = 30
+DEFAULT_MAX_CATEGORIES = 100  # measured: benchmarks/quality (airports: 56 states)
 # A column missing in at least this share of the training rows, and in at least INDICATOR_MIN
 # of them, gets a 0/1 "missing" input: enough gaps for the network to learn what they mean.
 INDICATOR_SHARE = 0.05
@@ -621,18 +621,26 @@ def _ambiguous_dates(table: Table, plan: ColumnPlan) -> list[str]:
     notes = []
     for j in plan.feat_idx:
         fmt = plan.cells[j].date_format
-        if fmt is None or not fmt.startswith(("%d/%m", "%d-%m", "%d.%m", "%m/%d", "%m-%d", "%m.%d")):
-            continue
-        a, b = fmt[:2], fmt[3:5]
-        other = b + fmt[2] + a + fmt[5:]   # '%d/%m/%Y' ↔ '%m/%d/%Y'
-        text = [s.strip() for s in table.columns[j].as_text()]
-        if not parse_dates(text, other)[1]:
-            month_first = a == "%m"
-            order = "month-first" if month_first else "day-first"
-            fix = "--dates expand" if month_first else "--dates monthfirst"
-            notes.append(f"{plan.names[j]}: read {order}, as {describe_format(fmt)} (the other "
-                         f"order fits too: {fix})")
+        note = fmt and ambiguous_date_note(plan.names[j], fmt, lambda j=j: [
+            s.strip() for s in table.columns[j].as_text()])
+        if note:
+            notes.append(note)
     return notes
+
+
+def ambiguous_date_note(name, fmt, cells) -> str | None:
+    """The note for a date column read as ``fmt`` when its ``cells()`` (the stripped text,
+    or its distinct values) fit the other order of day and month too; else None."""
+    if not fmt.startswith(("%d/%m", "%d-%m", "%d.%m", "%m/%d", "%m-%d", "%m.%d")):
+        return None
+    a, b = fmt[:2], fmt[3:5]
+    other = b + fmt[2] + a + fmt[5:]   # '%d/%m/%Y' ↔ '%m/%d/%Y'
+    if parse_dates(cells(), other)[1]:
+        return None
+    month_first = a == "%m"
+    order = "month-first" if month_first else "day-first"
+    fix = "--dates expand" if month_first else "--dates monthfirst"
+    return f"{name}: read {order}, as {describe_format(fmt)} (the other order fits too: {fix})"
 
 
 def _split_rows(table: Table, plan: ColumnPlan, impute, fraction, seed):
@@ -680,16 +688,53 @@ def choose_columns(table: Table, *, target=None, features=None, drop=None, id_co
     """Step 1: the target, feature and id columns; each analysed (its kind decided: see
     :func:`_analyse`); identifier-like text left out unless ``features`` names it; the task
     inferred. ``decimal`` None: ',' for a ';'-separated file, else '.'."""
+    decimal = check_column_options(table.sep, task=task, dates=dates, decimal=decimal,
+                                   max_categories=max_categories)
+    names = table.names
+    target_idx, feat_idx, id_idx = column_roles(table, target=target, features=features, drop=drop,
+                                                id_column=id_column, task=task)
+
+    # -- look at every column used
+    declared = declared_categorical(table, categorical, feat_idx)
+    cells = {j: _analyse(table.columns[j], decimal, dates, j in declared) for j in feat_idx}
+    cells.update({j: _analyse(table.columns[j], decimal, "none") for j in target_idx})
+    for j in feat_idx:
+        if cells[j].kind == "numeric":
+            _check_numbers(table, j, cells[j])
+    ignored = []
+    if features is None:   # columns a user named are used whatever they hold
+        ignored = identifier_columns({j: looks_like_identifier(cells[j].text, cells[j].missing)
+                                      for j in feat_idx
+                                      if cells[j].kind == "categorical" and j not in declared},
+                                     len(feat_idx))
+        feat_idx = [j for j in feat_idx if j not in {g for g, _ in ignored}]
+    task = _infer_task(table, target_idx, cells, task)
+    return ColumnPlan(list(names), target_idx, feat_idx, id_idx, cells, task, ignored,
+                      {"max_categories": max_categories})
+
+
+def check_column_options(sep, *, task=None, dates="expand", decimal=None,
+                         max_categories=DEFAULT_MAX_CATEGORIES) -> str:
+    """Refuse a column option out of range; the decimal mark to use (None: ',' for a
+    ';'-separated file, else '.')."""
     if task is not None and task not in TASKS:
         raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
     if dates not in DATES_CHOICES:
         raise ConfigError(f"dates must be one of {', '.join(DATES_CHOICES)}, not {dates!r}")
     if decimal is None:
-        decimal = "," if table.sep == ";" else "."
+        decimal = "," if sep == ";" else "."
     if decimal not in DECIMAL_MARKS:
         raise ConfigError(f"the decimal mark must be '.' or ',', not {decimal!r}")
     if isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 2:
         raise ConfigError(f"max_categories must be a whole number ≥ 2, not {max_categories!r}")
+    return decimal
+
+
+def column_roles(table: Table, *, target=None, features=None, drop=None, id_column=None,
+                 task=None):
+    """``(target_idx, feat_idx, id_idx)``: the columns a run learns, learns from, and
+    identifies rows by, from the options and the column names alone (no cell is read; a
+    streamed run decides them on its first chunk)."""
     names = table.names
     ncols = len(names)
     id_idx = None if id_column is None else table.index_of(id_column)
@@ -734,31 +779,25 @@ def choose_columns(table: Table, *, target=None, features=None, drop=None, id_co
                             f"(columns: {', '.join(map(repr, names))})")
         raise ConfigError("the options leave no feature column")
 
-    # -- look at every column used
+    return target_idx, feat_idx, id_idx
+
+
+def declared_categorical(table: Table, categorical, feat_idx) -> set:
+    """The column indices of ``categorical`` (--categorical), each an input."""
     declared = {table.index_of(k) for k in _as_list(categorical)}
     for j in declared:
         if j not in feat_idx:
-            raise ConfigError(f"--categorical: column {names[j]!r} is not an input")
-    cells = {j: _analyse(table.columns[j], decimal, dates, j in declared) for j in feat_idx}
-    cells.update({j: _analyse(table.columns[j], decimal, "none") for j in target_idx})
-    for j in feat_idx:
-        if cells[j].kind == "numeric":
-            _check_numbers(table, j, cells[j])
-    ignored = []
-    if features is None:   # columns a user named are used whatever they hold
-        for j in feat_idx:
-            c = cells[j]
-            if c.kind == "categorical" and j not in declared:
-                found = looks_like_identifier(c.text, c.missing)
-                if found:
-                    ignored.append((j, f"identifier-like: {found[0]} distinct values in "
-                                       f"{found[1]} rows"))
-        if len(ignored) == len(feat_idx):
-            ignored = []   # better a weak input than none
-        feat_idx = [j for j in feat_idx if j not in {g for g, _ in ignored}]
-    task = _infer_task(table, target_idx, cells, task)
-    return ColumnPlan(list(names), target_idx, feat_idx, id_idx, cells, task, ignored,
-                      {"max_categories": max_categories})
+            raise ConfigError(f"--categorical: column {table.names[j]!r} is not an input")
+    return declared
+
+
+def identifier_columns(found: dict, n_features: int) -> list:
+    """``[(column, reason)]`` of the inputs left out as identifier-like, from ``found``
+    (column → `columns.looks_like_identifier`'s answer, for the text inputs not declared
+    categorical), unless that would leave no input: better a weak input than none."""
+    ignored = [(j, f"identifier-like: {f[0]} distinct values in {f[1]} rows")
+               for j, f in found.items() if f]
+    return [] if len(ignored) == n_features else ignored
 
 
 def task_for_targets(task, n_targets):
@@ -855,22 +894,13 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
     for j in plan.feat_idx:
         c = plan.cells[j]
         if c.kind == "categorical":
-            present = np.array(c.text, dtype=object)[_fit_mask(c.missing, kept)].astype(str)
+            text = np.array(c.text, dtype=object)
+            present = text[_fit_mask(c.missing, kept)].astype(str)
             if not len(present):
                 raise DataError(f"{table.source}: column {names[j]!r} ({j + 1}) has no values")
-            vocab, counts = np.unique(present, return_counts=True)
-            other = len(vocab) > cap
-            if other:   # the most frequent values (ties: alphabetical), the rest one 'other' input
-                top = np.argsort(-counts, kind="stable")[:cap - 1]
-                vocab = np.sort(vocab[top])
-            fill = None
-            if impute in ("mean", "median"):   # a drop model has no fill: it never sees a gap
-                fitted = np.array(c.text, dtype=object)[_fit_mask(c.missing, fit_rows)].astype(str)
-                fitted = fitted[np.isin(fitted, vocab)] if other else fitted
-                values, counts = np.unique(fitted if len(fitted) else vocab, return_counts=True)
-                fill = str(values[int(np.argmax(counts))])
-            inputs.append(InputColumn(names[j], "categorical", vocabulary=[str(v) for v in vocab],
-                                      impute=fill, other=bool(other)))
+            fitted = text[_fit_mask(c.missing, fit_rows)].astype(str)
+            inputs.append(categorical_input(names[j], np.unique(present, return_counts=True),
+                                            np.unique(fitted, return_counts=True), cap, impute))
             continue
         v = _take(c.values, fit_rows)
         ok = np.isfinite(v)
@@ -893,23 +923,10 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
             # Monthly (or yearly) data, every date on one day of the month: its weekday and
             # day of year only repeat the month, or are noise.
             monthly = len(np.unique(day_of_month)) == 1
-            names_kept, means, stds = [], [], []
-            for p in DATE_PARTS:
-                if "hour" in p and not np.any(filled % 86400):
-                    continue   # dates without times: the hour is no input
-                if monthly and p.startswith(("doy", "weekday")):
-                    continue
-                mean, std = float(np.mean(parts[p])), float(np.std(parts[p]))
-                if not std > 1e-12 or not math.isfinite(std):
-                    continue   # a part that never changes in training (the year of one year)
-                names_kept.append(p)
-                means.append(mean if standardize else 0.0)
-                stds.append(std if standardize else 1.0)
-            if not names_kept:
-                names_kept, means, stds = ["elapsed"], [float(np.mean(parts["elapsed"]))], [1.0]
-            inputs.append(InputColumn(names[j], "date", impute=fill, indicator=bool(indicator),
-                                      date_format=c.date_format, parts=names_kept,
-                                      part_mean=means, part_std=stds))
+            stats = {p: (float(np.mean(parts[p])), float(np.std(parts[p]))) for p in DATE_PARTS}
+            inputs.append(date_input(names[j], c.date_format, stats, has_time=bool(
+                np.any(filled % 86400)), monthly=monthly, fill=fill, indicator=indicator,
+                standardize=standardize))
             continue
         mean, std = _mean_std(filled) if standardize else (0.0, 1.0)
         inputs.append(InputColumn(names[j], c.kind, mean=mean, std=std, impute=fill,
@@ -935,6 +952,51 @@ def fit_schema(table: Table, plan: ColumnPlan, fit_rows, classes, *, standardize
         formats = [plan.cells[j].number_format for j in plan.target_idx]
         schema.target_format = formats if any(formats) else None   # as from_dict reads it
     return schema
+
+
+def categorical_input(name, kept, fitted, cap, impute) -> InputColumn:
+    """A text input from its values' counts over the kept rows (the vocabulary: every kept
+    row, so the width does not depend on the split) and over the training rows (the fill),
+    each ``(sorted distinct values, their counts)`` as ``np.unique(…, return_counts=True)``
+    gives them: at most ``cap`` inputs, the most frequent values (ties: alphabetical) and one
+    'other' input for the rest; the fill is the most frequent training value (ties:
+    alphabetical)."""
+    kept_counts = dict(zip((str(w) for w in kept[0]), np.asarray(kept[1]).tolist()))
+    fit_counts = dict(zip((str(w) for w in fitted[0]), np.asarray(fitted[1]).tolist()))
+    vocab = sorted(kept_counts)
+    other = len(vocab) > cap
+    if other:
+        top = sorted(range(len(vocab)), key=lambda i: -kept_counts[vocab[i]])[:cap - 1]
+        vocab = sorted(vocab[i] for i in top)
+    fill = None
+    if impute in ("mean", "median"):   # a drop model has no fill: it never sees a gap
+        chosen = set(vocab)
+        fitted = {w: n for w, n in fit_counts.items() if n and w in chosen}
+        fill = min(fitted.items(), key=lambda wn: (-wn[1], wn[0]))[0] if fitted else vocab[0]
+    return InputColumn(name, "categorical", vocabulary=vocab, impute=fill, other=bool(other))
+
+
+def date_input(name, date_format, stats: dict, *, has_time, monthly, fill, indicator,
+               standardize=True) -> InputColumn:
+    """A date input from each part's (mean, std) over the training dates (missing ones
+    filled): the parts that vary, no hour without times, no day of year or weekday for
+    monthly dates (they only repeat the month, or are noise)."""
+    names_kept, means, stds = [], [], []
+    for p in DATE_PARTS:
+        if "hour" in p and not has_time:
+            continue
+        if monthly and p.startswith(("doy", "weekday")):
+            continue
+        mean, std = stats[p]
+        if not std > 1e-12 or not math.isfinite(std):
+            continue   # a part that never changes in training (the year of one year)
+        names_kept.append(p)
+        means.append(mean if standardize else 0.0)
+        stds.append(std if standardize else 1.0)
+    if not names_kept:
+        names_kept, means, stds = ["elapsed"], [stats["elapsed"][0]], [1.0]
+    return InputColumn(name, "date", impute=fill, indicator=bool(indicator),
+                       date_format=date_format, parts=names_kept, part_mean=means, part_std=stds)
 
 
 def _mean_std(v):

@@ -131,6 +131,10 @@ class TrainingRun:
                    "there is no validation set (--val-split 0); use --val-split 0.2")
                 + " or --val-data FILE, or leave out --early-stopping")
         self.train_arrays = (X, Y)
+        if self.config.get("ensemble") is None:   # the default: by the table's size
+            self.config["ensemble"] = pipeline.default_ensemble(
+                len(self.data.X), dense="kan" not in self.net.kinds,
+                alone=not (self.checkpoint or self.resume or self.comm is not None))
         if (self.config.get("ensemble") or 1) > 1 and "kan" in self.net.kinds:
             raise ConfigError("--ensemble takes dense networks; a KAN network's grids are its own")
         if (self.config.get("ensemble") or 1) > 1 and (self.checkpoint or self.resume):
@@ -187,7 +191,7 @@ class TrainingRun:
                               "trained on (its sha256 differs)")
         schema = D.Schema.from_dict(meta["schema"])
         self.data = D.TrainingData(None, None, schema, schema.task, schema.feature_names, None,
-                                   None, val_rows=self.cache.val_rows)
+                                   None, val_rows=self.cache.val_rows, notes=meta.get("notes", []))
         self.net = pipeline.build_network(self.data, self.config)
         # a validation file is read in memory (it is the small one), encoded with the schema
         self.val_table = self._read_val_data(read_options(self.config), state)

@@ -374,6 +374,11 @@ class Sweep:
         trial.set_user_attr("worker_started", _started(os.getpid()))
         values = self._suggest(trial)
         config = applicable({**self.fixed, **{n: self.convert(n, v) for n, v in values.items()}})
+        if config.get("ensemble") is None:
+            # A trial is one network unless the sweep says otherwise: the study compares
+            # validation losses, which the default ensemble of a small table would not
+            # change, while it multiplies every trial's time.
+            config["ensemble"] = 1
         if self.jobs > 1 and self.fixed.get("threads") is None and "threads" not in values:
             config["threads"] = max(1, (os.cpu_count() or 1) // self.jobs)
         path = os.path.join(self.folder, f".trial-{os.getpid()}-{trial.number}.npz")

@@ -7,7 +7,7 @@ from nncli.data import read_csv
 from nncli.model_io import load_model
 from nncli.predicting import predict_chunk
 
-TRAIN = ["--epochs", "3", "--layers", "5", "-q", "--val-split", "0", "--seed", "3"]
+TRAIN = ["--epochs", "3", "--layers", "5", "-q", "--val-split", "0", "--seed", "3", "--ensemble", "1"]
 
 
 def run(*args, input=None):

@@ -135,6 +135,10 @@ def test_high_cardinality_text_is_capped_with_an_other_bucket():
     assert d.X[-1].tolist() == [0, 0, 1]
     unseen = encode_features(table("c,y\nnever,0\nv1,1\n"), d.schema)
     assert unseen.tolist() == [[0, 0, 1], [0, 1, 0]]
+    # by default up to 100 values, each its own input (56 US states fit; 30 did not)
+    states = [f"s{k}" for k in range(56)] * 4
+    d = prepare_training(table("c,y\n" + "".join(f"{c},{k}\n" for k, c in enumerate(states))))
+    assert len(d.schema.inputs[0].vocabulary) == 56 and not d.schema.inputs[0].other
 
 
 def test_integer_codes_stay_numeric_unless_declared_categorical():

@@ -22,7 +22,7 @@ from nncli.cli import cli
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 IRIS = os.path.abspath(os.path.join(DATA, "iris.csv"))
 CURVE = os.path.abspath(os.path.join(DATA, "curve.csv"))
-TRAIN = ["--epochs", "2", "--layers", "4", "-q"]
+TRAIN = ["--epochs", "2", "--layers", "4", "-q", "--ensemble", "1"]
 
 
 # --------------------------------------------------------------------------- models

@@ -13,8 +13,11 @@ from nncli.functions import ACTIVATIONS, LOSSES
 from conftest import TOL
 from reference import ACT, loss as ref_loss
 
+# The larger ones reach the packed paths with partial panels, K blocks not a multiple of a cache
+# line, and (50, 300, 70), (200, 333, 129) B wide enough to pack several panels per row visit.
 SHAPES = [(1, 1, 1), (1, 3, 3), (3, 1, 3), (2, 3, 1), (7, 13, 5), (17, 33, 9), (6, 16, 1),
-          (13, 17, 257), (64, 10, 128), (97, 55, 300), (0, 4, 3), (4, 0, 3), (4, 3, 0)]
+          (13, 17, 257), (64, 10, 128), (97, 55, 300), (50, 300, 70), (200, 333, 129),
+          (0, 4, 3), (4, 0, 3), (4, 3, 0)]
 # Shapes that take the blocked paths reading an operand in place (gemm_driver.c): one row tile
 # of A with B read unpacked (columns masked off past N, K over several K blocks), a short K
 # (neither operand packed, tiles swept along C's rows), K blocks of <= 64 with a packed A, and
@@ -142,7 +145,10 @@ def test_output_transform_softmax_and_sigmoid():
     np.testing.assert_allclose(s, [[0.0, 0.5, 1.0]])
 
 
-@pytest.mark.parametrize("B,n_in,n_out", [(1, 1, 1), (1, 3, 3), (5, 7, 2), (32, 17, 33), (3, 64, 1)])
+# The last three go through the GEMM's blocked loops (several row and K blocks), its swapped
+# orientation (few outputs, many rows) and its dot path: β and a(f) are applied per block there.
+@pytest.mark.parametrize("B,n_in,n_out", [(1, 1, 1), (1, 3, 3), (5, 7, 2), (32, 17, 33), (3, 64, 1),
+                                          (400, 300, 50), (130, 40, 10), (256, 200, 10)])
 @pytest.mark.parametrize("act", ["relu", "tanh", "identity"])
 def test_dense_forward_backward(B, n_in, n_out, act, dtype, rng):
     h_in = rng.standard_normal((B, n_in)).astype(dtype)
@@ -157,3 +163,20 @@ def test_dense_forward_backward(B, n_in, n_out, act, dtype, rng):
     np.testing.assert_allclose(dW, df.T.astype(float) @ h_in, **gemm_tol(dtype, B))
     np.testing.assert_allclose(db, df.astype(float).sum(0), **gemm_tol(dtype, B))
     np.testing.assert_allclose(dh, df.astype(float) @ W, **gemm_tol(dtype, n_out))
+
+
+@pytest.mark.parametrize("B,n_in,n_out", [(400, 300, 50), (20, 64, 4200), (97, 5, 1000), (300, 0, 40)])
+@pytest.mark.parametrize("act", ["relu", "tanh", "identity"])
+def test_dense_forward_applies_bias_and_activation_to_every_block_once(B, n_in, n_out, act,
+                                                                       dtype, rng):
+    # β and a(f) are applied to each block of f as the GEMM finishes it (rows, columns and, with
+    # two threads, each thread's share): a block missed or visited twice shows against numpy,
+    # and the threads must not change a bit.
+    h_in = rng.standard_normal((B, n_in)).astype(dtype)
+    W = rng.standard_normal((n_out, n_in)).astype(dtype)
+    b = (10 * rng.standard_normal(n_out)).astype(dtype)
+    f1, h1 = k_dense.forward(h_in, W, b, ACTIVATIONS[act].code, n_threads=1)
+    f2, h2 = k_dense.forward(h_in, W, b, ACTIVATIONS[act].code, n_threads=2)
+    np.testing.assert_allclose(f1, h_in.astype(float) @ W.T + b, **gemm_tol(dtype, n_in))
+    np.testing.assert_allclose(h1, ACT[act][0](f1.astype(float)), **gemm_tol(dtype, n_in))
+    assert f1.tobytes() == f2.tobytes() and h1.tobytes() == h2.tobytes()

@@ -10,7 +10,7 @@ from nncli.cli import cli
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 IRIS = os.path.abspath(os.path.join(DATA, "iris.csv"))
-TRAIN = ["--epochs", "2", "--layers", "4", "-q", "--val-split", "0"]
+TRAIN = ["--epochs", "2", "--layers", "4", "-q", "--val-split", "0", "--ensemble", "1"]
 
 
 def run(*args, input=None):

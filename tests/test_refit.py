@@ -75,7 +75,7 @@ def test_ensemble_averages_its_members_and_is_one_model_file(tmp_path, monkeypat
     out = CliRunner().invoke(cli, ["predict", "e.npz", iris, "--proba"]).stdout.splitlines()
     assert float(out[1].split(",")[1]) == np.float32(mean[0, 0])
     # A member alone is a plain model; a file whose ensemble does not fit is refused.
-    single = train(iris, "--epochs", 5, "-o", "s.npz", "-q")
+    single = train(iris, "--epochs", 5, "-o", "s.npz", "-q", "--ensemble", 1)
     assert single.exit_code == 0 and "ensemble" not in np.load("s.npz").files
     save_model("bad.npz", ens.members[0], {**model.meta},
                {"ensemble": np.zeros((1, ens.n_params), np.float32)})
@@ -87,3 +87,31 @@ def test_ensemble_refuses_checkpoints(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = train(os.path.join(DATA, "iris.csv"), "--ensemble", 2, "--checkpoint", "c.npz", "-q")
     assert r.exit_code == 2 and "--ensemble cannot be combined with --checkpoint" in r.stderr
+
+
+def test_a_small_table_gets_an_ensemble_of_five_by_default_and_a_large_one_a_single_network(
+        tmp_path, monkeypatch):
+    from nncli import pipeline
+    from nncli.model_io import load_model
+    monkeypatch.chdir(tmp_path)
+    iris = os.path.join(DATA, "iris.csv")
+    r = train(iris, "--epochs", 3, "-o", "d.npz")
+    assert r.exit_code == 0, r.output
+    assert "Training 5 networks 4→64→32→3 (2499 parameters each; the default up to 10,000 rows, " \
+           "--ensemble 1 for one) on 120 rows" in r.stderr
+    d = load_model("d.npz")
+    assert len(d.network) == 5 and d.meta["config"]["ensemble"] == 5
+    # what a user gives wins, and the line says no more than the count
+    r = train(iris, "--epochs", 3, "-o", "two.npz", "--ensemble", 2)
+    assert "Training 2 networks 4→64→32→3 (2499 parameters each) on" in r.stderr
+    assert pipeline.default_ensemble(10_000) == 5 and pipeline.default_ensemble(10_001) == 1
+    assert pipeline.default_ensemble(100, dense=False) == 1 == pipeline.default_ensemble(100, alone=False)
+    # one network where a table has more rows (the threshold lowered here), or a run keeps
+    # a checkpoint (it holds one network)
+    for args in (["--checkpoint", "ck.npz"], []):
+        if not args:
+            monkeypatch.setattr(pipeline, "ENSEMBLE_ROWS", 149)
+        r = train(iris, "--epochs", 3, "-o", "one.npz", *args)
+        assert r.exit_code == 0, r.output
+        assert "Training 4→64→32→3 network (2499 parameters) on 120 rows" in r.stderr
+        assert load_model("one.npz").meta["config"]["ensemble"] == 1

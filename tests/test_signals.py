@@ -163,7 +163,9 @@ def test_resume_is_bit_for_bit(case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     import nncli.progress as progress
     runner = CliRunner()
-    base = ["train", IRIS, "--epochs", "20", "--layers", "8", "-q", "--threads", "1", *RESUME_CASES[case]]
+    # one network: a checkpoint holds one, so the uninterrupted run must train one too
+    base = ["train", IRIS, "--epochs", "20", "--layers", "8", "-q", "--threads", "1", "--ensemble", "1",
+            *RESUME_CASES[case]]
     r = runner.invoke(cli, [*base, "-o", "full.npz"])
     assert r.exit_code == 0, r.output
     write = progress.LossLogWriter.__call__

@@ -1,6 +1,8 @@
 """Streaming training from the binary cache: statistics, reuse, invalidation, damage,
 determinism, and equality with in-memory training for one block."""
+import csv
 import gzip
+import io
 import json
 import os
 
@@ -13,7 +15,7 @@ from nncli.cli import cli
 from nncli.data import validation_split
 from nncli.streaming import parse_memory
 
-TRAIN = ["--epochs", "3", "--layers", "6", "--seed", "5", "--batch-size", "16"]
+TRAIN = ["--epochs", "3", "--layers", "6", "--seed", "5", "--batch-size", "16", "--ensemble", "1"]
 
 
 def run(*args, input=None):
@@ -295,3 +297,114 @@ def test_a_real_process_streams_a_gzipped_file_within_its_budget(here):
     lines = p.stderr.splitlines()
     assert lines[0].startswith("Streaming: the data") and lines[1].startswith("Cache ")
     assert os.path.exists("m.npz") and os.listdir(".nncli-cache")
+
+
+def _write_kinds(path, n=700, seed=3):
+    """Every column kind a table can hold: dates with times (some missing), an id, names,
+    text with gaps and more values than the cap, numbers with '$' and thousands separators,
+    a code declared categorical, day-first dates that fit month-first too, a numeric target."""
+    rng = np.random.default_rng(seed)
+    rows = ["when,id,name,city,price,code,since,y"]
+    for i in range(n):
+        day = np.datetime64("2021-01-01T00:00") + np.timedelta64(int(rng.integers(0, 900 * 24)), "h")
+        when = "" if rng.random() < 0.04 else str(day).replace("T", " ")
+        city = "" if rng.random() < 0.08 else f"town{int(rng.zipf(1.6)) % 40}"
+        price = float(rng.integers(100, 400000)) / 100
+        code = int(rng.integers(1, 5))
+        y = (price / 1000 + (0 if not when else int(when[11:13])) / 8 + code + rng.normal() / 10
+             + (len(city) % 3))
+        name = "".join(rng.choice(list("aeioubdklmnrst"), 7)).title()
+        rows.append(f'{when},C{i:05d},{name},{city},"${price:,.2f}",'
+                    f"{code},{rng.integers(1, 13):02d}/{rng.integers(1, 13):02d}/2020,{y!r}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def _same_schema(ours, theirs):
+    """Two schema dicts equal: every name, kind, vocabulary, format and choice exactly,
+    every statistic to rounding (the streamed ones are merged over windows)."""
+    if isinstance(theirs, dict):
+        assert sorted(ours) == sorted(theirs)
+        for k in theirs:
+            _same_schema(ours[k], theirs[k])
+    elif isinstance(theirs, list):
+        assert len(ours) == len(theirs)
+        for o, t in zip(ours, theirs):
+            _same_schema(o, t)
+    elif isinstance(theirs, float):
+        assert ours == pytest.approx(theirs, rel=1e-9, abs=1e-12)
+    else:
+        assert ours == theirs
+
+
+@pytest.mark.parametrize("impute", ["median", "mean", "drop"])
+def test_a_streamed_run_decides_the_column_kinds_memory_decides(here, impute):
+    from nncli import pipeline
+    from nncli.data import read_csv
+    _write_kinds(here / "kinds.csv")
+    config = {"impute": impute, "val_split": 0.2, "seed": 1, "dtype": "float64",
+              "max_categories": 8, "categorical": ["code"], "target": "y"}
+    memory = pipeline.prepare_data(read_csv("kinds.csv"), config)
+    cache, _ = get_cache("kinds.csv", config, cache_dir="c", budget=8 << 10)   # many chunks
+    theirs = memory.schema.to_dict()
+    kinds = {c["name"]: c["kind"] for c in theirs["inputs"]}
+    assert kinds == {"when": "date", "city": "categorical", "price": "numeric", "code": "categorical",
+                     "since": "date"}
+    assert [c["name"] for c in theirs["ignored"]] == ["id", "name"]
+    assert theirs["inputs"][1]["other"] and "number_format" in theirs["inputs"][2]
+    _same_schema(cache.meta["schema"], theirs)
+    assert np.array_equal(cache.val_rows, memory.val_rows)
+    X, _ = cache.window(0, cache.n_rows)
+    assert X.shape == memory.X.shape and np.allclose(X, memory.X, rtol=0, atol=1e-9)
+    if impute == "median":   # a target written with '$' and separators: read the same way
+        config.update(target="price", categorical=None)
+        memory = pipeline.prepare_data(read_csv("kinds.csv"), config)
+        cache, _ = get_cache("kinds.csv", config, cache_dir="c", budget=8 << 10)
+        assert memory.schema.target_format == [{"decimal": ".", "units": ["$"]}]
+        _same_schema(cache.meta["schema"], memory.schema.to_dict())
+        assert np.allclose(cache.window(0, cache.n_rows)[1], memory.Y, rtol=0, atol=1e-12)
+
+
+def test_a_tiny_memory_budget_gives_the_in_memory_schema_and_close_predictions(here):
+    _write_kinds(here / "kinds.csv", n=1200)
+    opts = ["--target", "y", "--epochs", "15", "--layers", "16", "--seed", "2"]
+    r = run("train", "kinds.csv", *opts, "--no-cache", "--no-refit", "-o", "mem.npz")
+    assert r.exit_code == 0, r.output
+    s = run("train", "kinds.csv", *opts, "--memory", "64K", "-o", "st.npz")
+    assert s.exit_code == 0, s.output
+    assert s.output.startswith("Streaming")
+    # the same decisions, said the same way
+    said = [ln for ln in r.output.splitlines() if ln.startswith(("Columns", "  "))]
+    assert said and said == [ln for ln in s.output.splitlines() if ln.startswith(("Columns", "  "))]
+    assert "since: read day-first" in s.output
+    from nncli.model_io import load_model
+    a, b = (load_model(m).schema.to_dict() for m in ("mem.npz", "st.npz"))
+    _same_schema(b, a)
+    pm, ps = (np.loadtxt(io.StringIO(run("predict", m, "kinds.csv").output), delimiter=",",
+                         skiprows=1) for m in ("mem.npz", "st.npz"))
+    with open("kinds.csv", newline="") as f:
+        y = np.array([float(row["y"]) for row in csv.DictReader(f)])
+    r2 = [1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2) for p in (pm, ps)]
+    # the blocks shuffle the rows differently, and no refit: close, not equal
+    assert min(r2) > 0.7 and abs(r2[0] - r2[1]) < 0.03 and np.corrcoef(pm, ps)[0, 1] > 0.98
+
+
+def test_decimal_commas_and_month_first_dates_stream_as_in_memory(here):
+    from nncli import pipeline
+    from nncli.data import read_csv
+    rng = np.random.default_rng(4)
+    rows = ["day;weight;flag;y"]
+    for _ in range(600):
+        w = f"{rng.integers(0, 5000) / 100:.2f}".replace(".", ",") + " kg"
+        day = f"{rng.integers(1, 13):02d}/{rng.integers(1, 29):02d}/2024"
+        rows.append(f"{day};{w};{rng.choice(['yes', 'no', ''])};{rng.normal()!r}")
+    (here / "eu.csv").write_text("\n".join(rows) + "\n")
+    config = {"impute": "median", "val_split": 0.2, "seed": 3, "dtype": "float64",
+              "dates": "monthfirst", "target": "y"}
+    memory = pipeline.prepare_data(read_csv("eu.csv"), config)
+    cache, _ = get_cache("eu.csv", config, cache_dir="c", budget=8 << 10)
+    theirs = memory.schema.to_dict()
+    assert [(c["kind"], c.get("format"), c.get("number_format")) for c in theirs["inputs"]] == [
+        ("date", "%m/%d/%Y", None), ("numeric", None, {"decimal": ",", "units": ["kg"]}),
+        ("boolean", None, None)]
+    _same_schema(cache.meta["schema"], theirs)
+    assert np.allclose(cache.window(0, cache.n_rows)[0], memory.X, rtol=0, atol=1e-9)

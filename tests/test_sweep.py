@@ -85,6 +85,7 @@ def test_a_sweep_keeps_the_best_model_and_continues(space, tmp_path):
     assert model.meta["metrics"]["val_loss"] == pytest.approx(best["score"])
     assert model.meta["config"]["lr"] == pytest.approx(best["params"]["lr"])
     assert model.meta["config"]["epochs"] == 6          # fixed on the command line
+    assert model.meta["config"]["ensemble"] == 1        # a trial is one network by default
     info = CliRunner().invoke(cli, ["info", str(out / "best.npz")])
     assert f"sweep      trial {best['trial']} of study 'nncli' in {out}/sweep.journal" in info.output
     rows = (out / "trials.csv").read_text().splitlines()

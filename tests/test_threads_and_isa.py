@@ -64,6 +64,22 @@ def test_same_seed_and_thread_count_train_the_same_phi(n_threads, rng):
     assert phis[0] == phis[1]
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "momentum", "rmsprop"])
+def test_one_and_two_threads_train_the_same_phi(optimizer, rng):
+    # P ≈ 307k: the optimiser step, too, runs on two threads (each a part of φ); every kernel
+    # splits outputs, never a sum, so the thread count must not change a bit.
+    X = rng.standard_normal((256, 64)).astype(np.float32)
+    Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 256)]
+    phis = []
+    for n_threads in (1, 2):
+        net = Network([64, 4100, 10], "tanh", "cross_entropy", seed=5)
+        assert net.n_params > 1 << 18
+        train(net, X, Y, optimizer=optimizer, batch_size=64, epochs=2, seed=3,
+              weight_decay=1e-3, n_threads=n_threads)
+        phis.append(net.phi.tobytes())
+    assert phis[0] == phis[1]
+
+
 @pytest.mark.parametrize("isa", ["generic", "avx2"])
 def test_forced_isa_passes_the_kernel_tests(isa, tmp_path):
     # generic: the portable path; avx2: the Zen path, on a CPU that would pick AVX-512.

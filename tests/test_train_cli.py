@@ -117,7 +117,7 @@ def test_regression_reports_validation_metrics_in_the_targets_units(here):
                                            (line.split(",") for line in lines[1:])))
     runs = {}
     for name in ("curve", "big"):
-        r = train(f"{name}.csv", "--layers", 16, "--activation", "tanh", "--epochs", 40, "--lr", 0.01,
+        r = train(f"{name}.csv", "--layers", 16, "--activation", "tanh", "--epochs", 40, "--lr", 0.01, "--ensemble", 1,
                   "--json", "--threads", 1, "--no-refit")
         assert r.exit_code == 0, r.output
         runs[name] = json.loads(r.stdout)
@@ -150,7 +150,7 @@ def test_held_out_scores_exactly_the_validation_rows(here):
 def test_held_out_after_dropping_rows_with_missing_values(here):
     with open("gaps.csv", "w") as f:
         f.write("a,b,y\n" + "".join(f"{i},{'' if i % 6 == 0 else i % 5},{i % 2}\n" for i in range(60)))
-    r = train("gaps.csv", "--impute", "drop", "--epochs", 5, "-q", "--json", "--no-refit")
+    r = train("gaps.csv", "--impute", "drop", "--epochs", 5, "-q", "--json", "--no-refit", "--ensemble", 1)
     assert r.exit_code == 0, r.output
     held = evaluate("gaps.npz", "gaps.csv", "--held-out", "--json")
     assert held.exit_code == 0, held.output
@@ -184,7 +184,7 @@ def test_devices_may_take_several_outputs(here):
 def test_held_out_reads_the_file_as_training_read_it(here):
     with open("nh.csv", "w") as f:
         f.write("".join(f"{i % 7};{(i * 3) % 5};{'ab'[i % 2]}\n" for i in range(40)))
-    r = train("nh.csv", "--no-header", "--columns", "p,q,k", "--target", "k", "--epochs", 3,
+    r = train("nh.csv", "--no-header", "--columns", "p,q,k", "--target", "k", "--epochs", 3, "--ensemble", 1,
               "-q", "--json", "--val-split", 0.25, "--no-refit")
     assert r.exit_code == 0, r.output
     held = evaluate("nh.npz", "nh.csv", "--held-out", "--json")

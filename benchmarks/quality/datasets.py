@@ -8,6 +8,13 @@ columns are dates, text, or names it drops. nncli sees only the CSV and the targ
 Sources: scikit-learn's bundled sets, statsmodels' bundled datasets, vega_datasets' local
 files (`pip install statsmodels vega_datasets`). Where a column is derived from the bundled
 data, the loader says so in `note`.
+
+The kinds of table issue 10 describes, and where each is: dates (seattle-temps: timestamps;
+stocks: day-first; co2: weekly, with missing targets), names and ids (fertility; airports:
+codes, names, cities), text with missing values and more values than a small cap (airports:
+56 states, 12 gaps), a year code that must stay a number and a skewed target (grunfeld),
+missing numbers (fertility), survey codes (anes96, fair), clean numbers (breast-cancer,
+diabetes).
 """
 from dataclasses import dataclass, field
 
@@ -45,6 +52,14 @@ def stocks():
     df["date"] = df["date"].dt.strftime("%d/%m/%Y")  # day-first, as many spreadsheets write it
     return Table("stocks", df[["symbol", "date", "price"]], "price", "regression",
                  dates=["date"], text=["symbol"], note="monthly price, day-first dates")
+
+
+def airports():
+    from vega_datasets import local_data
+    df = local_data.airports()
+    return Table("airports", df[["iata", "name", "city", "state", "country", "longitude", "latitude"]],
+                 "latitude", "regression", text=["state", "country"], names=["iata", "name", "city"],
+                 note="latitude from longitude and the state: codes, names, 56 states, missing text")
 
 
 def co2():
@@ -104,4 +119,4 @@ def diabetes():
     return Table("diabetes", df, "target", "regression", note="clean numeric (scikit-learn)")
 
 
-ALL = [seattle_temps, stocks, co2, grunfeld, fertility, anes96, fair, breast_cancer, diabetes]
+ALL = [seattle_temps, stocks, airports, co2, grunfeld, fertility, anes96, fair, breast_cancer, diabetes]

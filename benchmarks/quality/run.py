@@ -1,6 +1,6 @@
 """Model quality on real tables: nncli with defaults, nncli tuned, scikit-learn's pipeline.
 
-    python benchmarks/quality/run.py                    # every table, seeds 0,1,2
+    python benchmarks/quality/run.py                    # every table, seeds 0,10,20
     python benchmarks/quality/run.py --only co2,fair --seeds 0 --out /tmp/q.json
 
 Each table (``datasets.py``) is split once, 75/25 (stratified for a class target, the same
@@ -39,14 +39,12 @@ sys.path.insert(0, HERE)
 import datasets  # noqa: E402
 
 # Options for the tuned run (on top of --target and --seed): every table's, then per table.
-# An ensemble of 5, a longer patience and a light L2 penalty help on most tables (measured
-# with --tuned).
-TUNED_ALL = ["--ensemble", "5", "--epochs", "1000", "--early-stopping", "40",
+# Twice the default ensemble, a longer patience and a light L2 penalty (measured with
+# --tuned on seeds 20,30,40: stocks / breast-cancer / diabetes 0.899 / 0.972 / 0.276 against
+# the defaults' 0.898 / 0.967 / 0.273).
+TUNED_ALL = ["--ensemble", "10", "--epochs", "1000", "--early-stopping", "40",
              "--weight-decay", "0.0001"]
-TUNED = {"seattle-temps": ["--layers", "128,64"],
-         "diabetes": ["--layers", "32", "--weight-decay", "0.01"],
-         # clean and small: one network trained 200 epochs without stopping early
-         "breast-cancer": ["--ensemble", "1", "--early-stopping", "0", "--epochs", "200"]}
+TUNED = {"seattle-temps": ["--layers", "128,64", "--ensemble", "5"]}   # 5: the time it takes
 
 
 NNCLI = REPO  # the checkout whose nncli runs (--nncli: another one, e.g. before a change)
@@ -184,7 +182,9 @@ def bench_table(t, seeds, work, variants=("defaults", "tuned", "reference")):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default=None, help="comma-separated table names")
-    ap.add_argument("--seeds", default="0,1,2")
+    # 10 apart: an ensemble of N ≤ 10 trained from SEED takes SEED … SEED+N−1, so the runs
+    # of 0,1,2 would share most of their members and understate the spread
+    ap.add_argument("--seeds", default="0,10,20")
     ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
     ap.add_argument("--nncli", default=REPO, help="checkout to run nncli from (built in place)")
     ap.add_argument("--variants", default="defaults,tuned,reference")

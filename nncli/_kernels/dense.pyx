@@ -13,7 +13,7 @@ product is a handful of multiply-adds and the call, not the arithmetic, is the c
 """
 import numpy as np
 from cython cimport floating
-from nncli._kernels.gemm cimport gemm
+from nncli._kernels.gemm cimport gemm, gemm_epi
 from nncli._kernels.activations cimport activation_forward, IDENTITY
 
 # Largest layer (inputs × outputs) that one row goes through without GEMM.
@@ -24,14 +24,42 @@ cdef inline bint one_small_row(Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out) 
     return B == 1 and n_in * n_out <= SMALL_LAYER
 
 
+cdef struct ForwardOut:     # what the forward product's epilogue needs
+    void *h                  # B×n_out a(f)
+    const void *b            # β
+    Py_ssize_t ld            # n_out: row stride of f and h
+    int activation           # a, or -1: h is f (identity), nothing to apply
+
+
+cdef void forward_out(void *ctx, long i0, long j0, long m, long n, floating *f,
+                      long ldf) noexcept nogil:
+    """The forward product's epilogue on the block f[i0:i0+m, j0:j0+n]: f += β, h = a(f)."""
+    cdef const ForwardOut *out = <const ForwardOut *>ctx
+    cdef const floating *b = <const floating *>out.b + j0
+    cdef floating *h = <floating *>out.h + i0 * out.ld + j0
+    cdef floating *fr
+    cdef long r, j
+    for r in range(m):
+        fr = f + r * ldf
+        for j in range(n):
+            fr[j] += b[j]
+    if out.activation < 0:
+        return
+    if n == out.ld and ldf == out.ld:      # whole rows: one call (small layers, many rows)
+        activation_forward(h, f, m * n, out.activation)
+        return
+    for r in range(m):
+        activation_forward(h + r * out.ld, f + r * ldf, n, out.activation)
+
+
 cdef void dense_forward(floating *f, floating *h_out, const floating *h_in,
                         const floating *W, const floating *b,
                         Py_ssize_t B, Py_ssize_t n_in, Py_ssize_t n_out,
                         int activation, int n_threads) noexcept nogil:
-    cdef Py_ssize_t r, j, i
-    cdef floating *fr
+    cdef Py_ssize_t j, i
     cdef const floating *w
     cdef floating acc
+    cdef ForwardOut out
     if one_small_row(B, n_in, n_out):
         for j in range(n_out):
             w = W + j * n_in
@@ -42,14 +70,17 @@ cdef void dense_forward(floating *f, floating *h_out, const floating *h_in,
         if activation != IDENTITY or h_out != f:
             activation_forward(h_out, f, n_out, activation)
         return
-    # Bias first, then accumulate the product onto it: one pass over f fewer.
-    for r in range(B):
-        fr = f + r * n_out
-        for j in range(n_out):
-            fr[j] = b[j]
-    gemm(False, True, B, n_out, n_in, h_in, n_in, W, n_in, <floating>1, f, n_out, n_threads)
-    if activation != IDENTITY or h_out != f:
-        activation_forward(h_out, f, B * n_out, activation)
+    # f = h_in·Ωᵀ, then β and a(f) on each finished block of f while it is in cache.
+    out.h = h_out
+    out.b = b
+    out.ld = n_out
+    out.activation = activation if activation != IDENTITY or h_out != f else -1
+    if floating is float:
+        gemm_epi(False, True, B, n_out, n_in, h_in, n_in, W, n_in, <floating>0, f, n_out,
+                 n_threads, <void *>forward_out[float], &out)
+    else:
+        gemm_epi(False, True, B, n_out, n_in, h_in, n_in, W, n_in, <floating>0, f, n_out,
+                 n_threads, <void *>forward_out[double], &out)
 
 
 cdef void dense_backward(floating *dh_in, floating *dW, floating *db, const floating *df,
@@ -88,7 +119,8 @@ cdef void dense_backward(floating *dh_in, floating *dW, floating *db, const floa
         gemm(False, False, B, n_in, n_out, df, n_out, W, n_in, <floating>0, dh_in, n_in, n_threads)
 
 
-def forward(floating[:, ::1] h_in, floating[:, ::1] W, floating[::1] b, int activation):
+def forward(floating[:, ::1] h_in, floating[:, ::1] W, floating[::1] b, int activation,
+            int n_threads=1):
     """(f, a(f)) of one layer (testing)."""
     cdef Py_ssize_t B = h_in.shape[0], n_in = h_in.shape[1], n_out = W.shape[0]
     if W.shape[1] != n_in or b.shape[0] != n_out:
@@ -100,7 +132,8 @@ def forward(floating[:, ::1] h_in, floating[:, ::1] W, floating[::1] b, int acti
     if B and n_out:
         with nogil:
             dense_forward(&f[0, 0], &h[0, 0], &h_in[0, 0] if n_in else NULL,
-                          &W[0, 0] if n_in else NULL, &b[0], B, n_in, n_out, activation, 1)
+                          &W[0, 0] if n_in else NULL, &b[0], B, n_in, n_out, activation,
+                          n_threads)
     return f_arr, h_arr
 
 

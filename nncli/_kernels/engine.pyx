@@ -304,6 +304,7 @@ cdef class Engine:
             raise ValueError("idx holds a row number outside X")
         cdef OptimConfig cfg = optim_config(code, lr, momentum, beta2, eps, weight_decay,
                                             clip_norm, step)
+        cfg.n_threads = net.n_threads
         cdef void *px = data_of(X)
         cdef void *py = data_of(Y)
         cdef const int64_t *pidx = <int64_t *>data_of(idx)

@@ -20,6 +20,18 @@ cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_
         nn_gemm_f64(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, n_threads)
 
 
+cdef void gemm_epi(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                   const floating *A, Py_ssize_t lda, const floating *B, Py_ssize_t ldb,
+                   floating beta, floating *C, Py_ssize_t ldc, int n_threads,
+                   void *epi, void *ctx) noexcept nogil:
+    if floating is float:
+        nn_gemm_epi_f32(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, n_threads,
+                        <nn_gemm_epi_fn_f32>epi, ctx)
+    else:
+        nn_gemm_epi_f64(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, n_threads,
+                        <nn_gemm_epi_fn_f64>epi, ctx)
+
+
 def isa():
     """Name of the GEMM code path chosen for this CPU ('avx2' or 'generic')."""
     return nn_gemm_isa().decode()

@@ -4,6 +4,12 @@
  * for each element type; it #undefs the per-type parameters at its end.
  */
 
+/* An epilogue: a function called on each finished block of C (see gemm.h), with its context. */
+typedef struct {
+    NN_FN(nn_gemm_epi_fn_) fn;
+    void *ctx;
+} NN_FN(nn_gemm_epi_t_);
+
 /* ---- tiny path: plain loops, no packing; 4 output columns at a time (independent chains) ---- */
 NN_INLINE void NN_FN(nn_gemm_tiny_body_)(long M, long N, long K, const NN_T *A, const long sai,
                                          const long sak, const NN_T *B, const long sbk,
@@ -79,92 +85,131 @@ static void NN_FN(nn_gemm_tiny_)(int ta, int tb, long M, long N, long K, const N
     }
 }
 
-/* op(B)[pc:pc+kc, jc:jc+nc] -> panels of nr columns, zero padded: dst[p*kc*nr + k*nr + j].
-   nr is a compile-time constant after inlining. */
-NN_INLINE void NN_FN(nn_gemm_packB_body_)(int tb, long kc, long nc, const NN_T *B, long ldb, long pc,
-                                          long jc, NN_T *dst, const int nr)
+/* Packing: the kc x n slice S(k, j) = s[k*rs + j*cs] into zero-padded panels of r columns,
+   dst[(j/r)*kc*r + k*r + j%r] (op(B) packs with r = NR, op(A) as its transpose with r = MR).
+   In an epoch the source usually comes from memory (the optimiser step streamed the whole of
+   φ and its moments through the caches since), so the order of reading is what counts:
+   - rows of S contiguous (cs == 1): for B's panels (r whole cache lines), four panels at a
+     time along k: 4·r numbers of a row per visit instead of r (two lines, a new page each:
+     too short for the prefetcher); A's panels (MR numbers, not whole lines) one at a time;
+   - columns of S contiguous (rs == 1, the transposing pack): one cache line of each of the
+     panel's r columns per step, through 4x4 (f32) / 2x2 (f64) register transposes, with the
+     next line of every column prefetched; the old order read 16 bytes of each column per
+     step and relied on the line staying in L1 -- but columns 8 KB apart share an L1 set.
+   On the Xeon of issue 12, packing a cold 2048 x 2048 f32 Ω in 256-deep blocks: straight
+   2.3-2.4 -> 2.0-2.1 ms, transposing 3.0-3.4 -> 2.5-2.7 ms.  r is a compile-time constant
+   after inlining; the packed values are the same, so results do not change. */
+#define NN_PACK_LINE (64 / (long)sizeof(NN_T))   /* numbers per cache line */
+NN_INLINE void NN_FN(nn_gemm_pack_)(long kc, long n, const NN_T *s, long rs, long cs, NN_T *dst,
+                                    const int r)
 {
-    for (long jp = 0; jp < nc; jp += nr) {
-        const long w = nn_gemm_min(nr, nc - jp);
+    if (cs == 1) {
+        const long nfull = n / r * r;
+        if (r % NN_PACK_LINE == 0) {   /* B's panels, whole lines: four panels per visit */
+            for (long j0 = 0; j0 < nfull; j0 += 4L * r) {
+                const long j1 = nn_gemm_min(j0 + 4L * r, nfull);
+                for (long k = 0; k < kc; k++) {
+                    const NN_T *sk = s + k * rs;
+                    for (long jp = j0; jp < j1; jp += r) {
+                        NN_T *d = dst + jp * kc + k * r;
+                        for (int j = 0; j < r; j++) d[j] = sk[jp + j];
+                    }
+                }
+            }
+        } else {   /* A's panels of MR rows: panel by panel, each line is reused at once */
+            for (long jp = 0; jp < nfull; jp += r) {
+                const NN_T *sk = s + jp;
+                NN_T *d = dst + jp * kc;
+                for (long k = 0; k < kc; k++, sk += rs, d += r)
+                    for (int j = 0; j < r; j++) d[j] = sk[j];
+            }
+        }
+        if (nfull < n) {
+            const long w = n - nfull;
+            NN_T *d = dst + nfull * kc;
+            for (long k = 0; k < kc; k++, d += r) {
+                const NN_T *sk = s + k * rs + nfull;
+                for (long j = 0; j < w; j++) d[j] = sk[j];
+                for (long j = w; j < r; j++) d[j] = 0;
+            }
+        }
+        return;
+    }
+    /* Prefetching pays for blocks that come from memory (Ω of a wide layer); a small block
+       is likely in cache already, and the prefetches were 10% of packing 128 x 128. */
+    const int prefetch = (double)kc * (double)n * sizeof(NN_T) >= 256.0 * 1024;
+    for (long jp = 0; jp < n; jp += r) {        /* rs == 1: column j of S is s + j*cs */
+        const long w = nn_gemm_min(r, n - jp);
+        const NN_T *sp = s + jp * cs;
         NN_T *d = dst + jp * kc;
-        if (!tb) {
-            const NN_T *s = B + pc * ldb + jc + jp;
-            if (w == nr) {
-                for (long k = 0; k < kc; k++, s += ldb, d += nr)
-                    for (int j = 0; j < nr; j++) d[j] = s[j];
-            } else {
-                for (long k = 0; k < kc; k++, s += ldb, d += nr) {
-                    for (int j = 0; j < nr; j++) d[j] = 0;
-                    for (long j = 0; j < w; j++) d[j] = s[j];
-                }
-            }
-        } else {
-            const NN_T *s = B + (jc + jp) * ldb + pc;     /* s[j*ldb + k] */
-            if (w == nr) {
-                long k = 0;
+        for (long k0 = 0; k0 < kc; k0 += NN_PACK_LINE) {
+            const long k1 = nn_gemm_min(k0 + NN_PACK_LINE, kc);
 #if NN_GEMM_X86 && defined(__SSE2__)
-                /* 4x4 (f32) / 2x2 (f64) register transposes */
+            if (prefetch && k1 < kc)
+                for (long j = 0; j < w; j++) _mm_prefetch((const char *)(sp + j * cs + k1), _MM_HINT_T0);
+#endif
+            long j = 0;
+#if NN_GEMM_X86 && defined(__SSE2__)
 #if NN_IS_F32
-                for (; k + 4 <= kc; k += 4, d += 4 * nr)
-                    for (int j = 0; j < nr; j += 4) {
-                        __m128 r0 = _mm_loadu_ps(s + (j + 0) * ldb + k), r1 = _mm_loadu_ps(s + (j + 1) * ldb + k);
-                        __m128 r2 = _mm_loadu_ps(s + (j + 2) * ldb + k), r3 = _mm_loadu_ps(s + (j + 3) * ldb + k);
-                        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-                        _mm_storeu_ps(d + j, r0); _mm_storeu_ps(d + nr + j, r1);
-                        _mm_storeu_ps(d + 2 * nr + j, r2); _mm_storeu_ps(d + 3 * nr + j, r3);
-                    }
-#else
-                for (; k + 2 <= kc; k += 2, d += 2 * nr)
-                    for (int j = 0; j < nr; j += 2) {
-                        const __m128d r0 = _mm_loadu_pd(s + (j + 0) * ldb + k), r1 = _mm_loadu_pd(s + (j + 1) * ldb + k);
-                        _mm_storeu_pd(d + j, _mm_unpacklo_pd(r0, r1));
-                        _mm_storeu_pd(d + nr + j, _mm_unpackhi_pd(r0, r1));
-                    }
-#endif
-#endif
-                for (; k < kc; k++, d += nr)
-                    for (int j = 0; j < nr; j++) d[j] = s[j * ldb + k];
-            } else {
-                for (long k = 0; k < kc; k++, d += nr) {
-                    for (int j = 0; j < nr; j++) d[j] = 0;
-                    for (long j = 0; j < w; j++) d[j] = s[j * ldb + k];
+            for (; j + 4 <= w; j += 4) {
+                const NN_T *c0 = sp + j * cs, *c1 = c0 + cs, *c2 = c1 + cs, *c3 = c2 + cs;
+                long k = k0;
+                for (; k + 4 <= k1; k += 4) {
+                    __m128 r0 = _mm_loadu_ps(c0 + k), r1 = _mm_loadu_ps(c1 + k);
+                    __m128 r2 = _mm_loadu_ps(c2 + k), r3 = _mm_loadu_ps(c3 + k);
+                    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                    NN_T *dk = d + k * r + j;
+                    _mm_storeu_ps(dk, r0); _mm_storeu_ps(dk + r, r1);
+                    _mm_storeu_ps(dk + 2 * r, r2); _mm_storeu_ps(dk + 3 * r, r3);
+                }
+                for (; k < k1; k++) {
+                    NN_T *dk = d + k * r + j;
+                    dk[0] = c0[k]; dk[1] = c1[k]; dk[2] = c2[k]; dk[3] = c3[k];
                 }
             }
+#else
+            for (; j + 2 <= w; j += 2) {
+                const NN_T *c0 = sp + j * cs, *c1 = c0 + cs;
+                long k = k0;
+                for (; k + 2 <= k1; k += 2) {
+                    const __m128d r0 = _mm_loadu_pd(c0 + k), r1 = _mm_loadu_pd(c1 + k);
+                    NN_T *dk = d + k * r + j;
+                    _mm_storeu_pd(dk, _mm_unpacklo_pd(r0, r1));
+                    _mm_storeu_pd(dk + r, _mm_unpackhi_pd(r0, r1));
+                }
+                for (; k < k1; k++) {
+                    NN_T *dk = d + k * r + j;
+                    dk[0] = c0[k]; dk[1] = c1[k];
+                }
+            }
+#endif
+#endif
+            for (; j < w; j++) {
+                const NN_T *c = sp + j * cs;
+                for (long k = k0; k < k1; k++) d[k * r + j] = c[k];
+            }
+            if (w < r)
+                for (long k = k0; k < k1; k++)
+                    for (long jj = w; jj < r; jj++) d[k * r + jj] = 0;
         }
     }
 }
+#undef NN_PACK_LINE
 
-/* op(A)[ic:ic+mc, pc:pc+kc] -> panels of mr rows, zero padded: dst[p*kc*mr + k*mr + i] */
+/* op(B)[pc:pc+kc, jc:jc+nc] -> panels of nr columns: dst[p*kc*nr + k*nr + j] */
+NN_INLINE void NN_FN(nn_gemm_packB_body_)(int tb, long kc, long nc, const NN_T *B, long ldb, long pc,
+                                          long jc, NN_T *dst, const int nr)
+{
+    if (tb) NN_FN(nn_gemm_pack_)(kc, nc, B + jc * ldb + pc, 1, ldb, dst, nr);   /* B is N x K */
+    else NN_FN(nn_gemm_pack_)(kc, nc, B + pc * ldb + jc, ldb, 1, dst, nr);
+}
+
+/* op(A)[ic:ic+mc, pc:pc+kc] -> panels of mr rows: dst[p*kc*mr + k*mr + i] */
 NN_INLINE void NN_FN(nn_gemm_packA_body_)(int ta, long mc, long kc, const NN_T *A, long lda, long ic,
                                           long pc, NN_T *dst, const int mr)
 {
-    for (long ip = 0; ip < mc; ip += mr) {
-        const long h = nn_gemm_min(mr, mc - ip);
-        NN_T *d = dst + ip * kc;
-        if (ta) {
-            const NN_T *s = A + pc * lda + ic + ip;       /* s[k*lda + i] */
-            if (h == mr) {
-                for (long k = 0; k < kc; k++, s += lda, d += mr)
-                    for (int i = 0; i < mr; i++) d[i] = s[i];
-            } else {
-                for (long k = 0; k < kc; k++, s += lda, d += mr) {
-                    for (int i = 0; i < mr; i++) d[i] = 0;
-                    for (long i = 0; i < h; i++) d[i] = s[i];
-                }
-            }
-        } else {
-            const NN_T *s = A + (ic + ip) * lda + pc;     /* s[i*lda + k] */
-            if (h == mr) {
-                for (long k = 0; k < kc; k++, d += mr)
-                    for (int i = 0; i < mr; i++) d[i] = s[i * lda + k];
-            } else {
-                for (long k = 0; k < kc; k++, d += mr) {
-                    for (int i = 0; i < mr; i++) d[i] = 0;
-                    for (long i = 0; i < h; i++) d[i] = s[i * lda + k];
-                }
-            }
-        }
-    }
+    if (ta) NN_FN(nn_gemm_pack_)(kc, mc, A + pc * lda + ic, lda, 1, dst, mr);   /* A is K x M */
+    else NN_FN(nn_gemm_pack_)(kc, mc, A + ic * lda + pc, 1, lda, dst, mr);
 }
 
 #if NN_GEMM_X86
@@ -259,7 +304,8 @@ NN_INLINE void NN_FN(nn_gemm_tile_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
 /* ---- blocked driver over C[0:M, 0:N] (sub-problem of one thread) ---- */
 static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa, int ta, int tb,
                                     long M, long N, long K, const NN_T *A, long lda, const NN_T *B,
-                                    long ldb, NN_T beta, NN_T *C, long rsc, long csc)
+                                    long ldb, NN_T beta, NN_T *C, long rsc, long csc,
+                                    const NN_FN(nn_gemm_epi_t_) *epi, long i_off, long j_off)
 {
     const int MR = cfg->mr, NR = cfg->nr;
     /* balanced blocks: KC depends on K only (summation order independent of M/N split) */
@@ -288,6 +334,7 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                 NN_T *cij = C + i * rsc + j * csc;
                 *cij = (beta == 0) ? s : beta * *cij + s;
             }
+        if (epi) epi->fn(epi->ctx, i_off, j_off, M, N, C, rsc);
         return;
     }
     NN_T *Ap = Bp + bsz;
@@ -328,6 +375,11 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                         for (long ir = 0; ir < mc; ir += MR) NN_TILE_AT(ir, jr);
                 }
 #undef NN_TILE_AT
+                /* The block C[ic:ic+mc, jc:jc+nc] is final after the last K block: hand it to
+                   the epilogue while it is still in cache (row-major here: epi is only passed
+                   with csc == 1). */
+                if (epi && pc + kc >= K)
+                    epi->fn(epi->ctx, i_off + ic, j_off + jc, mc, nc, C + ic * rsc + jc * csc, rsc);
             }
         }
     }
@@ -336,7 +388,7 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
 /* ---- thread split: disjoint ranges of C's N (or M) dimension, one parallel region ---- */
 static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb, long M, long N, long K,
                                 const NN_T *A, long lda, const NN_T *B, long ldb, NN_T beta, NN_T *C,
-                                long rsc, long csc, int n_threads)
+                                long rsc, long csc, int n_threads, const NN_FN(nn_gemm_epi_t_) *epi)
 {
     /* A read in place for few rows, or a short K (its rows are short: nothing to gain) */
     const int packa = cfg->sup ? (M > NN_GEMM_PACKA_M && K > NN_GEMM_SMALL_K) : 1;
@@ -371,13 +423,13 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
                         if (j1 > j0)
                             NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, j1 - j0, K, A, lda,
                                                     B + (tb ? j0 * ldb : j0), ldb, beta,
-                                                    C + j0 * csc, rsc, csc);
+                                                    C + j0 * csc, rsc, csc, epi, 0, j0);
                     } else {
                         const long i0 = t0 * cfg->mr, i1 = nn_gemm_min(t1 * cfg->mr, M);
                         if (i1 > i0)
                             NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, i1 - i0, N, K,
                                                     A + (ta ? i0 : i0 * lda), lda, B, ldb, beta,
-                                                    C + i0 * rsc, rsc, csc);
+                                                    C + i0 * rsc, rsc, csc, epi, i0, 0);
                     }
                 }
             }
@@ -388,25 +440,49 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
     (void)n_threads;
 #endif
     nn_gemm_note_threads(1);
-    NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, N, K, A, lda, B, ldb, beta, C, rsc, csc);
+    NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, N, K, A, lda, B, ldb, beta, C, rsc, csc, epi, 0, 0);
 }
 
-/* ---- public entry ---- */
+/* ---- public entries ---- */
+static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K, const NN_T *A,
+                                long lda, const NN_T *B, long ldb, NN_T beta, NN_T *C, long ldc,
+                                int n_threads, const NN_FN(nn_gemm_epi_t_) *epi);
+
 void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_T *A, long lda,
                      const NN_T *B, long ldb, NN_T beta, NN_T *C, long ldc, int n_threads)
 {
+    NN_FN(nn_gemm_run_)(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, n_threads, 0);
+}
+
+void NN_FN(nn_gemm_epi_)(int trans_a, int trans_b, long M, long N, long K, const NN_T *A, long lda,
+                         const NN_T *B, long ldb, NN_T beta, NN_T *C, long ldc, int n_threads,
+                         NN_FN(nn_gemm_epi_fn_) epi, void *ctx)
+{
+    const NN_FN(nn_gemm_epi_t_) e = {epi, ctx};
+    NN_FN(nn_gemm_run_)(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, n_threads,
+                        epi ? &e : 0);
+}
+
+/* The paths that do not go through the blocked loops hand the whole of C to the epilogue at
+   the end (small products: C is still in cache). */
+static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K, const NN_T *A,
+                                long lda, const NN_T *B, long ldb, NN_T beta, NN_T *C, long ldc,
+                                int n_threads, const NN_FN(nn_gemm_epi_t_) *epi)
+{
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
-        if (beta == 1) return;
-        for (long i = 0; i < M; i++) {
-            NN_T *ci = C + i * ldc;
-            if (beta == 0) for (long j = 0; j < N; j++) ci[j] = 0;
-            else for (long j = 0; j < N; j++) ci[j] *= beta;
-        }
+        if (beta != 1)
+            for (long i = 0; i < M; i++) {
+                NN_T *ci = C + i * ldc;
+                if (beta == 0) for (long j = 0; j < N; j++) ci[j] = 0;
+                else for (long j = 0; j < N; j++) ci[j] *= beta;
+            }
+        if (epi) epi->fn(epi->ctx, 0, 0, M, N, C, ldc);
         return;
     }
     if (M * N * K <= NN_GEMM_TINY_MNK) {
         NN_FN(nn_gemm_tiny_)(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        if (epi) epi->fn(epi->ctx, 0, 0, M, N, C, ldc);
         return;
     }
 
@@ -439,11 +515,13 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
                     NN_FN(nn_dot_avx2_)(r1 - r0, nyl, K, X + r0 * ldx, ldx, Y, ldy, beta,
                                         C + r0 * rsc, rsc, csc);
             }
+            if (epi) epi->fn(epi->ctx, 0, 0, M, N, C, ldc);
             return;
         }
 #endif
         nn_gemm_note_threads(1);
         NN_FN(nn_dot_avx2_)(nx, nyl, K, X, ldx, Y, ldy, beta, C, rsc, csc);
+        if (epi) epi->fn(epi->ctx, 0, 0, M, N, C, ldc);
         return;
     }
 #endif
@@ -485,11 +563,15 @@ void NN_FN(nn_gemm_)(int trans_a, int trans_b, long M, long N, long K, const NN_
             tl = M; M = N; N = tl;
             const int ti = trans_a; trans_a = !trans_b; trans_b = !ti;
             NN_FN(nn_gemm_par_)(&cfg, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, 1, ldc,
-                                n_threads);
+                                n_threads, 0);
+            /* C was written transposed, block by block: the epilogue sees it whole (in the
+               caller's orientation) */
+            if (epi) epi->fn(epi->ctx, 0, 0, N, M, C, ldc);
             return;
         }
     }
-    NN_FN(nn_gemm_par_)(&cfg, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, 1, n_threads);
+    NN_FN(nn_gemm_par_)(&cfg, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, 1, n_threads,
+                        epi);
 }
 
 #undef NN_FN

@@ -21,6 +21,7 @@ cdef struct OptimConfig:
     double weight_decay  # L2: g += λφ (adamw: φ −= αλφ instead)
     double clip_norm     # 0: no clipping; else scale g so that ‖g‖₂ ≤ clip_norm
     long step            # updates done so far (Adam's t − 1); incremented by optim_step
+    int n_threads        # threads for the element-wise rule (optim_config: 1)
 
 cdef void optim_step(floating *phi,        # INOUT P parameters
                      const floating *grad, # IN    P gradient ∂L/∂φ (read only: decay and

@@ -99,7 +99,7 @@ def _did_you_mean(key, known):
               help="Decimal mark of numbers written as text (default: ',' when --sep is ';').")
 @click.option("--categorical", type=CommaList(column_key), default=None, metavar="COL,...",
               help="Inputs to one-hot encode even though they hold numbers (codes).")
-@click.option("--max-categories", type=click.IntRange(min=2), default=30, show_default=True,
+@click.option("--max-categories", type=click.IntRange(min=2), default=100, show_default=True,
               help="One-hot at most this many values of a text column: the most frequent, the "
                    "rest as one 'other' input.")
 @click.option("--layers", type=CommaList(positive_int, metavar="N,N,..."), default="64,32", show_default=True,
@@ -181,9 +181,10 @@ def _did_you_mean(key, known):
               help="After training with a validation split, train a new network on every row "
                    "for the epochs the validation picked (the best epoch with --early-stopping) "
                    "and save that one.")
-@click.option("--ensemble", type=click_type("ensemble"), default=1, show_default=True, metavar="N",
+@click.option("--ensemble", type=click_type("ensemble"), default=None, metavar="N",
               help="Train N networks (seeds SEED, SEED+1, …; one after another) and save them "
-                   "in one model file: predictions are their average.")
+                   "in one model file: predictions are their average. Default: 5 for a table "
+                   "of at most 10,000 rows trained in memory, else 1.")
 @click.option("--init", type=click.Choice(INITS), default="auto", show_default=True,
               help="Weight initialisation (auto: He for relu-like layers, Glorot otherwise).")
 @click.option("--seed", type=click_type("seed"), default=0, show_default=True, help="Seeds init, split and shuffling.")
@@ -321,9 +322,14 @@ def _columns_line(run):
 
 
 def _start_line(run):
+    from nncli.pipeline import ENSEMBLE_ROWS
     net, n_val = run.net, len(run.validation[0]) if run.validation else 0
-    return (f"Training {'→'.join(map(str, net.layers))} network ({net.n_params} parameters) "
-            f"on {run.trainer.n_train} rows"
+    members, arch = int(run.config.get("ensemble") or 1), '→'.join(map(str, net.layers))
+    head = (f"Training {arch} network ({net.n_params} parameters)" if members == 1 else
+            f"Training {members} networks {arch} ({net.n_params} parameters each" + (
+                "" if "ensemble" in run.given else
+                f"; the default up to {ENSEMBLE_ROWS:,} rows, --ensemble 1 for one") + ")")
+    return (f"{head} on {run.trainer.n_train} rows"
             + (f" over {run.comm.Get_size()} ranks" if run.comm is not None else "")
             + (f", validating on {n_val}" if n_val
                else ", no validation (too few rows for --val-split)" if run.split_left_no_rows else "")
