@@ -225,17 +225,19 @@ static void nn_gemm_z_blocks(int f64, long *mc, long *kc, long *nc)
             for (int t = 0; t < 2; t++) {
                 const long nr = t ? 16 : 32;
                 long n = l2 / 8 * 5 / (k * (t ? 8 : 4)) / nr * nr;
-                nn_gemm_znc_rt[t] = n < 4 * nr ? 4 * nr : n > 8192 ? 8192 : n;
+                n = n < 4 * nr ? 4 * nr : n > 8192 ? 8192 : n;
+                __atomic_store_n(&nn_gemm_znc_rt[t], n, __ATOMIC_RELAXED);
             }
         }
-        nn_gemm_zkc_rt = k;
-        nn_gemm_zmc_rt = m;
+        /* threads racing here store the same values */
+        __atomic_store_n(&nn_gemm_zkc_rt, k, __ATOMIC_RELAXED);
+        __atomic_store_n(&nn_gemm_zmc_rt, m, __ATOMIC_RELAXED);
         __atomic_store_n(&nn_gemm_zblk_done, 1, __ATOMIC_RELEASE);
     }
-    if (nn_gemm_zkc_rt) {
-        *mc = nn_gemm_zmc_rt;
-        *kc = nn_gemm_zkc_rt;
-        *nc = nn_gemm_znc_rt[f64];
+    if (__atomic_load_n(&nn_gemm_zkc_rt, __ATOMIC_RELAXED)) {
+        *mc = __atomic_load_n(&nn_gemm_zmc_rt, __ATOMIC_RELAXED);
+        *kc = __atomic_load_n(&nn_gemm_zkc_rt, __ATOMIC_RELAXED);
+        *nc = __atomic_load_n(&nn_gemm_znc_rt[f64], __ATOMIC_RELAXED);
     }
 }
 
