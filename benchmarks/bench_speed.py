@@ -48,23 +48,27 @@ def train_products(widths, B):
 
 
 def _time_pair(f_ours, f_ref, repeats, min_block, threads):
-    """Best seconds per call of each, interleaved blocks."""
+    """Best seconds per call of each, interleaved blocks. One thread: the calling thread's CPU
+    time (both libraries then compute in this thread), which leaves out the time other
+    processes held the core -- on a shared machine wall-clock blocks swing by 10-20 %.
+    Two threads: wall time (a waiting thread's spinning would count as CPU time)."""
+    clock = time.thread_time if threads == 1 else time.perf_counter
     best = {}
     n = {}
     for key, f in (("ours", f_ours), ("ref", f_ref)):
         f()
-        t0 = time.perf_counter()
+        t0 = clock()
         f()
-        n[key] = max(1, int(min_block / max(time.perf_counter() - t0, 1e-9)))
+        n[key] = max(1, int(min_block / max(clock() - t0, 1e-9)))
         best[key] = float("inf")
     for _ in range(repeats):
         for key, f in (("ours", f_ours), ("ref", f_ref)):
             if threads > 1:
                 time.sleep(0.12)   # OpenBLAS's workers spin after a call: let them sleep
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(n[key]):
                 f()
-            best[key] = min(best[key], (time.perf_counter() - t0) / n[key])
+            best[key] = min(best[key], (clock() - t0) / n[key])
     return best["ours"], best["ref"]
 
 

@@ -18,6 +18,12 @@ from reference import ACT, loss as ref_loss
 SHAPES = [(1, 1, 1), (1, 3, 3), (3, 1, 3), (2, 3, 1), (7, 13, 5), (17, 33, 9), (6, 16, 1),
           (13, 17, 257), (64, 10, 128), (97, 55, 300), (50, 300, 70), (200, 333, 129),
           (0, 4, 3), (4, 0, 3), (4, 3, 0)]
+# Shapes that take the blocked paths reading an operand in place (gemm_driver.c): one row tile
+# of A with B read unpacked (columns masked off past N, K over several K blocks), a short K
+# (neither operand packed, tiles swept along C's rows), K blocks of <= 64 with a packed A, and
+# several K and N blocks with edge tiles both ways.
+IN_PLACE_SHAPES = [(1, 33, 5), (12, 31, 400), (7, 100, 1000), (11, 2055, 40), (100, 45, 20),
+                   (200, 33, 32), (130, 70, 64), (97, 129, 33), (130, 900, 400)]
 
 
 def gemm_tol(dtype, K):
@@ -25,7 +31,7 @@ def gemm_tol(dtype, K):
     return dict(rtol=1e-4 if dtype == np.float32 else 1e-11, atol=(1e-4 if dtype == np.float32 else 1e-11) * max(1, K) ** 0.5)
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES)
+@pytest.mark.parametrize("M,N,K", SHAPES + IN_PLACE_SHAPES)
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
 def test_gemm_matches_numpy(M, N, K, ta, tb, dtype, rng):
@@ -35,6 +41,8 @@ def test_gemm_matches_numpy(M, N, K, ta, tb, dtype, rng):
     got = k_gemm.matmul(A, B, trans_a=ta, trans_b=tb)
     assert got.dtype == dtype and got.shape == (M, N)
     np.testing.assert_allclose(got, expected, **gemm_tol(dtype, K))
+    k_gemm.matmul(A, B, trans_a=ta, trans_b=tb, out=got, accumulate=True)
+    np.testing.assert_allclose(got, 2 * expected, **gemm_tol(dtype, K))
 
 
 @pytest.mark.parametrize("M,N,K", [(5, 7, 3), (33, 65, 129), (1, 1, 1)])

@@ -25,10 +25,14 @@ from nncli.training import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Each well above the 1 MFLOP threading threshold; (M, N, K, trans_a, trans_b).
+# Each above the threading threshold (1 MFLOP; 2 on the AVX-512 path); (M, N, K, ta, tb).
 THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
                    (128, 256, 64, False, True), (300, 10, 400, False, True),
-                   (10, 300, 400, False, True), (128, 10, 256, False, False)]
+                   (10, 300, 400, False, True), (128, 10, 1024, False, False),
+                   # B read in place: one row tile of A; a short K; M split into row tiles
+                   # that each read B in place where one thread packs it
+                   (10, 3000, 500, True, False), (2000, 300, 20, False, False),
+                   (30, 30, 1200, False, False)]
 
 
 @pytest.mark.parametrize("M,N,K,ta,tb", THREADED_SHAPES)
@@ -38,6 +42,13 @@ def test_gemm_is_bit_identical_for_one_and_two_threads(M, N, K, ta, tb, dtype, r
     one = k_gemm.matmul(A, B, trans_a=ta, trans_b=tb, n_threads=1)
     two = k_gemm.matmul(A, B, trans_a=ta, trans_b=tb, n_threads=2)
     assert one.tobytes() == two.tobytes()
+
+
+def test_small_products_stay_single_threaded(rng):
+    # 2·64·64·64 ≈ 0.5 MFLOP: a team would cost more than it saves, whatever n_threads says.
+    a = rng.standard_normal((64, 64)).astype(np.float32)
+    k_gemm.matmul(a, a, n_threads=2)
+    assert k_gemm.last_threads() == 1
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])

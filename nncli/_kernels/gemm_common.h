@@ -7,16 +7,22 @@
  * Paths (chosen from the shape only, so results never depend on n_threads):
  *   tiny   : M*N*K small -> plain dot-product loops, no packing, no malloc, no OpenMP.
  *   dot    : A.B^T with a short side <= 16 and K long (AVX2 only): dot products, no packing.
- *   blocked: Goto/BLIS five loops.  B is always packed into zero-padded KC x NR micro-panels
- *            (transposition handled while packing).  A is packed into MR x KC micro-panels when M
- *            is large; for small M the micro-kernel broadcasts straight from A's rows/columns.
- *            Register-tile micro-kernel: AVX2+FMA 6x16 (f32) / 6x8 (f64) selected at run time,
- *            or a portable plain-C 4x8 / 4x4 kernel (vectorised by the compiler at baseline).
+ *   blocked: Goto/BLIS five loops.  B is packed into zero-padded KC x NR micro-panels
+ *            (transposition handled while packing), except on the AVX-512 path when B is stored
+ *            K x N and one row tile of A (M <= 12) or a short K (<= NN_GEMM_SMALL_K) would read
+ *            a packed B once: then the kernel reads B's rows in place, masking the last columns.
+ *            A is packed into MR x KC micro-panels when M is large and K is not short; else
+ *            the micro-kernel broadcasts straight from A's rows/columns.  K blocks of at most
+ *            NN_GEMM_ROWS_OUTER_KC (all, on the AVX-512 path) sweep the tiles along C's rows,
+ *            longer ones down B's micro-panels (which stay in L1).
+ *            Register-tile micro-kernel, selected at run time: AVX-512 12x32 (f32) / 12x16 (f64)
+ *            with its KC/MC from this CPU's L1d/L2 sizes, AVX2+FMA 6x16 / 6x8 (blocking swept on
+ *            Zen 3), or a portable plain-C 4x8 / 4x4 kernel (vectorised by the compiler).
  *   Per-thread packing buffers are allocated once and grown (freed at thread exit on pthreads).
- *   OpenMP (only for >= NN_GEMM_PAR_FLOPS flops): disjoint N (or M) ranges of C per thread, one
+ *   OpenMP (only for >= nn_gemm_par_flops() flops): disjoint N (or M) ranges of C per thread, one
  *   parallel region per call.  K is never split; each C element is summed in the same order
  *   whatever the thread count, so results are bit-identical for any n_threads.
- *   NNCLI_GEMM_ISA=generic (read once per process) forces the portable path.
+ *   NNCLI_GEMM_ISA=generic or =avx2 (read once per process) caps the path.
  */
 #ifndef NNCLI_GEMM_COMMON_H
 #define NNCLI_GEMM_COMMON_H
@@ -25,6 +31,9 @@
 #include <string.h>
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -73,6 +82,12 @@
 #ifndef NN_GEMM_SUP_NCBYTES
 #define NN_GEMM_SUP_NCBYTES (128L * 1024)  /* unpacked-A path: packed B block at most this big */
 #endif
+#ifndef NN_GEMM_ROWS_OUTER_KC
+#define NN_GEMM_ROWS_OUTER_KC 64L    /* K blocks this short: tiles swept along C's rows       */
+#endif
+#ifndef NN_GEMM_SMALL_K
+#define NN_GEMM_SMALL_K    32L       /* K at or below: no packing where a kernel can read in place */
+#endif
 #ifndef NN_GEMM_PACKA_M
 #define NN_GEMM_PACKA_M    96L       /* M above this: pack A (else broadcast from A directly)  */
 #endif
@@ -96,26 +111,30 @@
 #define NN_GEMM_NC_F64 1024
 #endif
 
-/* AVX-512 cache blocking (MC multiple of 12, NC multiple of 32/16): the 12 x 32 (f32) or
-   12 x 16 (f64) kernel reads a KC x NR micro-panel of B per K step (KC 256: 32 KB, in a 48 KB
-   L1d) against an MC x KC block of A in L2 (2 MB per core on the Xeon this was swept on). */
+/* AVX-512 cache blocking: derived at run time from this CPU's L1d and L2 sizes
+   (nn_gemm_z_blocks below); these are the fallbacks when the sizes are unknown, and -D
+   overrides them for sweeps (then the run-time choice is off). */
+#if defined(NN_GEMM_ZMC_F32) || defined(NN_GEMM_ZKC_F32) || defined(NN_GEMM_ZMC_F64) || \
+    defined(NN_GEMM_ZKC_F64) || defined(NN_GEMM_ZNC_F32) || defined(NN_GEMM_ZNC_F64)
+#define NN_GEMM_Z_FIXED 1
+#endif
 #ifndef NN_GEMM_ZMC_F32
 #define NN_GEMM_ZMC_F32 192
 #endif
 #ifndef NN_GEMM_ZKC_F32
-#define NN_GEMM_ZKC_F32 256
+#define NN_GEMM_ZKC_F32 384
 #endif
 #ifndef NN_GEMM_ZNC_F32
-#define NN_GEMM_ZNC_F32 4096
+#define NN_GEMM_ZNC_F32 832
 #endif
 #ifndef NN_GEMM_ZMC_F64
 #define NN_GEMM_ZMC_F64 192
 #endif
 #ifndef NN_GEMM_ZKC_F64
-#define NN_GEMM_ZKC_F64 256
+#define NN_GEMM_ZKC_F64 384
 #endif
 #ifndef NN_GEMM_ZNC_F64
-#define NN_GEMM_ZNC_F64 2048
+#define NN_GEMM_ZNC_F64 416
 #endif
 
 /* ---- ISA selection (cached) ----
@@ -172,6 +191,54 @@ void nn_cpu_id(int *vendor, int *family, int *model)
     *family = (int)(base_f == 0xf ? base_f + ((a >> 20) & 0xff) : base_f);
     *model = (int)((base_f == 0x6 || base_f == 0xf) ? (((a >> 16) & 0xf) << 4) + base_m : base_m);
 #endif
+}
+
+/* ---- AVX-512 blocking from the cache sizes (read once) ----
+ * The 12 x 32 (f32) / 12 x 16 (f64) kernel reads B's micro-panel at 128 bytes per K step
+ * whatever the type, and A's 12-row micro-panel at 12 elements per K step.  The AVX-512 path
+ * sweeps the tiles of a block along C's rows (row tiles outer): A's micro-panel (KC x 12) stays
+ * in L1 while B's micro-panels stream from a packed KC x NC block kept in L2, and C is written
+ * along its rows.  (The other order, B's micro-panel in L1 and A's block streaming from L2,
+ * lost 5-10 % at 2048^3 float32 on the Xeon family 6 model 167: its packed B block spilled
+ * from L2 to L3.)
+ *   KC = L1d / 128: a 48 KB L1d gives 384, the best of a 256-512 sweep there (32 KB: 256);
+ *   MC: MC x KC x 4 bytes about L2 / 7 (2 MB: 192 rows; 84-336 could not be told apart);
+ *   NC: the packed B block KC x NC about 5/8 of L2 (2 MB: 832 f32 / 416 f64 columns; 768 and
+ *       1024 were alike, 4096 (L3-resident) and 512 slower).
+ * Zero when a size is unknown: the compile-time values above are used. */
+static long nn_gemm_zkc_rt, nn_gemm_zmc_rt, nn_gemm_znc_rt[2];   /* 0: not derived */
+static int nn_gemm_zblk_done;
+
+static void nn_gemm_z_blocks(int f64, long *mc, long *kc, long *nc)
+{
+    if (!__atomic_load_n(&nn_gemm_zblk_done, __ATOMIC_ACQUIRE)) {
+        long l1 = 0, l2 = 0, k = 0, m = 0;
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && !defined(NN_GEMM_Z_FIXED)
+        l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+        l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        if (l1 >= 16384 && l2 >= 131072) {
+            k = l1 / 128 / 32 * 32;
+            k = k < 128 ? 128 : k > 512 ? 512 : k;
+            m = l2 / 7 / (k * 4) / 12 * 12;
+            m = m < 48 ? 48 : m > 480 ? 480 : m;
+            for (int t = 0; t < 2; t++) {
+                const long nr = t ? 16 : 32;
+                long n = l2 / 8 * 5 / (k * (t ? 8 : 4)) / nr * nr;
+                n = n < 4 * nr ? 4 * nr : n > 8192 ? 8192 : n;
+                __atomic_store_n(&nn_gemm_znc_rt[t], n, __ATOMIC_RELAXED);
+            }
+        }
+        /* threads racing here store the same values */
+        __atomic_store_n(&nn_gemm_zkc_rt, k, __ATOMIC_RELAXED);
+        __atomic_store_n(&nn_gemm_zmc_rt, m, __ATOMIC_RELAXED);
+        __atomic_store_n(&nn_gemm_zblk_done, 1, __ATOMIC_RELEASE);
+    }
+    if (__atomic_load_n(&nn_gemm_zkc_rt, __ATOMIC_RELAXED)) {
+        *mc = __atomic_load_n(&nn_gemm_zmc_rt, __ATOMIC_RELAXED);
+        *kc = __atomic_load_n(&nn_gemm_zkc_rt, __ATOMIC_RELAXED);
+        *nc = __atomic_load_n(&nn_gemm_znc_rt[f64], __ATOMIC_RELAXED);
+    }
 }
 
 /* ---- FMA throughput probe (benchmarks): `iters` rounds of 12 independent FMA chains on
@@ -234,6 +301,14 @@ static inline int nn_gemm_max_threads(void)
 }
 #endif
 static inline void nn_gemm_note_threads(int t) { nn_gemm_last_nt = t; }
+
+/* Threads pay above a fixed time of serial work (forking and joining a team costs 1-3.5 us,
+   and on a busy machine the second thread may not get a core at once): NN_GEMM_PAR_FLOPS was
+   set for the AVX2 kernels; the AVX-512 ones do the same product in about half the time. */
+static inline double nn_gemm_par_flops(int isa_id)
+{
+    return isa_id == 2 ? 2.0 * NN_GEMM_PAR_FLOPS : NN_GEMM_PAR_FLOPS;
+}
 int nn_gemm_last_threads(void) { return nn_gemm_last_nt; }
 
 /* ---- per-thread workspace (64-byte aligned, grown on demand, never shrinks) ---- */

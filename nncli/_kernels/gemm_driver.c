@@ -259,6 +259,48 @@ static void NN_FN(nn_gemm_packA_)(int ta, long mc, long kc, const NN_T *A, long 
     NN_FN(nn_gemm_packA_body_)(ta, mc, kc, A, lda, ic, pc, dst, NN_GMR);
 }
 
+/* ---- one MR x NR tile of C: C[ir.., jr..] (+)= A-panel . B-panel over one K block ----
+   ap: A's packed micro-panel (packa) or A's rows read in place; bp: B's packed micro-panel, or
+   B's rows in place (bk = ldb: cfg->edge, which masks columns past nr). */
+NN_INLINE void NN_FN(nn_gemm_tile_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa, long bk, long mr,
+                                    long nr, long kc, const NN_T *ap, long rsa, long csa,
+                                    const NN_T *bp, NN_T *cp, long rsc, long csc, NN_T bt, NN_T *tmp)
+{
+    const int MR = cfg->mr, NR = cfg->nr;
+    const int full = (csc == 1) && (nr == NR) && (packa ? mr == MR : 1);
+    if (bk || (!full && csc == 1 && cfg->edge)) {   /* B in place, or a corner: masked */
+        cfg->edge((int)mr, (int)nr, kc, ap, rsa, csa, bp, bk ? bk : NR, cp, rsc, bt);
+        return;
+    }
+    NN_T *cdst = full ? cp : tmp;
+    const long cld = full ? rsc : NR;
+    const NN_T cb = full ? bt : (NN_T)0;
+    if (packa)
+        cfg->packed(kc, ap, bp, cdst, cld, cb);
+    else
+        cfg->sup((int)mr, kc, ap, rsa, csa, bp, cdst, cld, cb);
+    if (!full) {
+        if (csc == 1) {
+            for (long i = 0; i < mr; i++) {
+                NN_T *cr = cp + i * rsc;
+                const NN_T *tr = tmp + i * NR;
+                if (bt == 0)
+                    for (long j = 0; j < nr; j++) cr[j] = tr[j];
+                else
+                    for (long j = 0; j < nr; j++) cr[j] = bt * cr[j] + tr[j];
+            }
+        } else {   /* transposed orientation: C(i,j) at cp[i*rsc + j*csc] */
+            for (long j = 0; j < nr; j++) {
+                NN_T *cc = cp + j * csc;
+                if (bt == 0)
+                    for (long i = 0; i < mr; i++) cc[i * rsc] = tmp[i * NR + j];
+                else
+                    for (long i = 0; i < mr; i++) cc[i * rsc] = bt * cc[i * rsc] + tmp[i * NR + j];
+            }
+        }
+    }
+}
+
 /* ---- blocked driver over C[0:M, 0:N] (sub-problem of one thread) ---- */
 static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa, int ta, int tb,
                                     long M, long N, long K, const NN_T *A, long lda, const NN_T *B,
@@ -299,62 +341,40 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
     NN_T *tmp = Ap + asz;                /* MR x NR edge tile (64-byte aligned) */
     tmp = (NN_T *)(((uintptr_t)tmp + 63) & ~(uintptr_t)63);
     const long rsa = ta ? 1 : lda, csa = ta ? lda : 1;
+    /* B stored K x N read in place when packing it would not pay: one row tile of A (a packed B
+       would be read once), or a short K (B is a few rows, L1-resident as it is) */
+    const int inplaceb = cfg->edge && !tb && csc == 1 && (M <= MR || K <= NN_GEMM_SMALL_K);
 
+    /* Rows of tiles outer (short or B-in-place K blocks; every block on the AVX-512 path):
+       consecutive tiles write along C's rows (C streams through the prefetchers; with a short
+       K, writing C is most of the work), A's micro-panel stays in L1 and B's block in L2.
+       Columns of tiles outer (long K blocks, AVX2 and generic: their blocking was swept so):
+       B's KC x NR micro-panel stays in L1 under every row tile. */
     for (long jc = 0; jc < N; jc += NCb) {
         const long nc = nn_gemm_min(NCb, N - jc);
         for (long pc = 0; pc < K; pc += KCb) {
             const long kc = nn_gemm_min(KCb, K - pc);
             const NN_T bt = (pc == 0) ? beta : (NN_T)1;
-            NN_FN(nn_gemm_packB_)(tb, kc, nc, B, ldb, pc, jc, Bp, NR);
+            if (!inplaceb) NN_FN(nn_gemm_packB_)(tb, kc, nc, B, ldb, pc, jc, Bp, NR);
+            const NN_T *B0 = inplaceb ? B + pc * ldb + jc : Bp;
+            const long bk = inplaceb ? ldb : 0, bstep = inplaceb ? 1 : kc;
+            const int rows_outer = inplaceb || kc <= cfg->rows_outer_kc;
             for (long ic = 0; ic < M; ic += MCb) {
                 const long mc = nn_gemm_min(MCb, M - ic);
                 if (packa) NN_FN(nn_gemm_packA_)(ta, mc, kc, A, lda, ic, pc, Ap, MR);
-                for (long jr = 0; jr < nc; jr += NR) {
-                    const long nr = nn_gemm_min(NR, nc - jr);
-                    const NN_T *bp = Bp + jr * kc;
-                    for (long ir = 0; ir < mc; ir += MR) {
-                        const long mr = nn_gemm_min(MR, mc - ir);
-                        NN_T *cp = C + (ic + ir) * rsc + (jc + jr) * csc;
-                        const int full = (csc == 1) && (nr == NR) && (packa ? mr == MR : 1);
-                        if (!full && csc == 1 && cfg->edge) {   /* corner: masked, in place */
-                            if (packa)
-                                cfg->edge((int)mr, (int)nr, kc, Ap + ir * kc, 1, MR, bp, cp, rsc, bt);
-                            else
-                                cfg->edge((int)mr, (int)nr, kc, A + (ic + ir) * rsa + pc * csa, rsa,
-                                          csa, bp, cp, rsc, bt);
-                            continue;
-                        }
-                        NN_T *cdst = full ? cp : tmp;
-                        const long cld = full ? rsc : NR;
-                        const NN_T cb = full ? bt : (NN_T)0;
-                        if (packa)
-                            cfg->packed(kc, Ap + ir * kc, bp, cdst, cld, cb);
-                        else
-                            cfg->sup((int)mr, kc, A + (ic + ir) * rsa + pc * csa, rsa, csa, bp, cdst,
-                                     cld, cb);
-                        if (!full) {
-                            if (csc == 1) {
-                                for (long i = 0; i < mr; i++) {
-                                    NN_T *cr = cp + i * rsc;
-                                    const NN_T *tr = tmp + i * NR;
-                                    if (bt == 0)
-                                        for (long j = 0; j < nr; j++) cr[j] = tr[j];
-                                    else
-                                        for (long j = 0; j < nr; j++) cr[j] = bt * cr[j] + tr[j];
-                                }
-                            } else {   /* transposed orientation: C(i,j) at cp[i*rsc + j*csc] */
-                                for (long j = 0; j < nr; j++) {
-                                    NN_T *cc = cp + j * csc;
-                                    if (bt == 0)
-                                        for (long i = 0; i < mr; i++) cc[i * rsc] = tmp[i * NR + j];
-                                    else
-                                        for (long i = 0; i < mr; i++)
-                                            cc[i * rsc] = bt * cc[i * rsc] + tmp[i * NR + j];
-                                }
-                            }
-                        }
-                    }
+#define NN_TILE_AT(ir, jr)                                                                       \
+    NN_FN(nn_gemm_tile_)(cfg, packa, bk, nn_gemm_min(MR, mc - (ir)), nn_gemm_min(NR, nc - (jr)),  \
+                         kc, packa ? Ap + (ir) * kc : A + (ic + (ir)) * rsa + pc * csa,          \
+                         packa ? 1 : rsa, packa ? MR : csa, B0 + (jr) * bstep,                   \
+                         C + (ic + (ir)) * rsc + (jc + (jr)) * csc, rsc, csc, bt, tmp)
+                if (rows_outer) {
+                    for (long ir = 0; ir < mc; ir += MR)
+                        for (long jr = 0; jr < nc; jr += NR) NN_TILE_AT(ir, jr);
+                } else {
+                    for (long jr = 0; jr < nc; jr += NR)
+                        for (long ir = 0; ir < mc; ir += MR) NN_TILE_AT(ir, jr);
                 }
+#undef NN_TILE_AT
                 /* The block C[ic:ic+mc, jc:jc+nc] is final after the last K block: hand it to
                    the epilogue while it is still in cache (row-major here: epi is only passed
                    with csc == 1). */
@@ -370,10 +390,11 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
                                 const NN_T *A, long lda, const NN_T *B, long ldb, NN_T beta, NN_T *C,
                                 long rsc, long csc, int n_threads, const NN_FN(nn_gemm_epi_t_) *epi)
 {
-    const int packa = cfg->sup ? (M > NN_GEMM_PACKA_M) : 1;
+    /* A read in place for few rows, or a short K (its rows are short: nothing to gain) */
+    const int packa = cfg->sup ? (M > NN_GEMM_PACKA_M && K > NN_GEMM_SMALL_K) : 1;
 #ifdef _OPENMP
     int nt = n_threads;
-    if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS) {
+    if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= nn_gemm_par_flops(nn_gemm_isa_id())) {
         const int mx = nn_gemm_max_threads();
         if (nt > mx) nt = mx;
     } else {
@@ -475,7 +496,8 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
         const long rsc = ny ? ldc : 1, csc = ny ? 1 : ldc;
 #ifdef _OPENMP
         int nt = n_threads;
-        if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= NN_GEMM_PAR_FLOPS && nx >= 24) {
+        /* (the dot path runs AVX2 code on every x86 CPU: the AVX2 threshold) */
+        if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= nn_gemm_par_flops(1) && nx >= 24) {
             const int mx = nn_gemm_max_threads();
             if (nt > mx) nt = mx;
         } else {
@@ -508,6 +530,8 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
 #if NN_GEMM_X86
     if (nn_gemm_isa_id() == 2) {
         cfg.mr = NN_ZMR; cfg.nr = NN_ZNR; cfg.mc = NN_ZMC; cfg.kc = NN_ZKC; cfg.nc = NN_ZNC;
+        nn_gemm_z_blocks(!NN_IS_F32, &cfg.mc, &cfg.kc, &cfg.nc);
+        cfg.rows_outer_kc = cfg.kc;
         cfg.packed = NN_FN(nn_ukr_avx512_packed_);
         cfg.sup = NN_FN(nn_ukr_avx512_sup_);
         cfg.edge = NN_FN(nn_ukr_avx512_edge_);
@@ -516,6 +540,7 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
         cfg.packed = NN_FN(nn_ukr_avx2_packed_);
         cfg.sup = NN_FN(nn_ukr_avx2_sup_);
         cfg.edge = 0;
+        cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     } else
 #endif
     {
@@ -523,6 +548,7 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
         cfg.packed = NN_FN(nn_ukr_gen_);
         cfg.sup = 0;
         cfg.edge = 0;
+        cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     }
 
     /* Orientation: C = op(A) op(B), or C^T = op(B)^T op(A)^T (computed with C's strides swapped)

@@ -50,17 +50,20 @@ typedef void (*NN_FN(nn_ukr_packed_t_))(long kc, const NN_T *a, const NN_T *b, N
 typedef void (*NN_FN(nn_ukr_sup_t_))(int mr, long kc, const NN_T *a, long rsa, long csa,
                                      const NN_T *b, NN_T *c, long ldc, NN_T beta);
 
-/*   edge  : an mr x nr corner tile (mr <= MR, nr <= NR) written straight into C with masked
- *           stores (AVX-512), instead of through a temporary tile */
+/*   edge  : an mr x nr tile (mr <= MR, nr <= NR) written straight into C with masked stores
+ *           (AVX-512), instead of through a temporary tile; b(k, j) = b[k*ldb + j], a packed
+ *           micro-panel (ldb = NR) or B's rows in place (B's row stride; masked loads) */
 typedef void (*NN_FN(nn_ukr_edge_t_))(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
-                                      const NN_T *b, NN_T *c, long ldc, NN_T beta);
+                                      const NN_T *b, long ldb, NN_T *c, long ldc, NN_T beta);
 
 typedef struct {
     int mr, nr;
     long mc, kc, nc;
     NN_FN(nn_ukr_packed_t_) packed;
     NN_FN(nn_ukr_sup_t_) sup;          /* may be NULL: then A is always packed */
-    NN_FN(nn_ukr_edge_t_) edge;        /* may be NULL: edges go through a temporary tile */
+    NN_FN(nn_ukr_edge_t_) edge;        /* may be NULL: edges go through a temporary tile, and
+                                          B is always packed */
+    long rows_outer_kc;                /* K blocks up to this long: row tiles outer */
 } NN_FN(nn_gemm_cfg_t_);
 
 /* ---- generic micro-kernel (plain C; the compiler vectorises the j loops) ---- */
@@ -360,25 +363,31 @@ NN_AVX2 static void NN_FN(nn_dot_avx2_)(long M, long N, long K, const NN_T *X, l
 #define NN_ZMLOAD    _mm512_maskz_loadu_pd
 #endif
 
+/* b(k, j) = b[k*bk + j]: bk = NN_ZNR for a packed micro-panel, B's row stride when B is read in
+   place (then bmask: columns nr.. are masked off in the loads too, they may lie past B's end). */
 NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const NN_T *a,
                                                     const long rsa, const long csa, const NN_T *b,
-                                                    NN_T *c, long ldc, NN_T beta, const int masked,
-                                                    const int nr)
+                                                    const long bk, NN_T *c, long ldc, NN_T beta,
+                                                    const int masked, const int nr, const int bmask)
 {
     NN_ZT c0[NN_ZMR], c1[NN_ZMR];
+    const unsigned full = (1u << NN_ZL) - 1;
+    const NN_ZMASK k0 = (NN_ZMASK)(nr >= NN_ZL ? full : (1u << nr) - 1);
+    const NN_ZMASK k1 = (NN_ZMASK)(nr >= 2 * NN_ZL ? full : nr > NN_ZL ? (1u << (nr - NN_ZL)) - 1 : 0);
 #pragma GCC unroll 12
     for (int i = 0; i < NN_ZMR; i++) { c0[i] = NN_ZZERO(); c1[i] = NN_ZZERO(); }
 #pragma GCC unroll 12
     for (int i = 0; i < NN_ZMR; i++)
-        if (i < mr) {   /* the C tile row: 128 bytes, two cache lines */
+        if (i < mr && !bmask) {   /* the C tile row, two lines (not for edge/in-place tiles) */
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + NN_ZNR - 1), _MM_HINT_T0);
         }
 #pragma GCC unroll 4
     for (long k = 0; k < kc; k++) {
-        const NN_ZT b0 = NN_ZLOAD(b), b1 = NN_ZLOAD(b + NN_ZL);
-        _mm_prefetch((const char *)(b + 8 * NN_ZNR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + 8 * NN_ZNR + NN_ZL), _MM_HINT_T0);
+        const NN_ZT b0 = bmask ? NN_ZMLOAD(k0, b) : NN_ZLOAD(b);
+        const NN_ZT b1 = bmask ? NN_ZMLOAD(k1, b + NN_ZL) : NN_ZLOAD(b + NN_ZL);
+        _mm_prefetch((const char *)(b + 8 * bk), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 8 * bk + NN_ZL), _MM_HINT_T0);
 #pragma GCC unroll 12
         for (int i = 0; i < NN_ZMR; i++)
             if (i < mr) {
@@ -387,12 +396,9 @@ NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const
                 c1[i] = NN_ZFMA(av, b1, c1[i]);
             }
         a += csa;
-        b += NN_ZNR;
+        b += bk;
     }
     if (masked) {   /* columns nr.. of the tile are outside C: masked loads and stores */
-        const unsigned full = (1u << NN_ZL) - 1;
-        const NN_ZMASK k0 = (NN_ZMASK)(nr >= NN_ZL ? full : (1u << nr) - 1);
-        const NN_ZMASK k1 = (NN_ZMASK)(nr >= 2 * NN_ZL ? full : nr > NN_ZL ? (1u << (nr - NN_ZL)) - 1 : 0);
 #pragma GCC unroll 12
         for (int i = 0; i < NN_ZMR; i++)
             if (i < mr) {
@@ -424,18 +430,26 @@ NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const
 NN_AVX512 static void NN_FN(nn_ukr_avx512_packed_)(long kc, const NN_T *a, const NN_T *b, NN_T *c,
                                                    long ldc, NN_T beta)
 {
-    NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, 1, NN_ZMR, b, c, ldc, beta, 0, NN_ZNR);
+    NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, 1, NN_ZMR, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);
 }
+
+/* the 12 fixed-mr instances of a kernel, for a table indexed by mr - 1 */
+#define NN_ZTAB(name)                                                                            \
+    {NN_FN(NN_CAT(name, 1)), NN_FN(NN_CAT(name, 2)), NN_FN(NN_CAT(name, 3)),                     \
+     NN_FN(NN_CAT(name, 4)), NN_FN(NN_CAT(name, 5)), NN_FN(NN_CAT(name, 6)),                     \
+     NN_FN(NN_CAT(name, 7)), NN_FN(NN_CAT(name, 8)), NN_FN(NN_CAT(name, 9)),                     \
+     NN_FN(NN_CAT(name, 10)), NN_FN(NN_CAT(name, 11)), NN_FN(NN_CAT(name, 12))}
 
 #define NN_SUPZ(m)                                                                               \
     NN_AVX512 static void NN_FN(NN_CAT(nn_ukr_avx512_sup, m))(long kc, const NN_T *a, long rsa,  \
                                                               long csa, const NN_T *b, NN_T *c,  \
                                                               long ldc, NN_T beta)               \
     {                                                                                            \
-        if (csa == 1) NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, 1, b, c, ldc, beta, 0, NN_ZNR);  \
-        else if (rsa == 1) NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, c, ldc, beta, 0,     \
-                                                      NN_ZNR);                                   \
-        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, c, ldc, beta, 0, NN_ZNR);         \
+        if (csa == 1)                                                                            \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, 1, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);  \
+        else if (rsa == 1)                                                                       \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);  \
+        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0); \
     }
 NN_SUPZ(1) NN_SUPZ(2) NN_SUPZ(3) NN_SUPZ(4) NN_SUPZ(5) NN_SUPZ(6)
 NN_SUPZ(7) NN_SUPZ(8) NN_SUPZ(9) NN_SUPZ(10) NN_SUPZ(11) NN_SUPZ(12)
@@ -445,39 +459,36 @@ static void NN_FN(nn_ukr_avx512_sup_)(int mr, long kc, const NN_T *a, long rsa, 
                                       const NN_T *b, NN_T *c, long ldc, NN_T beta)
 {
     typedef void (*fixed_t)(long, const NN_T *, long, long, const NN_T *, NN_T *, long, NN_T);
-    static const fixed_t tab[NN_ZMR] = {
-        NN_FN(nn_ukr_avx512_sup1), NN_FN(nn_ukr_avx512_sup2), NN_FN(nn_ukr_avx512_sup3),
-        NN_FN(nn_ukr_avx512_sup4), NN_FN(nn_ukr_avx512_sup5), NN_FN(nn_ukr_avx512_sup6),
-        NN_FN(nn_ukr_avx512_sup7), NN_FN(nn_ukr_avx512_sup8), NN_FN(nn_ukr_avx512_sup9),
-        NN_FN(nn_ukr_avx512_sup10), NN_FN(nn_ukr_avx512_sup11), NN_FN(nn_ukr_avx512_sup12)};
+    static const fixed_t tab[NN_ZMR] = NN_ZTAB(nn_ukr_avx512_sup);
     tab[(mr < 1 ? 1 : mr > NN_ZMR ? NN_ZMR : mr) - 1](kc, a, rsa, csa, b, c, ldc, beta);
 }
 
-/* corner tiles: any mr x nr, masked stores; A strided (packed panels: rsa 1, csa MR) */
+/* any mr x nr tile, masked (corner tiles, and tiles reading B in place):
+   A strided (packed panels: rsa 1, csa MR); b(k, j) = b[k*ldb + j] (a packed micro-panel:
+   ldb = NN_ZNR; B's rows in place: B's row stride, where a packed B would be read once). */
 #define NN_EDGEZ(m)                                                                              \
     NN_AVX512 static void NN_FN(NN_CAT(nn_ukr_avx512_edge, m))(int nr, long kc, const NN_T *a,   \
                                                                long rsa, long csa,               \
-                                                               const NN_T *b, NN_T *c, long ldc, \
-                                                               NN_T beta)                        \
+                                                               const NN_T *b, long ldb, NN_T *c, \
+                                                               long ldc, NN_T beta)              \
     {                                                                                            \
-        if (rsa == 1) NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, c, ldc, beta, 1, nr);      \
-        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, c, ldc, beta, 1, nr);             \
+        if (rsa == 1)                                                                            \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, ldb, c, ldc, beta, 1, nr, 1);         \
+        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, ldb, c, ldc, beta, 1, nr, 1);      \
     }
 NN_EDGEZ(1) NN_EDGEZ(2) NN_EDGEZ(3) NN_EDGEZ(4) NN_EDGEZ(5) NN_EDGEZ(6)
 NN_EDGEZ(7) NN_EDGEZ(8) NN_EDGEZ(9) NN_EDGEZ(10) NN_EDGEZ(11) NN_EDGEZ(12)
 #undef NN_EDGEZ
 
 static void NN_FN(nn_ukr_avx512_edge_)(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
-                                       const NN_T *b, NN_T *c, long ldc, NN_T beta)
+                                       const NN_T *b, long ldb, NN_T *c, long ldc, NN_T beta)
 {
-    typedef void (*edge_t)(int, long, const NN_T *, long, long, const NN_T *, NN_T *, long, NN_T);
-    static const edge_t tab[NN_ZMR] = {
-        NN_FN(nn_ukr_avx512_edge1), NN_FN(nn_ukr_avx512_edge2), NN_FN(nn_ukr_avx512_edge3),
-        NN_FN(nn_ukr_avx512_edge4), NN_FN(nn_ukr_avx512_edge5), NN_FN(nn_ukr_avx512_edge6),
-        NN_FN(nn_ukr_avx512_edge7), NN_FN(nn_ukr_avx512_edge8), NN_FN(nn_ukr_avx512_edge9),
-        NN_FN(nn_ukr_avx512_edge10), NN_FN(nn_ukr_avx512_edge11), NN_FN(nn_ukr_avx512_edge12)};
-    tab[(mr < 1 ? 1 : mr > NN_ZMR ? NN_ZMR : mr) - 1](nr, kc, a, rsa, csa, b, c, ldc, beta);
+    typedef void (*edge_t)(int, long, const NN_T *, long, long, const NN_T *, long, NN_T *, long,
+                           NN_T);
+    static const edge_t tab[NN_ZMR] = NN_ZTAB(nn_ukr_avx512_edge);
+    tab[(mr < 1 ? 1 : mr > NN_ZMR ? NN_ZMR : mr) - 1](nr, kc, a, rsa, csa, b, ldb, c, ldc, beta);
 }
+#undef NN_ZTAB
 #undef NN_ZT
 #undef NN_ZL
 #undef NN_ZLOAD
