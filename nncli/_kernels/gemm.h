@@ -32,7 +32,7 @@ void nn_gemm_epi_f64(int trans_a, int trans_b, long M, long N, long K,
                      const double *A, long lda, const double *B, long ldb,
                      double beta, double *C, long ldc, int n_threads,
                      nn_gemm_epi_fn_f64 epi, void *ctx);
-/* Which code path runs on this CPU: "avx2" or "generic". */
+/* Which code path runs on this CPU: "avx512", "avx2" or "generic". */
 const char *nn_gemm_isa(void);
 /* Team size of the calling thread's last product (1 if it ran serially). */
 int nn_gemm_last_threads(void);

@@ -33,7 +33,7 @@ cdef void gemm_epi(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ss
 
 
 def isa():
-    """Name of the GEMM code path chosen for this CPU ('avx2' or 'generic')."""
+    """Name of the GEMM code path chosen for this CPU ('avx512', 'avx2' or 'generic')."""
     return nn_gemm_isa().decode()
 
 
