@@ -247,6 +247,17 @@ def test_two_workers_share_one_budget(env, space, tmp_path):
     assert load_model(out / "best.npz").meta["sweep"]["trial"] == best.number
 
 
+def _trials_so_far(folder):
+    """The study's trials while a worker is starting: none before its journal holds the
+    study (the file can exist a moment before the study's record is in it)."""
+    if not os.path.exists(os.path.join(folder, "sweep.journal")):
+        return []
+    try:
+        return study_trials(folder)
+    except KeyError:   # optuna: 'Record does not exist.'
+        return []
+
+
 def _kill_mid_trial(p, trials):
     """SIGKILL the worker process p once one of `trials()` is running with two epochs
     reported (mid-training; an early-stopped trial 0 may be done already). Returns its number."""
@@ -273,8 +284,7 @@ def test_a_killed_worker_leaves_the_study_usable(env, space, tmp_path, slow_data
                           "--trials", "3", "--epochs", "500", "--pruner", "none", "--threads", "1",
                           "-o", str(out)], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
     # (a worker killed while it holds the journal's lock makes the next one wait 5 s for it)
-    running = _kill_mid_trial(p, lambda: study_trials(out) if os.path.exists(out / "sweep.journal")
-                              else [])
+    running = _kill_mid_trial(p, lambda: _trials_so_far(out))
     r = sweep(slow_data, "--space", space, "--trials", 3, "--epochs", 2, "-o", out, "--json")
     assert r.exit_code == 0, r.output
     assert f"Marked failed: trials {running}, left running by a worker that died." in r.stderr, r.stderr
