@@ -154,6 +154,8 @@ def part_train(spec):
     with threadpool_limits(limits=n, user_api="blas"):
         if step:
             step()
+            if n > 1:
+                time.sleep(0.12)
         t_start = time.perf_counter()
         rounds = 0
         while rounds < 3 or (time.perf_counter() - t_start < spec["min_time"] and rounds < 50):
@@ -172,6 +174,9 @@ def part_train(spec):
                     step()
                 np_rates.append((time.perf_counter() - t0) / reps)
                 np_best = min(np_best, np_rates[-1])
+                if n > 1:
+                    time.sleep(0.12)   # and again before nncli's next epoch: a spinning
+                    # OpenBLAS worker holds the second core the epoch's threads need
     fl = step_flops(widths, B)
     out = {act: {"samples_per_s": v, "gflops": v / B * fl / 1e9} for act, v in best.items()}
     # Ratios within a round (back to back, same load), then their median over the rounds:
