@@ -68,6 +68,19 @@ def test_same_seed_and_threads_give_the_same_model_file(tmp_path, monkeypatch):
     assert "ensemble   4 networks, predictions averaged (seeds [7, 8, 9, 10], epochs [12, 12, 12, 12])" in info
 
 
+def test_members_with_dropout_draw_their_own_masks_the_same_on_any_thread_count(tmp_path, monkeypatch):
+    """Dropout in an ensemble: each member's masks come from its own seed, so the members
+    differ from the same members without dropout and the file is the same on 1 or 2 threads."""
+    monkeypatch.chdir(tmp_path)
+    args = [IRIS, "--ensemble", 3, "--epochs", 8, "--layers", 16, "--seed", 7, "-q"]
+    for name, extra in (("a", ["--threads", 2]), ("b", ["--threads", 1]), ("plain", ["--threads", 2])):
+        r = train(*args, *(["--dropout", 0.3] if name != "plain" else []), *extra, "-o", f"{name}.npz")
+        assert r.exit_code == 0, r.output
+    a, b, plain = arrays("a.npz"), arrays("b.npz"), arrays("plain.npz")
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not any(np.array_equal(x, y) for x, y in zip([a[0], *a[1]], [plain[0], *plain[1]]))
+
+
 def test_a_diverging_member_stops_the_run_and_save_diverged_keeps_every_member(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open("d.csv", "w") as f:
