@@ -192,16 +192,9 @@ class DistributedStreamingTrainer(StreamingTrainer):
         network.phi[:] = exchange(comm, network.phi if self.rank == 0 else None)[0]
         self._sum = np.zeros(2, np.float64)
 
-    def _block(self, b):
-        """(X, Y) of this rank's slice of block b, in the reused buffers (the reader's: a
-        refit on the same blocks shares them, see StreamingTrainer.share_blocks)."""
-        a, z = self.slices[b][:2]
-        r = self.reader
-        if r._loaded != b:
-            self.cache.read_rows(a, z, r._X, r._Y)
-            r._loaded = b
-        X = r._X[:z - a]
-        return X, (X if r._Y is None else r._Y[:z - a])
+    def _rows_read(self, b):
+        """This rank's slice of block b (StreamingTrainer._block reads it into the buffers)."""
+        return self.slices[b][:2]
 
     def _train_epoch(self, engine, lr):
         blocks = self.blocks

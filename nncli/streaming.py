@@ -183,13 +183,17 @@ class StreamingTrainer(Trainer):
     def _block(self, b):
         """(X, Y) of block b in the reused buffers (read unless they hold it already: a
         single block is read once for the whole run)."""
-        lo, hi = self.blocks[b][:2]
+        lo, hi = self._rows_read(b)
         n, r = hi - lo, self.reader
         if r._loaded != b:
             self.cache.read_rows(lo, hi, r._X, r._Y)
             r._loaded = b
         X = r._X[:n]
         return X, (X if r._Y is None else r._Y[:n])
+
+    def _rows_read(self, b):
+        """The cache rows [lo, hi) read for block b: all of them (a rank reads its slice)."""
+        return self.blocks[b][:2]
 
     def share_blocks(self, other):
         """Read blocks through `other` (another member of an ensemble on the same cache and
