@@ -32,7 +32,9 @@ THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
                    # B read in place: one row tile of A; a short K; M split into row tiles
                    # that each read B in place where one thread packs it
                    (10, 3000, 500, True, False), (2000, 300, 20, False, False),
-                   (30, 30, 1200, False, False)]
+                   (30, 30, 1200, False, False),
+                   # a short K: rows of tiles in one call, the kernel compiled for K = 10
+                   (600, 300, 10, False, False)]
 
 
 @pytest.mark.parametrize("M,N,K,ta,tb", THREADED_SHAPES)

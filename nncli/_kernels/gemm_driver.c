@@ -368,8 +368,18 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                          packa ? 1 : rsa, packa ? MR : csa, B0 + (jr) * bstep,                   \
                          C + (ic + (ir)) * rsc + (jc + (jr)) * csc, rsc, csc, bt, tmp)
                 if (rows_outer) {
-                    for (long ir = 0; ir < mc; ir += MR)
-                        for (long jr = 0; jr < nc; jr += NR) NN_TILE_AT(ir, jr);
+                    /* full row tiles: their full column tiles in one panel call */
+                    const long ntf = (cfg->panel && csc == 1) ? nc / NR : 0;
+                    for (long ir = 0; ir < mc; ir += MR) {
+                        long jr = 0;
+                        if (ntf && ir + MR <= mc) {
+                            cfg->panel(ntf, kc, packa ? Ap + ir * kc : A + (ic + ir) * rsa + pc * csa,
+                                       packa ? 1 : rsa, packa ? MR : csa, B0, bstep, bk ? bk : NR,
+                                       C + (ic + ir) * rsc + jc, rsc, bt);
+                            jr = ntf * NR;
+                        }
+                        for (; jr < nc; jr += NR) NN_TILE_AT(ir, jr);
+                    }
                 } else {
                     for (long jr = 0; jr < nc; jr += NR)
                         for (long ir = 0; ir < mc; ir += MR) NN_TILE_AT(ir, jr);
@@ -535,11 +545,13 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
         cfg.packed = NN_FN(nn_ukr_avx512_packed_);
         cfg.sup = NN_FN(nn_ukr_avx512_sup_);
         cfg.edge = NN_FN(nn_ukr_avx512_edge_);
+        cfg.panel = NN_FN(nn_ukr_avx512_panel_);
     } else if (nn_gemm_isa_id() == 1) {
         cfg.mr = NN_MR; cfg.nr = NN_NR; cfg.mc = NN_MC; cfg.kc = NN_KC; cfg.nc = NN_NC;
         cfg.packed = NN_FN(nn_ukr_avx2_packed_);
         cfg.sup = NN_FN(nn_ukr_avx2_sup_);
         cfg.edge = 0;
+        cfg.panel = 0;
         cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     } else
 #endif
@@ -548,6 +560,7 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
         cfg.packed = NN_FN(nn_ukr_gen_);
         cfg.sup = 0;
         cfg.edge = 0;
+        cfg.panel = 0;
         cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     }
 

@@ -56,6 +56,12 @@ typedef void (*NN_FN(nn_ukr_sup_t_))(int mr, long kc, const NN_T *a, long rsa, l
 typedef void (*NN_FN(nn_ukr_edge_t_))(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
                                       const NN_T *b, long ldb, NN_T *c, long ldc, NN_T beta);
 
+/*   panel : nt full MR x NR tiles along a row of C, A's MR rows as for sup (or a packed
+ *           micro-panel: rsa 1, csa MR); tile t reads b + t*NR*bcol with row stride bk */
+typedef void (*NN_FN(nn_ukr_panel_t_))(long nt, long kc, const NN_T *a, long rsa, long csa,
+                                       const NN_T *b, long bcol, long bk, NN_T *c, long ldc,
+                                       NN_T beta);
+
 typedef struct {
     int mr, nr;
     long mc, kc, nc;
@@ -63,6 +69,7 @@ typedef struct {
     NN_FN(nn_ukr_sup_t_) sup;          /* may be NULL: then A is always packed */
     NN_FN(nn_ukr_edge_t_) edge;        /* may be NULL: edges go through a temporary tile, and
                                           B is always packed */
+    NN_FN(nn_ukr_panel_t_) panel;      /* may be NULL: one call per tile */
     long rows_outer_kc;                /* K blocks up to this long: row tiles outer */
 } NN_FN(nn_gemm_cfg_t_);
 
@@ -368,26 +375,29 @@ NN_AVX2 static void NN_FN(nn_dot_avx2_)(long M, long N, long K, const NN_T *X, l
 NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const NN_T *a,
                                                     const long rsa, const long csa, const NN_T *b,
                                                     const long bk, NN_T *c, long ldc, NN_T beta,
-                                                    const int masked, const int nr, const int bmask)
+                                                    const int masked, const int nr, const int bmask,
+                                                    const int pfb)
 {
     NN_ZT c0[NN_ZMR], c1[NN_ZMR];
     const unsigned full = (1u << NN_ZL) - 1;
     const NN_ZMASK k0 = (NN_ZMASK)(nr >= NN_ZL ? full : (1u << nr) - 1);
     const NN_ZMASK k1 = (NN_ZMASK)(nr >= 2 * NN_ZL ? full : nr > NN_ZL ? (1u << (nr - NN_ZL)) - 1 : 0);
 #pragma GCC unroll 12
-    for (int i = 0; i < NN_ZMR; i++) { c0[i] = NN_ZZERO(); c1[i] = NN_ZZERO(); }
-#pragma GCC unroll 12
     for (int i = 0; i < NN_ZMR; i++)
         if (i < mr && !bmask) {   /* the C tile row, two lines (not for edge/in-place tiles) */
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + NN_ZNR - 1), _MM_HINT_T0);
         }
+#pragma GCC unroll 12
+    for (int i = 0; i < NN_ZMR; i++) { c0[i] = NN_ZZERO(); c1[i] = NN_ZZERO(); }
 #pragma GCC unroll 4
     for (long k = 0; k < kc; k++) {
         const NN_ZT b0 = bmask ? NN_ZMLOAD(k0, b) : NN_ZLOAD(b);
         const NN_ZT b1 = bmask ? NN_ZMLOAD(k1, b + NN_ZL) : NN_ZLOAD(b + NN_ZL);
-        _mm_prefetch((const char *)(b + 8 * bk), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + 8 * bk + NN_ZL), _MM_HINT_T0);
+        if (pfb) {
+            _mm_prefetch((const char *)(b + 8 * bk), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 8 * bk + NN_ZL), _MM_HINT_T0);
+        }
 #pragma GCC unroll 12
         for (int i = 0; i < NN_ZMR; i++)
             if (i < mr) {
@@ -430,8 +440,72 @@ NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const
 NN_AVX512 static void NN_FN(nn_ukr_avx512_packed_)(long kc, const NN_T *a, const NN_T *b, NN_T *c,
                                                    long ldc, NN_T beta)
 {
-    NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, 1, NN_ZMR, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);
+    NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, 1, NN_ZMR, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0, 1);
 }
+
+/* A row panel of full 12 x NN_ZNR tiles in one call: column tiles t = 0..nt-1 read B at
+   b + t*NN_ZNR*bcol (bcol = kc: packed micro-panels; bcol = 1: B's rows in place, bk = B's row
+   stride) and write C at c + t*NN_ZNR.  The same body as the per-tile kernels, so the same
+   sums; what it saves is the driver's call per tile (two indirect calls and the tile's
+   set-up).  A short K (<= NN_ZPANEL_K) with A's rows in place gets a kernel compiled for that
+   K: its K loop fully unrolled, and no prefetching of B (a few rows, in L1).  With K = 10
+   (δ·Ω of a 10-output layer, 128 x 128 x 10) a tile is ~120 cycles of FMAs, and the per-tile
+   calls and the K loop's control were a fifth of the time. */
+#define NN_ZPANEL_K 16
+#define NN_PANELZ(name, RSA, CSA)                                                                \
+    NN_AVX512 static void name(long nt, long kc, const NN_T *a, long rsa, long csa,             \
+                               const NN_T *b, long bcol, long bk, NN_T *c, long ldc, NN_T beta)  \
+    {                                                                                            \
+        (void)rsa; (void)csa;                                                                    \
+        for (long t = 0; t < nt; t++)                                                            \
+            NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, RSA, CSA, b + t * NN_ZNR * bcol, bk,       \
+                                       c + t * NN_ZNR, ldc, beta, 0, NN_ZNR, 0, 1);              \
+    }
+NN_PANELZ(NN_FN(nn_ukr_avx512_panel_packed_), 1, NN_ZMR)
+NN_PANELZ(NN_FN(nn_ukr_avx512_panel_rows_), rsa, 1)
+NN_PANELZ(NN_FN(nn_ukr_avx512_panel_cols_), 1, csa)
+#undef NN_PANELZ
+
+#define NN_PANELK(K)                                                                             \
+    NN_AVX512 static void NN_FN(NN_CAT(nn_ukr_avx512_panel_k, K))(long nt, const NN_T *a,        \
+                                                                  long rsa, const NN_T *b,       \
+                                                                  long bcol, long bk, NN_T *c,   \
+                                                                  long ldc, NN_T beta)           \
+    {                                                                                            \
+        for (long t = 0; t < nt; t++)                                                            \
+            NN_FN(nn_ukr_avx512_body_)(NN_ZMR, K, a, rsa, 1, b + t * NN_ZNR * bcol, bk,          \
+                                       c + t * NN_ZNR, ldc, beta, 0, NN_ZNR, 0, 0);              \
+    }
+NN_PANELK(1) NN_PANELK(2) NN_PANELK(3) NN_PANELK(4) NN_PANELK(5) NN_PANELK(6) NN_PANELK(7)
+NN_PANELK(8) NN_PANELK(9) NN_PANELK(10) NN_PANELK(11) NN_PANELK(12) NN_PANELK(13)
+NN_PANELK(14) NN_PANELK(15) NN_PANELK(16)
+#undef NN_PANELK
+
+static void NN_FN(nn_ukr_avx512_panel_)(long nt, long kc, const NN_T *a, long rsa, long csa,
+                                        const NN_T *b, long bcol, long bk, NN_T *c, long ldc,
+                                        NN_T beta)
+{
+    typedef void (*panelk_t)(long, const NN_T *, long, const NN_T *, long, long, NN_T *, long,
+                             NN_T);
+    static const panelk_t tabk[NN_ZPANEL_K] = {
+        NN_FN(nn_ukr_avx512_panel_k1), NN_FN(nn_ukr_avx512_panel_k2),
+        NN_FN(nn_ukr_avx512_panel_k3), NN_FN(nn_ukr_avx512_panel_k4),
+        NN_FN(nn_ukr_avx512_panel_k5), NN_FN(nn_ukr_avx512_panel_k6),
+        NN_FN(nn_ukr_avx512_panel_k7), NN_FN(nn_ukr_avx512_panel_k8),
+        NN_FN(nn_ukr_avx512_panel_k9), NN_FN(nn_ukr_avx512_panel_k10),
+        NN_FN(nn_ukr_avx512_panel_k11), NN_FN(nn_ukr_avx512_panel_k12),
+        NN_FN(nn_ukr_avx512_panel_k13), NN_FN(nn_ukr_avx512_panel_k14),
+        NN_FN(nn_ukr_avx512_panel_k15), NN_FN(nn_ukr_avx512_panel_k16)};
+    if (csa == 1 && kc >= 1 && kc <= NN_ZPANEL_K)
+        tabk[kc - 1](nt, a, rsa, b, bcol, bk, c, ldc, beta);
+    else if (rsa == 1 && csa == NN_ZMR)
+        NN_FN(nn_ukr_avx512_panel_packed_)(nt, kc, a, rsa, csa, b, bcol, bk, c, ldc, beta);
+    else if (csa == 1)
+        NN_FN(nn_ukr_avx512_panel_rows_)(nt, kc, a, rsa, csa, b, bcol, bk, c, ldc, beta);
+    else
+        NN_FN(nn_ukr_avx512_panel_cols_)(nt, kc, a, rsa, csa, b, bcol, bk, c, ldc, beta);
+}
+#undef NN_ZPANEL_K
 
 /* the 12 fixed-mr instances of a kernel, for a table indexed by mr - 1 */
 #define NN_ZTAB(name)                                                                            \
@@ -446,10 +520,10 @@ NN_AVX512 static void NN_FN(nn_ukr_avx512_packed_)(long kc, const NN_T *a, const
                                                               long ldc, NN_T beta)               \
     {                                                                                            \
         if (csa == 1)                                                                            \
-            NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, 1, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);  \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, 1, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0, 1);  \
         else if (rsa == 1)                                                                       \
-            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);  \
-        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0); \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0, 1);  \
+        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0, 1); \
     }
 NN_SUPZ(1) NN_SUPZ(2) NN_SUPZ(3) NN_SUPZ(4) NN_SUPZ(5) NN_SUPZ(6)
 NN_SUPZ(7) NN_SUPZ(8) NN_SUPZ(9) NN_SUPZ(10) NN_SUPZ(11) NN_SUPZ(12)
@@ -473,8 +547,8 @@ static void NN_FN(nn_ukr_avx512_sup_)(int mr, long kc, const NN_T *a, long rsa, 
                                                                long ldc, NN_T beta)              \
     {                                                                                            \
         if (rsa == 1)                                                                            \
-            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, ldb, c, ldc, beta, 1, nr, 1);         \
-        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, ldb, c, ldc, beta, 1, nr, 1);      \
+            NN_FN(nn_ukr_avx512_body_)(m, kc, a, 1, csa, b, ldb, c, ldc, beta, 1, nr, 1, 1);         \
+        else NN_FN(nn_ukr_avx512_body_)(m, kc, a, rsa, csa, b, ldb, c, ldc, beta, 1, nr, 1, 1);      \
     }
 NN_EDGEZ(1) NN_EDGEZ(2) NN_EDGEZ(3) NN_EDGEZ(4) NN_EDGEZ(5) NN_EDGEZ(6)
 NN_EDGEZ(7) NN_EDGEZ(8) NN_EDGEZ(9) NN_EDGEZ(10) NN_EDGEZ(11) NN_EDGEZ(12)
