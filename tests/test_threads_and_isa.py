@@ -34,7 +34,9 @@ THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
                    (10, 3000, 500, True, False), (2000, 300, 20, False, False),
                    (30, 30, 1200, False, False),
                    # a short K: rows of tiles in one call, the kernel compiled for K = 10
-                   (600, 300, 10, False, False)]
+                   (600, 300, 10, False, False),
+                   # split along M (B packed per chunk) where an N split would pack A 4 times
+                   (600, 160, 100, True, False), (600, 160, 100, False, False)]
 
 
 @pytest.mark.parametrize("M,N,K,ta,tb", THREADED_SHAPES)

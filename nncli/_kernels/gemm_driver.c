@@ -412,7 +412,18 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
     }
     if (nt > 1) {
         const long ntn = (N + cfg->nr - 1) / cfg->nr, ntm = (M + cfg->mr - 1) / cfg->mr;
-        const int splitn = ntn >= 2L * nt || ntn >= ntm;
+        int splitn = ntn >= 2L * nt || ntn >= ntm;
+        if (splitn && ntm >= 2L * nt) {
+            /* Both ways give each thread two chunks: split the one that packs less twice.
+               Each N chunk packs all of A's rows again (once per NC block of the chunk), each
+               M chunk all of B: 2048 x 512 x 256 (∂Ω of wide's first layer) packed its 2 MB A
+               four times split along N, and its 0.5 MB B four times along M. */
+            const long wch = (ntn + 2L * nt - 1) / (2L * nt) * cfg->nr;   /* an N chunk */
+            const double nch2 = 2.0 * nt, nblk = (double)((N + cfg->nc - 1) / cfg->nc);
+            const double nblk_ch = (double)((wch + cfg->nc - 1) / cfg->nc);
+            const double mk = packa ? (double)M * (double)K : 0.0, kn = (double)K * (double)N;
+            if (nblk * mk + nch2 * kn < nch2 * nblk_ch * mk + kn) splitn = 0;
+        }
         const long tiles = splitn ? ntn : ntm;
         if (tiles < nt) nt = (int)tiles;
         if (nt > 1) {
