@@ -368,14 +368,24 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                          packa ? 1 : rsa, packa ? MR : csa, B0 + (jr) * bstep,                   \
                          C + (ic + (ir)) * rsc + (jc + (jr)) * csc, rsc, csc, bt, tmp)
                 if (rows_outer) {
-                    /* full row tiles: their full column tiles in one panel call */
+                    /* a row of tiles: its full column tiles in one panel call where the
+                       kernels have one (rows it leaves, and the last column tile: per tile) */
                     const long ntf = (cfg->panel && csc == 1) ? nc / NR : 0;
                     for (long ir = 0; ir < mc; ir += MR) {
+                        const long mr = nn_gemm_min(MR, mc - ir);
+                        const NN_T *ap = packa ? Ap + ir * kc : A + (ic + ir) * rsa + pc * csa;
+                        const long ra = packa ? 1 : rsa, ca = packa ? MR : csa;
                         long jr = 0;
-                        if (ntf && ir + MR <= mc) {
-                            cfg->panel(ntf, kc, packa ? Ap + ir * kc : A + (ic + ir) * rsa + pc * csa,
-                                       packa ? 1 : rsa, packa ? MR : csa, B0, bstep, bk ? bk : NR,
-                                       C + (ic + ir) * rsc + jc, rsc, bt);
+                        if (ntf) {
+                            const long r = cfg->panel((int)mr, ntf, kc, ap, ra, ca, B0, bstep,
+                                                      bk ? bk : NR, C + (ic + ir) * rsc + jc, rsc, bt);
+                            if (r < mr)   /* its remaining rows (A in place here) */
+                                for (; jr < ntf * NR; jr += NR)
+                                    NN_FN(nn_gemm_tile_)(cfg, packa, bk, mr - r, NR, kc,
+                                                         packa ? ap + r : ap + r * rsa, ra, ca,
+                                                         B0 + jr * bstep,
+                                                         C + (ic + ir + r) * rsc + jc + jr, rsc,
+                                                         csc, bt, tmp);
                             jr = ntf * NR;
                         }
                         for (; jr < nc; jr += NR) NN_TILE_AT(ir, jr);
