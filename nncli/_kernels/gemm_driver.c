@@ -322,8 +322,14 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
     const long nmb = (M + cfg->mc - 1) / cfg->mc;
     const long MCb = nn_gemm_rup((M + nmb - 1) / nmb, MR);
 
+    /* A packed whole, once per K block, when N takes several blocks and it is not too big:
+       else A's MC x KC blocks are packed again for every NC block of columns (2048^3: 4 times
+       in f64, 8 % of the product's time; wide's 256 x 2048 x 2048: 3 times).  Loops then run K
+       blocks outer, N blocks inner; each C element still sums its K blocks in ascending order. */
+    const int aall = packa && nnb > 1 &&
+                     (double)KCb * (double)nn_gemm_rup(M, MR) * sizeof(NN_T) <= NN_GEMM_PACKA_ALL_BYTES;
     const long bsz = nn_gemm_rup(KCb * nn_gemm_min(NCb, nn_gemm_rup(N, NR)), 16);
-    const long asz = packa ? KCb * nn_gemm_min(MCb, nn_gemm_rup(M, MR)) : 0;
+    const long asz = packa ? KCb * (aall ? nn_gemm_rup(M, MR) : nn_gemm_min(MCb, nn_gemm_rup(M, MR))) : 0;
     NN_T *Bp = (NN_T *)nn_gemm_ws((size_t)(bsz + asz + MR * NR) * sizeof(NN_T) + 64);
     if (!Bp) { /* out of memory: fall back to plain loops (slow but correct) */
         for (long i = 0; i < M; i++)
@@ -350,21 +356,26 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
        K, writing C is most of the work), A's micro-panel stays in L1 and B's block in L2.
        Columns of tiles outer (long K blocks, AVX2 and generic: their blocking was swept so):
        B's KC x NR micro-panel stays in L1 under every row tile. */
-    for (long jc = 0; jc < N; jc += NCb) {
-        const long nc = nn_gemm_min(NCb, N - jc);
-        for (long pc = 0; pc < K; pc += KCb) {
-            const long kc = nn_gemm_min(KCb, K - pc);
+    for (long u = 0; u < (aall ? K : N); u += (aall ? KCb : NCb)) {
+        for (long v = 0; v < (aall ? N : K); v += (aall ? NCb : KCb)) {
+            const long jc = aall ? v : u, pc = aall ? u : v;
+            const long nc = nn_gemm_min(NCb, N - jc), kc = nn_gemm_min(KCb, K - pc);
             const NN_T bt = (pc == 0) ? beta : (NN_T)1;
+            if (aall && jc == 0)   /* all of A's rows for this K block, MC rows at a time */
+                for (long ic = 0; ic < M; ic += MCb)
+                    NN_FN(nn_gemm_packA_)(ta, nn_gemm_min(MCb, M - ic), kc, A, lda, ic, pc,
+                                          Ap + ic * kc, MR);
             if (!inplaceb) NN_FN(nn_gemm_packB_)(tb, kc, nc, B, ldb, pc, jc, Bp, NR);
             const NN_T *B0 = inplaceb ? B + pc * ldb + jc : Bp;
             const long bk = inplaceb ? ldb : 0, bstep = inplaceb ? 1 : kc;
             const int rows_outer = inplaceb || kc <= cfg->rows_outer_kc;
             for (long ic = 0; ic < M; ic += MCb) {
                 const long mc = nn_gemm_min(MCb, M - ic);
-                if (packa) NN_FN(nn_gemm_packA_)(ta, mc, kc, A, lda, ic, pc, Ap, MR);
+                if (packa && !aall) NN_FN(nn_gemm_packA_)(ta, mc, kc, A, lda, ic, pc, Ap, MR);
+                const NN_T *Ab = aall ? Ap + ic * kc : Ap;   /* this block's packed rows */
 #define NN_TILE_AT(ir, jr)                                                                       \
     NN_FN(nn_gemm_tile_)(cfg, packa, bk, nn_gemm_min(MR, mc - (ir)), nn_gemm_min(NR, nc - (jr)),  \
-                         kc, packa ? Ap + (ir) * kc : A + (ic + (ir)) * rsa + pc * csa,          \
+                         kc, packa ? Ab + (ir) * kc : A + (ic + (ir)) * rsa + pc * csa,          \
                          packa ? 1 : rsa, packa ? MR : csa, B0 + (jr) * bstep,                   \
                          C + (ic + (ir)) * rsc + (jc + (jr)) * csc, rsc, csc, bt, tmp)
                 if (rows_outer) {
@@ -373,7 +384,7 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                     const long ntf = (cfg->panel && csc == 1) ? nc / NR : 0;
                     for (long ir = 0; ir < mc; ir += MR) {
                         const long mr = nn_gemm_min(MR, mc - ir);
-                        const NN_T *ap = packa ? Ap + ir * kc : A + (ic + ir) * rsa + pc * csa;
+                        const NN_T *ap = packa ? Ab + ir * kc : A + (ic + ir) * rsa + pc * csa;
                         const long ra = packa ? 1 : rsa, ca = packa ? MR : csa;
                         long jr = 0;
                         if (ntf) {
