@@ -30,6 +30,9 @@ IN_PLACE_SHAPES = [(1, 33, 5), (12, 31, 400), (7, 100, 1000), (11, 2055, 40), (1
 # (8, 11 rows left), odd and even counts of column tiles, a single full tile.
 PANEL_SHAPES = [(12, 32, 1), (25, 70, 16), (37, 100, 10), (130, 65, 3), (24, 64, 17),
                 (13, 47, 7), (128, 128, 10), (23, 96, 2), (6, 64, 5)]
+# A packed whole once per K block when N takes several column blocks (here on every path: the
+# AVX2 and portable blocks are 2048 wide), over two K blocks.
+PACK_A_ONCE_SHAPES = [(100, 2100, 400)]
 
 
 def gemm_tol(dtype, K):
@@ -37,7 +40,7 @@ def gemm_tol(dtype, K):
     return dict(rtol=1e-4 if dtype == np.float32 else 1e-11, atol=(1e-4 if dtype == np.float32 else 1e-11) * max(1, K) ** 0.5)
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES + IN_PLACE_SHAPES + PANEL_SHAPES)
+@pytest.mark.parametrize("M,N,K", SHAPES + IN_PLACE_SHAPES + PANEL_SHAPES + PACK_A_ONCE_SHAPES)
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
 def test_gemm_matches_numpy(M, N, K, ta, tb, dtype, rng):
@@ -171,7 +174,10 @@ def test_dense_forward_backward(B, n_in, n_out, act, dtype, rng):
     np.testing.assert_allclose(dh, df.astype(float) @ W, **gemm_tol(dtype, n_out))
 
 
-@pytest.mark.parametrize("B,n_in,n_out", [(400, 300, 50), (20, 64, 4200), (97, 5, 1000), (300, 0, 40)])
+# (130, 400, 900): on the AVX-512 path A packed whole per K block, K blocks outer, column
+# blocks inner: each block's epilogue must still come after its last K block
+@pytest.mark.parametrize("B,n_in,n_out", [(400, 300, 50), (20, 64, 4200), (97, 5, 1000), (300, 0, 40),
+                                          (130, 400, 900)])
 @pytest.mark.parametrize("act", ["relu", "tanh", "identity"])
 def test_dense_forward_applies_bias_and_activation_to_every_block_once(B, n_in, n_out, act,
                                                                        dtype, rng):
