@@ -378,10 +378,21 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                          kc, packa ? Ab + (ir) * kc : A + (ic + (ir)) * rsa + pc * csa,          \
                          packa ? 1 : rsa, packa ? MR : csa, B0 + (jr) * bstep,                   \
                          C + (ic + (ir)) * rsc + (jc + (jr)) * csc, rsc, csc, bt, tmp)
-                if (rows_outer) {
-                    /* a row of tiles: its full column tiles in one panel call where the
-                       kernels have one (rows it leaves, and the last column tile: per tile) */
-                    const long ntf = (cfg->panel && csc == 1) ? nc / NR : 0;
+                /* rows of tiles: their full column tiles in panel calls where the kernels
+                   have them (rows a panel leaves, and the last column tile: per tile); with
+                   A's rows in place, first one call for the whole block (the short-K kernels
+                   take any number of rows) */
+                const long ntf = (rows_outer && cfg->panel && csc == 1) ? nc / NR : 0;
+                long rdone = 0;
+                if (ntf && !packa && mc > MR)
+                    rdone = cfg->panel((int)mc, ntf, kc, A + ic * rsa + pc * csa, rsa, csa, B0,
+                                       bstep, bk ? bk : NR, C + ic * rsc + jc, rsc, bt);
+                if (rdone) {
+                    for (long ir = rdone; ir < mc; ir += MR)
+                        for (long jr = 0; jr < ntf * NR; jr += NR) NN_TILE_AT(ir, jr);
+                    if (ntf * NR < nc)
+                        for (long ir = 0; ir < mc; ir += MR) NN_TILE_AT(ir, ntf * NR);
+                } else if (rows_outer) {
                     for (long ir = 0; ir < mc; ir += MR) {
                         const long mr = nn_gemm_min(MR, mc - ir);
                         const NN_T *ap = packa ? Ab + ir * kc : A + (ic + ir) * rsa + pc * csa;
