@@ -34,7 +34,10 @@ THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
                    # B read in place: one row tile of A; a short K; M split into row tiles
                    # that each read B in place where one thread packs it
                    (10, 3000, 500, True, False), (2000, 300, 20, False, False),
-                   (30, 30, 1200, False, False)]
+                   (30, 30, 1200, False, False),
+                   # op(A) packed once for both chunks of a split along N: several K and M
+                   # blocks, straight and transposing packs, an odd last M block
+                   (401, 256, 900, True, False), (401, 256, 900, False, True)]
 
 
 @pytest.mark.parametrize("M,N,K,ta,tb", THREADED_SHAPES)
