@@ -21,9 +21,11 @@ SHAPES = [(1, 1, 1), (1, 3, 3), (3, 1, 3), (2, 3, 1), (7, 13, 5), (17, 33, 9), (
 # Shapes that take the blocked paths reading an operand in place (gemm_driver.c): one row tile
 # of A with B read unpacked (columns masked off past N, K over several K blocks), a short K
 # (neither operand packed, tiles swept along C's rows), K blocks of <= 64 with a packed A, and
-# several K and N blocks with edge tiles both ways.
+# several K and N blocks with edge tiles both ways; op(A) packed once for several N blocks
+# (several K and M blocks, an odd last M block).
 IN_PLACE_SHAPES = [(1, 33, 5), (12, 31, 400), (7, 100, 1000), (11, 2055, 40), (100, 45, 20),
-                   (200, 33, 32), (130, 70, 64), (97, 129, 33), (130, 900, 400)]
+                   (200, 33, 32), (130, 70, 64), (97, 129, 33), (130, 900, 400),
+                   (401, 2100, 500)]
 
 
 def gemm_tol(dtype, K):

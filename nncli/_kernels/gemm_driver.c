@@ -446,6 +446,18 @@ static void NN_FN(nn_gemm_split_chunk_)(void *p, long ch)
     }
 }
 
+/* op(A) packed once, block by block on up to nt threads, into the calling thread's shared
+   workspace (s->KCb, MCb, nmbA set); NULL when that workspace cannot be had. */
+static NN_T *NN_FN(nn_gemm_prepack_)(NN_FN(nn_gemm_split_t_) *s, int nt)
+{
+    NN_FN(nn_gemm_kmblocks_)(s->cfg, s->M, s->K, &s->KCb, &s->MCb);
+    s->nmbA = (s->M + s->MCb - 1) / s->MCb;
+    const long nblocks = ((s->K + s->KCb - 1) / s->KCb) * s->nmbA;
+    s->preA = (NN_T *)nn_gemm_ws(NN_WS_SHARED, (size_t)(nblocks * s->KCb * s->MCb) * sizeof(NN_T));
+    if (s->preA) nn_pool_run(nt, nblocks, NN_FN(nn_gemm_prepack_chunk_), (void *)s);
+    return s->preA;
+}
+
 static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb, long M, long N, long K,
                                 const NN_T *A, long lda, const NN_T *B, long ldb, NN_T beta, NN_T *C,
                                 long rsc, long csc, int n_threads, const NN_FN(nn_gemm_epi_t_) *epi)
@@ -472,21 +484,22 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
             const long nch = nn_gemm_min(tiles, (long)NN_GEMM_CHUNKS_PER_THREAD * nt);
             NN_FN(nn_gemm_split_t_) s = {cfg, packa, ta, tb, splitn, M, N, K, tiles, nch, A, B,
                                          lda, ldb, rsc, csc, beta, C, epi, (NN_T *)0, 0, 0, 0};
-            if (splitn && packa && s.nch > 1) {
-                NN_FN(nn_gemm_kmblocks_)(cfg, M, K, &s.KCb, &s.MCb);
-                s.nmbA = (M + s.MCb - 1) / s.MCb;
-                const long nblocks = ((K + s.KCb - 1) / s.KCb) * s.nmbA;
-                s.preA = (NN_T *)nn_gemm_ws(NN_WS_SHARED,
-                                            (size_t)(nblocks * s.KCb * s.MCb) * sizeof(NN_T));
-                if (s.preA) nn_pool_run(nt, nblocks, NN_FN(nn_gemm_prepack_chunk_), (void *)&s);
-            }
+            if (splitn && packa && s.nch > 1) s.preA = NN_FN(nn_gemm_prepack_)(&s, nt);
             nn_gemm_note_threads(nn_pool_run(nt, s.nch, NN_FN(nn_gemm_split_chunk_), (void *)&s));
             return;
         }
     }
     nn_gemm_note_threads(1);
+    /* One thread: the blocked loops pack each block of op(A) once per block of N columns; with
+       more than one (wide layers: N = 2048 is 3 blocks) op(A) is packed once first. */
+    const NN_T *preA = 0;
+    if (packa && N > cfg->nc) {
+        NN_FN(nn_gemm_split_t_) s = {cfg, packa, ta, tb, 1, M, N, K, 0, 1, A, B, lda, ldb, rsc, csc,
+                                     beta, C, epi, (NN_T *)0, 0, 0, 0};
+        preA = NN_FN(nn_gemm_prepack_)(&s, 1);
+    }
     NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, N, K, A, lda, B, ldb, beta, C, rsc, csc, epi, 0, 0,
-                            (const NN_T *)0);
+                            preA);
 }
 
 /* ---- the dot path's split: 12-row blocks of the long side, chunks on the pool ---- */
