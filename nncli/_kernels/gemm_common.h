@@ -77,6 +77,9 @@
 #ifndef NN_GEMM_CHUNKS_PER_THREAD
 #define NN_GEMM_CHUNKS_PER_THREAD 1  /* chunks of a threaded product, per thread               */
 #endif
+#ifndef NN_GEMM_PREPACK_MIN
+#define NN_GEMM_PREPACK_MIN 65536.0  /* M*K at or above: a split along N packs op(A) once first */
+#endif
 #ifndef NN_GEMM_DOT_K
 #define NN_GEMM_DOT_K      192L      /* A.B^T with a side <= 16: dot path when K >= this      */
 #endif

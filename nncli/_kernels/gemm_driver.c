@@ -478,13 +478,16 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
    it. (Finer chunks balance better in theory; on a quiet machine two per thread cost 5 % of a
    two-thread mnist epoch against one.) The chunks are fixed by the shape and each C
    element's sum does not depend on who computes it: results stay bit-identical.
-   A split along N would have every chunk pack all of op(A): op(A) is packed once first,
-   block by block on the pool, into the calling thread's shared workspace, and the chunks
-   read it (12 % of a two-thread mnist epoch had gone to packing A four times). */
+   A split along N would have every chunk pack all of op(A): a large op(A) is packed once
+   first, block by block on the pool, into the calling thread's shared workspace, and the
+   chunks read it (12 % of a two-thread mnist epoch had gone to packing A four times). A small
+   one is packed by each chunk at the same time: one more hand-over to the workers would cost
+   more than the half of a small pack it saves. */
             const long nch = nn_gemm_min(tiles, (long)NN_GEMM_CHUNKS_PER_THREAD * nt);
             NN_FN(nn_gemm_split_t_) s = {cfg, packa, ta, tb, splitn, M, N, K, tiles, nch, A, B,
                                          lda, ldb, rsc, csc, beta, C, epi, (NN_T *)0, 0, 0, 0};
-            if (splitn && packa && s.nch > 1) s.preA = NN_FN(nn_gemm_prepack_)(&s, nt);
+            if (splitn && packa && s.nch > 1 && (double)M * (double)K >= NN_GEMM_PREPACK_MIN)
+                s.preA = NN_FN(nn_gemm_prepack_)(&s, nt);
             nn_gemm_note_threads(nn_pool_run(nt, s.nch, NN_FN(nn_gemm_split_chunk_), (void *)&s));
             return;
         }
