@@ -8,7 +8,8 @@
  * can be swept without rebuilding the extension.  benchmarks/README.md shows how to build it.
  *
  *   gemm_harness [REPS] [NAME,NAME,...]     (names: substrings of the case names below)
- *   OBLAS=path/to/libscipy_openblas64_*.so must be set.
+ *   OBLAS=path/to/libscipy_openblas64_*.so must be set; ALIGN=0..63 places every array that
+ *   many bytes past a 64-byte boundary (default 16).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -48,6 +49,26 @@ static const case_t cases[] = {
     {"wd L3 dW", 10, 2048, 256, 1, 0, 0}, {"wd L3 dh", 256, 2048, 10, 0, 0, 0},
 };
 
+/* Every array starts ALIGN bytes past a 64-byte boundary (default 16; numpy's arrays start 16
+   or 48 bytes into a cache line): with malloc's own placement, C for ours and C for OpenBLAS
+   could differ (one product's stores splitting cache lines, the other's not; 128 x 128 x 10 moved
+   by 10 % with it). */
+static long align_off = 16;
+static void *alloc_at(size_t bytes)
+{
+    char *raw = malloc(bytes + 192);
+    if (!raw) { fprintf(stderr, "out of memory\n"); exit(2); }
+    char *p = (char *)(((uintptr_t)raw + 64 + 63) & ~(uintptr_t)63) + align_off;
+    memcpy(p - sizeof raw, &raw, sizeof raw);   /* >= 64 bytes before p are ours */
+    return p;
+}
+static void free_at(void *p)
+{
+    char *raw;
+    memcpy(&raw, (char *)p - sizeof raw, sizeof raw);
+    free(raw);
+}
+
 static int selected(const char *name, const char *filter)
 {
     if (!*filter) return 1;
@@ -63,6 +84,7 @@ int main(int argc, char **argv)
     const int reps = argc > 1 ? atoi(argv[1]) : 5;
     const char *filter = argc > 2 ? argv[2] : "";
     const char *lib = getenv("OBLAS");
+    if (getenv("ALIGN")) align_off = atol(getenv("ALIGN")) & 63;
     void *h = lib ? dlopen(lib, RTLD_NOW) : NULL;
     if (!h) { fprintf(stderr, "set OBLAS to numpy's OpenBLAS library (%s)\n", dlerror()); return 2; }
     sgemm_t sg = (sgemm_t)dlsym(h, "scipy_cblas_sgemm64_");
@@ -78,8 +100,8 @@ int main(int argc, char **argv)
         if (!selected(s.name, filter)) continue;
         const long M = s.M, N = s.N, K = s.K, lda = s.ta ? M : K, ldb = s.tb ? K : N;
         const size_t es = s.f64 ? 8 : 4;
-        char *A = malloc(M * K * es), *B = malloc(K * N * es), *C1 = malloc(M * N * es),
-             *C2 = malloc(M * N * es);
+        char *A = alloc_at(M * K * es), *B = alloc_at(K * N * es), *C1 = alloc_at(M * N * es),
+             *C2 = alloc_at(M * N * es);
         for (long i = 0; i < M * K; i++)
             if (s.f64) ((double *)A)[i] = sin(i * 0.37); else ((float *)A)[i] = sinf(i * 0.37f);
         for (long i = 0; i < K * N; i++)
@@ -116,7 +138,7 @@ int main(int argc, char **argv)
         logsum += log(ratio);
         worst = ratio < worst ? ratio : worst;
         n_cases++;
-        free(A); free(B); free(C1); free(C2);
+        free_at(A); free_at(B); free_at(C1); free_at(C2);
     }
     if (n_cases) printf("geomean %.3f  min %.3f\n", exp(logsum / n_cases), worst);
     return 0;

@@ -26,6 +26,12 @@ SHAPES = [(1, 1, 1), (1, 3, 3), (3, 1, 3), (2, 3, 1), (7, 13, 5), (17, 33, 9), (
 IN_PLACE_SHAPES = [(1, 33, 5), (12, 31, 400), (7, 100, 1000), (11, 2055, 40), (100, 45, 20),
                    (200, 33, 32), (130, 70, 64), (97, 129, 33), (130, 900, 400),
                    (401, 2100, 500)]
+# Rows of full tiles computed in one call (the AVX-512 panels), with a kernel compiled for each
+# K <= 16 when A's rows are read in place (6-row groups, two column tiles at a time): K at 1, 16
+# and just past it, M and N off the 12 x 32 (f32) / 12 x 16 (f64) tile and the 6-row group
+# (8, 11 rows left), odd and even counts of column tiles, a single full tile.
+PANEL_SHAPES = [(12, 32, 1), (25, 70, 16), (37, 100, 10), (130, 65, 3), (24, 64, 17),
+                (13, 47, 7), (128, 128, 10), (23, 96, 2), (6, 64, 5)]
 
 
 def gemm_tol(dtype, K):
@@ -33,7 +39,7 @@ def gemm_tol(dtype, K):
     return dict(rtol=1e-4 if dtype == np.float32 else 1e-11, atol=(1e-4 if dtype == np.float32 else 1e-11) * max(1, K) ** 0.5)
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES + IN_PLACE_SHAPES)
+@pytest.mark.parametrize("M,N,K", SHAPES + IN_PLACE_SHAPES + PANEL_SHAPES)
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
 def test_gemm_matches_numpy(M, N, K, ta, tb, dtype, rng):

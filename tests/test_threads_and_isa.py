@@ -37,7 +37,11 @@ THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
                    (30, 30, 1200, False, False),
                    # op(A) packed once for both chunks of a split along N: several K and M
                    # blocks, straight and transposing packs, an odd last M block
-                   (401, 256, 900, True, False), (401, 256, 900, False, True)]
+                   (401, 256, 900, True, False), (401, 256, 900, False, True),
+                   # a short K: rows of tiles in one call, the kernel compiled for K = 10
+                   (600, 300, 10, False, False),
+                   # split along M (B packed per chunk) where an N split would pack more
+                   (600, 160, 100, True, False), (600, 160, 100, False, False)]
 
 
 @pytest.mark.parametrize("M,N,K,ta,tb", THREADED_SHAPES)

@@ -132,13 +132,13 @@
 #define NN_GEMM_ZNC_F32 832
 #endif
 #ifndef NN_GEMM_ZMC_F64
-#define NN_GEMM_ZMC_F64 192
+#define NN_GEMM_ZMC_F64 144
 #endif
 #ifndef NN_GEMM_ZKC_F64
-#define NN_GEMM_ZKC_F64 384
+#define NN_GEMM_ZKC_F64 256
 #endif
 #ifndef NN_GEMM_ZNC_F64
-#define NN_GEMM_ZNC_F64 416
+#define NN_GEMM_ZNC_F64 640
 #endif
 
 /* ---- ISA selection (cached) ----
@@ -197,6 +197,9 @@ void nn_cpu_id(int *vendor, int *family, int *model)
 #endif
 }
 
+static inline long nn_gemm_min(long a, long b) { return a < b ? a : b; }
+static inline long nn_gemm_rup(long a, long m) { return (a + m - 1) / m * m; }
+
 /* ---- AVX-512 blocking from the cache sizes (read once) ----
  * The 12 x 32 (f32) / 12 x 16 (f64) kernel reads B's micro-panel at 128 bytes per K step
  * whatever the type, and A's 12-row micro-panel at 12 elements per K step.  The AVX-512 path
@@ -205,42 +208,47 @@ void nn_cpu_id(int *vendor, int *family, int *model)
  * along its rows.  (The other order, B's micro-panel in L1 and A's block streaming from L2,
  * lost 5-10 % at 2048^3 float32 on the Xeon family 6 model 167: its packed B block spilled
  * from L2 to L3.)
- *   KC = L1d / 128: a 48 KB L1d gives 384, the best of a 256-512 sweep there (32 KB: 256);
- *   MC: MC x KC x 4 bytes about L2 / 7 (2 MB: 192 rows; 84-336 could not be told apart);
- *   NC: the packed B block KC x NC about 5/8 of L2 (2 MB: 832 f32 / 416 f64 columns; 768 and
- *       1024 were alike, 4096 (L3-resident) and 512 slower).
+ *   KC = L1d / 128, and A's micro-panel (12 x KC elements) at most half of L1d: a 48 KB L1d
+ *       gives 384 for f32 (the best of a 256-512 sweep there; 32 KB: 256) and 256 for f64
+ *       (12 x 384 x 8 B = 36 KB of A left little room for B's lines streaming past: 2048^3
+ *       f64 went from 0.94-1.01x OpenBLAS with 384 to 1.00-1.09x with 256);
+ *   MC: MC x KC elements about L2 / 7 (2 MB: 192 rows f32, 144 f64; 84-336 f32 rows could
+ *       not be told apart);
+ *   NC: the packed B block KC x NC about 5/8 of L2 (2 MB: 832 f32 / 640 f64 columns; 768 and
+ *       1024 f32 were alike, 4096 (L3-resident) and 512 slower).
  * Zero when a size is unknown: the compile-time values above are used. */
-static long nn_gemm_zkc_rt, nn_gemm_zmc_rt, nn_gemm_znc_rt[2];   /* 0: not derived */
+static long nn_gemm_zkc_rt[2], nn_gemm_zmc_rt[2], nn_gemm_znc_rt[2];   /* [f64]; 0: not derived */
 static int nn_gemm_zblk_done;
 
 static void nn_gemm_z_blocks(int f64, long *mc, long *kc, long *nc)
 {
     if (!__atomic_load_n(&nn_gemm_zblk_done, __ATOMIC_ACQUIRE)) {
-        long l1 = 0, l2 = 0, k = 0, m = 0;
+        long l1 = 0, l2 = 0;
 #if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && !defined(NN_GEMM_Z_FIXED)
         l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE);
         l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
 #endif
-        if (l1 >= 16384 && l2 >= 131072) {
-            k = l1 / 128 / 32 * 32;
-            k = k < 128 ? 128 : k > 512 ? 512 : k;
-            m = l2 / 7 / (k * 4) / 12 * 12;
-            m = m < 48 ? 48 : m > 480 ? 480 : m;
-            for (int t = 0; t < 2; t++) {
-                const long nr = t ? 16 : 32;
-                long n = l2 / 8 * 5 / (k * (t ? 8 : 4)) / nr * nr;
+        for (int t = 0; t < 2; t++) {   /* t = 1: f64 */
+            long k = 0, m = 0, n = 0;
+            if (l1 >= 16384 && l2 >= 131072) {
+                const long es = t ? 8 : 4, nr = t ? 16 : 32;
+                k = nn_gemm_min(l1 / 128, l1 / 2 / (12 * es)) / 32 * 32;
+                k = k < 128 ? 128 : k > 512 ? 512 : k;
+                m = l2 / 7 / (k * es) / 12 * 12;
+                m = m < 48 ? 48 : m > 480 ? 480 : m;
+                n = l2 / 8 * 5 / (k * es) / nr * nr;
                 n = n < 4 * nr ? 4 * nr : n > 8192 ? 8192 : n;
-                __atomic_store_n(&nn_gemm_znc_rt[t], n, __ATOMIC_RELAXED);
             }
+            /* threads racing here store the same values */
+            __atomic_store_n(&nn_gemm_zkc_rt[t], k, __ATOMIC_RELAXED);
+            __atomic_store_n(&nn_gemm_zmc_rt[t], m, __ATOMIC_RELAXED);
+            __atomic_store_n(&nn_gemm_znc_rt[t], n, __ATOMIC_RELAXED);
         }
-        /* threads racing here store the same values */
-        __atomic_store_n(&nn_gemm_zkc_rt, k, __ATOMIC_RELAXED);
-        __atomic_store_n(&nn_gemm_zmc_rt, m, __ATOMIC_RELAXED);
         __atomic_store_n(&nn_gemm_zblk_done, 1, __ATOMIC_RELEASE);
     }
-    if (__atomic_load_n(&nn_gemm_zkc_rt, __ATOMIC_RELAXED)) {
-        *mc = __atomic_load_n(&nn_gemm_zmc_rt, __ATOMIC_RELAXED);
-        *kc = __atomic_load_n(&nn_gemm_zkc_rt, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&nn_gemm_zkc_rt[f64], __ATOMIC_RELAXED)) {
+        *mc = __atomic_load_n(&nn_gemm_zmc_rt[f64], __ATOMIC_RELAXED);
+        *kc = __atomic_load_n(&nn_gemm_zkc_rt[f64], __ATOMIC_RELAXED);
         *nc = __atomic_load_n(&nn_gemm_znc_rt[f64], __ATOMIC_RELAXED);
     }
 }
@@ -342,8 +350,5 @@ static void *nn_gemm_ws(int slot, size_t bytes)
 #endif
     return w->p;
 }
-
-static inline long nn_gemm_min(long a, long b) { return a < b ? a : b; }
-static inline long nn_gemm_rup(long a, long m) { return (a + m - 1) / m * m; }
 
 #endif /* NNCLI_GEMM_COMMON_H */

@@ -383,8 +383,28 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                          packa ? 1 : rsa, packa ? MR : csa, B0 + (jr) * bstep,                   \
                          C + (ic + (ir)) * rsc + (jc + (jr)) * csc, rsc, csc, bt, tmp)
                 if (rows_outer) {
-                    for (long ir = 0; ir < mc; ir += MR)
-                        for (long jr = 0; jr < nc; jr += NR) NN_TILE_AT(ir, jr);
+                    /* a row of tiles: its full column tiles in one panel call where the
+                       kernels have one (rows it leaves, and the last column tile: per tile) */
+                    const long ntf = (cfg->panel && csc == 1) ? nc / NR : 0;
+                    for (long ir = 0; ir < mc; ir += MR) {
+                        const long mr = nn_gemm_min(MR, mc - ir);
+                        const NN_T *ap = packa ? Ap + ir * kc : A + (ic + ir) * rsa + pc * csa;
+                        const long ra = packa ? 1 : rsa, ca = packa ? MR : csa;
+                        long jr = 0;
+                        if (ntf) {
+                            const long r = cfg->panel((int)mr, ntf, kc, ap, ra, ca, B0, bstep,
+                                                      bk ? bk : NR, C + (ic + ir) * rsc + jc, rsc, bt);
+                            if (r < mr)   /* its remaining rows (A in place here) */
+                                for (; jr < ntf * NR; jr += NR)
+                                    NN_FN(nn_gemm_tile_)(cfg, packa, bk, mr - r, NR, kc,
+                                                         packa ? ap + r : ap + r * rsa, ra, ca,
+                                                         B0 + jr * bstep,
+                                                         C + (ic + ir + r) * rsc + jc + jr, rsc,
+                                                         csc, bt, tmp);
+                            jr = ntf * NR;
+                        }
+                        for (; jr < nc; jr += NR) NN_TILE_AT(ir, jr);
+                    }
                 } else {
                     for (long jr = 0; jr < nc; jr += NR)
                         for (long ir = 0; ir < mc; ir += MR) NN_TILE_AT(ir, jr);
@@ -469,7 +489,20 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
         nt = 1;
     if (nt > 1) {
         const long ntn = (N + cfg->nr - 1) / cfg->nr, ntm = (M + cfg->mr - 1) / cfg->mr;
-        const int splitn = ntn >= 2L * nt || ntn >= ntm;
+        int splitn = ntn >= 2L * nt || ntn >= ntm;
+        if (splitn && ntm >= 2L * nt) {
+            /* Both ways give every thread a chunk: split the way that packs less. A chunk
+               along N packs all of op(A) (once per NC block of the chunk) unless op(A) is
+               large enough to be packed once for all (NN_GEMM_PREPACK_MIN); a chunk along M
+               packs all of op(B), and its rows of op(A) once per NC block. */
+            const double ch = (double)NN_GEMM_CHUNKS_PER_THREAD * nt;
+            const long wch = (ntn + (long)ch - 1) / (long)ch * cfg->nr;   /* an N chunk */
+            const double nblk = (double)((N + cfg->nc - 1) / cfg->nc);
+            const double nblk_ch = (double)((wch + cfg->nc - 1) / cfg->nc);
+            const double mk = packa ? (double)M * (double)K : 0.0, kn = (double)K * (double)N;
+            const double along_n = (mk >= NN_GEMM_PREPACK_MIN ? mk : ch * nblk_ch * mk) + kn;
+            if (nblk * mk + ch * kn < along_n) splitn = 0;
+        }
         const long tiles = splitn ? ntn : ntm;
         if (tiles < nt) nt = (int)tiles;
         if (nt > 1) {
@@ -607,11 +640,13 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
         cfg.packed = NN_FN(nn_ukr_avx512_packed_);
         cfg.sup = NN_FN(nn_ukr_avx512_sup_);
         cfg.edge = NN_FN(nn_ukr_avx512_edge_);
+        cfg.panel = NN_FN(nn_ukr_avx512_panel_);
     } else if (nn_gemm_isa_id() == 1) {
         cfg.mr = NN_MR; cfg.nr = NN_NR; cfg.mc = NN_MC; cfg.kc = NN_KC; cfg.nc = NN_NC;
         cfg.packed = NN_FN(nn_ukr_avx2_packed_);
         cfg.sup = NN_FN(nn_ukr_avx2_sup_);
         cfg.edge = 0;
+        cfg.panel = 0;
         cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     } else
 #endif
@@ -620,6 +655,7 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
         cfg.packed = NN_FN(nn_ukr_gen_);
         cfg.sup = 0;
         cfg.edge = 0;
+        cfg.panel = 0;
         cfg.rows_outer_kc = NN_GEMM_ROWS_OUTER_KC;
     }
 

@@ -56,6 +56,13 @@ typedef void (*NN_FN(nn_ukr_sup_t_))(int mr, long kc, const NN_T *a, long rsa, l
 typedef void (*NN_FN(nn_ukr_edge_t_))(int mr, int nr, long kc, const NN_T *a, long rsa, long csa,
                                       const NN_T *b, long ldb, NN_T *c, long ldc, NN_T beta);
 
+/*   panel : rows 0..r-1 (r <= mr, returned) of nt full column tiles along a row of C, A's mr
+ *           rows as for sup (or a packed micro-panel: rsa 1, csa MR); tile t reads
+ *           b + t*NR*bcol with row stride bk */
+typedef long (*NN_FN(nn_ukr_panel_t_))(int mr, long nt, long kc, const NN_T *a, long rsa,
+                                       long csa, const NN_T *b, long bcol, long bk, NN_T *c,
+                                       long ldc, NN_T beta);
+
 typedef struct {
     int mr, nr;
     long mc, kc, nc;
@@ -63,6 +70,7 @@ typedef struct {
     NN_FN(nn_ukr_sup_t_) sup;          /* may be NULL: then A is always packed */
     NN_FN(nn_ukr_edge_t_) edge;        /* may be NULL: edges go through a temporary tile, and
                                           B is always packed */
+    NN_FN(nn_ukr_panel_t_) panel;      /* may be NULL: one call per tile */
     long rows_outer_kc;                /* K blocks up to this long: row tiles outer */
 } NN_FN(nn_gemm_cfg_t_);
 
@@ -375,13 +383,13 @@ NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_body_)(const int mr, long kc, const
     const NN_ZMASK k0 = (NN_ZMASK)(nr >= NN_ZL ? full : (1u << nr) - 1);
     const NN_ZMASK k1 = (NN_ZMASK)(nr >= 2 * NN_ZL ? full : nr > NN_ZL ? (1u << (nr - NN_ZL)) - 1 : 0);
 #pragma GCC unroll 12
-    for (int i = 0; i < NN_ZMR; i++) { c0[i] = NN_ZZERO(); c1[i] = NN_ZZERO(); }
-#pragma GCC unroll 12
     for (int i = 0; i < NN_ZMR; i++)
         if (i < mr && !bmask) {   /* the C tile row, two lines (not for edge/in-place tiles) */
             _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
             _mm_prefetch((const char *)(c + i * ldc + NN_ZNR - 1), _MM_HINT_T0);
         }
+#pragma GCC unroll 12
+    for (int i = 0; i < NN_ZMR; i++) { c0[i] = NN_ZZERO(); c1[i] = NN_ZZERO(); }
 #pragma GCC unroll 4
     for (long k = 0; k < kc; k++) {
         const NN_ZT b0 = bmask ? NN_ZMLOAD(k0, b) : NN_ZLOAD(b);
@@ -432,6 +440,139 @@ NN_AVX512 static void NN_FN(nn_ukr_avx512_packed_)(long kc, const NN_T *a, const
 {
     NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, 1, NN_ZMR, b, NN_ZNR, c, ldc, beta, 0, NN_ZNR, 0);
 }
+
+/* ---- rows of tiles in one call (the driver's rows-outer sweep, C row-major) ----
+   panel: C[0:mr, 0:nt*NN_ZNR] for one K block; column tile t reads B at b + t*NN_ZNR*bcol
+   (bcol = kc: packed micro-panels; bcol = 1: B's rows in place) with row stride bk.  Returns
+   the rows it computed (the driver does the rest tile by tile): what it saves is the driver's
+   call per tile (two indirect calls and the tile's set-up).
+   - K <= NN_ZPANEL_K with A's rows in place (A's row stride rsa, unit stride along k): a
+     kernel compiled for that K, on 6 x 64 (f32) / 6 x 32 (f64) tiles -- two column tiles at a
+     time: 4 loads of B and 6 broadcasts per 24 FMAs, and each row of C written 256 bytes at a
+     time (with K = 10, 128 x 128 x 10 (δ·Ω of a 10-output layer), storing C is a large part of
+     the work, and numpy's arrays start 48 bytes into a cache line: a 128-byte row piece
+     touches 3 lines, a 256-byte one 5).  Rows in groups of 6.  No B prefetching (a few rows,
+     in L1); C's row pieces prefetched when a tile starts (256 x 2048 x 10: C comes from L3).
+   - otherwise 12 full rows on the 12 x NN_ZNR body (0 rows for fewer).
+   Every C element gets the same FMA sequence as on the per-tile kernels (k ascending from a
+   zeroed accumulator), whichever kernel computes it: the results do not depend on the path. */
+#define NN_ZPANEL_K 16
+
+/* 6 rows x W column tiles (W = 1 or 2; tile w's B at bw[w]), A's rows in place */
+NN_AVX512 NN_INLINE void NN_FN(nn_ukr_avx512_r6_)(const int W, long kc, const NN_T *a,
+                                                  const long rsa, const NN_T *b0p,
+                                                  const NN_T *b1p, const long bk, NN_T *c,
+                                                  long ldc, NN_T beta)
+{
+    NN_ZT acc[6][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+#pragma GCC unroll 4
+        for (int v = 0; v < 2 * W; v++) acc[i][v] = NN_ZZERO();
+#pragma GCC unroll 5
+        for (int l = 0; l <= 2 * W; l++)   /* every line of the row piece, also when misaligned */
+            _mm_prefetch((const char *)(c + i * ldc + (l < 2 * W ? l * NN_ZL : 2 * W * NN_ZL - 1)),
+                         _MM_HINT_T0);
+    }
+#pragma GCC unroll 4
+    for (long k = 0; k < kc; k++) {
+        NN_ZT bv[4];
+        bv[0] = NN_ZLOAD(b0p);
+        bv[1] = NN_ZLOAD(b0p + NN_ZL);
+        if (W > 1) { bv[2] = NN_ZLOAD(b1p); bv[3] = NN_ZLOAD(b1p + NN_ZL); }
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            const NN_ZT av = NN_ZSET1(a[i * rsa]);
+#pragma GCC unroll 4
+            for (int v = 0; v < 2 * W; v++) acc[i][v] = NN_ZFMA(av, bv[v], acc[i][v]);
+        }
+        a += 1;
+        b0p += bk;
+        b1p += bk;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        NN_T *cr = c + i * ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < 2 * W; v++) {
+            NN_T *cv = cr + v * NN_ZL;
+            if (beta == 0) NN_ZSTORE(cv, acc[i][v]);
+            else NN_ZSTORE(cv, NN_ZFMA(NN_ZSET1(beta), NN_ZLOAD(cv), acc[i][v]));
+        }
+    }
+}
+
+/* ng groups of 6 rows, nt column tiles, K fixed */
+#define NN_PANELK(K)                                                                             \
+    NN_AVX512 static void NN_FN(NN_CAT(nn_ukr_avx512_panel_k, K))(long ng, long nt,              \
+                                                                  const NN_T *a, long rsa,       \
+                                                                  const NN_T *b, long bcol,      \
+                                                                  long bk, NN_T *c, long ldc,    \
+                                                                  NN_T beta)                     \
+    {                                                                                            \
+        const long tstep = NN_ZNR * bcol;                                                        \
+        for (long g = 0; g < ng; g++) {                                                          \
+            const NN_T *ag = a + g * 6 * rsa;                                                    \
+            NN_T *cg = c + g * 6 * ldc;                                                          \
+            long t = 0;                                                                          \
+            for (; t + 2 <= nt; t += 2)                                                          \
+                NN_FN(nn_ukr_avx512_r6_)(2, K, ag, rsa, b + t * tstep, b + (t + 1) * tstep, bk,  \
+                                         cg + t * NN_ZNR, ldc, beta);                            \
+            if (t < nt)                                                                          \
+                NN_FN(nn_ukr_avx512_r6_)(1, K, ag, rsa, b + t * tstep, b, bk, cg + t * NN_ZNR,   \
+                                         ldc, beta);                                             \
+        }                                                                                        \
+    }
+NN_PANELK(1) NN_PANELK(2) NN_PANELK(3) NN_PANELK(4) NN_PANELK(5) NN_PANELK(6) NN_PANELK(7)
+NN_PANELK(8) NN_PANELK(9) NN_PANELK(10) NN_PANELK(11) NN_PANELK(12) NN_PANELK(13)
+NN_PANELK(14) NN_PANELK(15) NN_PANELK(16)
+#undef NN_PANELK
+
+/* 12 rows, any K: the 12 x NN_ZNR body per column tile */
+#define NN_PANELZ(name, RSA, CSA)                                                                \
+    NN_AVX512 static void name(long nt, long kc, const NN_T *a, long rsa, long csa,             \
+                               const NN_T *b, long bcol, long bk, NN_T *c, long ldc, NN_T beta)  \
+    {                                                                                            \
+        (void)rsa; (void)csa;                                                                    \
+        for (long t = 0; t < nt; t++)                                                            \
+            NN_FN(nn_ukr_avx512_body_)(NN_ZMR, kc, a, RSA, CSA, b + t * NN_ZNR * bcol, bk,       \
+                                       c + t * NN_ZNR, ldc, beta, 0, NN_ZNR, 0);              \
+    }
+NN_PANELZ(NN_FN(nn_ukr_avx512_panel_packed_), 1, NN_ZMR)
+NN_PANELZ(NN_FN(nn_ukr_avx512_panel_rows_), rsa, 1)
+NN_PANELZ(NN_FN(nn_ukr_avx512_panel_cols_), 1, csa)
+#undef NN_PANELZ
+
+static long NN_FN(nn_ukr_avx512_panel_)(int mr, long nt, long kc, const NN_T *a, long rsa,
+                                        long csa, const NN_T *b, long bcol, long bk, NN_T *c,
+                                        long ldc, NN_T beta)
+{
+    typedef void (*panelk_t)(long, long, const NN_T *, long, const NN_T *, long, long, NN_T *,
+                             long, NN_T);
+    static const panelk_t tabk[NN_ZPANEL_K] = {
+        NN_FN(nn_ukr_avx512_panel_k1), NN_FN(nn_ukr_avx512_panel_k2),
+        NN_FN(nn_ukr_avx512_panel_k3), NN_FN(nn_ukr_avx512_panel_k4),
+        NN_FN(nn_ukr_avx512_panel_k5), NN_FN(nn_ukr_avx512_panel_k6),
+        NN_FN(nn_ukr_avx512_panel_k7), NN_FN(nn_ukr_avx512_panel_k8),
+        NN_FN(nn_ukr_avx512_panel_k9), NN_FN(nn_ukr_avx512_panel_k10),
+        NN_FN(nn_ukr_avx512_panel_k11), NN_FN(nn_ukr_avx512_panel_k12),
+        NN_FN(nn_ukr_avx512_panel_k13), NN_FN(nn_ukr_avx512_panel_k14),
+        NN_FN(nn_ukr_avx512_panel_k15), NN_FN(nn_ukr_avx512_panel_k16)};
+    if (csa == 1 && kc >= 1 && kc <= NN_ZPANEL_K) {
+        const long ng = mr / 6;
+        if (ng) tabk[kc - 1](ng, nt, a, rsa, b, bcol, bk, c, ldc, beta);
+        return ng * 6;
+    }
+    if (mr != NN_ZMR) return 0;
+    if (rsa == 1 && csa == NN_ZMR)
+        NN_FN(nn_ukr_avx512_panel_packed_)(nt, kc, a, rsa, csa, b, bcol, bk, c, ldc, beta);
+    else if (csa == 1)
+        NN_FN(nn_ukr_avx512_panel_rows_)(nt, kc, a, rsa, csa, b, bcol, bk, c, ldc, beta);
+    else
+        NN_FN(nn_ukr_avx512_panel_cols_)(nt, kc, a, rsa, csa, b, bcol, bk, c, ldc, beta);
+    return NN_ZMR;
+}
+#undef NN_ZPANEL_K
 
 /* the 12 fixed-mr instances of a kernel, for a table indexed by mr - 1 */
 #define NN_ZTAB(name)                                                                            \
