@@ -1,8 +1,8 @@
 """Build the Cython kernels.
 
 Portable by default: compiled for baseline x86-64 (no -march=native); the GEMM picks its
-AVX2+FMA path at run time. OpenMP is used when the compiler supports it, else the kernels
-run serially (same results for one thread).
+AVX2+FMA path at run time. The kernels' threads are POSIX threads of their own pool
+(nncli/_kernels/pool.c), not OpenMP; without pthreads the kernels run serially (same results).
 
 Fast to rebuild: Cython and the C compiler run on all cores, and a module whose inputs have
 not changed (by content, not by date) is neither re-cythonized nor recompiled. pip builds in
@@ -12,10 +12,7 @@ the source tree with a fresh build environment each time, so dates alone would r
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 import Cython
 import numpy
@@ -80,47 +77,27 @@ class BuildExt(build_ext):
         save_key(name, key)
 
 
-def openmp_flags():
-    """Return the OpenMP compile/link flag if the C compiler accepts it, else []."""
-    if os.environ.get("NNCLI_NO_OPENMP"):
-        return []
-    cc = os.environ.get("CC", "cc")
-    if not shutil.which(cc.split()[0]):
-        return []
-    src = "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "probe.c")
-        with open(path, "w") as f:
-            f.write(src)
-        try:
-            ok = subprocess.run([*cc.split(), "-fopenmp", path, "-o", os.path.join(tmp, "probe")],
-                                capture_output=True).returncode == 0
-        except OSError:
-            ok = False
-    if not ok:
-        print("nncli: compiler has no OpenMP; building single-threaded kernels", file=sys.stderr)
-    return ["-fopenmp"] if ok else []
-
-
 def extensions():
-    omp = openmp_flags()
+    threads = [] if os.name == "nt" else ["-pthread"]
     # -fno-trapping-math lets gcc turn selects such as leaky_relu's into vector blends (we never
     # rely on floating-point traps); no -ffast-math: it changes results.
-    compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function", *omp]
+    compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function", *threads]
     if os.environ.get("NNCLI_NATIVE"):  # opt-in, for local builds only: not portable
         compile_args.append("-march=native")
     options = dict(include_dirs=[numpy.get_include(), "nncli/_kernels"],
                    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-                   extra_compile_args=compile_args, extra_link_args=omp)
+                   extra_compile_args=compile_args, extra_link_args=threads)
     exts = []
     for name in KERNELS:
         sources = [f"nncli/_kernels/{name}.pyx"]
         depends = []
         if name == "gemm":
-            sources.append("nncli/_kernels/gemm_dispatch.c")
+            # The kernels' thread pool lives here too: the other modules reach it through
+            # gemm.pxd's run_chunks.
+            sources += ["nncli/_kernels/gemm_dispatch.c", "nncli/_kernels/pool.c"]
             # Included by gemm_dispatch.c: a change must rebuild the extension.
             depends = [f"nncli/_kernels/{f}" for f in
-                       ("gemm.h", "gemm_common.h", "gemm_kernels.c", "gemm_driver.c")]
+                       ("gemm.h", "gemm_common.h", "gemm_kernels.c", "gemm_driver.c", "pool.h")]
         elif name == "activations":
             sources.append("nncli/_kernels/vmath.c")
             depends = ["nncli/_kernels/vmath.h"]

@@ -21,18 +21,17 @@ SHAPES = [(1, 1, 1), (1, 3, 3), (3, 1, 3), (2, 3, 1), (7, 13, 5), (17, 33, 9), (
 # Shapes that take the blocked paths reading an operand in place (gemm_driver.c): one row tile
 # of A with B read unpacked (columns masked off past N, K over several K blocks), a short K
 # (neither operand packed, tiles swept along C's rows), K blocks of <= 64 with a packed A, and
-# several K and N blocks with edge tiles both ways.
+# several K and N blocks with edge tiles both ways; op(A) packed once for several N blocks
+# (several K and M blocks, an odd last M block).
 IN_PLACE_SHAPES = [(1, 33, 5), (12, 31, 400), (7, 100, 1000), (11, 2055, 40), (100, 45, 20),
-                   (200, 33, 32), (130, 70, 64), (97, 129, 33), (130, 900, 400)]
+                   (200, 33, 32), (130, 70, 64), (97, 129, 33), (130, 900, 400),
+                   (401, 2100, 500)]
 # Rows of full tiles computed in one call (the AVX-512 panels), with a kernel compiled for each
 # K <= 16 when A's rows are read in place (6-row groups, two column tiles at a time): K at 1, 16
 # and just past it, M and N off the 12 x 32 (f32) / 12 x 16 (f64) tile and the 6-row group
 # (8, 11 rows left), odd and even counts of column tiles, a single full tile.
 PANEL_SHAPES = [(12, 32, 1), (25, 70, 16), (37, 100, 10), (130, 65, 3), (24, 64, 17),
                 (13, 47, 7), (128, 128, 10), (23, 96, 2), (6, 64, 5)]
-# A packed whole once per K block when N takes several column blocks (here on every path: the
-# AVX2 and portable blocks are 2048 wide), over two K blocks.
-PACK_A_ONCE_SHAPES = [(100, 2100, 400)]
 
 
 def gemm_tol(dtype, K):
@@ -40,7 +39,7 @@ def gemm_tol(dtype, K):
     return dict(rtol=1e-4 if dtype == np.float32 else 1e-11, atol=(1e-4 if dtype == np.float32 else 1e-11) * max(1, K) ** 0.5)
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES + IN_PLACE_SHAPES + PANEL_SHAPES + PACK_A_ONCE_SHAPES)
+@pytest.mark.parametrize("M,N,K", SHAPES + IN_PLACE_SHAPES + PANEL_SHAPES)
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
 def test_gemm_matches_numpy(M, N, K, ta, tb, dtype, rng):
@@ -174,8 +173,8 @@ def test_dense_forward_backward(B, n_in, n_out, act, dtype, rng):
     np.testing.assert_allclose(dh, df.astype(float) @ W, **gemm_tol(dtype, n_out))
 
 
-# (130, 400, 900): on the AVX-512 path A packed whole per K block, K blocks outer, column
-# blocks inner: each block's epilogue must still come after its last K block
+# (130, 400, 900): on the AVX-512 path op(A) packed once first (two K blocks, several column
+# blocks): each block's epilogue must still come once, after its last K block
 @pytest.mark.parametrize("B,n_in,n_out", [(400, 300, 50), (20, 64, 4200), (97, 5, 1000), (300, 0, 40),
                                           (130, 400, 900)])
 @pytest.mark.parametrize("act", ["relu", "tanh", "identity"])

@@ -9,6 +9,8 @@
   machine too (the variable is read once per process: a subprocess).
 - n_threads decides the GEMM's threads even when another library lowered OpenMP's own count
   (torch.set_num_threads(1) does omp_set_num_threads(1)).
+- The kernels' thread pool (pool.h) runs every chunk of a job exactly once, with jobs coming
+  from several threads at once, and in a child made by fork().
 """
 import os
 import subprocess
@@ -33,9 +35,12 @@ THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
                    # that each read B in place where one thread packs it
                    (10, 3000, 500, True, False), (2000, 300, 20, False, False),
                    (30, 30, 1200, False, False),
+                   # op(A) packed once for both chunks of a split along N: several K and M
+                   # blocks, straight and transposing packs, an odd last M block
+                   (401, 256, 900, True, False), (401, 256, 900, False, True),
                    # a short K: rows of tiles in one call, the kernel compiled for K = 10
                    (600, 300, 10, False, False),
-                   # split along M (B packed per chunk) where an N split would pack A 4 times
+                   # split along M (B packed per chunk) where an N split would pack more
                    (600, 160, 100, True, False), (600, 160, 100, False, False)]
 
 
@@ -124,6 +129,9 @@ print(two, gemm.last_threads())
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
                     reason="needs two processors")
 def test_n_threads_decides_even_when_openmp_was_set_to_one_elsewhere(tmp_path):
+    import ctypes.util
+    if not ctypes.util.find_library("gomp"):
+        pytest.skip("no libgomp here, so nothing can lower OpenMP's count")
     # In a subprocess: lowering OpenMP's thread count would leak into the other tests.
     env = dict(os.environ, PYTHONPATH=str(Path(nncli.__file__).parent.parent))
     env.pop("OMP_NUM_THREADS", None)
@@ -131,3 +139,49 @@ def test_n_threads_decides_even_when_openmp_was_set_to_one_elsewhere(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["2", "1"]
+
+
+# The pool (pool.h): a chunk is claimed by exactly one thread, whoever is late.
+PROCS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+TWO_PROCS = PROCS >= 2
+
+
+@pytest.mark.parametrize("n_chunks", [0, 1, 2, 3, 17, 1000])
+def test_the_pool_runs_every_chunk_once(n_chunks):
+    counts, offered = k_gemm.pool_check(2, n_chunks, repeats=300)
+    assert (counts == 300).all()
+    assert offered == (min(2, n_chunks, PROCS) if n_chunks > 1 else 1)
+
+
+def test_jobs_from_several_threads_at_once_each_run_every_chunk_once():
+    # One job at a time goes to the pool; a job submitted meanwhile runs on its own thread.
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda n: k_gemm.pool_check(2, n, repeats=500, spin=50),
+                              [5, 8, 13, 64, 5, 8, 13, 64]))
+    for (counts, _), n in zip(results, [5, 8, 13, 64, 5, 8, 13, 64]):
+        assert len(counts) == n and (counts == 500).all()
+
+
+FORK_THEN_GEMM = """
+import os, sys
+import numpy as np
+from nncli._kernels import gemm
+a = np.ones((300, 700), np.float32); b = np.ones((700, 500), np.float32)
+gemm.matmul(a, b, n_threads=2)          # the pool's worker exists now
+pid = os.fork()
+if pid == 0:                             # the child has no worker: it starts its own
+    c = gemm.matmul(a, b, n_threads=2)
+    os._exit(0 if (c == 700).all() and gemm.last_threads() == 2 else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not TWO_PROCS, reason="needs two processors")
+def test_a_forked_child_runs_threaded_products(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(Path(nncli.__file__).parent.parent))
+    out = subprocess.run([sys.executable, "-c", FORK_THEN_GEMM], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["0"]

@@ -30,6 +30,7 @@ from nncli._kernels.losses cimport loss_forward_backward, loss_output_transform
 from nncli._kernels.layers cimport Layer, layer_forward, layer_backward, DENSE
 from nncli._kernels.layers import data_shape, layout, work_size
 from nncli._kernels.optim cimport optim_step, optim_config, OptimConfig
+from nncli._kernels.gemm cimport run_chunks
 
 cnp.import_array()
 
@@ -56,11 +57,39 @@ cdef struct Net:
     uint64_t drop_seed
 
 
+cdef struct Gather:           # rows idx[r] of src to row r of dst, in chunks of rows
+    char *dst
+    const char *src
+    const int64_t *idx
+    Py_ssize_t rows, row_bytes, per_chunk
+
+
+cdef void gather_chunk(void *ctx, long c) noexcept nogil:
+    cdef const Gather *g = <const Gather *>ctx
+    cdef Py_ssize_t r, r1 = min(g.rows, (c + 1) * g.per_chunk)
+    for r in range(c * g.per_chunk, r1):
+        memcpy(g.dst + r * g.row_bytes, g.src + g.idx[r] * g.row_bytes, g.row_bytes)
+
+
+# Batches of at least this many bytes are gathered on the engine's threads (the mnist
+# benchmark's 128 rows of 784 numbers: 3 % of a two-thread epoch on one thread).
+cdef Py_ssize_t GATHER_PAR_BYTES = 1 << 17
+
+
 cdef inline void gather_rows(floating *dst, const floating *src, const int64_t *idx,
-                             Py_ssize_t B, Py_ssize_t width) noexcept nogil:
-    cdef Py_ssize_t r
-    for r in range(B):
-        memcpy(dst + r * width, src + idx[r] * width, width * sizeof(floating))
+                             Py_ssize_t B, Py_ssize_t width, int n_threads) noexcept nogil:
+    cdef Gather g
+    g.dst = <char *>dst
+    g.src = <const char *>src
+    g.idx = idx
+    g.rows = B
+    g.row_bytes = width * sizeof(floating)
+    if n_threads <= 1 or B < 2 or B * g.row_bytes < GATHER_PAR_BYTES:
+        g.per_chunk = B
+        gather_chunk(&g, 0)
+        return
+    g.per_chunk = (B + n_threads - 1) // n_threads
+    run_chunks(n_threads, (B + g.per_chunk - 1) // g.per_chunk, gather_chunk, &g)
 
 
 cdef inline void *layer_input(Net *net, int k, bint dropped) noexcept nogil:
@@ -128,8 +157,8 @@ cdef double run_epoch(Net *net, floating *phi, const floating *X, const floating
     start = 0
     while start < N:
         B = batch if start + batch <= N else N - start
-        gather_rows(<floating *>net.xb, X, idx + start, B, n_in)
-        gather_rows(<floating *>net.yb, Y, idx + start, B, m)
+        gather_rows(<floating *>net.xb, X, idx + start, B, n_in, net.n_threads)
+        gather_rows(<floating *>net.yb, Y, idx + start, B, m, net.n_threads)
         if drop != NULL:
             drop.step = cfg.step
         net_forward(net, phi, B, drop)
@@ -155,8 +184,8 @@ cdef double batch_gradient(Net *net, floating *phi, const floating *X, const flo
     if B == 0:
         memset(grad, 0, net.P * sizeof(floating))
         return 0.0
-    gather_rows(<floating *>net.xb, X, idx, B, net.n_in)
-    gather_rows(<floating *>net.yb, Y, idx, B, net.n_out)
+    gather_rows(<floating *>net.xb, X, idx, B, net.n_in, net.n_threads)
+    gather_rows(<floating *>net.yb, Y, idx, B, net.n_out, net.n_threads)
     net_forward(net, phi, B, drop)
     total = net_backward(net, phi, B, drop)
     if scale != 1.0:

@@ -3,7 +3,7 @@
  * op(A) = A (stored M×K, row stride lda) when trans_a == 0, else Aᵀ (A stored K×M).
  * op(B) = B (stored K×N, row stride ldb) when trans_b == 0, else Bᵀ (B stored N×K).
  * beta is 0 (overwrite: C is never read) or 1 (accumulate).
- * n_threads is an upper bound on OpenMP threads; results are identical for any n_threads
+ * n_threads is an upper bound on threads (pool.h); results are identical for any n_threads
  * because K is never split (each C element has one fixed summation order).
  *
  * One source is compiled twice, for float and for double (see gemm_dispatch.c). */

@@ -25,6 +25,18 @@ cdef extern from "gemm.h" nogil:
     void nn_cpu_id(int *vendor, int *family, int *model)
     double nn_fma_probe(long iters, int width)
 
+cdef extern from "pool.h" nogil:
+    ctypedef void (*nn_pool_fn)(void *ctx, long chunk) noexcept nogil
+    int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx)
+    int nn_pool_procs()
+
+# The kernels' threads (pool.h), for the other kernel modules: fn(ctx, c) for c in
+# [0, n_chunks) on up to n_threads threads; returns how many it was offered to. Who runs a
+# chunk must not change what it computes.
+cdef int run_chunks(int n_threads, Py_ssize_t n_chunks, nn_pool_fn fn, void *ctx) noexcept nogil
+# The processors this process may run on.
+cdef int n_procs() noexcept nogil
+
 cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                const floating *A, Py_ssize_t lda,      # IN  op(A): M×K
                const floating *B, Py_ssize_t ldb,      # IN  op(B): K×N

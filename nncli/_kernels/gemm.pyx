@@ -32,6 +32,47 @@ cdef void gemm_epi(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ss
                         <nn_gemm_epi_fn_f64>epi, ctx)
 
 
+cdef int run_chunks(int n_threads, Py_ssize_t n_chunks, nn_pool_fn fn, void *ctx) noexcept nogil:
+    return nn_pool_run(n_threads, n_chunks, fn, ctx)
+
+
+cdef int n_procs() noexcept nogil:
+    return nn_pool_procs()
+
+
+cdef struct CountJob:
+    long *counts
+    long spin
+
+
+cdef void count_chunk(void *ctx, long c) noexcept nogil:
+    cdef CountJob *job = <CountJob *>ctx
+    cdef long i
+    cdef volatile long sink = 0
+    for i in range(job.spin):      # some work, so that chunks overlap between threads
+        sink += i
+    job.counts[c] += 1
+
+
+def pool_check(int n_threads, long n_chunks, long repeats, long spin=200):
+    """For tests of the thread pool: run a job of n_chunks chunks `repeats` times on up to
+    n_threads threads, each chunk adding one to its own counter; returns the counters (every
+    one must equal `repeats`) and the largest number of threads a job was offered to."""
+    counts = np.zeros(max(n_chunks, 0), dtype=np.int64)
+    cdef long[::1] view = counts
+    cdef CountJob job
+    cdef long r
+    cdef int offered = 0, t
+    job.counts = &view[0] if n_chunks > 0 else NULL
+    job.spin = spin
+    with nogil:
+        for r in range(repeats):
+            t = nn_pool_run(n_threads, n_chunks, count_chunk, &job)
+            if t > offered:
+                offered = t
+    return counts, offered
+
+
 def isa():
     """Name of the GEMM code path chosen for this CPU ('avx512', 'avx2' or 'generic')."""
     return nn_gemm_isa().decode()

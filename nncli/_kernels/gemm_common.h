@@ -5,15 +5,15 @@
  *   C[M x N] = op(A)[M x K] * op(B)[K x N] + beta * C          (row-major, strides lda/ldb/ldc)
  *
  * Paths (chosen from the shape only, so results never depend on n_threads):
- *   tiny   : M*N*K small -> plain dot-product loops, no packing, no malloc, no OpenMP.
+ *   tiny   : M*N*K small -> plain dot-product loops, no packing, no malloc, no threads.
  *   dot    : A.B^T with a short side <= 16 and K long (AVX2 only): dot products, no packing.
  *   blocked: Goto/BLIS five loops.  B is packed into zero-padded KC x NR micro-panels
  *            (transposition handled while packing), except on the AVX-512 path when B is stored
  *            K x N and one row tile of A (M <= 12) or a short K (<= NN_GEMM_SMALL_K) would read
  *            a packed B once: then the kernel reads B's rows in place, masking the last columns.
  *            A is packed into MR x KC micro-panels when M is large and K is not short (all of
- *            A's rows once per K block, up to NN_GEMM_PACKA_ALL_BYTES, when N takes several
- *            column blocks); else the micro-kernel broadcasts straight from A's rows/columns.
+ *            it once first when N takes several column blocks, or for the chunks of a threaded
+ *            split along N); else the micro-kernel broadcasts straight from A's rows/columns.
  *            AVX-512: a row of full tiles in one kernel call (a panel); K <= 16 with A's rows
  *            in place: kernels compiled for each K on 6 x 64 (f32) / 6 x 32 (f64) tiles, all
  *            of a block's rows in one call.  K blocks of at most
@@ -23,10 +23,10 @@
  *            with its KC/MC from this CPU's L1d/L2 sizes, AVX2+FMA 6x16 / 6x8 (blocking swept on
  *            Zen 3), or a portable plain-C 4x8 / 4x4 kernel (vectorised by the compiler).
  *   Per-thread packing buffers are allocated once and grown (freed at thread exit on pthreads).
- *   OpenMP (only for >= nn_gemm_par_flops() flops): disjoint N (or M: whichever repacks less)
- *   ranges of C per thread, one parallel region per call.  K is never split; each C element is
- *   summed in the same order whatever the thread count, so results are bit-identical for any
- *   n_threads.
+ *   Threads (only for >= nn_gemm_par_flops() flops): disjoint N (or M: whichever repacks less)
+ *   ranges of C in chunks, claimed by the caller and the workers of pool.h.  K is never split;
+ *   each C element is summed in the same order whatever the thread count, so results are
+ *   bit-identical for any n_threads.
  *   NNCLI_GEMM_ISA=generic or =avx2 (read once per process) caps the path.
  */
 #ifndef NNCLI_GEMM_COMMON_H
@@ -39,9 +39,7 @@
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
 #endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "pool.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define NN_GEMM_X86 1
@@ -79,7 +77,13 @@
 #define NN_GEMM_TINY_MNK   512L      /* M*N*K at or below: plain loops                       */
 #endif
 #ifndef NN_GEMM_PAR_FLOPS
-#define NN_GEMM_PAR_FLOPS  1000000.0 /* 2*M*N*K at or above: use OpenMP threads                */
+#define NN_GEMM_PAR_FLOPS  1000000.0 /* 2*M*N*K at or above: use the pool's threads           */
+#endif
+#ifndef NN_GEMM_CHUNKS_PER_THREAD
+#define NN_GEMM_CHUNKS_PER_THREAD 1  /* chunks of a threaded product, per thread               */
+#endif
+#ifndef NN_GEMM_PREPACK_MIN
+#define NN_GEMM_PREPACK_MIN 65536.0  /* M*K at or above: a split along N packs op(A) once first */
 #endif
 #ifndef NN_GEMM_DOT_K
 #define NN_GEMM_DOT_K      192L      /* A.B^T with a side <= 16: dot path when K >= this      */
@@ -92,9 +96,6 @@
 #endif
 #ifndef NN_GEMM_SMALL_K
 #define NN_GEMM_SMALL_K    32L       /* K at or below: no packing where a kernel can read in place */
-#endif
-#ifndef NN_GEMM_PACKA_ALL_BYTES
-#define NN_GEMM_PACKA_ALL_BYTES (8.0 * 1024 * 1024)   /* A packed whole per K block up to this */
 #endif
 #ifndef NN_GEMM_PACKA_M
 #define NN_GEMM_PACKA_M    96L       /* M above this: pack A (else broadcast from A directly)  */
@@ -302,23 +303,16 @@ double nn_fma_probe(long iters, int width)
 }
 
 /* ---- threads ----
- * The caller's n_threads decides, capped by the processors this process may run on only:
- * not by OpenMP's nthreads-var (omp_get_max_threads), which another library in the process
- * may have lowered (torch.set_num_threads(1) calls omp_set_num_threads(1)).  The parallel
- * regions pass num_threads(nt) explicitly, which overrides nthreads-var.
- * nn_gemm_last_threads(): the team size of the calling thread's last product (1 when it ran
- * serially; tiny products are not recorded) -- a kernel-level check for tests. */
+ * The caller's n_threads decides (capped by the processors this process may run on, in
+ * pool.c): nothing else in the process changes it -- OpenMP's nthreads-var, which
+ * torch.set_num_threads(1) lowers, is not consulted.  Products run their chunks on pool.h's
+ * workers.
+ * nn_gemm_last_threads(): how many threads the calling thread's last product was split for
+ * (1 when it ran serially; tiny products are not recorded) -- a kernel-level check for tests. */
 static NN_TLS int nn_gemm_last_nt = 1;
-#ifdef _OPENMP
-static inline int nn_gemm_max_threads(void)
-{
-    const int p = omp_get_num_procs();
-    return p > 0 ? p : 1;
-}
-#endif
 static inline void nn_gemm_note_threads(int t) { nn_gemm_last_nt = t; }
 
-/* Threads pay above a fixed time of serial work (forking and joining a team costs 1-3.5 us,
+/* Threads pay above a fixed time of serial work (handing chunks to a worker costs a few us,
    and on a busy machine the second thread may not get a core at once): NN_GEMM_PAR_FLOPS was
    set for the AVX2 kernels; the AVX-512 ones do the same product in about half the time. */
 static inline double nn_gemm_par_flops(int isa_id)
@@ -327,20 +321,26 @@ static inline double nn_gemm_par_flops(int isa_id)
 }
 int nn_gemm_last_threads(void) { return nn_gemm_last_nt; }
 
-/* ---- per-thread workspace (64-byte aligned, grown on demand, never shrinks) ---- */
+/* ---- per-thread workspaces (64-byte aligned, grown on demand, never shrink) ----
+ * Slot NN_WS_OWN: the calling thread's packing buffers; slot NN_WS_SHARED: an operand the
+ * calling thread packs once for the workers of a threaded product to read. */
+enum { NN_WS_OWN = 0, NN_WS_SHARED = 1, NN_WS_SLOTS = 2 };
 typedef struct { void *raw; void *p; size_t cap; } nn_gemm_ws_t;
-static NN_TLS nn_gemm_ws_t nn_gemm_ws_tls;
+static NN_TLS nn_gemm_ws_t nn_gemm_ws_tls[NN_WS_SLOTS];
 
 #if NN_GEMM_PTHREAD
-static pthread_key_t nn_gemm_ws_key;
+static pthread_key_t nn_gemm_ws_key[NN_WS_SLOTS];
 static pthread_once_t nn_gemm_ws_once = PTHREAD_ONCE_INIT;
 static void nn_gemm_ws_free(void *raw) { free(raw); }
-static void nn_gemm_ws_key_init(void) { (void)pthread_key_create(&nn_gemm_ws_key, nn_gemm_ws_free); }
+static void nn_gemm_ws_key_init(void)
+{
+    for (int i = 0; i < NN_WS_SLOTS; i++) (void)pthread_key_create(&nn_gemm_ws_key[i], nn_gemm_ws_free);
+}
 #endif
 
-static void *nn_gemm_ws(size_t bytes)
+static void *nn_gemm_ws(int slot, size_t bytes)
 {
-    nn_gemm_ws_t *w = &nn_gemm_ws_tls;
+    nn_gemm_ws_t *w = &nn_gemm_ws_tls[slot];
     if (NN_LIKELY(w->cap >= bytes)) return w->p;
     size_t cap = bytes + (bytes >> 2) + 4096;
     void *raw = malloc(cap + 64);
@@ -351,7 +351,7 @@ static void *nn_gemm_ws(size_t bytes)
     w->cap = cap;
 #if NN_GEMM_PTHREAD
     pthread_once(&nn_gemm_ws_once, nn_gemm_ws_key_init);
-    (void)pthread_setspecific(nn_gemm_ws_key, raw);   /* freed when the thread exits */
+    (void)pthread_setspecific(nn_gemm_ws_key[slot], raw);   /* freed when the thread exits */
 #endif
     return w->p;
 }

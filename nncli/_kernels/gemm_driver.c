@@ -301,16 +301,29 @@ NN_INLINE void NN_FN(nn_gemm_tile_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
     }
 }
 
-/* ---- blocked driver over C[0:M, 0:N] (sub-problem of one thread) ---- */
+/* ---- K and M blocks: balanced, from K (and M) only, so the summation order of a C element
+   does not depend on how N is split, and the chunks of a split along N block A alike ---- */
+static void NN_FN(nn_gemm_kmblocks_)(const NN_FN(nn_gemm_cfg_t_) *cfg, long M, long K, long *KCb,
+                                     long *MCb)
+{
+    const long nkb = (K + cfg->kc - 1) / cfg->kc;
+    const long nmb = (M + cfg->mc - 1) / cfg->mc;
+    *KCb = (K + nkb - 1) / nkb;
+    *MCb = nn_gemm_rup((M + nmb - 1) / nmb, cfg->mr);
+}
+
+/* ---- blocked driver over C[0:M, 0:N] (sub-problem of one thread) ----
+   preA: op(A) already packed, block by block (nn_gemm_prepack_chunk_), or NULL. */
 static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa, int ta, int tb,
                                     long M, long N, long K, const NN_T *A, long lda, const NN_T *B,
                                     long ldb, NN_T beta, NN_T *C, long rsc, long csc,
-                                    const NN_FN(nn_gemm_epi_t_) *epi, long i_off, long j_off)
+                                    const NN_FN(nn_gemm_epi_t_) *epi, long i_off, long j_off,
+                                    const NN_T *preA)
 {
     const int MR = cfg->mr, NR = cfg->nr;
-    /* balanced blocks: KC depends on K only (summation order independent of M/N split) */
-    const long nkb = (K + cfg->kc - 1) / cfg->kc;
-    const long KCb = (K + nkb - 1) / nkb;
+    long KCb, MCb;
+    NN_FN(nn_gemm_kmblocks_)(cfg, M, K, &KCb, &MCb);
+    const long nmbA = (M + MCb - 1) / MCb;   /* M blocks of a pre-packed A */
     /* Unpacked A (small M): B's packed block is used by few row tiles only, keep it in L2. */
     long ncmax = cfg->nc;
     if (!packa) {
@@ -319,18 +332,10 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
     }
     const long nnb = (N + ncmax - 1) / ncmax;
     const long NCb = nn_gemm_rup((N + nnb - 1) / nnb, NR);
-    const long nmb = (M + cfg->mc - 1) / cfg->mc;
-    const long MCb = nn_gemm_rup((M + nmb - 1) / nmb, MR);
 
-    /* A packed whole, once per K block, when N takes several blocks and it is not too big:
-       else A's MC x KC blocks are packed again for every NC block of columns (2048^3: 4 times
-       in f64, 8 % of the product's time; wide's 256 x 2048 x 2048: 3 times).  Loops then run K
-       blocks outer, N blocks inner; each C element still sums its K blocks in ascending order. */
-    const int aall = packa && nnb > 1 &&
-                     (double)KCb * (double)nn_gemm_rup(M, MR) * sizeof(NN_T) <= NN_GEMM_PACKA_ALL_BYTES;
     const long bsz = nn_gemm_rup(KCb * nn_gemm_min(NCb, nn_gemm_rup(N, NR)), 16);
-    const long asz = packa ? KCb * (aall ? nn_gemm_rup(M, MR) : nn_gemm_min(MCb, nn_gemm_rup(M, MR))) : 0;
-    NN_T *Bp = (NN_T *)nn_gemm_ws((size_t)(bsz + asz + MR * NR) * sizeof(NN_T) + 64);
+    const long asz = packa && !preA ? KCb * nn_gemm_min(MCb, nn_gemm_rup(M, MR)) : 0;
+    NN_T *Bp = (NN_T *)nn_gemm_ws(NN_WS_OWN, (size_t)(bsz + asz + MR * NR) * sizeof(NN_T) + 64);
     if (!Bp) { /* out of memory: fall back to plain loops (slow but correct) */
         for (long i = 0; i < M; i++)
             for (long j = 0; j < N; j++) {
@@ -343,8 +348,9 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
         if (epi) epi->fn(epi->ctx, i_off, j_off, M, N, C, rsc);
         return;
     }
-    NN_T *Ap = Bp + bsz;
-    NN_T *tmp = Ap + asz;                /* MR x NR edge tile (64-byte aligned) */
+    NN_T *const Aown = Bp + bsz;
+    const NN_T *Ap = Aown;
+    NN_T *tmp = Aown + asz;              /* MR x NR edge tile (64-byte aligned) */
     tmp = (NN_T *)(((uintptr_t)tmp + 63) & ~(uintptr_t)63);
     const long rsa = ta ? 1 : lda, csa = ta ? lda : 1;
     /* B stored K x N read in place when packing it would not pay: one row tile of A (a packed B
@@ -356,26 +362,24 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
        K, writing C is most of the work), A's micro-panel stays in L1 and B's block in L2.
        Columns of tiles outer (long K blocks, AVX2 and generic: their blocking was swept so):
        B's KC x NR micro-panel stays in L1 under every row tile. */
-    for (long u = 0; u < (aall ? K : N); u += (aall ? KCb : NCb)) {
-        for (long v = 0; v < (aall ? N : K); v += (aall ? NCb : KCb)) {
-            const long jc = aall ? v : u, pc = aall ? u : v;
-            const long nc = nn_gemm_min(NCb, N - jc), kc = nn_gemm_min(KCb, K - pc);
+    for (long jc = 0; jc < N; jc += NCb) {
+        const long nc = nn_gemm_min(NCb, N - jc);
+        for (long pc = 0; pc < K; pc += KCb) {
+            const long kc = nn_gemm_min(KCb, K - pc);
             const NN_T bt = (pc == 0) ? beta : (NN_T)1;
-            if (aall && jc == 0)   /* all of A's rows for this K block, MC rows at a time */
-                for (long ic = 0; ic < M; ic += MCb)
-                    NN_FN(nn_gemm_packA_)(ta, nn_gemm_min(MCb, M - ic), kc, A, lda, ic, pc,
-                                          Ap + ic * kc, MR);
             if (!inplaceb) NN_FN(nn_gemm_packB_)(tb, kc, nc, B, ldb, pc, jc, Bp, NR);
             const NN_T *B0 = inplaceb ? B + pc * ldb + jc : Bp;
             const long bk = inplaceb ? ldb : 0, bstep = inplaceb ? 1 : kc;
             const int rows_outer = inplaceb || kc <= cfg->rows_outer_kc;
             for (long ic = 0; ic < M; ic += MCb) {
                 const long mc = nn_gemm_min(MCb, M - ic);
-                if (packa && !aall) NN_FN(nn_gemm_packA_)(ta, mc, kc, A, lda, ic, pc, Ap, MR);
-                const NN_T *Ab = aall ? Ap + ic * kc : Ap;   /* this block's packed rows */
+                if (packa && preA)
+                    Ap = preA + ((pc / KCb) * nmbA + ic / MCb) * KCb * MCb;
+                else if (packa)
+                    NN_FN(nn_gemm_packA_)(ta, mc, kc, A, lda, ic, pc, Aown, MR);
 #define NN_TILE_AT(ir, jr)                                                                       \
     NN_FN(nn_gemm_tile_)(cfg, packa, bk, nn_gemm_min(MR, mc - (ir)), nn_gemm_min(NR, nc - (jr)),  \
-                         kc, packa ? Ab + (ir) * kc : A + (ic + (ir)) * rsa + pc * csa,          \
+                         kc, packa ? Ap + (ir) * kc : A + (ic + (ir)) * rsa + pc * csa,          \
                          packa ? 1 : rsa, packa ? MR : csa, B0 + (jr) * bstep,                   \
                          C + (ic + (ir)) * rsc + (jc + (jr)) * csc, rsc, csc, bt, tmp)
                 /* rows of tiles: their full column tiles in panel calls where the kernels
@@ -395,7 +399,7 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                 } else if (rows_outer) {
                     for (long ir = 0; ir < mc; ir += MR) {
                         const long mr = nn_gemm_min(MR, mc - ir);
-                        const NN_T *ap = packa ? Ab + ir * kc : A + (ic + ir) * rsa + pc * csa;
+                        const NN_T *ap = packa ? Ap + ir * kc : A + (ic + ir) * rsa + pc * csa;
                         const long ra = packa ? 1 : rsa, ca = packa ? MR : csa;
                         long jr = 0;
                         if (ntf) {
@@ -427,74 +431,147 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
     }
 }
 
-/* ---- thread split: disjoint ranges of C's N (or M) dimension, one parallel region ---- */
+/* ---- thread split: disjoint ranges of C's N (or M) dimension, chunks on the pool ---- */
+typedef struct {
+    const NN_FN(nn_gemm_cfg_t_) *cfg;
+    int packa, ta, tb, splitn;
+    long M, N, K, tiles, nch;
+    const NN_T *A, *B;
+    long lda, ldb, rsc, csc;
+    NN_T beta;
+    NN_T *C;
+    const NN_FN(nn_gemm_epi_t_) *epi;
+    NN_T *preA;                  /* op(A) packed once for all chunks of a split along N, or NULL */
+    long KCb, MCb, nmbA;         /* its blocks (nn_gemm_kmblocks_) */
+} NN_FN(nn_gemm_split_t_);
+
+/* Chunk c of packing op(A) for a split along N: block (K block c / nmbA, M block c % nmbA),
+   laid out as nn_gemm_blocked_ reads it. */
+static void NN_FN(nn_gemm_prepack_chunk_)(void *p, long c)
+{
+    const NN_FN(nn_gemm_split_t_) *s = (const NN_FN(nn_gemm_split_t_) *)p;
+    const long pc = (c / s->nmbA) * s->KCb, ic = (c % s->nmbA) * s->MCb;
+    NN_FN(nn_gemm_packA_)(s->ta, nn_gemm_min(s->MCb, s->M - ic), nn_gemm_min(s->KCb, s->K - pc),
+                          s->A, s->lda, ic, pc, s->preA + c * s->KCb * s->MCb, s->cfg->mr);
+}
+
+/* Chunk ch of the split: tiles t0..t1 of the split dimension. */
+static void NN_FN(nn_gemm_split_chunk_)(void *p, long ch)
+{
+    const NN_FN(nn_gemm_split_t_) *s = (const NN_FN(nn_gemm_split_t_) *)p;
+    const NN_FN(nn_gemm_cfg_t_) *cfg = s->cfg;
+    const long t0 = s->tiles * ch / s->nch, t1 = s->tiles * (ch + 1) / s->nch;
+    if (s->splitn) {
+        const long j0 = t0 * cfg->nr, j1 = nn_gemm_min(t1 * cfg->nr, s->N);
+        if (j1 > j0)
+            NN_FN(nn_gemm_blocked_)(cfg, s->packa, s->ta, s->tb, s->M, j1 - j0, s->K, s->A, s->lda,
+                                    s->B + (s->tb ? j0 * s->ldb : j0), s->ldb, s->beta,
+                                    s->C + j0 * s->csc, s->rsc, s->csc, s->epi, 0, j0, s->preA);
+    } else {
+        const long i0 = t0 * cfg->mr, i1 = nn_gemm_min(t1 * cfg->mr, s->M);
+        if (i1 > i0)
+            NN_FN(nn_gemm_blocked_)(cfg, s->packa, s->ta, s->tb, i1 - i0, s->N, s->K,
+                                    s->A + (s->ta ? i0 : i0 * s->lda), s->lda, s->B, s->ldb,
+                                    s->beta, s->C + i0 * s->rsc, s->rsc, s->csc, s->epi, i0, 0,
+                                    (const NN_T *)0);
+    }
+}
+
+/* op(A) packed once, block by block on up to nt threads, into the calling thread's shared
+   workspace (s->KCb, MCb, nmbA set); NULL when that workspace cannot be had. */
+static NN_T *NN_FN(nn_gemm_prepack_)(NN_FN(nn_gemm_split_t_) *s, int nt)
+{
+    NN_FN(nn_gemm_kmblocks_)(s->cfg, s->M, s->K, &s->KCb, &s->MCb);
+    s->nmbA = (s->M + s->MCb - 1) / s->MCb;
+    const long nblocks = ((s->K + s->KCb - 1) / s->KCb) * s->nmbA;
+    s->preA = (NN_T *)nn_gemm_ws(NN_WS_SHARED, (size_t)(nblocks * s->KCb * s->MCb) * sizeof(NN_T));
+    if (s->preA) nn_pool_run(nt, nblocks, NN_FN(nn_gemm_prepack_chunk_), (void *)s);
+    return s->preA;
+}
+
 static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb, long M, long N, long K,
                                 const NN_T *A, long lda, const NN_T *B, long ldb, NN_T beta, NN_T *C,
                                 long rsc, long csc, int n_threads, const NN_FN(nn_gemm_epi_t_) *epi)
 {
     /* A read in place for few rows, or a short K (its rows are short: nothing to gain) */
     const int packa = cfg->sup ? (M > NN_GEMM_PACKA_M && K > NN_GEMM_SMALL_K) : 1;
-#ifdef _OPENMP
-    int nt = n_threads;
-    if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= nn_gemm_par_flops(nn_gemm_isa_id())) {
-        const int mx = nn_gemm_max_threads();
-        if (nt > mx) nt = mx;
-    } else {
+    int nt = n_threads < nn_pool_procs() ? n_threads : nn_pool_procs();
+    if (nt > 1 && 2.0 * (double)M * (double)N * (double)K < nn_gemm_par_flops(nn_gemm_isa_id()))
         nt = 1;
-    }
     if (nt > 1) {
         const long ntn = (N + cfg->nr - 1) / cfg->nr, ntm = (M + cfg->mr - 1) / cfg->mr;
         int splitn = ntn >= 2L * nt || ntn >= ntm;
         if (splitn && ntm >= 2L * nt) {
-            /* Both ways give each thread two chunks: split the one that packs less twice.
-               Each N chunk packs all of A's rows again (once per NC block of the chunk), each
-               M chunk all of B: 2048 x 512 x 256 (∂Ω of wide's first layer) packed its 2 MB A
-               four times split along N, and its 0.5 MB B four times along M. */
-            const long wch = (ntn + 2L * nt - 1) / (2L * nt) * cfg->nr;   /* an N chunk */
-            const double nch2 = 2.0 * nt, nblk = (double)((N + cfg->nc - 1) / cfg->nc);
+            /* Both ways give every thread a chunk: split the way that packs less. A chunk
+               along N packs all of op(A) (once per NC block of the chunk) unless op(A) is
+               large enough to be packed once for all (NN_GEMM_PREPACK_MIN); a chunk along M
+               packs all of op(B), and its rows of op(A) once per NC block. */
+            const double ch = (double)NN_GEMM_CHUNKS_PER_THREAD * nt;
+            const long wch = (ntn + (long)ch - 1) / (long)ch * cfg->nr;   /* an N chunk */
+            const double nblk = (double)((N + cfg->nc - 1) / cfg->nc);
             const double nblk_ch = (double)((wch + cfg->nc - 1) / cfg->nc);
             const double mk = packa ? (double)M * (double)K : 0.0, kn = (double)K * (double)N;
-            if (nblk * mk + nch2 * kn < nch2 * nblk_ch * mk + kn) splitn = 0;
+            const double along_n = (mk >= NN_GEMM_PREPACK_MIN ? mk : ch * nblk_ch * mk) + kn;
+            if (nblk * mk + ch * kn < along_n) splitn = 0;
         }
         const long tiles = splitn ? ntn : ntm;
         if (tiles < nt) nt = (int)tiles;
         if (nt > 1) {
-/* Two chunks of tiles per thread, handed out dynamically: on a busy machine a thread that
-   loses its core leaves its second chunk to the other, instead of the whole product waiting
-   for it (one extra packing of the other operand per thread is the price). The chunks are
-   fixed by the shape and each C element's sum does not depend on who computes it: results
-   stay bit-identical. */
-            const long nch = tiles >= 2L * nt ? 2L * nt : tiles;
-#pragma omp parallel num_threads(nt)
-            {
-                if (omp_get_thread_num() == 0) nn_gemm_note_threads(omp_get_num_threads());
-#pragma omp for schedule(dynamic, 1)
-                for (long ch = 0; ch < nch; ch++) {
-                    const long t0 = tiles * ch / nch, t1 = tiles * (ch + 1) / nch;
-                    if (splitn) {
-                        const long j0 = t0 * cfg->nr, j1 = nn_gemm_min(t1 * cfg->nr, N);
-                        if (j1 > j0)
-                            NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, j1 - j0, K, A, lda,
-                                                    B + (tb ? j0 * ldb : j0), ldb, beta,
-                                                    C + j0 * csc, rsc, csc, epi, 0, j0);
-                    } else {
-                        const long i0 = t0 * cfg->mr, i1 = nn_gemm_min(t1 * cfg->mr, M);
-                        if (i1 > i0)
-                            NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, i1 - i0, N, K,
-                                                    A + (ta ? i0 : i0 * lda), lda, B, ldb, beta,
-                                                    C + i0 * rsc, rsc, csc, epi, i0, 0);
-                    }
-                }
-            }
+/* One chunk of tiles per thread, claimed from the pool: on a busy machine, where a worker
+   does not get a core at once, the caller claims the worker's chunk too and never waits for
+   it. (Finer chunks balance better in theory; on a quiet machine two per thread cost 5 % of a
+   two-thread mnist epoch against one.) The chunks are fixed by the shape and each C
+   element's sum does not depend on who computes it: results stay bit-identical.
+   A split along N would have every chunk pack all of op(A): a large op(A) is packed once
+   first, block by block on the pool, into the calling thread's shared workspace, and the
+   chunks read it (12 % of a two-thread mnist epoch had gone to packing A four times). A small
+   one is packed by each chunk at the same time: one more hand-over to the workers would cost
+   more than the half of a small pack it saves. */
+            const long nch = nn_gemm_min(tiles, (long)NN_GEMM_CHUNKS_PER_THREAD * nt);
+            NN_FN(nn_gemm_split_t_) s = {cfg, packa, ta, tb, splitn, M, N, K, tiles, nch, A, B,
+                                         lda, ldb, rsc, csc, beta, C, epi, (NN_T *)0, 0, 0, 0};
+            if (splitn && packa && s.nch > 1 && (double)M * (double)K >= NN_GEMM_PREPACK_MIN)
+                s.preA = NN_FN(nn_gemm_prepack_)(&s, nt);
+            nn_gemm_note_threads(nn_pool_run(nt, s.nch, NN_FN(nn_gemm_split_chunk_), (void *)&s));
             return;
         }
     }
-#else
-    (void)n_threads;
-#endif
     nn_gemm_note_threads(1);
-    NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, N, K, A, lda, B, ldb, beta, C, rsc, csc, epi, 0, 0);
+    /* One thread: the blocked loops pack each block of op(A) once per block of N columns; with
+       more than one (wide layers: N = 2048 is 3 blocks) op(A) is packed once first. */
+    const NN_T *preA = 0;
+    if (packa && N > cfg->nc) {
+        NN_FN(nn_gemm_split_t_) s = {cfg, packa, ta, tb, 1, M, N, K, 0, 1, A, B, lda, ldb, rsc, csc,
+                                     beta, C, epi, (NN_T *)0, 0, 0, 0};
+        preA = NN_FN(nn_gemm_prepack_)(&s, 1);
+    }
+    NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, N, K, A, lda, B, ldb, beta, C, rsc, csc, epi, 0, 0,
+                            preA);
 }
+
+/* ---- the dot path's split: 12-row blocks of the long side, chunks on the pool ---- */
+#if NN_GEMM_X86
+typedef struct {
+    long nx, nyl, K, blocks, nch;
+    const NN_T *X;
+    long ldx;
+    const NN_T *Y;
+    long ldy;
+    NN_T beta;
+    NN_T *C;
+    long rsc, csc;
+} NN_FN(nn_gemm_dot_t_);
+
+static void NN_FN(nn_gemm_dot_chunk_)(void *p, long ch)
+{
+    const NN_FN(nn_gemm_dot_t_) *d = (const NN_FN(nn_gemm_dot_t_) *)p;
+    const long r0 = nn_gemm_min(d->blocks * ch / d->nch * 12, d->nx);
+    const long r1 = nn_gemm_min(d->blocks * (ch + 1) / d->nch * 12, d->nx);
+    if (r1 > r0)
+        NN_FN(nn_dot_avx2_)(r1 - r0, d->nyl, d->K, d->X + r0 * d->ldx, d->ldx, d->Y, d->ldy,
+                            d->beta, d->C + r0 * d->rsc, d->rsc, d->csc);
+}
+#endif
 
 /* ---- public entries ---- */
 static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K, const NN_T *A,
@@ -547,31 +624,17 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
         const NN_T *X = ny ? A : B, *Y = ny ? B : A;
         const long ldx = ny ? lda : ldb, ldy = ny ? ldb : lda;
         const long rsc = ny ? ldc : 1, csc = ny ? 1 : ldc;
-#ifdef _OPENMP
-        int nt = n_threads;
         /* (the dot path runs AVX2 code on every x86 CPU: the AVX2 threshold) */
+        const int nt = n_threads < nn_pool_procs() ? n_threads : nn_pool_procs();
         if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= nn_gemm_par_flops(1) && nx >= 24) {
-            const int mx = nn_gemm_max_threads();
-            if (nt > mx) nt = mx;
-        } else {
-            nt = 1;
-        }
-        if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-            {
-                const int t = omp_get_thread_num(), T = omp_get_num_threads();
-                if (t == 0) nn_gemm_note_threads(T);
-                const long blk = (nx + 11) / 12;   /* split on 12-row boundaries */
-                const long r0 = nn_gemm_min(blk * t / T * 12, nx);
-                const long r1 = nn_gemm_min(blk * (t + 1) / T * 12, nx);
-                if (r1 > r0)
-                    NN_FN(nn_dot_avx2_)(r1 - r0, nyl, K, X + r0 * ldx, ldx, Y, ldy, beta,
-                                        C + r0 * rsc, rsc, csc);
-            }
+            /* 12-row blocks of X, in chunks as nn_gemm_par_'s */
+            const long blocks = (nx + 11) / 12;
+            const long nch = nn_gemm_min(blocks, (long)NN_GEMM_CHUNKS_PER_THREAD * nt);
+            const NN_FN(nn_gemm_dot_t_) d = {nx, nyl, K, blocks, nch, X, ldx, Y, ldy, beta, C, rsc, csc};
+            nn_gemm_note_threads(nn_pool_run(nt, nch, NN_FN(nn_gemm_dot_chunk_), (void *)&d));
             if (epi) epi->fn(epi->ctx, 0, 0, M, N, C, ldc);
             return;
         }
-#endif
         nn_gemm_note_threads(1);
         NN_FN(nn_dot_avx2_)(nx, nyl, K, X, ldx, Y, ldy, beta, C, rsc, csc);
         if (epi) epi->fn(epi->ctx, 0, 0, M, N, C, ldc);

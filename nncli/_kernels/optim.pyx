@@ -16,20 +16,7 @@ entry in nncli.optim.OPTIMIZERS.
 """
 from cython cimport floating
 from libc.math cimport sqrt, sqrtf, pow
-from cython.parallel cimport prange
-
-# The processors this process may use (1 without OpenMP: setup.py then builds single-threaded
-# kernels, and prange is a plain loop).
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int nn_optim_procs(void) { return omp_get_num_procs(); }
-    #else
-    static int nn_optim_procs(void) { return 1; }
-    #endif
-    """
-    int nn_optim_procs() noexcept nogil
+from nncli._kernels.gemm cimport run_chunks
 
 cdef extern from "adam_impl.h" nogil:
     void nn_adam_f32(float *phi, const float *grad, float *m, float *v, long P, float scale,
@@ -191,40 +178,67 @@ cdef inline void apply_rule(floating *phi, const floating *grad, floating *s1, f
         irprop_update(phi, grad, s1, s2, P, cfg, scale)
 
 
-# Below this many parameters one thread does the update. Adam costs about 1 ns a parameter
-# on one thread (memory-bound); a parallel region costs microseconds on a quiet machine but up
-# to a time slice when the other core is busy, so only large updates (the wide benchmark net:
-# 4.2 M parameters, ~4.5 ms) are split; the mnist net (235 k) keeps one thread.
-cdef Py_ssize_t PAR_MIN_PARAMS = 1 << 18
+# The update runs in parts of this many parameters (64-byte aligned), claimed by the
+# threads one at a time: on a busy machine a thread that loses its core leaves the rest to
+# the other. Below two parts one thread does it all. Adam costs ~0.5 ns a parameter on one
+# thread (a square root and a division each, and 28 bytes of traffic), so the mnist benchmark
+# net's 235 k parameters are 15 parts of ~8 µs each against ~1 µs to hand them out.
+cdef Py_ssize_t PART = 1 << 14
+
+
+cdef struct OptimJob:
+    void *phi
+    const void *grad
+    void *s1
+    void *s2
+    Py_ssize_t P
+    OptimConfig *cfg
+    double scale
+
+
+cdef inline void optim_part(const OptimJob *job, long c, floating *phi) noexcept nogil:
+    cdef Py_ssize_t start = c * PART
+    apply_rule(phi + start, <const floating *>job.grad + start, <floating *>job.s1 + start,
+               <floating *>job.s2 + start, min(PART, job.P - start), job.cfg,
+               <floating>job.scale)
+
+
+cdef void optim_part_f32(void *job, long c) noexcept nogil:
+    optim_part(<const OptimJob *>job, c, <float *>(<const OptimJob *>job).phi)
+
+
+cdef void optim_part_f64(void *job, long c) noexcept nogil:
+    optim_part(<const OptimJob *>job, c, <double *>(<const OptimJob *>job).phi)
 
 
 cdef void optim_step(floating *phi, const floating *grad, floating *s1, floating *s2,
                      Py_ssize_t P, OptimConfig *cfg) noexcept nogil:
-    """The clipping factor, the step count, then the rule, on cfg.n_threads threads: each
-    takes one contiguous part of φ. The rules are element-wise, so the result does not depend
-    on the thread count; the clipping norm (a sum) is taken by one thread, in one order."""
-    cdef Py_ssize_t i, c, start, chunk
+    """The clipping factor, the step count, then the rule, in parts of φ on up to
+    cfg.n_threads threads. The rules are element-wise, so the result does not depend on the
+    thread count; the clipping norm (a sum) is taken by one thread, in one order."""
+    cdef Py_ssize_t i
     cdef double norm2 = 0.0, dscale = 1.0
-    cdef int nt = cfg.n_threads
+    cdef OptimJob job
     if cfg.clip_norm > 0:
         for i in range(P):
             norm2 += <double>grad[i] * grad[i]
         if norm2 > cfg.clip_norm * cfg.clip_norm:
             dscale = cfg.clip_norm / sqrt(norm2)
-    cdef floating scale = <floating>dscale
     cfg.step += 1
-    if nt > nn_optim_procs():
-        nt = nn_optim_procs()
-    if nt <= 1 or P < PAR_MIN_PARAMS:
-        apply_rule(phi, grad, s1, s2, P, cfg, scale)
+    if cfg.n_threads <= 1 or P < 2 * PART:
+        apply_rule(phi, grad, s1, s2, P, cfg, <floating>dscale)
         return
-    chunk = (P + nt - 1) // nt
-    chunk = (chunk + 15) // 16 * 16          # parts start on 64-byte boundaries of φ
-    for c in prange(nt, num_threads=nt, schedule="static"):
-        start = c * chunk
-        if start < P:
-            apply_rule(phi + start, grad + start, s1 + start, s2 + start,
-                       min(chunk, P - start), cfg, scale)
+    job.phi = phi
+    job.grad = grad
+    job.s1 = s1
+    job.s2 = s2
+    job.P = P
+    job.cfg = cfg
+    job.scale = dscale
+    if floating is float:
+        run_chunks(cfg.n_threads, (P + PART - 1) // PART, optim_part_f32, &job)
+    else:
+        run_chunks(cfg.n_threads, (P + PART - 1) // PART, optim_part_f64, &job)
 
 
 cdef OptimConfig optim_config(int code, double lr, double momentum, double beta2, double eps,
