@@ -97,6 +97,9 @@
 #ifndef NN_GEMM_SMALL_K
 #define NN_GEMM_SMALL_K    32L       /* K at or below: no packing where a kernel can read in place */
 #endif
+#ifndef NN_GEMM_PACKA_ALL_BYTES
+#define NN_GEMM_PACKA_ALL_BYTES (8.0 * 1024 * 1024)   /* one thread: A packed whole per K block up to this */
+#endif
 #ifndef NN_GEMM_PACKA_M
 #define NN_GEMM_PACKA_M    96L       /* M above this: pack A (else broadcast from A directly)  */
 #endif
