@@ -11,9 +11,10 @@
  *            (transposition handled while packing), except on the AVX-512 path when B is stored
  *            K x N and one row tile of A (M <= 12) or a short K (<= NN_GEMM_SMALL_K) would read
  *            a packed B once: then the kernel reads B's rows in place, masking the last columns.
- *            A is packed into MR x KC micro-panels when M is large and K is not short (all of
- *            it once first when N takes several column blocks, or for the chunks of a threaded
- *            split along N); else the micro-kernel broadcasts straight from A's rows/columns.
+ *            A is packed into MR x KC micro-panels when M is large and K is not short (on one
+ *            thread all of A's rows once per K block when N takes several column blocks; for
+ *            the chunks of a threaded split along N all of op(A) once first); else the
+ *            micro-kernel broadcasts straight from A's rows/columns.
  *            AVX-512: a row of full tiles in one kernel call (a panel); K <= 16 with A's rows
  *            in place: kernels compiled for each K on 6 x 64 (f32) / 6 x 32 (f64) tiles, all
  *            of a block's rows in one call.  K blocks of at most
