@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "gemm_dispatch.c"
+#include "pool.c"   /* the kernels' threads (a separate file in the extension) */
 
 /* numpy's OpenBLAS: 64-bit integers, symbols prefixed scipy_ and suffixed 64_ */
 typedef void (*sgemm_t)(int, int, int, long, long, long, float, const float *, long,

@@ -173,7 +173,10 @@ def test_dense_forward_backward(B, n_in, n_out, act, dtype, rng):
     np.testing.assert_allclose(dh, df.astype(float) @ W, **gemm_tol(dtype, n_out))
 
 
-@pytest.mark.parametrize("B,n_in,n_out", [(400, 300, 50), (20, 64, 4200), (97, 5, 1000), (300, 0, 40)])
+# (130, 400, 900): on the AVX-512 path op(A) packed once first (two K blocks, several column
+# blocks): each block's epilogue must still come once, after its last K block
+@pytest.mark.parametrize("B,n_in,n_out", [(400, 300, 50), (20, 64, 4200), (97, 5, 1000), (300, 0, 40),
+                                          (130, 400, 900)])
 @pytest.mark.parametrize("act", ["relu", "tanh", "identity"])
 def test_dense_forward_applies_bias_and_activation_to_every_block_once(B, n_in, n_out, act,
                                                                        dtype, rng):

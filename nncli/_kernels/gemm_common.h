@@ -11,17 +11,23 @@
  *            (transposition handled while packing), except on the AVX-512 path when B is stored
  *            K x N and one row tile of A (M <= 12) or a short K (<= NN_GEMM_SMALL_K) would read
  *            a packed B once: then the kernel reads B's rows in place, masking the last columns.
- *            A is packed into MR x KC micro-panels when M is large and K is not short; else
- *            the micro-kernel broadcasts straight from A's rows/columns.  K blocks of at most
+ *            A is packed into MR x KC micro-panels when M is large and K is not short (on one
+ *            thread all of A's rows once per K block when N takes several column blocks; for
+ *            the chunks of a threaded split along N all of op(A) once first); else the
+ *            micro-kernel broadcasts straight from A's rows/columns.
+ *            AVX-512: a row of full tiles in one kernel call (a panel); K <= 16 with A's rows
+ *            in place: kernels compiled for each K on 6 x 64 (f32) / 6 x 32 (f64) tiles, all
+ *            of a block's rows in one call.  K blocks of at most
  *            NN_GEMM_ROWS_OUTER_KC (all, on the AVX-512 path) sweep the tiles along C's rows,
  *            longer ones down B's micro-panels (which stay in L1).
  *            Register-tile micro-kernel, selected at run time: AVX-512 12x32 (f32) / 12x16 (f64)
  *            with its KC/MC from this CPU's L1d/L2 sizes, AVX2+FMA 6x16 / 6x8 (blocking swept on
  *            Zen 3), or a portable plain-C 4x8 / 4x4 kernel (vectorised by the compiler).
  *   Per-thread packing buffers are allocated once and grown (freed at thread exit on pthreads).
- *   Threads (only for >= nn_gemm_par_flops() flops): disjoint N (or M) ranges of C in chunks,
- *   claimed by the caller and the workers of pool.h.  K is never split; each C element is summed in the same order
- *   whatever the thread count, so results are bit-identical for any n_threads.
+ *   Threads (only for >= nn_gemm_par_flops() flops): disjoint N (or M: whichever repacks less)
+ *   ranges of C in chunks, claimed by the caller and the workers of pool.h.  K is never split;
+ *   each C element is summed in the same order whatever the thread count, so results are
+ *   bit-identical for any n_threads.
  *   NNCLI_GEMM_ISA=generic or =avx2 (read once per process) caps the path.
  */
 #ifndef NNCLI_GEMM_COMMON_H
@@ -91,6 +97,9 @@
 #endif
 #ifndef NN_GEMM_SMALL_K
 #define NN_GEMM_SMALL_K    32L       /* K at or below: no packing where a kernel can read in place */
+#endif
+#ifndef NN_GEMM_PACKA_ALL_BYTES
+#define NN_GEMM_PACKA_ALL_BYTES (8.0 * 1024 * 1024)   /* one thread: A packed whole per K block up to this */
 #endif
 #ifndef NN_GEMM_PACKA_M
 #define NN_GEMM_PACKA_M    96L       /* M above this: pack A (else broadcast from A directly)  */

@@ -334,7 +334,14 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
     const long NCb = nn_gemm_rup((N + nnb - 1) / nnb, NR);
 
     const long bsz = nn_gemm_rup(KCb * nn_gemm_min(NCb, nn_gemm_rup(N, NR)), 16);
-    const long asz = packa && !preA ? KCb * nn_gemm_min(MCb, nn_gemm_rup(M, MR)) : 0;
+    /* One thread, N in several column blocks: all of A's rows packed once per K block (K
+       blocks outer, column blocks inner), not each MC x KC block again for every column block
+       (2048^3 f64: 4 times, 8 % of the time).  Packing all of op(A) first instead (as the
+       chunks of a split along N share it) was 3-4 % slower at 2048^3 f64: 32 MB packed ahead
+       come back from memory, one K block of it (4 MB) is read while still in cache. */
+    const int aall = packa && !preA && nnb > 1 &&
+                     (double)KCb * (double)nn_gemm_rup(M, MR) * sizeof(NN_T) <= NN_GEMM_PACKA_ALL_BYTES;
+    const long asz = packa && !preA ? KCb * (aall ? nn_gemm_rup(M, MR) : nn_gemm_min(MCb, nn_gemm_rup(M, MR))) : 0;
     NN_T *Bp = (NN_T *)nn_gemm_ws(NN_WS_OWN, (size_t)(bsz + asz + MR * NR) * sizeof(NN_T) + 64);
     if (!Bp) { /* out of memory: fall back to plain loops (slow but correct) */
         for (long i = 0; i < M; i++)
@@ -362,11 +369,15 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
        K, writing C is most of the work), A's micro-panel stays in L1 and B's block in L2.
        Columns of tiles outer (long K blocks, AVX2 and generic: their blocking was swept so):
        B's KC x NR micro-panel stays in L1 under every row tile. */
-    for (long jc = 0; jc < N; jc += NCb) {
-        const long nc = nn_gemm_min(NCb, N - jc);
-        for (long pc = 0; pc < K; pc += KCb) {
-            const long kc = nn_gemm_min(KCb, K - pc);
+    for (long u = 0; u < (aall ? K : N); u += (aall ? KCb : NCb)) {
+        for (long v = 0; v < (aall ? N : K); v += (aall ? NCb : KCb)) {
+            const long jc = aall ? v : u, pc = aall ? u : v;
+            const long nc = nn_gemm_min(NCb, N - jc), kc = nn_gemm_min(KCb, K - pc);
             const NN_T bt = (pc == 0) ? beta : (NN_T)1;
+            if (aall && jc == 0)   /* all of A's rows for this K block, MC rows at a time */
+                for (long ic = 0; ic < M; ic += MCb)
+                    NN_FN(nn_gemm_packA_)(ta, nn_gemm_min(MCb, M - ic), kc, A, lda, ic, pc,
+                                          Aown + ic * kc, MR);
             if (!inplaceb) NN_FN(nn_gemm_packB_)(tb, kc, nc, B, ldb, pc, jc, Bp, NR);
             const NN_T *B0 = inplaceb ? B + pc * ldb + jc : Bp;
             const long bk = inplaceb ? ldb : 0, bstep = inplaceb ? 1 : kc;
@@ -375,6 +386,8 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                 const long mc = nn_gemm_min(MCb, M - ic);
                 if (packa && preA)
                     Ap = preA + ((pc / KCb) * nmbA + ic / MCb) * KCb * MCb;
+                else if (aall)
+                    Ap = Aown + ic * kc;
                 else if (packa)
                     NN_FN(nn_gemm_packA_)(ta, mc, kc, A, lda, ic, pc, Aown, MR);
 #define NN_TILE_AT(ir, jr)                                                                       \
@@ -382,10 +395,21 @@ static void NN_FN(nn_gemm_blocked_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int packa,
                          kc, packa ? Ap + (ir) * kc : A + (ic + (ir)) * rsa + pc * csa,          \
                          packa ? 1 : rsa, packa ? MR : csa, B0 + (jr) * bstep,                   \
                          C + (ic + (ir)) * rsc + (jc + (jr)) * csc, rsc, csc, bt, tmp)
-                if (rows_outer) {
-                    /* a row of tiles: its full column tiles in one panel call where the
-                       kernels have one (rows it leaves, and the last column tile: per tile) */
-                    const long ntf = (cfg->panel && csc == 1) ? nc / NR : 0;
+                /* rows of tiles: their full column tiles in panel calls where the kernels
+                   have them (rows a panel leaves, and the last column tile: per tile); with
+                   A's rows in place, first one call for the whole block (the short-K kernels
+                   take any number of rows) */
+                const long ntf = (rows_outer && cfg->panel && csc == 1) ? nc / NR : 0;
+                long rdone = 0;
+                if (ntf && !packa && mc > MR)
+                    rdone = cfg->panel((int)mc, ntf, kc, A + ic * rsa + pc * csa, rsa, csa, B0,
+                                       bstep, bk ? bk : NR, C + ic * rsc + jc, rsc, bt);
+                if (rdone) {
+                    for (long ir = rdone; ir < mc; ir += MR)
+                        for (long jr = 0; jr < ntf * NR; jr += NR) NN_TILE_AT(ir, jr);
+                    if (ntf * NR < nc)
+                        for (long ir = 0; ir < mc; ir += MR) NN_TILE_AT(ir, ntf * NR);
+                } else if (rows_outer) {
                     for (long ir = 0; ir < mc; ir += MR) {
                         const long mr = nn_gemm_min(MR, mc - ir);
                         const NN_T *ap = packa ? Ap + ir * kc : A + (ic + ir) * rsa + pc * csa;
@@ -526,16 +550,10 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
         }
     }
     nn_gemm_note_threads(1);
-    /* One thread: the blocked loops pack each block of op(A) once per block of N columns; with
-       more than one (wide layers: N = 2048 is 3 blocks) op(A) is packed once first. */
-    const NN_T *preA = 0;
-    if (packa && N > cfg->nc) {
-        NN_FN(nn_gemm_split_t_) s = {cfg, packa, ta, tb, 1, M, N, K, 0, 1, A, B, lda, ldb, rsc, csc,
-                                     beta, C, epi, (NN_T *)0, 0, 0, 0};
-        preA = NN_FN(nn_gemm_prepack_)(&s, 1);
-    }
+    /* One thread: with several blocks of N columns (wide layers: N = 2048 is 3 blocks) the
+       blocked loops pack op(A) once per K block (see aall there). */
     NN_FN(nn_gemm_blocked_)(cfg, packa, ta, tb, M, N, K, A, lda, B, ldb, beta, C, rsc, csc, epi, 0, 0,
-                            preA);
+                            (const NN_T *)0);
 }
 
 /* ---- the dot path's split: 12-row blocks of the long side, chunks on the pool ---- */
