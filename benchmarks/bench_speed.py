@@ -18,7 +18,7 @@ Rows (every ratio against its reference timed in the same process):
 Every measurement runs in a subprocess whose nncli comes from a source tree (PYTHONPATH);
 --baseline TREE runs the same measurements on another built checkout (e.g. the commit before
 a change) right after, and the table shows both columns. PyTorch runs in its own processes
-(two OpenMP runtimes never share one).
+(its OpenMP threads never share one with nncli's pool).
 """
 import json
 import os

@@ -1,7 +1,7 @@
 """Training throughput: samples/s of nncli against PyTorch and scikit-learn on four configs.
 
 Each framework runs in its own subprocess (`python bench_train.py SPEC`), one per (framework,
-thread count), so two OpenMP runtimes never share a process and idle pool threads of one
+thread count), so two thread runtimes never share a process and idle pool threads of one
 framework never steal cores from another. All three see the same synthetic data (same seed),
 train for 1 warm-up epoch + E timed epochs, and report samples/s over the timed epochs and the
 final mean loss over the whole training set (computed the same way for all three):

@@ -153,8 +153,8 @@ def environment(args_dict, removed_env):
     for mod in ("torch", "sklearn"):
         m = optional_import(mod) if mod == "sklearn" else None
         if mod == "torch":
-            # Importing torch in this process would load a second OpenMP runtime next to
-            # nncli's; ask a subprocess instead.
+            # Importing torch in this process would start its OpenMP threads next to
+            # nncli's pool; ask a subprocess instead.
             try:
                 out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"],
                                      capture_output=True, text=True, timeout=120, cwd="/")
