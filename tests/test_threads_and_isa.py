@@ -41,7 +41,9 @@ THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
                    # a short K: rows of tiles in one call, the kernel compiled for K = 10
                    (600, 300, 10, False, False),
                    # split along M (B packed per chunk) where an N split would pack more
-                   (600, 160, 100, True, False), (600, 160, 100, False, False)]
+                   (600, 160, 100, True, False), (600, 160, 100, False, False),
+                   # many rows (predict's chunks): guided chunks of rows, an odd last one
+                   (4099, 70, 300, False, True)]
 
 
 @pytest.mark.parametrize("M,N,K,ta,tb", THREADED_SHAPES)

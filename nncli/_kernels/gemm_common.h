@@ -83,6 +83,13 @@
 #ifndef NN_GEMM_CHUNKS_PER_THREAD
 #define NN_GEMM_CHUNKS_PER_THREAD 1  /* chunks of a threaded product, per thread               */
 #endif
+#ifndef NN_GEMM_GUIDED_ROW_TILES
+#define NN_GEMM_GUIDED_ROW_TILES 64L /* row tiles per thread at or above: guided chunks of rows */
+#endif
+#ifndef NN_GEMM_GUIDED_MIN
+#define NN_GEMM_GUIDED_MIN 16L       /* guided chunks: at least this many row tiles            */
+#endif
+#define NN_GEMM_MAX_CHUNKS 32
 #ifndef NN_GEMM_PREPACK_MIN
 #define NN_GEMM_PREPACK_MIN 65536.0  /* M*K at or above: a split along N packs op(A) once first */
 #endif

@@ -449,6 +449,7 @@ typedef struct {
     const NN_FN(nn_gemm_cfg_t_) *cfg;
     int packa, ta, tb, splitn;
     long M, N, K, tiles, nch;
+    long bound[NN_GEMM_MAX_CHUNKS + 1];   /* chunk c: tiles bound[c] .. bound[c+1] */
     const NN_T *A, *B;
     long lda, ldb, rsc, csc;
     NN_T beta;
@@ -468,12 +469,37 @@ static void NN_FN(nn_gemm_prepack_chunk_)(void *p, long c)
                           s->A, s->lda, ic, pc, s->preA + c * s->KCb * s->MCb, s->cfg->mr);
 }
 
+/* The chunks' boundaries, fixed by the shape (never by who runs them): one chunk per thread,
+   or, for products of many rows, guided: each chunk a quarter (1/(2·threads)) of the row
+   tiles left, down to NN_GEMM_GUIDED_MIN tiles. On a machine whose other core is busy the
+   worker runs at half speed or later, and the caller then takes most of the small chunks at
+   the end instead of waiting for the worker's half of the product. Each chunk of rows packs
+   all of op(B), small beside its rows' work there. */
+static void NN_FN(nn_gemm_chunk_bounds_)(NN_FN(nn_gemm_split_t_) *s, int nt, int guided)
+{
+    s->bound[0] = 0;
+    if (!guided) {
+        for (long c = 1; c <= s->nch; c++) s->bound[c] = s->tiles * c / s->nch;
+        return;
+    }
+    long c = 0, left = s->tiles;
+    while (left > 0) {
+        long take = (left + 2L * nt - 1) / (2L * nt);
+        if (take < NN_GEMM_GUIDED_MIN) take = NN_GEMM_GUIDED_MIN;
+        if (take > left || c == NN_GEMM_MAX_CHUNKS - 1) take = left;
+        s->bound[c + 1] = s->bound[c] + take;
+        left -= take;
+        c++;
+    }
+    s->nch = c;
+}
+
 /* Chunk ch of the split: tiles t0..t1 of the split dimension. */
 static void NN_FN(nn_gemm_split_chunk_)(void *p, long ch)
 {
     const NN_FN(nn_gemm_split_t_) *s = (const NN_FN(nn_gemm_split_t_) *)p;
     const NN_FN(nn_gemm_cfg_t_) *cfg = s->cfg;
-    const long t0 = s->tiles * ch / s->nch, t1 = s->tiles * (ch + 1) / s->nch;
+    const long t0 = s->bound[ch], t1 = s->bound[ch + 1];
     if (s->splitn) {
         const long j0 = t0 * cfg->nr, j1 = nn_gemm_min(t1 * cfg->nr, s->N);
         if (j1 > j0)
@@ -527,6 +553,9 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
             const double along_n = (mk >= NN_GEMM_PREPACK_MIN ? mk : ch * nblk_ch * mk) + kn;
             if (nblk * mk + ch * kn < along_n) splitn = 0;
         }
+        /* Many rows (predict's chunks of 4096): guided chunks of rows (below) */
+        const int guided = ntm >= NN_GEMM_GUIDED_ROW_TILES * nt;
+        if (guided) splitn = 0;
         const long tiles = splitn ? ntn : ntm;
         if (tiles < nt) nt = (int)tiles;
         if (nt > 1) {
@@ -541,8 +570,11 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
    one is packed by each chunk at the same time: one more hand-over to the workers would cost
    more than the half of a small pack it saves. */
             const long nch = nn_gemm_min(tiles, (long)NN_GEMM_CHUNKS_PER_THREAD * nt);
-            NN_FN(nn_gemm_split_t_) s = {cfg, packa, ta, tb, splitn, M, N, K, tiles, nch, A, B,
-                                         lda, ldb, rsc, csc, beta, C, epi, (NN_T *)0, 0, 0, 0};
+            NN_FN(nn_gemm_split_t_) s = {.cfg = cfg, .packa = packa, .ta = ta, .tb = tb,
+                                         .splitn = splitn, .M = M, .N = N, .K = K, .tiles = tiles,
+                                         .nch = nch, .A = A, .B = B, .lda = lda, .ldb = ldb,
+                                         .rsc = rsc, .csc = csc, .beta = beta, .C = C, .epi = epi};
+            NN_FN(nn_gemm_chunk_bounds_)(&s, nt, guided);
             if (splitn && packa && s.nch > 1 && (double)M * (double)K >= NN_GEMM_PREPACK_MIN)
                 s.preA = NN_FN(nn_gemm_prepack_)(&s, nt);
             nn_gemm_note_threads(nn_pool_run(nt, s.nch, NN_FN(nn_gemm_split_chunk_), (void *)&s));
