@@ -86,6 +86,10 @@
 #ifndef NN_GEMM_GUIDED_ROW_TILES
 #define NN_GEMM_GUIDED_ROW_TILES 64L /* row tiles per thread at or above: guided chunks of rows */
 #endif
+#ifndef NN_GEMM_GUIDED_MAX_B
+#define NN_GEMM_GUIDED_MAX_B 1048576.0 /* ... and op(B) at most this many numbers (2048^3's 4 M
+                                        packed again per chunk cost 4-6 % on two threads) */
+#endif
 #ifndef NN_GEMM_GUIDED_MIN
 #define NN_GEMM_GUIDED_MIN 16L       /* guided chunks: at least this many row tiles            */
 #endif

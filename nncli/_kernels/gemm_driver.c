@@ -553,8 +553,10 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
             const double along_n = (mk >= NN_GEMM_PREPACK_MIN ? mk : ch * nblk_ch * mk) + kn;
             if (nblk * mk + ch * kn < along_n) splitn = 0;
         }
-        /* Many rows (predict's chunks of 4096): guided chunks of rows (below) */
-        const int guided = ntm >= NN_GEMM_GUIDED_ROW_TILES * nt;
+        /* Many rows (predict's chunks of 4096) and a small op(B), which every chunk of rows
+           packs again: guided chunks of rows (below) */
+        const int guided = ntm >= NN_GEMM_GUIDED_ROW_TILES * nt &&
+                           (double)N * (double)K <= NN_GEMM_GUIDED_MAX_B;
         if (guided) splitn = 0;
         const long tiles = splitn ? ntn : ntm;
         if (tiles < nt) nt = (int)tiles;
