@@ -260,17 +260,20 @@ def _trials_so_far(folder):
 
 def _kill_mid_trial(p, trials):
     """SIGKILL the worker process p once one of `trials()` is running with two epochs
-    reported (mid-training; an early-stopped trial 0 may be done already). Returns its number."""
+    reported (mid-training). Returns its number. The callers turn early stopping off, so
+    that no trial ends between two looks at the study."""
     running = None
     try:
         deadline = time.time() + TIMEOUT
-        while running is None and time.time() < deadline:
+        while running is None and time.time() < deadline and p.poll() is None:
             running = next((t.number for t in trials()
                             if t.state == optuna.trial.TrialState.RUNNING
                             and len(t.intermediate_values) >= 2), None)
             if running is None:
                 time.sleep(0.1)
-        assert running is not None, "no trial got two epochs in before the deadline"
+        assert running is not None, ("the worker finished every trial before one was seen "
+                                     "running" if p.poll() is not None else
+                                     "no trial got two epochs in before the deadline")
         p.send_signal(signal.SIGKILL)
         p.wait(TIMEOUT)
     finally:
@@ -281,8 +284,9 @@ def _kill_mid_trial(p, trials):
 def test_a_killed_worker_leaves_the_study_usable(env, space, tmp_path, slow_data):
     out = tmp_path / "s"
     p = subprocess.Popen([sys.executable, "-m", "nncli", "sweep", slow_data, "--space", space,
-                          "--trials", "3", "--epochs", "500", "--pruner", "none", "--threads", "1",
-                          "-o", str(out)], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+                          "--trials", "3", "--epochs", "500", "--early-stopping", "0",
+                          "--pruner", "none", "--threads", "1", "-o", str(out)],
+                         env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
     # (a worker killed while it holds the journal's lock makes the next one wait 5 s for it)
     running = _kill_mid_trial(p, lambda: _trials_so_far(out))
     r = sweep(slow_data, "--space", space, "--trials", 3, "--epochs", 2, "-o", out, "--json")
@@ -368,8 +372,8 @@ def test_a_killed_worker_on_another_machine_is_failed_by_the_heartbeat(env, spac
     args = [slow_data, "--space", space, "--storage", postgres, "--study", "heartbeat",
             "--heartbeat-timeout", "2", "--pruner", "none", "--threads", "1"]
     p = subprocess.Popen([sys.executable, str(script), "sweep", *args, "--trials", "3",
-                          "--epochs", "500", "-o", str(tmp_path / "a")], env=env, cwd=tmp_path,
-                         stderr=subprocess.DEVNULL)
+                          "--epochs", "500", "--early-stopping", "0", "-o", str(tmp_path / "a")],
+                         env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
     storage = optuna.storages.RDBStorage(postgres.replace("postgresql://", "postgresql+psycopg://"))
 
     def trials():
