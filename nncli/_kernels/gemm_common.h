@@ -326,6 +326,13 @@ double nn_fma_probe(long iters, int width)
  * (1 when it ran serially; tiny products are not recorded) -- a kernel-level check for tests. */
 static NN_TLS int nn_gemm_last_nt = 1;
 static inline void nn_gemm_note_threads(int t) { nn_gemm_last_nt = t; }
+/* The threads a product may use: the caller's n_threads, at most the processors (the chunk
+   counts are computed from it, so they must not count threads that cannot run). */
+static inline int nn_gemm_threads(int n_threads)
+{
+    const int procs = nn_pool_procs();
+    return n_threads < procs ? n_threads : procs;
+}
 
 /* Threads pay above a fixed time of serial work (handing chunks to a worker costs a few us,
    and on a busy machine the second thread may not get a core at once): NN_GEMM_PAR_FLOPS was

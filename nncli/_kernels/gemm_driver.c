@@ -534,7 +534,7 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
 {
     /* A read in place for few rows, or a short K (its rows are short: nothing to gain) */
     const int packa = cfg->sup ? (M > NN_GEMM_PACKA_M && K > NN_GEMM_SMALL_K) : 1;
-    int nt = n_threads < nn_pool_procs() ? n_threads : nn_pool_procs();
+    int nt = nn_gemm_threads(n_threads);
     if (nt > 1 && 2.0 * (double)M * (double)N * (double)K < nn_gemm_par_flops(nn_gemm_isa_id()))
         nt = 1;
     if (nt > 1) {
@@ -561,7 +561,8 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
         const long tiles = splitn ? ntn : ntm;
         if (tiles < nt) nt = (int)tiles;
         if (nt > 1) {
-/* One chunk of tiles per thread, claimed from the pool: on a busy machine, where a worker
+/* One chunk of tiles per thread (products of many rows: guided chunks, see
+   nn_gemm_chunk_bounds_), claimed from the pool: on a busy machine, where a worker
    does not get a core at once, the caller claims the worker's chunk too and never waits for
    it. (Finer chunks balance better in theory; on a quiet machine two per thread cost 5 % of a
    two-thread mnist epoch against one.) The chunks are fixed by the shape and each C
@@ -666,7 +667,7 @@ static void NN_FN(nn_gemm_run_)(int trans_a, int trans_b, long M, long N, long K
         const long ldx = ny ? lda : ldb, ldy = ny ? ldb : lda;
         const long rsc = ny ? ldc : 1, csc = ny ? 1 : ldc;
         /* (the dot path runs AVX2 code on every x86 CPU: the AVX2 threshold) */
-        const int nt = n_threads < nn_pool_procs() ? n_threads : nn_pool_procs();
+        const int nt = nn_gemm_threads(n_threads);
         if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= nn_gemm_par_flops(1) && nx >= 24) {
             /* 12-row blocks of X, in chunks as nn_gemm_par_'s */
             const long blocks = (nx + 11) / 12;
