@@ -17,6 +17,10 @@ cdef void activation_forward(floating *h,           # OUT  a(f), n values (may a
                              const floating *f,     # IN   pre-activations
                              Py_ssize_t n, int code) noexcept nogil
 
+cdef void exp_array(floating *y,                   # OUT  e^x, n values (may alias x)
+                    const floating *x,             # IN
+                    Py_ssize_t n) noexcept nogil
+
 cdef void activation_backward(floating *d,          # INOUT dL/dh in, dL/df = dL/dh ⊙ a'(f) out
                               const floating *f,    # IN   pre-activations
                               const floating *h,    # IN   a(f), as stored by the forward pass

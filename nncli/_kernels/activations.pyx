@@ -147,6 +147,20 @@ cdef inline floating sin_bwd(floating d, floating f, floating h) noexcept nogil:
     return d * _cos(f)
 
 
+cdef void exp_array(floating *y, const floating *x, Py_ssize_t n) noexcept nogil:
+    """y = e^x element-wise: the vector code where it runs (a softmax's exponentials are most
+    of a classifier's loss), else libm in the array's precision."""
+    cdef Py_ssize_t i
+    cdef int ok
+    if floating is float:
+        ok = nn_vm_f32(NN_VM_EXP, y, x, n)
+    else:
+        ok = nn_vm_f64(NN_VM_EXP, y, x, n)
+    if not ok:
+        for i in range(n):
+            y[i] = _exp(x[i])
+
+
 cdef void activation_forward(floating *h, const floating *f, Py_ssize_t n, int code) noexcept nogil:
     """h = a(f) over n values (identity: a copy, or nothing when h is f)."""
     cdef Py_ssize_t i

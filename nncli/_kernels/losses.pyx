@@ -10,23 +10,38 @@ one entry in nncli.functions.LOSSES.
 """
 import numpy as np
 from cython cimport floating
-from nncli._kernels.activations cimport stable_sigmoid
+from nncli._kernels.activations cimport stable_sigmoid, exp_array
 from libc.math cimport exp, log, log1p, fabs
 
 cdef double HUBER_DELTA = 1.0
 
 
-cdef inline double row_max_sumexp(const floating *zr, Py_ssize_t m, double *s) noexcept nogil:
-    """max z of one row, and s = Σ e^(z − max): the stable pieces of softmax and log-sum-exp."""
+cdef inline floating row_max(const floating *zr, Py_ssize_t m) noexcept nogil:
     cdef Py_ssize_t j
-    cdef double zmax = zr[0], acc = 0.0
+    cdef floating zmax = zr[0]
     for j in range(1, m):
         if zr[j] > zmax:
             zmax = zr[j]
-    for j in range(m):
-        acc += exp(zr[j] - zmax)
-    s[0] = acc
     return zmax
+
+
+cdef inline double shifted_exp(floating *e, const floating *zr, Py_ssize_t m,
+                               floating zmax) noexcept nogil:
+    """e = e^(z − max z) for m logits of a row (e may be zr), in one vector call; returns
+    their sum in double: the stable pieces of softmax and log-sum-exp."""
+    cdef Py_ssize_t j
+    cdef double acc = 0.0
+    for j in range(m):
+        e[j] = zr[j] - zmax
+    exp_array(e, e, m)
+    for j in range(m):
+        acc += e[j]
+    return acc
+
+
+# A row's exponentials when there is no ∂ℓ/∂z row to hold them (evaluation): this many at a
+# time, on the stack.
+DEF EXP_BLOCK = 256
 
 
 # Each loss returns Σ ℓ over its n values (rows for cross-entropy) in double and, when dz is
@@ -96,14 +111,24 @@ cdef double sigmoid_bce_loss(floating *dz, const floating *z, const floating *y,
 cdef double softmax_cross_entropy_loss(floating *dz, const floating *z, const floating *y,
                                        Py_ssize_t B, Py_ssize_t m,
                                        double scale) noexcept nogil:
-    cdef Py_ssize_t r, j
-    cdef double total = 0.0, zmax, s, ysum, zy
+    cdef Py_ssize_t r, j, j0
+    cdef double total = 0.0, s, ysum, zy
+    cdef floating zmax
+    cdef floating buf[EXP_BLOCK]
     cdef const floating *zr
     cdef const floating *yr
+    cdef floating *er = NULL
     for r in range(B):
         zr = z + r * m
         yr = y + r * m
-        zmax = row_max_sumexp(zr, m, &s)
+        zmax = row_max(zr, m)
+        if dz != NULL:      # e^(z−M) where ∂ℓ/∂z goes, turned into it below
+            er = dz + r * m
+            s = shifted_exp(er, zr, m, zmax)
+        else:
+            s = 0.0
+            for j0 in range(0, m, EXP_BLOCK):
+                s += shifted_exp(buf, zr + j0, min(<Py_ssize_t>EXP_BLOCK, m - j0), zmax)
         ysum = 0.0
         zy = 0.0
         for j in range(m):
@@ -112,7 +137,7 @@ cdef double softmax_cross_entropy_loss(floating *dz, const floating *z, const fl
         total += ysum * (log(s) + zmax) - zy
         if dz != NULL:
             for j in range(m):
-                dz[r * m + j] = <floating>((ysum * exp(zr[j] - zmax) / s - yr[j]) * scale)
+                er[j] = <floating>((ysum * er[j] / s - yr[j]) * scale)
     return total
 
 
@@ -136,14 +161,14 @@ cdef double loss_forward_backward(floating *dz, const floating *z, const floatin
 
 cdef void loss_output_transform(floating *z, Py_ssize_t B, Py_ssize_t m, int code) noexcept nogil:
     cdef Py_ssize_t r, j
-    cdef double zmax, s
+    cdef double s
     cdef floating *zr
     if code == CROSS_ENTROPY:
         for r in range(B):
             zr = z + r * m
-            zmax = row_max_sumexp(zr, m, &s)
+            s = shifted_exp(zr, zr, m, row_max(zr, m))
             for j in range(m):
-                zr[j] = <floating>(exp(zr[j] - zmax) / s)
+                zr[j] = <floating>(zr[j] / s)
     elif code == BCE:
         for j in range(B * m):
             z[j] = <floating>stable_sigmoid(z[j])
