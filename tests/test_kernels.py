@@ -120,7 +120,7 @@ def test_activations_are_stable_for_large_inputs(name):
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
-@pytest.mark.parametrize("B,m", [(1, 1), (1, 3), (5, 2), (13, 4)])
+@pytest.mark.parametrize("B,m", [(1, 1), (1, 3), (5, 2), (13, 4), (3, 300)])
 def test_loss_and_gradient(name, B, m, dtype, rng):
     z = (rng.standard_normal((B, m)) * 2).astype(dtype)
     if name == "cross_entropy":
@@ -133,6 +133,22 @@ def test_loss_and_gradient(name, B, m, dtype, rng):
     ref_value, ref_grad = ref_loss(name, z, y)
     np.testing.assert_allclose(value, ref_value, **TOL[dtype])
     np.testing.assert_allclose(grad, ref_grad, **TOL[dtype])
+
+
+@pytest.mark.parametrize("m", [10, 300])
+def test_cross_entropy_without_a_gradient_is_the_same_loss(m, dtype, rng):
+    # Evaluation takes each row's exponentials in blocks of 256 on the stack (no ∂ℓ/∂z row
+    # to hold them): 300 classes cross a block.
+    from nncli.network import Network
+    net = Network([5, m], activations="identity", loss="cross_entropy", dtype=dtype, seed=3)
+    X = rng.standard_normal((9, 5)).astype(dtype) * 4
+    Y = np.eye(m, dtype=dtype)[rng.integers(0, m, 9)]
+    z = net.forward(X)
+    ref_value, _ = ref_loss("cross_entropy", z, Y)
+    np.testing.assert_allclose(net.loss_value(X, Y), ref_value, **TOL[dtype])
+    np.testing.assert_allclose(k_loss.loss_and_grad(z, Y, LOSSES["cross_entropy"].code)[0],
+                               ref_value, **TOL[dtype])
+    np.testing.assert_allclose(net.predict(X).sum(1), 1.0, **TOL[dtype])
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "bce"])
