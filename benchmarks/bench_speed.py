@@ -18,12 +18,13 @@ Rows (every ratio against its reference timed in the same process):
 Every measurement runs in a subprocess whose nncli comes from a source tree (PYTHONPATH);
 --baseline TREE runs the same measurements on another built checkout (e.g. the commit before
 a change) right after, and the table shows both columns. PyTorch runs in its own processes
-(its OpenMP threads never share one with nncli's pool).
+(its OpenMP threads never share one with nncli's pool), epoch for epoch against nncli's.
 """
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -226,11 +227,11 @@ def part_busy(spec):
                         "ratio": med(pred)}}
 
 
-def part_torch(spec):
+def _torch_epoch(widths, B, n, N):
+    """The idiomatic PyTorch loop over N rows like nncli's (same data recipe, relu, Adam,
+    cross-entropy): an epoch function, warmed up once."""
     import torch
     from torch import nn
-    widths, B = NETS[spec["net"]]
-    n, N = spec["threads"], spec["rows"]
     torch.set_num_threads(n)
     torch.manual_seed(0)
     mods = []
@@ -255,17 +256,90 @@ def part_torch(spec):
             loss.backward()
             opt.step()
     epoch()
-    best, timed, rounds = 0.0, 0.0, 0
-    while rounds < 3 or (timed < spec["min_time"] and rounds < 50):
+    return epoch
+
+
+def part_epochs(spec):
+    """One side of a duel, long-lived: builds nncli's net (from its PYTHONPATH tree) or
+    PyTorch's, says "ready", then runs one epoch per line read from stdin and answers with
+    the seconds it took."""
+    widths, B = NETS[spec["net"]]
+    n, N = spec["threads"], spec["rows"]
+    if spec["side"] == "torch":
+        epoch = _torch_epoch(widths, B, n, N)
+    else:
+        r = _nncli_runner(widths, B, "relu", n, N)
+        r.fresh()
+        r.epoch()
+        epoch = r.epoch
+    print("ready", flush=True)
+    for _ in sys.stdin:
         t0 = time.perf_counter()
         epoch()
-        dt = time.perf_counter() - t0
-        timed += dt
-        rounds += 1
-        best = max(best, N / dt)
-    return {"samples_per_s": best}
+        print(json.dumps(time.perf_counter() - t0), flush=True)
 
 
+class _Side:
+    """A part_epochs process."""
+    def __init__(self, tree, spec):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = tree + os.pathsep + HERE
+        self.err = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), json.dumps(spec)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.err, text=True, env=env, cwd="/")
+        self._read("ready")
+
+    def _read(self, expect=None):
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.err.seek(0)
+                tail = self.err.read().strip().splitlines()[-3:]
+                raise RuntimeError("epochs worker failed: " + " | ".join(tail))
+            line = line.strip()
+            if expect is None and line[:1].isdigit():
+                return float(line)
+            if line == expect:
+                return line
+
+    def epoch(self):
+        self.proc.stdin.write("epoch\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self.err.close()
+
+
+def duel(tree, net, n, rows, min_time):
+    """nncli (from tree) against PyTorch, epoch for epoch on the same rows: two long-lived
+    processes, one working while the other waits for its next line, alternated round by round
+    (who goes first alternates too). Returns both sides' best samples/s and the median of the
+    rounds' ratios: each round times both back to back, so a load that drifts over the run
+    (another session starting) hits them alike, where two separate runs a minute apart could
+    each catch a different machine."""
+    spec = {"part": "epochs", "net": net, "threads": n, "rows": rows}
+    sides = {"nncli": _Side(tree, dict(spec, side="nncli"))}
+    try:
+        sides["torch"] = _Side(REPO, dict(spec, side="torch"))
+        rates = {"nncli": [], "torch": []}
+        t_start = time.perf_counter()
+        while len(rates["nncli"]) < 5 or (time.perf_counter() - t_start < 2 * min_time
+                                         and len(rates["nncli"]) < 60):
+            order = ("nncli", "torch") if len(rates["nncli"]) % 2 == 0 else ("torch", "nncli")
+            for side in order:
+                rates[side].append(rows / sides[side].epoch())
+                if n > 1:   # the other side's workers spin for a while after its epoch
+                    time.sleep(0.12)
+    finally:
+        for side in sides.values():
+            side.close()
+    return {"ours": max(rates["nncli"]), "torch": max(rates["torch"]),
+            "ratio": float(np.median([a / b for a, b in zip(rates["nncli"], rates["torch"])])),
+            "rounds": len(rates["nncli"])}
 
 
 def worker(tree, spec, timeout=900):
@@ -334,6 +408,12 @@ def measure_tree(tree, threads, quick, log):
     if 2 in threads and len(os.sched_getaffinity(0)) >= 2:
         res["busy"] = worker(tree, {"part": "busy", "rows": ROWS["mnist"][not quick],
                                     "min_time": min_time})
+    for net in NETS:
+        for n in threads:
+            try:
+                res[f"duel {net} {n}"] = duel(tree, net, n, ROWS[net][not quick], min_time)
+            except RuntimeError as e:   # no PyTorch here
+                log(f"  [{tree}] PyTorch duel {net} {n} skipped: {e}")
     res["acts"] = worker(tree, {"part": "train", "net": "mnist", "threads": 1,
                                 "acts": ["relu"] + ACTS, "rows": ROWS["mnist"][not quick],
                                 "min_time": 2 * min_time})
@@ -341,30 +421,13 @@ def measure_tree(tree, threads, quick, log):
     return res
 
 
-def torch_rates(threads, quick, log):
-    out = {}
-    try:
-        for net in NETS:
-            for n in threads:
-                out[(net, n)] = worker(REPO, {"part": "torch", "net": net, "threads": n,
-                                              "rows": ROWS[net][not quick],
-                                              "min_time": 1.0 if quick else 2.5})["samples_per_s"]
-    except RuntimeError as e:
-        log(f"  torch skipped: {e}")
-    return out
-
-
 def table(trees, threads, quick, log):
-    """Measure each tree (label → path), torch once; return Result rows (the last tree's
-    ratios are judged; the others go into the note as 'today')."""
+    """Measure each tree (label → path); return Result rows (the last tree's ratios are
+    judged; the others go into the note as 'today')."""
     cpu = worker(REPO, {"part": "cpu"})
     peak = {int(w): g for w, g in cpu["peak"].items()}
     kind = cpu["kind"]
-    # PyTorch before and after the trees, the best of the two: the machine's load drifts.
-    torch = torch_rates(threads, quick, log)
     meas = {lab: measure_tree(path, threads, quick, log) for lab, path in trees.items()}
-    for key, v in torch_rates(threads, quick, log).items():
-        torch[key] = max(torch.get(key, 0.0), v)
     labs = list(trees)
     new = labs[-1]
     peak_core = max(peak.values()) if peak else None
@@ -412,11 +475,15 @@ def table(trees, threads, quick, log):
                 group=f"training epoch GFLOP/s vs numpy sgemm (wide, mnist), {n} thr")
     for net in NETS:
         for n in threads:
-            t = torch.get((net, n))
-            m = {lab: meas[lab][f"train {net} {n}"]["relu"]["samples_per_s"] for lab in labs}
-            per = {lab: v / t for lab, v in m.items()} if t else None
-            add(f"{net} vs PyTorch", n, m[new], t, 1.35 if net == "wide" else 2.5,
-                "samples/s", per_tree=per, group=f"{net} vs PyTorch, 1 / 2 threads")
+            d = {lab: meas[lab].get(f"duel {net} {n}") for lab in labs}
+            if not d[new]:
+                continue
+            per = {lab: v["ratio"] for lab, v in d.items() if v}
+            add(f"{net} vs PyTorch", n, d[new]["ours"], d[new]["torch"],
+                1.35 if net == "wide" else 2.5, "samples/s", per_tree=per, ratio=per[new],
+                extra_notes=[f"median of {d[new]['rounds']} rounds' ratios; "
+                             f"ratio of the bests {d[new]['ours'] / d[new]['torch']:.3g}"],
+                group=f"{net} vs PyTorch, 1 / 2 threads")
     if all("busy" in meas[lab] for lab in labs):
         for what in ("train", "predict"):
             m = meas[new]["busy"][what]
@@ -448,7 +515,7 @@ def run(threads, quick, log, baseline=None):
     return table(trees, threads, quick, log)
 
 
-PARTS = {"cpu": part_cpu, "gemm": part_gemm, "train": part_train, "torch": part_torch,
+PARTS = {"cpu": part_cpu, "gemm": part_gemm, "train": part_train, "epochs": part_epochs,
          "busy": part_busy}
 
 
