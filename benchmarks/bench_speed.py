@@ -261,8 +261,11 @@ def _torch_epoch(widths, B, n, N):
 
 def part_epochs(spec):
     """One side of a duel, long-lived: builds nncli's net (from its PYTHONPATH tree) or
-    PyTorch's, says "ready", then runs one epoch per line read from stdin and answers with
-    the seconds it took."""
+    PyTorch's, says "ready", then for each line read from stdin (a number of seconds, S) runs
+    one epoch untimed and then epochs back to back for at least S seconds, and answers with
+    those epochs' samples per second. The untimed epoch takes what a turn's start costs
+    (caches the other side filled, a clock that slowed while this side waited: ~10 % of the
+    first epoch, both sides alike), which a running training does not pay."""
     widths, B = NETS[spec["net"]]
     n, N = spec["threads"], spec["rows"]
     if spec["side"] == "torch":
@@ -273,10 +276,13 @@ def part_epochs(spec):
         r.epoch()
         epoch = r.epoch
     print("ready", flush=True)
-    for _ in sys.stdin:
-        t0 = time.perf_counter()
+    for line in sys.stdin:
         epoch()
-        print(json.dumps(time.perf_counter() - t0), flush=True)
+        count, t0 = 0, time.perf_counter()
+        while count == 0 or time.perf_counter() - t0 < float(line):
+            epoch()
+            count += 1
+        print(json.dumps(count * N / (time.perf_counter() - t0)), flush=True)
 
 
 class _Side:
@@ -303,8 +309,9 @@ class _Side:
             if line == expect:
                 return line
 
-    def epoch(self):
-        self.proc.stdin.write("epoch\n")
+    def turn(self, seconds):
+        """Samples/s over at least `seconds` of epochs, after an untimed one."""
+        self.proc.stdin.write(f"{seconds}\n")
         self.proc.stdin.flush()
         return self._read()
 
@@ -315,12 +322,13 @@ class _Side:
 
 
 def duel(tree, net, n, rows, min_time):
-    """nncli (from tree) against PyTorch, epoch for epoch on the same rows: two long-lived
-    processes, one working while the other waits for its next line, alternated round by round
-    (who goes first alternates too). Returns both sides' best samples/s and the median of the
-    rounds' ratios: each round times both back to back, so a load that drifts over the run
-    (another session starting) hits them alike, where two separate runs a minute apart could
-    each catch a different machine."""
+    """nncli (from tree) against PyTorch on the same rows, turn by turn: two long-lived
+    processes, one working while the other waits for its next line, alternated round by
+    round (who goes first alternates too); each turn is an untimed epoch and then at least
+    TURN seconds of epochs (part_epochs). Returns both sides' best samples/s and the median
+    of the rounds' ratios: each round times both within a second or two, so a load that
+    drifts over the run (another session starting) hits them alike, where two separate runs
+    a minute apart could each catch a different machine."""
     spec = {"part": "epochs", "net": net, "threads": n, "rows": rows}
     sides = {"nncli": _Side(tree, dict(spec, side="nncli"))}
     try:
@@ -328,11 +336,11 @@ def duel(tree, net, n, rows, min_time):
         rates = {"nncli": [], "torch": []}
         t_start = time.perf_counter()
         while len(rates["nncli"]) < 5 or (time.perf_counter() - t_start < 2 * min_time
-                                         and len(rates["nncli"]) < 60):
+                                         and len(rates["nncli"]) < 40):
             order = ("nncli", "torch") if len(rates["nncli"]) % 2 == 0 else ("torch", "nncli")
             for side in order:
-                rates[side].append(rows / sides[side].epoch())
-                if n > 1:   # the other side's workers spin for a while after its epoch
+                rates[side].append(sides[side].turn(TURN))
+                if n > 1:   # the other side's workers spin for a while after its turn
                     time.sleep(0.12)
     finally:
         for side in sides.values():
@@ -340,6 +348,9 @@ def duel(tree, net, n, rows, min_time):
     return {"ours": max(rates["nncli"]), "torch": max(rates["torch"]),
             "ratio": float(np.median([a / b for a, b in zip(rates["nncli"], rates["torch"])])),
             "rounds": len(rates["nncli"])}
+
+
+TURN = 0.25   # seconds of timed epochs per turn of a duel
 
 
 def worker(tree, spec, timeout=900):
