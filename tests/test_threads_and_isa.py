@@ -38,6 +38,9 @@ THREADED_SHAPES = [(300, 500, 700, False, False), (256, 300, 128, True, False),
                    # op(A) packed once for both chunks of a split along N: several K and M
                    # blocks, straight and transposing packs, an odd last M block
                    (401, 256, 900, True, False), (401, 256, 900, False, True),
+                   # op(A) above 4 MB: each chunk of a split along N packs it, K block by K
+                   # block, for its two column blocks
+                   (600, 1800, 1800, False, False),
                    # a short K: rows of tiles in one call, the kernel compiled for K = 10
                    (600, 300, 10, False, False),
                    # split along M (B packed per chunk) where an N split would pack more

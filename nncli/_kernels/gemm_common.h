@@ -97,6 +97,9 @@
 #ifndef NN_GEMM_PREPACK_MIN
 #define NN_GEMM_PREPACK_MIN 65536.0  /* M*K at or above: a split along N packs op(A) once first */
 #endif
+#ifndef NN_GEMM_PREPACK_MAX_BYTES    /* ... and up to this size: a larger packed op(A) comes   */
+#define NN_GEMM_PREPACK_MAX_BYTES (4.0 * 1024 * 1024)  /* back from memory; each chunk packs  */
+#endif                               /* its K blocks of it instead, while they are in cache    */
 #ifndef NN_GEMM_DOT_K
 #define NN_GEMM_DOT_K      192L      /* A.B^T with a side <= 16: dot path when K >= this      */
 #endif
