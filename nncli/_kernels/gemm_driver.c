@@ -572,9 +572,9 @@ static void NN_FN(nn_gemm_par_)(const NN_FN(nn_gemm_cfg_t_) *cfg, int ta, int tb
    chunks read it (12 % of a two-thread mnist epoch had gone to packing A four times). A small
    one is packed by each chunk at the same time: one more hand-over to the workers would cost
    more than the half of a small pack it saves. Nor is one larger than NN_GEMM_PREPACK_MAX_BYTES
-   (2048^3 on two threads: 32 MB of f64 packed ahead were read back from memory, f32 2048^3
-   295-322 -> 336-351 GFLOP/s, f64 159-160 -> 162-163 without it): each chunk packs its K
-   blocks of op(A) itself (twice the packing, but into cache). */
+   (2048^3 on two threads: 32 MB of f64 packed ahead were read back from memory; without it,
+   in alternated builds, f32 2048^3 295-328 -> 336-351 GFLOP/s, f64 159-167 -> 162-178): each
+   chunk packs its K blocks of op(A) itself (twice the packing, but into cache). */
             const long nch = nn_gemm_min(tiles, (long)NN_GEMM_CHUNKS_PER_THREAD * nt);
             NN_FN(nn_gemm_split_t_) s = {.cfg = cfg, .packa = packa, .ta = ta, .tb = tb,
                                          .splitn = splitn, .M = M, .N = N, .K = K, .tiles = tiles,

@@ -39,9 +39,10 @@ cdef inline double shifted_exp(floating *e, const floating *zr, Py_ssize_t m,
     return acc
 
 
-# A row's exponentials when there is no ∂ℓ/∂z row to hold them (evaluation): this many at a
-# time, on the stack.
-DEF EXP_BLOCK = 256
+cdef enum:
+    # A row's exponentials when there is no ∂ℓ/∂z row to hold them (evaluation): this many
+    # at a time, on the stack.
+    EXP_BLOCK = 256
 
 
 # Each loss returns Σ ℓ over its n values (rows for cross-entropy) in double and, when dz is
@@ -127,8 +128,10 @@ cdef double softmax_cross_entropy_loss(floating *dz, const floating *z, const fl
             s = shifted_exp(er, zr, m, zmax)
         else:
             s = 0.0
-            for j0 in range(0, m, EXP_BLOCK):
+            j0 = 0
+            while j0 < m:
                 s += shifted_exp(buf, zr + j0, min(<Py_ssize_t>EXP_BLOCK, m - j0), zmax)
+                j0 += EXP_BLOCK
         ysum = 0.0
         zy = 0.0
         for j in range(m):
