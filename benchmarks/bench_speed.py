@@ -18,7 +18,7 @@ Rows (every ratio against its reference timed in the same process):
 Every measurement runs in a subprocess whose nncli comes from a source tree (PYTHONPATH);
 --baseline TREE runs the same measurements on another built checkout (e.g. the commit before
 a change) right after, and the table shows both columns. PyTorch runs in its own processes
-(its OpenMP threads never share one with nncli's pool), epoch for epoch against nncli's.
+(its OpenMP threads never share one with nncli's pool), turn by turn against nncli's.
 """
 import json
 import os
@@ -36,6 +36,7 @@ from common import REPO, Result  # noqa: E402
 NETS = {"mnist": ([784, 256, 128, 10], 128), "wide": ([512, 2048, 2048, 10], 256)}
 ACTS = ["tanh", "sigmoid", "gelu", "elu", "softplus", "sin"]
 SQUARE = [512, 1024, 2048]
+TURN = 0.25   # seconds of timed epochs per turn of a duel against PyTorch
 
 
 # --------------------------------------------------------------------- worker parts ---
@@ -348,9 +349,6 @@ def duel(tree, net, n, rows, min_time):
     return {"ours": max(rates["nncli"]), "torch": max(rates["torch"]),
             "ratio": float(np.median([a / b for a, b in zip(rates["nncli"], rates["torch"])])),
             "rounds": len(rates["nncli"])}
-
-
-TURN = 0.25   # seconds of timed epochs per turn of a duel
 
 
 def worker(tree, spec, timeout=900):
