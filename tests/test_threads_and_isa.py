@@ -13,6 +13,7 @@
   from several threads at once, and in a child made by fork().
 """
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,29 @@ def test_jobs_from_several_threads_at_once_each_run_every_chunk_once():
                               [5, 8, 13, 64, 5, 8, 13, 64]))
     for (counts, _), n in zip(results, [5, 8, 13, 64, 5, 8, 13, 64]):
         assert len(counts) == n and (counts == 500).all()
+
+
+@pytest.mark.skipif(not TWO_PROCS, reason="needs two processors")
+def test_workers_stop_spinning_while_the_machine_is_contended_and_spin_again_after():
+    # Spinning again comes at the first job after the stretch (at most 0.32 s) ends; a tiny job
+    # is hardly ever counted as contended, so this holds on a busy machine too.
+    def spinning_after_a_pause():
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.35)
+            k_gemm.pool_check(2, 2, repeats=1, spin=0)
+            if k_gemm.pool_spinning():
+                return True
+        return False
+
+    assert spinning_after_a_pause()
+    # A worker finishing its chunks 2 ms late (as a preempted one does) is contention: within a
+    # few jobs the workers stop spinning. Every chunk still runs exactly once.
+    counts, offered = k_gemm.pool_check(2, 2, repeats=50, spin=20000, late_us=2000,
+                                        until_contended=True)
+    assert not k_gemm.pool_spinning()
+    assert offered == 2 and counts.sum() < 100 and (counts == counts[0]).all()
+    assert spinning_after_a_pause()
 
 
 FORK_THEN_GEMM = """

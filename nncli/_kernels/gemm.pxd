@@ -29,6 +29,7 @@ cdef extern from "pool.h" nogil:
     ctypedef void (*nn_pool_fn)(void *ctx, long chunk) noexcept nogil
     int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx)
     int nn_pool_procs()
+    int nn_pool_spinning()
 
 # The kernels' threads (pool.h), for the other kernel modules: fn(ctx, c) for c in
 # [0, n_chunks) on up to n_threads threads; returns how many it was offered to. Who runs a

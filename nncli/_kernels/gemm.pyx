@@ -7,6 +7,12 @@ products go through `gemm`, except one row through a small layer (dense.pyx).
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
+from posix.unistd cimport usleep
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t   # opaque in C; only passed to pthread_equal
+    pthread_t pthread_self()
+    int pthread_equal(pthread_t a, pthread_t b)
 
 cnp.import_array()
 
@@ -43,6 +49,8 @@ cdef int n_procs() noexcept nogil:
 cdef struct CountJob:
     long *counts
     long spin
+    unsigned late_us
+    pthread_t caller
 
 
 cdef void count_chunk(void *ctx, long c) noexcept nogil:
@@ -51,13 +59,18 @@ cdef void count_chunk(void *ctx, long c) noexcept nogil:
     cdef volatile long sink = 0
     for i in range(job.spin):      # some work, so that chunks overlap between threads
         sink += i
+    if job.late_us and not pthread_equal(pthread_self(), job.caller):
+        usleep(job.late_us)        # a worker that finishes late, as a preempted one does
     job.counts[c] += 1
 
 
-def pool_check(int n_threads, long n_chunks, long repeats, long spin=200):
+def pool_check(int n_threads, long n_chunks, long repeats, long spin=200,
+               unsigned late_us=0, bint until_contended=False):
     """For tests of the thread pool: run a job of n_chunks chunks `repeats` times on up to
     n_threads threads, each chunk adding one to its own counter; returns the counters (every
-    one must equal `repeats`) and the largest number of threads a job was offered to."""
+    one must equal `repeats`) and the largest number of threads a job was offered to.
+    late_us: chunks run by a worker sleep that long first; until_contended: stop early once the
+    pool stops its workers' spinning (repeats is then the most jobs run)."""
     counts = np.zeros(max(n_chunks, 0), dtype=np.int64)
     cdef long[::1] view = counts
     cdef CountJob job
@@ -65,12 +78,22 @@ def pool_check(int n_threads, long n_chunks, long repeats, long spin=200):
     cdef int offered = 0, t
     job.counts = &view[0] if n_chunks > 0 else NULL
     job.spin = spin
+    job.late_us = late_us
+    job.caller = pthread_self()
     with nogil:
         for r in range(repeats):
             t = nn_pool_run(n_threads, n_chunks, count_chunk, &job)
             if t > offered:
                 offered = t
+            if until_contended and not nn_pool_spinning():
+                break
     return counts, offered
+
+
+def pool_spinning():
+    """Whether the pool's workers spin between jobs now (False while it finds the machine
+    contended: pool.h) — for tests."""
+    return bool(nn_pool_spinning())
 
 
 def isa():

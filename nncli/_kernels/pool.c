@@ -33,6 +33,16 @@
    training step follow each other within tens of microseconds; between epochs (Python) and
    between commands the worker sleeps. */
 #define NN_POOL_SPIN_NS 300000L
+/* Contention (pool.h): a job is contended when the caller ran every chunk of a job that took
+   it over NN_POOL_MISS_NS though the workers were awake (spinning: one with a core claims a
+   chunk within a microsecond), or waited for the workers' chunks more than twice its own work
+   plus NN_POOL_LATE_NS (a worker preempted in the middle of a chunk; or the caller itself held
+   up after announcing the job, so that the workers took every chunk). */
+#define NN_POOL_MISS_NS 5000L
+#define NN_POOL_LATE_NS 100000L
+#define NN_POOL_CONTENDED 3             /* of the last 8 jobs offered to workers */
+#define NN_POOL_NOSPIN_MIN_NS 20000000L  /* the first stretch without spinning */
+#define NN_POOL_NOSPIN_MAX_NS 320000000L /* the longest (each recurrence doubles it) */
 
 static struct {
     pthread_mutex_t lock;       /* starting workers; sleeping and waking them */
@@ -49,25 +59,36 @@ static struct {
     _Atomic(void *) ctx;
     atomic_long n_chunks;
     atomic_int helpers;         /* workers 0 .. helpers-1 take part */
+    atomic_int nospin;          /* contended: workers sleep right after a job */
 } P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, ATOMIC_FLAG_INIT};
+
+/* The contention record; read and written only by the thread holding P.busy. */
+static struct {
+    unsigned recent;            /* a bit per job offered to workers, newest lowest: contended */
+    int clean;                  /* jobs in a row not contended */
+    long stretch_ns;            /* the last stretch without spinning, 0: none lately */
+    struct timespec until;      /* while P.nospin: when workers may spin again */
+} S;
 
 static pthread_once_t nn_pool_once = PTHREAD_ONCE_INIT;
 static int nn_pool_nprocs = 0;
 
-/* Claim and run chunks of job j until none is left. */
-static void nn_pool_work(unsigned j)
+/* Claim and run chunks of job j until none is left; returns how many this thread ran. */
+static long nn_pool_work(unsigned j)
 {
+    long ran = 0;
     for (;;) {
         unsigned long long t = atomic_load_explicit(&P.ticket, memory_order_acquire);
-        if ((unsigned)(t >> 32) != j) return;
+        if ((unsigned)(t >> 32) != j) return ran;
         const long c = (long)(t & 0xffffffffULL);
         const nn_pool_fn fn = atomic_load_explicit(&P.fn, memory_order_relaxed);
         void *const ctx = atomic_load_explicit(&P.ctx, memory_order_relaxed);
-        if (c >= atomic_load_explicit(&P.n_chunks, memory_order_relaxed)) return;
+        if (c >= atomic_load_explicit(&P.n_chunks, memory_order_relaxed)) return ran;
         if (!atomic_compare_exchange_weak_explicit(&P.ticket, &t, t + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
         fn(ctx, c);
+        ran++;
         atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
     }
 }
@@ -79,7 +100,8 @@ static long nn_pool_ns_since(const struct timespec *t0)
     return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
 }
 
-/* The number of the next job after `seen`: spin a while, then sleep until it is announced. */
+/* The number of the next job after `seen`: spin a while (not when contended), then sleep
+   until it is announced. */
 static unsigned nn_pool_next_job(unsigned seen)
 {
     struct timespec t0;
@@ -88,7 +110,8 @@ static unsigned nn_pool_next_job(unsigned seen)
         const unsigned j = atomic_load_explicit(&P.job, memory_order_acquire);
         if (j != seen) return j;
         NN_PAUSE();
-        if ((i & 63) == 0 && nn_pool_ns_since(&t0) > NN_POOL_SPIN_NS) break;
+        if ((i & 63) == 0 && (atomic_load_explicit(&P.nospin, memory_order_relaxed)
+                              || nn_pool_ns_since(&t0) > NN_POOL_SPIN_NS)) break;
     }
     unsigned j;
     pthread_mutex_lock(&P.lock);
@@ -122,6 +145,10 @@ static void nn_pool_after_fork_child(void)
     P.n_workers = 0;
     atomic_store(&P.sleepers, 0);
     atomic_flag_clear(&P.busy);
+    atomic_store(&P.nospin, 0);
+    S.recent = 0;
+    S.clean = 0;
+    S.stretch_ns = 0;
 }
 
 static void nn_pool_init(void)
@@ -169,6 +196,33 @@ static int nn_pool_start(int want)
     return n;
 }
 
+/* After a job offered to workers: record whether it was contended, and stop the spinning
+   for a stretch when 3 of the last 8 were (a stretch twice as long as the last one, unless 16
+   jobs in a row since were not contended). */
+static void nn_pool_note_job(int contended)
+{
+    S.recent = (S.recent << 1) | (unsigned)contended;
+    S.clean = contended ? 0 : S.clean + 1;
+    if (S.clean >= 16)
+        S.stretch_ns = 0;   /* contention has passed: the next stretch starts short */
+    if (__builtin_popcount(S.recent & 0xffu) >= NN_POOL_CONTENDED) {
+        S.stretch_ns = S.stretch_ns == 0 ? NN_POOL_NOSPIN_MIN_NS
+                       : S.stretch_ns * 2 < NN_POOL_NOSPIN_MAX_NS ? S.stretch_ns * 2
+                       : NN_POOL_NOSPIN_MAX_NS;
+        clock_gettime(CLOCK_MONOTONIC, &S.until);
+        const long ns = S.until.tv_nsec + S.stretch_ns;
+        S.until.tv_sec += ns / 1000000000L;
+        S.until.tv_nsec = ns % 1000000000L;
+        S.recent = 0;   /* the next stretch needs 3 new contended jobs */
+        atomic_store_explicit(&P.nospin, 1, memory_order_relaxed);
+    }
+}
+
+int nn_pool_spinning(void)
+{
+    return !atomic_load_explicit(&P.nospin, memory_order_relaxed);
+}
+
 static int nn_pool_alone(long n_chunks, nn_pool_fn fn, void *ctx)
 {
     for (long c = 0; c < n_chunks; c++) fn(ctx, c);
@@ -185,6 +239,8 @@ int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx)
     if (nt <= 1 || n_chunks >= (1L << 31)) return nn_pool_alone(n_chunks, fn, ctx);
     if (atomic_flag_test_and_set_explicit(&P.busy, memory_order_acquire))
         return nn_pool_alone(n_chunks, fn, ctx);   /* another thread's job is in flight */
+    if (atomic_load_explicit(&P.nospin, memory_order_relaxed) && nn_pool_ns_since(&S.until) >= 0)
+        atomic_store_explicit(&P.nospin, 0, memory_order_relaxed);   /* is it still contended? */
     const int helpers = nn_pool_start(nt - 1);
     if (helpers <= 0) {
         atomic_flag_clear_explicit(&P.busy, memory_order_release);
@@ -200,17 +256,25 @@ int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx)
     const unsigned j = atomic_load_explicit(&P.job, memory_order_relaxed) + 1;
     atomic_store_explicit(&P.ticket, (unsigned long long)j << 32, memory_order_release);
     atomic_store(&P.job, j);
-    if (atomic_load(&P.sleepers) > 0) {
+    const int awake = atomic_load(&P.sleepers) == 0;
+    if (!awake) {
         pthread_mutex_lock(&P.lock);
         pthread_cond_broadcast(&P.wake);
         pthread_mutex_unlock(&P.lock);
     }
-    nn_pool_work(j);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const long mine = nn_pool_work(j);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     /* Every chunk is claimed; wait for those a worker is still running. */
     for (long i = 1; atomic_load_explicit(&P.done, memory_order_acquire) < n_chunks; i++) {
         NN_PAUSE();
         if ((i & 1023) == 0) sched_yield();
     }
+    const long work_ns = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
+    const long wait_ns = nn_pool_ns_since(&t1);
+    nn_pool_note_job((awake && mine == n_chunks && work_ns > NN_POOL_MISS_NS)
+                     || wait_ns > 2 * work_ns + NN_POOL_LATE_NS);
     atomic_flag_clear_explicit(&P.busy, memory_order_release);
     return nt;
 }
@@ -225,5 +289,7 @@ int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx)
 }
 
 int nn_pool_procs(void) { return 1; }
+
+int nn_pool_spinning(void) { return 1; }
 
 #endif

@@ -14,7 +14,14 @@
  * One job at a time: a call made while another thread's job runs (members of an ensemble on
  * their own threads) runs its chunks on the calling thread alone.  Workers spin for a short
  * while after a job (the next product of a training step comes microseconds later), then
- * sleep on a condition variable.  After fork() the child starts without workers. */
+ * sleep on a condition variable -- except while the machine is contended: when another
+ * process holds the other core, a spinning worker is one runnable thread too many, the
+ * scheduler sets it beside the caller, and each gets part of a core (two-thread training ran
+ * at ~0.75 of one thread's speed).  So the caller counts the jobs a worker missed although
+ * awake, or finished late; after 3 of 8 such jobs the workers sleep right after each job
+ * (woken for the next one, they still take chunks when they get a core) for 20 ms, twice as
+ * long each time it recurs (up to 0.32 s), then spin again.  Only how workers wait changes;
+ * results never depend on who runs a chunk.  After fork() the child starts without workers. */
 #ifndef NNCLI_POOL_H
 #define NNCLI_POOL_H
 
@@ -24,6 +31,9 @@ typedef void (*nn_pool_fn)(void *ctx, long chunk);
  * up to n_threads - 1 workers; returns when all have finished.  Returns the number of threads
  * the job was offered to (1: it ran on the caller alone). */
 int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx);
+
+/* 1 while workers spin between jobs, 0 during a stretch of contention (for tests). */
+int nn_pool_spinning(void);
 
 /* The processors this process may run on (its CPU affinity), at least 1. */
 int nn_pool_procs(void);
