@@ -113,6 +113,24 @@ def test_the_plot_shows_history_and_importance(space, tmp_path):
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_optunas_cautions_on_the_importances_are_one_line_notes(space, tmp_path, monkeypatch):
+    import warnings
+    import optuna
+    out = tmp_path / "s"
+    assert sweep(IRIS, "--space", space, "--trials", 2, "--epochs", 2, "-o", out).exit_code == 0
+
+    def cautious(study):
+        warnings.warn("Some regimes for parameter `lr` have less than 2 trials.", UserWarning)
+        return {"lr": 1.0}
+    monkeypatch.setattr(optuna.importance, "get_param_importances", cautious)
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        r = CliRunner().invoke(cli, ["plot-sweep", str(out), "-o", str(tmp_path / "p.png")])
+    assert r.exit_code == 0, r.output
+    assert "note: Some regimes for parameter `lr` have less than 2 trials." in r.output
+    assert not [w for w in escaped if "regimes" in str(w.message)]
+
+
 @pytest.mark.parametrize("text, message", [
     ("learning_rate = [0.1]\n", "'learning_rate' is not a searchable option"),
     ("lr = {low = -1.0, high = 1.0}\n", "--lr=-1.0"),

@@ -1,5 +1,6 @@
 """nncli plot-sweep SWEEP: a sweep's optimisation history and parameter importance."""
 import os
+import warnings
 
 import click
 
@@ -41,11 +42,17 @@ def command(sweep, study, output, title):
     s = optuna.load_study(study_name=study, storage=storage)
     rows = [trial_row(t) for t in s.get_trials(deepcopy=False)]
     completed = [r for r in rows if r["state"] == "complete"]
-    importances = {}
+    importances, caught = {}, []
     if len(completed) >= 2:
         try:
-            importances = optuna.importance.get_param_importances(s)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                importances = optuna.importance.get_param_importances(s)
         except (RuntimeError, ValueError):   # e.g. every completed trial has the same params
             importances = {}
+    # Optuna's cautions (e.g. too few trials for a parameter's regimes) as one line each,
+    # not as Python warnings with a file and line of Optuna's.
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        click.echo(f"note: {message}", err=True)
     plot.plot_sweep(rows, importances, output, title=title or f"sweep {study}")
     click.echo(f"wrote {output} ({len(rows)} trials, {len(completed)} completed)", err=True)
