@@ -30,6 +30,7 @@ cdef extern from "pool.h" nogil:
     int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx)
     int nn_pool_procs()
     int nn_pool_spinning()
+    int nn_pool_in_worker()
 
 # The kernels' threads (pool.h), for the other kernel modules: fn(ctx, c) for c in
 # [0, n_chunks) on up to n_threads threads; returns how many it was offered to. Who runs a

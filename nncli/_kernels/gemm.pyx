@@ -7,12 +7,17 @@ products go through `gemm`, except one row through a small layer (dense.pyx).
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
-from posix.unistd cimport usleep
 
-cdef extern from "<pthread.h>" nogil:
-    ctypedef unsigned long pthread_t   # opaque in C; only passed to pthread_equal
-    pthread_t pthread_self()
-    int pthread_equal(pthread_t a, pthread_t b)
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    static void nn_sleep_us(unsigned us) { (void)us; }   /* no pool workers there */
+    #else
+    #include <unistd.h>
+    static void nn_sleep_us(unsigned us) { usleep(us); }
+    #endif
+    """
+    void sleep_us "nn_sleep_us"(unsigned us) noexcept nogil
 
 cnp.import_array()
 
@@ -50,7 +55,6 @@ cdef struct CountJob:
     long *counts
     long spin
     unsigned late_us
-    pthread_t caller
 
 
 cdef void count_chunk(void *ctx, long c) noexcept nogil:
@@ -59,8 +63,8 @@ cdef void count_chunk(void *ctx, long c) noexcept nogil:
     cdef volatile long sink = 0
     for i in range(job.spin):      # some work, so that chunks overlap between threads
         sink += i
-    if job.late_us and not pthread_equal(pthread_self(), job.caller):
-        usleep(job.late_us)        # a worker that finishes late, as a preempted one does
+    if job.late_us and nn_pool_in_worker():
+        sleep_us(job.late_us)      # a worker that finishes late, as a preempted one does
     job.counts[c] += 1
 
 
@@ -79,7 +83,6 @@ def pool_check(int n_threads, long n_chunks, long repeats, long spin=200,
     job.counts = &view[0] if n_chunks > 0 else NULL
     job.spin = spin
     job.late_us = late_us
-    job.caller = pthread_self()
     with nogil:
         for r in range(repeats):
             t = nn_pool_run(n_threads, n_chunks, count_chunk, &job)

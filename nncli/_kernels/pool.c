@@ -70,6 +70,8 @@ static struct {
     struct timespec until;      /* while P.nospin: when workers may spin again */
 } S;
 
+static _Thread_local int nn_pool_worker_thread;   /* set on the workers */
+
 static pthread_once_t nn_pool_once = PTHREAD_ONCE_INIT;
 static int nn_pool_nprocs = 0;
 
@@ -125,6 +127,7 @@ static unsigned nn_pool_next_job(unsigned seen)
 static void *nn_pool_main(void *arg)
 {
     const int w = (int)(intptr_t)arg;
+    nn_pool_worker_thread = 1;
     pthread_mutex_lock(&P.lock);
     unsigned seen = P.born_at;   /* the job before the one its starter announces next */
     pthread_mutex_unlock(&P.lock);
@@ -202,7 +205,7 @@ static int nn_pool_start(int want)
 static void nn_pool_note_job(int contended)
 {
     S.recent = (S.recent << 1) | (unsigned)contended;
-    S.clean = contended ? 0 : S.clean + 1;
+    S.clean = contended ? 0 : S.clean < 16 ? S.clean + 1 : 16;
     if (S.clean >= 16)
         S.stretch_ns = 0;   /* contention has passed: the next stretch starts short */
     if (__builtin_popcount(S.recent & 0xffu) >= NN_POOL_CONTENDED) {
@@ -222,6 +225,8 @@ int nn_pool_spinning(void)
 {
     return !atomic_load_explicit(&P.nospin, memory_order_relaxed);
 }
+
+int nn_pool_in_worker(void) { return nn_pool_worker_thread; }
 
 static int nn_pool_alone(long n_chunks, nn_pool_fn fn, void *ctx)
 {
@@ -291,5 +296,7 @@ int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx)
 int nn_pool_procs(void) { return 1; }
 
 int nn_pool_spinning(void) { return 1; }
+
+int nn_pool_in_worker(void) { return 0; }
 
 #endif

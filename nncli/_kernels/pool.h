@@ -35,6 +35,9 @@ int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx);
 /* 1 while workers spin between jobs, 0 during a stretch of contention (for tests). */
 int nn_pool_spinning(void);
 
+/* 1 on one of the pool's worker threads, 0 elsewhere (for tests). */
+int nn_pool_in_worker(void);
+
 /* The processors this process may run on (its CPU affinity), at least 1. */
 int nn_pool_procs(void);
 
