@@ -41,6 +41,7 @@
 #define NN_POOL_MISS_NS 5000L
 #define NN_POOL_LATE_NS 100000L
 #define NN_POOL_CONTENDED 3             /* of the last 8 jobs offered to workers */
+#define NN_POOL_CALM_JOBS 16            /* uncontended in a row: the next stretch starts short */
 #define NN_POOL_NOSPIN_MIN_NS 20000000L  /* the first stretch without spinning */
 #define NN_POOL_NOSPIN_MAX_NS 320000000L /* the longest (each recurrence doubles it) */
 
@@ -65,7 +66,7 @@ static struct {
 /* The contention record; read and written only by the thread holding P.busy. */
 static struct {
     unsigned recent;            /* a bit per job offered to workers, newest lowest: contended */
-    int clean;                  /* jobs in a row not contended */
+    int clean;                  /* jobs in a row not contended, up to NN_POOL_CALM_JOBS */
     long stretch_ns;            /* the last stretch without spinning, 0: none lately */
     struct timespec until;      /* while P.nospin: when workers may spin again */
 } S;
@@ -95,11 +96,16 @@ static long nn_pool_work(unsigned j)
     }
 }
 
+static long nn_pool_ns_between(const struct timespec *t0, const struct timespec *t1)
+{
+    return (t1->tv_sec - t0->tv_sec) * 1000000000L + (t1->tv_nsec - t0->tv_nsec);
+}
+
 static long nn_pool_ns_since(const struct timespec *t0)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
+    return nn_pool_ns_between(t0, &t);
 }
 
 /* The number of the next job after `seen`: spin a while (not when contended), then sleep
@@ -200,14 +206,14 @@ static int nn_pool_start(int want)
 }
 
 /* After a job offered to workers: record whether it was contended, and stop the spinning
-   for a stretch when 3 of the last 8 were (a stretch twice as long as the last one, unless 16
-   jobs in a row since were not contended). */
+   for a stretch when 3 of the last 8 were (a stretch twice as long as the last one, unless
+   NN_POOL_CALM_JOBS jobs in a row since were not contended). */
 static void nn_pool_note_job(int contended)
 {
     S.recent = (S.recent << 1) | (unsigned)contended;
-    S.clean = contended ? 0 : S.clean < 16 ? S.clean + 1 : 16;
-    if (S.clean >= 16)
-        S.stretch_ns = 0;   /* contention has passed: the next stretch starts short */
+    S.clean = contended ? 0 : S.clean < NN_POOL_CALM_JOBS ? S.clean + 1 : NN_POOL_CALM_JOBS;
+    if (S.clean == NN_POOL_CALM_JOBS)
+        S.stretch_ns = 0;   /* contention has passed */
     if (__builtin_popcount(S.recent & 0xffu) >= NN_POOL_CONTENDED) {
         S.stretch_ns = S.stretch_ns == 0 ? NN_POOL_NOSPIN_MIN_NS
                        : S.stretch_ns * 2 < NN_POOL_NOSPIN_MAX_NS ? S.stretch_ns * 2
@@ -279,7 +285,7 @@ int nn_pool_run(int n_threads, long n_chunks, nn_pool_fn fn, void *ctx)
         NN_PAUSE();
         if ((i & 1023) == 0) sched_yield();
     }
-    const long work_ns = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
+    const long work_ns = nn_pool_ns_between(&t0, &t1);
     const long wait_ns = nn_pool_ns_since(&t1);
     nn_pool_note_job((awake && mine == n_chunks && work_ns > NN_POOL_MISS_NS)
                      || wait_ns > 2 * work_ns + NN_POOL_LATE_NS);
