@@ -64,7 +64,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         # Library errors, I/O errors and Ctrl-C become Click's "Error: …" here, with their
         # exit code, so CliRunner sees what a user sees; usage errors are shortened to one line.
-        from nncli.errors import NncliError
+        from nncli.errors import NncliError, interrupted_during
         try:
             return super().invoke(ctx)
         except NncliError as e:
@@ -77,7 +77,12 @@ class LazyGroup(click.Group):
             raise OneLineUsageError(e.format_message(), e.ctx) from None
         except MemoryError:
             raise _error("out of memory", 1) from None
-        except OSError as e:
+        except Exception as e:
+            # Ctrl-C that struck a library's cleanup code and surfaced as that code's error.
+            if interrupted_during(e):
+                raise _error("interrupted", 130) from None
+            if not isinstance(e, OSError):
+                raise
             if e.errno == errno.EPIPE:
                 raise PipeClosed() from None
             raise _error(_os_error_message(e), 1) from None

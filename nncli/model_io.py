@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nncli._version import __version__
-from nncli.errors import ModelFileError, NncliError
+from nncli.errors import ModelFileError, NncliError, interrupted_during
 from nncli.functions import ACTIVATIONS, INITS, LAYER_KINDS, LOSSES
 from nncli.network import DTYPES, Network, layer_options, n_params as network_n_params
 
@@ -76,8 +76,9 @@ def atomic_path(path):
         # os.replace would put a regular file in its place.
         try:
             yield path
-        except OSError as e:
-            raise NncliError(f"cannot write {path}: {e.strerror or e}") from None
+        except Exception as e:
+            _raise_as_write_error(e, path)
+            raise
         return
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
@@ -97,12 +98,20 @@ def atomic_path(path):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         _remove(tmp)
-        raise NncliError(f"cannot write {path}: {e.strerror or e}") from None
-    except BaseException:
-        _remove(tmp)
+        _raise_as_write_error(e, path)
         raise
+
+
+def _raise_as_write_error(e, path):
+    """Raise what writing `path` failed with, as the caller should see it: an OSError as
+    "cannot write", and Ctrl-C that struck the writer's own cleanup (see
+    errors.interrupted_during) as the interrupt it is. Anything else: return."""
+    if not isinstance(e, KeyboardInterrupt) and interrupted_during(e):
+        raise KeyboardInterrupt from None
+    if isinstance(e, OSError):
+        raise NncliError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _remove(path):

@@ -118,6 +118,40 @@ def test_signal_during_training(tmp_path, env, sample, signum):
     assert ck.meta["checkpoint"]["epoch"] % 2 == 0 and 2 <= ck.meta["checkpoint"]["epoch"] <= done
 
 
+def savez_interrupted_in_its_cleanup(file, **arrays):
+    """np.savez as CI once saw it: Ctrl-C lands inside zipfile's writing handle, and the
+    archive's close in numpy's `finally` then raises its own error over the interrupt."""
+    try:
+        raise KeyboardInterrupt
+    finally:
+        raise ValueError("Can't close the ZIP file while there is an open writing handle on it.")
+
+
+def test_ctrl_c_inside_a_checkpoints_zip_writer_is_the_interrupt(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(np, "savez", savez_interrupted_in_its_cleanup)
+    r = CliRunner().invoke(cli, ["train", IRIS, "--epochs", "20", "--layers", "8", "-q",
+                                 "-o", "m.npz", "--checkpoint", "ck.npz", "--checkpoint-every", "3"])
+    assert r.exit_code == 130, r.output
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.output, r.output
+    assert r.stderr.startswith("Error: interrupted after 3 of 20 epochs"), r.stderr
+    assert os.listdir(tmp_path) == ["m.loss.csv"]   # no model, no checkpoint, no temp file
+
+
+def test_an_interrupt_surfacing_as_another_error_is_reported_as_the_interrupt(tmp_path, monkeypatch):
+    # Anywhere else (here: predict's model loading), the CLI boundary recognises it.
+    r = CliRunner().invoke(cli, ["train", IRIS, "--epochs", "2", "-q", "-o", str(tmp_path / "m.npz")])
+    assert r.exit_code == 0, r.output
+    import nncli.model_io
+
+    def load_interrupted(path):
+        savez_interrupted_in_its_cleanup(path)
+
+    monkeypatch.setattr(nncli.model_io, "load_model", load_interrupted)
+    r = CliRunner().invoke(cli, ["predict", str(tmp_path / "m.npz"), IRIS])
+    assert r.exit_code == 130 and r.stderr == "Error: interrupted\n" and r.stdout == "", r.output
+
+
 def test_ctrl_c_during_an_ensemble_stops_every_member_and_writes_nothing(tmp_path, env, sample):
     # The members run on threads; the interrupt reaches the main thread, the epoch in flight
     # ends and the run stops as a single network's does.
