@@ -23,7 +23,7 @@ import numpy as np
 from nncli import data as D
 from nncli import pipeline
 from nncli.csvio import read_options
-from nncli.errors import ConfigError, DivergenceError, ModelFileError
+from nncli.errors import ConfigError, DivergenceError, ModelFileError, interrupted_during
 from nncli.model_io import check_writable, json_safe, load_model, save_model
 from nncli.progress import LossLogWriter
 
@@ -383,6 +383,10 @@ class TrainingRun:
                     members.keep_last_finite()
                     net = self._ensemble([t.net for t in self.trainers])
                 save_model(self.output, net, {**self.meta(), "diverged": True, "diverged_epoch": e.epoch})
+            raise
+        except Exception as e:
+            if interrupted_during(e):   # Ctrl-C that surfaced as a library's own error
+                raise KeyboardInterrupt(self._interrupted()) from None
             raise
         finally:
             if log is not None:

@@ -138,6 +138,24 @@ def test_ctrl_c_inside_a_checkpoints_zip_writer_is_the_interrupt(tmp_path, monke
     assert os.listdir(tmp_path) == ["m.loss.csv"]   # no model, no checkpoint, no temp file
 
 
+def test_an_interrupt_surfacing_in_an_epoch_callback_still_says_what_was_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    import nncli.progress as progress
+    write = progress.LossLogWriter.__call__
+
+    def interrupted_at_5(self, record, trainer):
+        write(self, record, trainer)
+        if record.epoch == 5:
+            savez_interrupted_in_its_cleanup(None)
+
+    monkeypatch.setattr(progress.LossLogWriter, "__call__", interrupted_at_5)
+    r = CliRunner().invoke(cli, ["train", IRIS, "--epochs", "20", "--layers", "8", "-q", "--ensemble", "1",
+                                 "-o", "m.npz", "--checkpoint", "ck.npz", "--checkpoint-every", "2"])
+    assert r.exit_code == 130 and r.stderr.count("\n") == 1, r.output
+    assert r.stderr.startswith("Error: interrupted after 5 of 20 epochs") and "--resume ck.npz" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz", "m.loss.csv"]
+
+
 def test_an_interrupt_surfacing_as_another_error_is_reported_as_the_interrupt(tmp_path, monkeypatch):
     # Anywhere else (here: predict's model loading), the CLI boundary recognises it.
     r = CliRunner().invoke(cli, ["train", IRIS, "--epochs", "2", "-q", "-o", str(tmp_path / "m.npz")])
