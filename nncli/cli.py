@@ -64,7 +64,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         # Library errors, I/O errors and Ctrl-C become Click's "Error: …" here, with their
         # exit code, so CliRunner sees what a user sees; usage errors are shortened to one line.
-        from nncli.errors import NncliError, interrupted_during
+        from nncli.errors import NncliError
+        from nncli.interrupts import interrupted_during
         try:
             return super().invoke(ctx)
         except NncliError as e:

@@ -35,16 +35,3 @@ class ConfigError(NncliError):
 
     exit_code = 2
 
-
-def interrupted_during(e):
-    """Whether `e` was raised while a KeyboardInterrupt (Ctrl-C, or SIGTERM: see cli.main)
-    was being handled: an interrupt that strikes a library's cleanup code can surface as that
-    code's own error instead (zipfile's "Can't close the ZIP file while there is an open
-    writing handle" when it lands inside np.savez). Such an error is the interrupt."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return True
-        seen.add(id(e))
-        e = e.__context__
-    return False

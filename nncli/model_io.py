@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nncli._version import __version__
-from nncli.errors import ModelFileError, NncliError, interrupted_during
+from nncli.errors import ModelFileError, NncliError
+from nncli.interrupts import deferred_interrupts, interrupted_during
 from nncli.functions import ACTIVATIONS, INITS, LAYER_KINDS, LOSSES
 from nncli.network import DTYPES, Network, layer_options, n_params as network_n_params
 
@@ -107,7 +108,7 @@ def atomic_path(path):
 def _raise_as_write_error(e, path):
     """Raise what writing `path` failed with, as the caller should see it: an OSError as
     "cannot write", and Ctrl-C that struck the writer's own cleanup (see
-    errors.interrupted_during) as the interrupt it is. Anything else: return."""
+    interrupts.interrupted_during) as the interrupt it is. Anything else: return."""
     if not isinstance(e, KeyboardInterrupt) and interrupted_during(e):
         raise KeyboardInterrupt from None
     if isinstance(e, OSError):
@@ -155,7 +156,8 @@ def save_model(path, network, meta=None, arrays=None):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                np.savez(f, **payload)
+                with deferred_interrupts():   # zipfile breaks if Ctrl-C strikes it
+                    np.savez(f, **payload)
                 f.flush()
                 os.fsync(f.fileno())
             else:
@@ -163,7 +165,8 @@ def save_model(path, network, meta=None, arrays=None):
                 # patch its headers, which such a file cannot do, so the archive is built in
                 # memory and written in one go.
                 buf = io.BytesIO()
-                np.savez(buf, **payload)
+                with deferred_interrupts():
+                    np.savez(buf, **payload)
                 f.write(buf.getbuffer())
 
 

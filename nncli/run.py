@@ -23,7 +23,8 @@ import numpy as np
 from nncli import data as D
 from nncli import pipeline
 from nncli.csvio import read_options
-from nncli.errors import ConfigError, DivergenceError, ModelFileError, interrupted_during
+from nncli.errors import ConfigError, DivergenceError, ModelFileError
+from nncli.interrupts import interrupted_during
 from nncli.model_io import check_writable, json_safe, load_model, save_model
 from nncli.progress import LossLogWriter
 

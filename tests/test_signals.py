@@ -170,6 +170,52 @@ def test_an_interrupt_surfacing_as_another_error_is_reported_as_the_interrupt(tm
     assert r.exit_code == 130 and r.stderr == "Error: interrupted\n" and r.stdout == "", r.output
 
 
+@pytest.fixture
+def handlers_as_nncli_sets_them():
+    """SIGINT and SIGTERM raising KeyboardInterrupt, as in `nncli` (cli.main), even when the
+    tests were started with SIGINT ignored."""
+    from nncli.cli import _terminate
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+    yield
+    for s, h in before.items():
+        signal.signal(s, h)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_a_checkpoint_is_written_waits_for_the_archive(
+        tmp_path, monkeypatch, handlers_as_nncli_sets_them, signum):
+    monkeypatch.chdir(tmp_path)
+    savez, finished = np.savez, []
+
+    def savez_signalled_at_its_start(file, **arrays):
+        os.kill(os.getpid(), signum)   # delivered at once to this (the main) thread
+        savez(file, **arrays)
+        finished.append(True)
+
+    monkeypatch.setattr(np, "savez", savez_signalled_at_its_start)
+    r = CliRunner().invoke(cli, ["train", IRIS, "--epochs", "20", "--layers", "8", "-q",
+                                 "-o", "m.npz", "--checkpoint", "ck.npz", "--checkpoint-every", "3"])
+    assert finished == [True]   # the archive was complete before the interrupt was acted on
+    assert r.exit_code == 130 and r.stderr.count("\n") == 1, r.output
+    assert r.stderr.startswith("Error: interrupted after 3 of 20 epochs"), r.stderr
+    assert os.listdir(tmp_path) == ["m.loss.csv"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # put back
+
+
+def test_a_second_signal_while_an_archive_is_written_acts_at_once(handlers_as_nncli_sets_them):
+    from nncli.interrupts import deferred_interrupts
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+            reached.append(2)
+    assert reached == [1]
+
+
 def test_ctrl_c_during_an_ensemble_stops_every_member_and_writes_nothing(tmp_path, env, sample):
     # The members run on threads; the interrupt reaches the main thread, the epoch in flight
     # ends and the run stops as a single network's does.
