@@ -27,8 +27,8 @@ import numpy as np
 
 from nncli._version import __version__
 from nncli.errors import ModelFileError, NncliError
-from nncli.interrupts import deferred_interrupts, interrupted_during
 from nncli.functions import ACTIVATIONS, INITS, LAYER_KINDS, LOSSES
+from nncli.interrupts import deferred_interrupts, interrupted_during
 from nncli.network import DTYPES, Network, layer_options, n_params as network_n_params
 
 FORMAT = "nncli-model"
