@@ -34,4 +34,3 @@ class ConfigError(NncliError):
     error (exit code 2), like Click's own option validation."""
 
     exit_code = 2
-

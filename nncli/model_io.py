@@ -155,19 +155,18 @@ def save_model(path, network, meta=None, arrays=None):
         payload["meta"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                with deferred_interrupts():   # zipfile breaks if Ctrl-C strikes it
-                    np.savez(f, **payload)
+            # A device or a pipe (-o /dev/null, /dev/stdout): the zip writer seeks back to
+            # patch its headers, which such a file cannot do, so the archive is built in
+            # memory and written in one go.
+            regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+            archive = f if regular else io.BytesIO()
+            with deferred_interrupts():   # zipfile breaks if Ctrl-C strikes it
+                np.savez(archive, **payload)
+            if regular:
                 f.flush()
                 os.fsync(f.fileno())
             else:
-                # A device or a pipe (-o /dev/null, /dev/stdout): the zip writer seeks back to
-                # patch its headers, which such a file cannot do, so the archive is built in
-                # memory and written in one go.
-                buf = io.BytesIO()
-                with deferred_interrupts():
-                    np.savez(buf, **payload)
-                f.write(buf.getbuffer())
+                f.write(archive.getbuffer())
 
 
 def load_model(path):
